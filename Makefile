@@ -1,0 +1,70 @@
+# Plinth — top-level build.
+#   make            build the nginx module and the data node
+#   make run        install dependencies, build, start a local cluster in ./run
+#   make stop       stop the local cluster (data stays in ./run)
+#   make test       build and run every test (prove)
+
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wpointer-arith
+PORT     ?= 9000
+RUN_DIR  ?= run
+B        := build
+
+PROTO_C  := $(B)/proto/plinth.pb-c.c
+PROTO_H  := $(B)/proto/plinth.pb-c.h
+
+DATANODE_SRCS := $(wildcard datanode/*.c)
+DATANODE_HDRS := $(wildcard datanode/*.h)
+DATANODE_LIBS := -lmicrohttpd -lyaml -lprotobuf-c -lxxhash -lpthread
+
+UNIT_TESTS := $(B)/unit/test_ring $(B)/unit/test_blockfile
+
+.PHONY: all module datanode proto deps unit test run stop clean
+
+all: module datanode
+
+deps:
+	./scripts/install-deps.sh
+
+proto: $(PROTO_C)
+
+$(PROTO_C) $(PROTO_H): proto/plinth.proto
+	mkdir -p $(B)/proto
+	protoc-c --proto_path=proto --c_out=$(B)/proto proto/plinth.proto
+
+module: $(B)/ngx_plinth_module.so
+
+$(B)/ngx_plinth_module.so: config scripts/build-module.sh $(wildcard ngx_plinth_module/*.[ch])
+	./scripts/build-module.sh
+
+datanode: $(B)/plinth-datanode
+
+$(B)/plinth-datanode: $(DATANODE_SRCS) $(DATANODE_HDRS) $(PROTO_C) $(PROTO_H)
+	$(CC) $(CFLAGS) $(WARN) -I$(B)/proto -Idatanode -o $@ \
+	    $(DATANODE_SRCS) $(PROTO_C) $(DATANODE_LIBS)
+
+# C unit tests: pure code only (the ring, the block-checksum file format).
+$(B)/unit/test_ring: t/unit/test_ring.c ngx_plinth_module/ngx_plinth_ring.c ngx_plinth_module/ngx_plinth_ring.h
+	mkdir -p $(B)/unit
+	$(CC) $(CFLAGS) $(WARN) -Ingx_plinth_module -o $@ \
+	    t/unit/test_ring.c ngx_plinth_module/ngx_plinth_ring.c -lxxhash -lm
+
+$(B)/unit/test_blockfile: t/unit/test_blockfile.c datanode/blockfile.c datanode/blockfile.h
+	mkdir -p $(B)/unit
+	$(CC) $(CFLAGS) $(WARN) -Idatanode -o $@ \
+	    t/unit/test_blockfile.c datanode/blockfile.c -lxxhash
+
+unit: $(UNIT_TESTS)
+
+test: all unit
+	prove -r t/
+
+run: deps all
+	bin/plinth-cluster start --dir $(RUN_DIR) --port $(PORT)
+
+stop:
+	bin/plinth-cluster stop --dir $(RUN_DIR)
+
+clean:
+	rm -rf $(B)

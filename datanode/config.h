@@ -1,0 +1,41 @@
+/*
+ * config.h -- the data node's configuration (a flat YAML mapping).
+ *
+ *     node_id: 1                  required, 1 .. 4294967295
+ *     listen: 127.0.0.1:9101      required, host:port or [v6]:port
+ *     data_dir: /srv/plinth/d1    required, created if missing
+ *     block_size: 1048576         power of two, 4 KiB .. 64 MiB
+ *     capacity_bytes: 0           0 = the filesystem's size
+ *     reserve_bytes: 0            free space never used
+ *     log_level: info             debug | info | warn | error
+ *     pid_file: /run/x.pid        optional
+ *
+ * Sizes take an optional binary suffix: K, M, G, T (or KiB, MiB, GiB,
+ * TiB). Unknown keys, repeated keys and bad values are errors.
+ */
+
+#ifndef PLINTH_DN_CONFIG_H
+#define PLINTH_DN_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+typedef struct {
+    uint64_t                 node_id;
+    char                    *listen;
+    struct sockaddr_storage  listen_addr;
+    socklen_t                listen_addrlen;
+    char                    *data_dir;
+    uint64_t                 block_size;
+    uint64_t                 capacity_bytes;
+    uint64_t                 reserve_bytes;
+    uint64_t                 log_level;
+    char                    *pid_file;
+} plinth_dn_config;
+
+int plinth_dn_config_load(const char *path, plinth_dn_config *cf,
+    char *err, size_t errlen);
+void plinth_dn_config_free(plinth_dn_config *cf);
+
+#endif /* PLINTH_DN_CONFIG_H */

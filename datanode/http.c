@@ -1,0 +1,1136 @@
+/*
+ * http.c -- request handlers of the data node (API summary in http.h).
+ *
+ * MHD calls plinth_dn_http_access() at least twice per request: once
+ * with the headers (we route and validate, and for PUT open the temp
+ * file, or answer an early error without reading the body), then with
+ * each piece of body, then once more with no data (we answer). Errors met
+ * while a body streams in are remembered, the rest of the body is read
+ * and dropped, and the error is answered at the end.
+ *
+ * A GET never sends a byte it has not verified: the response callback
+ * reads one block at a time into a per-response buffer and checks it
+ * against the footer first. The first block is checked before the
+ * response exists, so a bad first block is a clean 500 "corrupt"; a bad
+ * later block ends the stream with an error and MHD cuts the connection
+ * (the body comes out short; the gateway resumes elsewhere).
+ *
+ * Every error answer carries X-Plinth-Error: <code> and a protobuf Error.
+ * Bodies are never logged.
+ */
+
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "plinth.pb-c.h"
+
+#include "http.h"
+#include "log.h"
+
+#define PLINTH_DN_RID_MAX      128
+#define PLINTH_DN_LIST_LIMIT   1000
+#define PLINTH_DN_LIST_MAX     10000
+#define PLINTH_DN_READ_CHUNK   (256 * 1024)
+#define PLINTH_DN_BLOCK_FOOTER (UINT64_MAX - 1)
+#define PLINTH_DN_PROTO_TYPE   "application/x-protobuf"
+
+typedef enum {
+    PLINTH_DN_ROUTE_NONE = 0,
+    PLINTH_DN_ROUTE_BLOB,
+    PLINTH_DN_ROUTE_INFO,
+    PLINTH_DN_ROUTE_VERIFY,
+    PLINTH_DN_ROUTE_LIST,
+    PLINTH_DN_ROUTE_HEALTH
+} plinth_dn_route;
+
+/* Per request, from the first call to the completed callback. */
+typedef struct {
+    plinth_dn_route   route;
+    char              method[8];
+    char              path[64];
+    char              id[PLINTH_DN_ID_LEN + 1];
+    int               id_ok;
+    char              rid[PLINTH_DN_RID_MAX + 1];
+    const char       *ridp;         /* rid, or NULL when none was sent */
+    plinth_dn_put    *put;          /* PUT body being stored */
+    plinth_dn_rc      put_rc;       /* error met while storing the body */
+    unsigned          status;       /* answered with; 0 = not yet */
+    struct timespec   start;
+} plinth_dn_req;
+
+/* State of one GET body, owned by its MHD response. */
+typedef struct {
+    plinth_dn_store  *store;
+    plinth_dn_blob    blob;
+    uint8_t          *buf;          /* one verified block */
+    size_t            blen;
+    uint64_t          loaded;       /* index of the block in buf */
+    uint64_t          start;        /* first blob byte of the body */
+    uint64_t          len;
+    char              id[PLINTH_DN_ID_LEN + 1];
+    char              rid[PLINTH_DN_RID_MAX + 1];
+} plinth_dn_body;
+
+typedef struct {
+    Plinth__BlobInfo    *infos;
+    Plinth__BlobInfo   **ptrs;
+    char                *ids;
+    size_t               n;
+    size_t               limit;
+    int                  truncated;
+} plinth_dn_list;
+
+static plinth_dn_req *plinth_dn_req_new(struct MHD_Connection *c,
+    const char *url, const char *method);
+static void plinth_dn_route_parse(plinth_dn_req *r, const char *url);
+static enum MHD_Result plinth_dn_http_first(plinth_dn_http *h,
+    struct MHD_Connection *c, plinth_dn_req *r);
+static enum MHD_Result plinth_dn_http_answer(plinth_dn_http *h,
+    struct MHD_Connection *c, plinth_dn_req *r);
+static enum MHD_Result plinth_dn_put_start(plinth_dn_http *h,
+    struct MHD_Connection *c, plinth_dn_req *r);
+static void plinth_dn_put_body(plinth_dn_req *r, const char *data,
+    size_t len);
+static enum MHD_Result plinth_dn_put_finish(plinth_dn_http *h,
+    struct MHD_Connection *c, plinth_dn_req *r);
+static enum MHD_Result plinth_dn_get(plinth_dn_http *h,
+    struct MHD_Connection *c, plinth_dn_req *r, int head);
+static enum MHD_Result plinth_dn_get_body(plinth_dn_http *h,
+    struct MHD_Connection *c, plinth_dn_req *r, plinth_dn_blob *b,
+    uint64_t start, uint64_t len);
+static enum MHD_Result plinth_dn_delete(plinth_dn_http *h,
+    struct MHD_Connection *c, plinth_dn_req *r);
+static enum MHD_Result plinth_dn_info(plinth_dn_http *h,
+    struct MHD_Connection *c, plinth_dn_req *r, int verify);
+static enum MHD_Result plinth_dn_list_blobs(plinth_dn_http *h,
+    struct MHD_Connection *c, plinth_dn_req *r);
+static int plinth_dn_list_cb(void *arg, const char *id, uint64_t size,
+    int64_t mtime);
+static enum MHD_Result plinth_dn_health(plinth_dn_http *h,
+    struct MHD_Connection *c, plinth_dn_req *r);
+static int plinth_dn_range_parse(const char *v, uint64_t size,
+    uint64_t *start, uint64_t *len);
+static int plinth_dn_parse_u64(const char *s, const char **end,
+    uint64_t *out);
+static ssize_t plinth_dn_body_read(void *cls, uint64_t pos, char *buf,
+    size_t max);
+static ssize_t plinth_dn_body_none(void *cls, uint64_t pos, char *buf,
+    size_t max);
+static int plinth_dn_body_load(plinth_dn_body *b, uint64_t index);
+static void plinth_dn_body_free(void *cls);
+static void plinth_dn_corrupt(plinth_dn_store *s, const char *rid,
+    const char *id, uint64_t block);
+static void plinth_dn_blob_info(Plinth__BlobInfo *bi, const char *id,
+    const plinth_dn_blob *b);
+static int plinth_dn_blob_headers(struct MHD_Response *resp,
+    const plinth_dn_blob *b, int data);
+static enum MHD_Result plinth_dn_reply(struct MHD_Connection *c,
+    plinth_dn_req *r, unsigned status, struct MHD_Response *resp);
+static enum MHD_Result plinth_dn_reply_proto(struct MHD_Connection *c,
+    plinth_dn_req *r, unsigned status, const ProtobufCMessage *m,
+    const plinth_dn_blob *b);
+static enum MHD_Result plinth_dn_reply_error(struct MHD_Connection *c,
+    plinth_dn_req *r, unsigned status, const char *code, const char *fmt,
+    ...) __attribute__((format(printf, 5, 6)));
+static enum MHD_Result plinth_dn_reply_rc(struct MHD_Connection *c,
+    plinth_dn_req *r, plinth_dn_rc rc);
+static struct MHD_Response *plinth_dn_error_response(plinth_dn_req *r,
+    const char *code, const char *msg);
+
+
+/* MHD access handler; see the comment at the top of the file. */
+enum MHD_Result
+plinth_dn_http_access(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_size, void **con_cls)
+{
+    plinth_dn_http  *h = cls;
+    plinth_dn_req   *r = *con_cls;
+
+    if (r == NULL) {
+        r = plinth_dn_req_new(c, url, method);
+        if (r == NULL) {
+            return MHD_NO;
+        }
+        *con_cls = r;
+        __atomic_add_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);
+        return plinth_dn_http_first(h, c, r);
+    }
+
+    if (*upload_size > 0) {
+        if (r->put != NULL) {
+            plinth_dn_put_body(r, upload_data, *upload_size);
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+
+    if (r->status != 0) {
+        return MHD_YES;
+    }
+    return plinth_dn_http_answer(h, c, r);
+}
+
+
+/* MHD completion callback: drop an unfinished put, log the request. */
+void
+plinth_dn_http_completed(void *cls, struct MHD_Connection *c,
+    void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    plinth_dn_http   *h = cls;
+    plinth_dn_req    *r = *con_cls;
+    struct timespec   now;
+    long              ms;
+
+    if (r == NULL) {
+        return;
+    }
+
+    if (r->put != NULL) {
+        plinth_dn_put_abort(r->put);
+        plinth_dn_log(PLINTH_DN_LOG_WARN, r->ridp, r->id,
+                      "upload not finished (termination %d); temp file "
+                      "removed", (int) toe);
+    }
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    ms = (now.tv_sec - r->start.tv_sec) * 1000
+         + (now.tv_nsec - r->start.tv_nsec) / 1000000;
+    plinth_dn_log(PLINTH_DN_LOG_INFO, r->ridp, r->id_ok ? r->id : NULL,
+                  "%s %s %u %ldms%s", r->method, r->path, r->status, ms,
+                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
+                  : " (connection cut)");
+
+    free(r);
+    *con_cls = NULL;
+    __atomic_sub_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);
+}
+
+
+/* MHD's own error messages, as log lines. */
+void
+plinth_dn_http_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char    msg[512];
+    size_t  n;
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n') {
+        msg[--n] = '\0';
+    }
+    plinth_dn_log(PLINTH_DN_LOG_WARN, NULL, NULL, "microhttpd: %s", msg);
+}
+
+
+int
+plinth_dn_http_inflight(plinth_dn_http *h)
+{
+    return __atomic_load_n(&h->inflight, __ATOMIC_SEQ_CST);
+}
+
+
+static plinth_dn_req *
+plinth_dn_req_new(struct MHD_Connection *c, const char *url,
+    const char *method)
+{
+    plinth_dn_req  *r;
+    const char     *rid;
+
+    r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL, "out of memory");
+        return NULL;
+    }
+
+    clock_gettime(CLOCK_MONOTONIC, &r->start);
+    snprintf(r->method, sizeof(r->method), "%s", method);
+    snprintf(r->path, sizeof(r->path), "%s", url);
+
+    rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+    if (rid != NULL && rid[0] != '\0') {
+        snprintf(r->rid, sizeof(r->rid), "%s", rid);
+        r->ridp = r->rid;
+    }
+
+    plinth_dn_route_parse(r, url);
+    return r;
+}
+
+
+/* /health, /blobs, /blobs/<id>, /blobs/<id>/info, /blobs/<id>/verify */
+static void
+plinth_dn_route_parse(plinth_dn_req *r, const char *url)
+{
+    const char  *rest, *slash;
+    size_t       len;
+
+    if (strcmp(url, "/health") == 0) {
+        r->route = PLINTH_DN_ROUTE_HEALTH;
+        return;
+    }
+    if (strcmp(url, "/blobs") == 0) {
+        r->route = PLINTH_DN_ROUTE_LIST;
+        return;
+    }
+    if (strncmp(url, "/blobs/", 7) != 0) {
+        return;
+    }
+
+    rest = url + 7;
+    slash = strchr(rest, '/');
+    len = slash ? (size_t) (slash - rest) : strlen(rest);
+    if (slash == NULL) {
+        r->route = PLINTH_DN_ROUTE_BLOB;
+    } else if (strcmp(slash, "/info") == 0) {
+        r->route = PLINTH_DN_ROUTE_INFO;
+    } else if (strcmp(slash, "/verify") == 0) {
+        r->route = PLINTH_DN_ROUTE_VERIFY;
+    } else {
+        return;
+    }
+
+    if (len == PLINTH_DN_ID_LEN) {
+        memcpy(r->id, rest, len);
+        r->id[len] = '\0';
+        r->id_ok = plinth_dn_id_valid(r->id);
+    }
+}
+
+
+/* Headers are in: route, check method and id, maybe start a put. */
+static enum MHD_Result
+plinth_dn_http_first(plinth_dn_http *h, struct MHD_Connection *c,
+    plinth_dn_req *r)
+{
+    struct MHD_Response  *resp;
+    int                   blob = r->route == PLINTH_DN_ROUTE_BLOB;
+    int                   get = strcmp(r->method, "GET") == 0
+                                || strcmp(r->method, "HEAD") == 0;
+
+    if (r->route == PLINTH_DN_ROUTE_NONE) {
+        return plinth_dn_reply_error(c, r, MHD_HTTP_NOT_FOUND, "not_found",
+                                     "no such resource");
+    }
+
+    if (!get && !(blob && (strcmp(r->method, "PUT") == 0
+                           || strcmp(r->method, "DELETE") == 0)))
+    {
+        resp = plinth_dn_error_response(r, "method_not_allowed",
+                                        "method not allowed here");
+        if (resp == NULL || MHD_add_response_header(resp, "Allow",
+                blob ? "GET, HEAD, PUT, DELETE" : "GET, HEAD") != MHD_YES)
+        {
+            return MHD_NO;
+        }
+        return plinth_dn_reply(c, r, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+    }
+
+    if (r->route != PLINTH_DN_ROUTE_LIST && r->route != PLINTH_DN_ROUTE_HEALTH
+        && !r->id_ok)
+    {
+        return plinth_dn_reply_error(c, r, MHD_HTTP_BAD_REQUEST, "bad_id",
+                   "blob id must be 32 lower-case hex digits");
+    }
+
+    if (strcmp(r->method, "PUT") == 0) {
+        return plinth_dn_put_start(h, c, r);
+    }
+    return MHD_YES;
+}
+
+
+/* The request is complete: answer it. */
+static enum MHD_Result
+plinth_dn_http_answer(plinth_dn_http *h, struct MHD_Connection *c,
+    plinth_dn_req *r)
+{
+    int  head = strcmp(r->method, "HEAD") == 0;
+
+    switch (r->route) {
+    case PLINTH_DN_ROUTE_BLOB:
+        if (strcmp(r->method, "PUT") == 0) {
+            return plinth_dn_put_finish(h, c, r);
+        }
+        if (strcmp(r->method, "DELETE") == 0) {
+            return plinth_dn_delete(h, c, r);
+        }
+        return plinth_dn_get(h, c, r, head);
+    case PLINTH_DN_ROUTE_INFO:
+        return plinth_dn_info(h, c, r, 0);
+    case PLINTH_DN_ROUTE_VERIFY:
+        return plinth_dn_info(h, c, r, 1);
+    case PLINTH_DN_ROUTE_LIST:
+        return plinth_dn_list_blobs(h, c, r);
+    case PLINTH_DN_ROUTE_HEALTH:
+        return plinth_dn_health(h, c, r);
+    default:
+        return MHD_NO;
+    }
+}
+
+
+/* PUT headers: check the declared length against free space, open tmp. */
+static enum MHD_Result
+plinth_dn_put_start(plinth_dn_http *h, struct MHD_Connection *c,
+    plinth_dn_req *r)
+{
+    const char    *cl, *te, *end;
+    uint64_t       n;
+    int64_t        expected = -1;
+    plinth_dn_rc   rc;
+
+    cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+    te = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                     MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if (cl != NULL && te == NULL) {
+        if (plinth_dn_parse_u64(cl, &end, &n) != 0 || *end != '\0'
+            || n > INT64_MAX)
+        {
+            return plinth_dn_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
+                       "bad_request", "bad Content-Length");
+        }
+        expected = (int64_t) n;
+    }
+
+    rc = plinth_dn_put_begin(h->store, r->id, expected, &r->put);
+    if (rc == PLINTH_DN_OK) {
+        return MHD_YES;
+    }
+
+    r->put = NULL;
+    if (rc == PLINTH_DN_FULL) {
+        plinth_dn_log(PLINTH_DN_LOG_WARN, r->ridp, r->id,
+                      "refused put of %lld bytes: no space",
+                      (long long) expected);
+    }
+    return plinth_dn_reply_rc(c, r, rc);
+}
+
+
+static void
+plinth_dn_put_body(plinth_dn_req *r, const char *data, size_t len)
+{
+    plinth_dn_rc  rc;
+
+    rc = plinth_dn_put_write(r->put, data, len);
+    if (rc == PLINTH_DN_OK) {
+        return;
+    }
+
+    plinth_dn_log(rc == PLINTH_DN_FULL ? PLINTH_DN_LOG_WARN
+                                       : PLINTH_DN_LOG_ERROR,
+                  r->ridp, r->id, "put failed while writing: %s",
+                  rc == PLINTH_DN_FULL ? "no space left" : strerror(errno));
+    plinth_dn_put_abort(r->put);
+    r->put = NULL;
+    r->put_rc = rc;
+}
+
+
+/* Body complete: commit, answer 201 BlobInfo (or the error). */
+static enum MHD_Result
+plinth_dn_put_finish(plinth_dn_http *h, struct MHD_Connection *c,
+    plinth_dn_req *r)
+{
+    Plinth__BlobInfo  bi;
+    plinth_dn_blob    b;
+    plinth_dn_rc      rc;
+    enum MHD_Result   ret;
+
+    if (r->put == NULL) {
+        return plinth_dn_reply_rc(c, r, r->put_rc ? r->put_rc : PLINTH_DN_EIO);
+    }
+
+    rc = plinth_dn_put_commit(r->put, &b);
+    r->put = NULL;
+    if (rc != PLINTH_DN_OK && rc != PLINTH_DN_SAME) {
+        if (rc != PLINTH_DN_EXISTS) {
+            plinth_dn_log(PLINTH_DN_LOG_ERROR, r->ridp, r->id,
+                          "put failed at commit: %s",
+                          rc == PLINTH_DN_FULL ? "no space left"
+                                               : strerror(errno));
+        }
+        return plinth_dn_reply_rc(c, r, rc);
+    }
+
+    plinth_dn_log(PLINTH_DN_LOG_DEBUG, r->ridp, r->id, "%s %llu bytes",
+                  rc == PLINTH_DN_SAME ? "already stored" : "stored",
+                  (unsigned long long) b.meta.t.size);
+    plinth_dn_blob_info(&bi, r->id, &b);
+    /* the gateway reads this answer into one small buffer: block sums
+     * would grow with the blob, and /info serves them */
+    bi.n_block_xxh3 = 0;
+    bi.block_xxh3 = NULL;
+    ret = plinth_dn_reply_proto(c, r, MHD_HTTP_CREATED, &bi.base, &b);
+    plinth_dn_blob_close(&b);
+    return ret;
+}
+
+
+/* GET or HEAD /blobs/<id>, with an optional single Range. */
+static enum MHD_Result
+plinth_dn_get(plinth_dn_http *h, struct MHD_Connection *c, plinth_dn_req *r,
+    int head)
+{
+    struct MHD_Response  *resp;
+    plinth_dn_blob        b;
+    plinth_dn_rc          rc;
+    uint64_t              size, start = 0, len;
+    const char           *range;
+    char                  cr[64];
+    int                   pr = 0;
+
+    rc = plinth_dn_blob_open(h->store, r->id, &b);
+    if (rc != PLINTH_DN_OK) {
+        if (rc == PLINTH_DN_CORRUPT) {
+            plinth_dn_corrupt(h->store, r->ridp, r->id, PLINTH_DN_BLOCK_FOOTER);
+        }
+        return plinth_dn_reply_rc(c, r, rc);
+    }
+
+    size = len = b.meta.t.size;
+    range = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                        MHD_HTTP_HEADER_RANGE);
+    if (!head) {
+        pr = plinth_dn_range_parse(range, size, &start, &len);
+    }
+
+    if (pr < 0) {
+        plinth_dn_blob_close(&b);
+        snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long) size);
+        resp = plinth_dn_error_response(r, "bad_range",
+                                        "range not satisfiable");
+        if (resp == NULL
+            || MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE,
+                                       cr) != MHD_YES)
+        {
+            return MHD_NO;
+        }
+        return plinth_dn_reply(c, r, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp);
+    }
+
+    if (head || len == 0) {
+        resp = MHD_create_response_from_callback(len, 4096,
+                   plinth_dn_body_none, NULL, NULL);
+        if (resp == NULL || plinth_dn_blob_headers(resp, &b, 1) != 0) {
+            plinth_dn_blob_close(&b);
+            return MHD_NO;
+        }
+        plinth_dn_blob_close(&b);
+        return plinth_dn_reply(c, r, MHD_HTTP_OK, resp);
+    }
+
+    return plinth_dn_get_body(h, c, r, &b, start, pr ? len : UINT64_MAX);
+}
+
+
+/*
+ * Stream bytes [start, start+len) of b (len UINT64_MAX: the whole blob,
+ * answered 200; else 206). Takes b. The first block is verified here.
+ */
+static enum MHD_Result
+plinth_dn_get_body(plinth_dn_http *h, struct MHD_Connection *c,
+    plinth_dn_req *r, plinth_dn_blob *b, uint64_t start, uint64_t len)
+{
+    struct MHD_Response  *resp;
+    plinth_dn_body       *body;
+    uint32_t              bs = b->meta.t.block_size;
+    unsigned              status = MHD_HTTP_PARTIAL_CONTENT;
+    plinth_dn_rc          rc;
+    char                  cr[80];
+
+    if (len == UINT64_MAX) {
+        len = b->meta.t.size;
+        status = MHD_HTTP_OK;
+    }
+
+    body = calloc(1, sizeof(*body));
+    if (body == NULL || (body->buf = malloc(bs)) == NULL) {
+        free(body);
+        plinth_dn_blob_close(b);
+        return plinth_dn_reply_rc(c, r, PLINTH_DN_ENOMEM);
+    }
+    body->store = h->store;
+    body->blob = *b;
+    body->loaded = UINT64_MAX;
+    body->start = start;
+    body->len = len;
+    memcpy(body->id, r->id, sizeof(body->id));
+    memcpy(body->rid, r->rid, sizeof(body->rid));
+
+    if (plinth_dn_body_load(body, start / bs) != 0) {
+        rc = errno == EIO ? PLINTH_DN_EIO : PLINTH_DN_CORRUPT;
+        plinth_dn_body_free(body);
+        return plinth_dn_reply_rc(c, r, rc);
+    }
+
+    resp = MHD_create_response_from_callback(len,
+               bs < PLINTH_DN_READ_CHUNK ? bs : PLINTH_DN_READ_CHUNK,
+               plinth_dn_body_read, body, plinth_dn_body_free);
+    if (resp == NULL) {
+        plinth_dn_body_free(body);
+        return MHD_NO;
+    }
+
+    snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu",
+             (unsigned long long) start, (unsigned long long) (start + len - 1),
+             (unsigned long long) b->meta.t.size);
+    if (plinth_dn_blob_headers(resp, b, 1) != 0
+        || (status == MHD_HTTP_PARTIAL_CONTENT
+            && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE,
+                                       cr) != MHD_YES))
+    {
+        MHD_destroy_response(resp);
+        return MHD_NO;
+    }
+    return plinth_dn_reply(c, r, status, resp);
+}
+
+
+/* MHD content reader: serve from the verified block, loading the next. */
+static ssize_t
+plinth_dn_body_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    plinth_dn_body  *b = cls;
+    uint32_t         bs = b->blob.meta.t.block_size;
+    uint64_t         off = b->start + pos, index = off / bs, in;
+    size_t           n;
+
+    if (pos >= b->len) {
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    if (index != b->loaded && plinth_dn_body_load(b, index) != 0) {
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+
+    in = off - index * bs;
+    n = b->blen - (size_t) in;
+    if (n > max) {
+        n = max;
+    }
+    if (n > b->len - pos) {
+        n = (size_t) (b->len - pos);
+    }
+    memcpy(buf, b->buf + in, n);
+    return (ssize_t) n;
+}
+
+
+/* HEAD and empty bodies: MHD never asks for bytes. */
+static ssize_t
+plinth_dn_body_none(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+
+/* Read and verify block index into b->buf. 0, or -1 (errno EIO if I/O). */
+static int
+plinth_dn_body_load(plinth_dn_body *b, uint64_t index)
+{
+    int  rc;
+
+    rc = blockfile_read_block(b->blob.fd, &b->blob.meta, index, b->buf,
+                              &b->blen);
+    if (rc == BLOCKFILE_OK) {
+        b->loaded = index;
+        return 0;
+    }
+
+    b->loaded = UINT64_MAX;
+    if (rc == BLOCKFILE_ECORRUPT) {
+        plinth_dn_corrupt(b->store, b->rid[0] ? b->rid : NULL, b->id, index);
+        errno = EBADMSG;
+    } else {
+        plinth_dn_log(PLINTH_DN_LOG_ERROR, b->rid[0] ? b->rid : NULL, b->id,
+                      "read error in block %llu: %s",
+                      (unsigned long long) index, strerror(errno));
+        errno = EIO;
+    }
+    return -1;
+}
+
+
+static void
+plinth_dn_body_free(void *cls)
+{
+    plinth_dn_body  *b = cls;
+
+    plinth_dn_blob_close(&b->blob);
+    free(b->buf);
+    free(b);
+}
+
+
+static enum MHD_Result
+plinth_dn_delete(plinth_dn_http *h, struct MHD_Connection *c,
+    plinth_dn_req *r)
+{
+    struct MHD_Response  *resp;
+    plinth_dn_rc          rc;
+
+    rc = plinth_dn_blob_delete(h->store, r->id);
+    if (rc != PLINTH_DN_OK) {
+        return plinth_dn_reply_rc(c, r, rc);
+    }
+
+    resp = MHD_create_response_from_buffer(0, (void *) "",
+                                           MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL) {
+        return MHD_NO;
+    }
+    return plinth_dn_reply(c, r, MHD_HTTP_NO_CONTENT, resp);
+}
+
+
+/* /info (footer only) and /verify (every block and the whole hash). */
+static enum MHD_Result
+plinth_dn_info(plinth_dn_http *h, struct MHD_Connection *c, plinth_dn_req *r,
+    int verify)
+{
+    Plinth__BlobInfo  bi;
+    plinth_dn_blob    b;
+    plinth_dn_rc      rc;
+    enum MHD_Result   ret;
+    uint64_t          bad = 0;
+    void             *buf;
+    int               vrc;
+
+    rc = plinth_dn_blob_open(h->store, r->id, &b);
+    if (rc != PLINTH_DN_OK) {
+        if (rc == PLINTH_DN_CORRUPT) {
+            plinth_dn_corrupt(h->store, r->ridp, r->id, PLINTH_DN_BLOCK_FOOTER);
+        }
+        return plinth_dn_reply_rc(c, r, rc);
+    }
+
+    if (verify) {
+        buf = malloc(b.meta.t.block_size);
+        vrc = buf ? blockfile_verify(b.fd, &b.meta, buf, &bad)
+                  : BLOCKFILE_ENOMEM;
+        free(buf);
+        if (vrc != BLOCKFILE_OK) {
+            plinth_dn_blob_close(&b);
+            if (vrc == BLOCKFILE_ECORRUPT) {
+                plinth_dn_corrupt(h->store, r->ridp, r->id, bad);
+            }
+            return plinth_dn_reply_rc(c, r,
+                       vrc == BLOCKFILE_ECORRUPT ? PLINTH_DN_CORRUPT
+                       : vrc == BLOCKFILE_ENOMEM ? PLINTH_DN_ENOMEM
+                                                 : PLINTH_DN_EIO);
+        }
+    }
+
+    plinth_dn_blob_info(&bi, r->id, &b);
+    ret = plinth_dn_reply_proto(c, r, MHD_HTTP_OK, &bi.base, &b);
+    plinth_dn_blob_close(&b);
+    return ret;
+}
+
+
+/* GET /blobs?after=<id>&limit=<n> */
+static enum MHD_Result
+plinth_dn_list_blobs(plinth_dn_http *h, struct MHD_Connection *c,
+    plinth_dn_req *r)
+{
+    Plinth__BlobList   bl = PLINTH__BLOB_LIST__INIT;
+    plinth_dn_list     l;
+    const char        *after, *limit, *end;
+    uint64_t           n = PLINTH_DN_LIST_LIMIT;
+    enum MHD_Result    ret;
+    int                rc;
+
+    after = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "after");
+    limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+    if (after != NULL && after[0] == '\0') {
+        after = NULL;
+    }
+    if (after != NULL && !plinth_dn_id_valid(after)) {
+        return plinth_dn_reply_error(c, r, MHD_HTTP_BAD_REQUEST, "bad_id",
+                   "after must be 32 lower-case hex digits");
+    }
+    if (limit != NULL && (plinth_dn_parse_u64(limit, &end, &n) != 0
+                          || *end != '\0' || n < 1 || n > PLINTH_DN_LIST_MAX))
+    {
+        return plinth_dn_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
+                   "bad_request", "limit must be 1 to %d", PLINTH_DN_LIST_MAX);
+    }
+
+    memset(&l, 0, sizeof(l));
+    l.limit = (size_t) n;
+    l.infos = calloc(l.limit, sizeof(*l.infos));
+    l.ptrs = calloc(l.limit, sizeof(*l.ptrs));
+    l.ids = malloc(l.limit * (PLINTH_DN_ID_LEN + 1));
+    rc = l.infos && l.ptrs && l.ids
+         ? plinth_dn_store_walk(h->store, after, plinth_dn_list_cb, &l) : -1;
+
+    if (rc != 0) {
+        ret = plinth_dn_reply_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                  "io_error", "listing failed: %s", strerror(errno));
+    } else {
+        bl.n_blobs = l.n;
+        bl.blobs = l.ptrs;
+        bl.truncated = l.truncated;
+        ret = plinth_dn_reply_proto(c, r, MHD_HTTP_OK, &bl.base, NULL);
+    }
+
+    free(l.infos);
+    free(l.ptrs);
+    free(l.ids);
+    return ret;
+}
+
+
+static int
+plinth_dn_list_cb(void *arg, const char *id, uint64_t size, int64_t mtime)
+{
+    plinth_dn_list    *l = arg;
+    Plinth__BlobInfo  *bi;
+    char              *p;
+
+    if (l->n == l->limit) {
+        l->truncated = 1;
+        return 1;
+    }
+
+    p = l->ids + l->n * (PLINTH_DN_ID_LEN + 1);
+    memcpy(p, id, PLINTH_DN_ID_LEN + 1);
+    bi = &l->infos[l->n];
+    plinth__blob_info__init(bi);
+    bi->id = p;
+    bi->size = size;
+    bi->mtime = mtime;
+    l->ptrs[l->n++] = bi;
+    return 0;
+}
+
+
+/* GET /health: protobuf NodeHealth, or JSON when the client asks. */
+static enum MHD_Result
+plinth_dn_health(plinth_dn_http *h, struct MHD_Connection *c,
+    plinth_dn_req *r)
+{
+    Plinth__NodeHealth    nh = PLINTH__NODE_HEALTH__INIT;
+    struct MHD_Response  *resp;
+    plinth_dn_usage       u;
+    const char           *accept;
+    char                  json[1024];
+    int                   n;
+
+    if (plinth_dn_store_usage(h->store, &u) != 0) {
+        return plinth_dn_reply_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                   "io_error", "statvfs failed: %s", strerror(errno));
+    }
+
+    nh.node_id = h->node_id;
+    nh.status = u.full ? "full" : "ok";
+    nh.disk_total_bytes = u.total;
+    nh.disk_used_bytes = u.used;
+    nh.disk_free_bytes = u.free;
+    nh.blob_count = u.blob_count;
+    nh.blob_bytes = u.blob_bytes;
+    nh.uptime_seconds = (int64_t) (time(NULL) - h->started);
+    nh.version = PLINTH_DN_VERSION;
+
+    accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_ACCEPT);
+    if (accept == NULL || strstr(accept, "application/json") == NULL) {
+        return plinth_dn_reply_proto(c, r, MHD_HTTP_OK, &nh.base, NULL);
+    }
+
+    n = snprintf(json, sizeof(json),
+        "{\"node_id\":%u,\"status\":\"%s\",\"disk_total_bytes\":%llu,"
+        "\"disk_used_bytes\":%llu,\"disk_free_bytes\":%llu,"
+        "\"blob_count\":%llu,\"blob_bytes\":%llu,\"uptime_seconds\":%lld,"
+        "\"version\":\"%s\",\"corrupt_total\":%llu}\n",
+        nh.node_id, nh.status, (unsigned long long) u.total,
+        (unsigned long long) u.used, (unsigned long long) u.free,
+        (unsigned long long) u.blob_count, (unsigned long long) u.blob_bytes,
+        (long long) nh.uptime_seconds, nh.version,
+        (unsigned long long) u.corrupt);
+
+    resp = MHD_create_response_from_buffer((size_t) n, json,
+                                           MHD_RESPMEM_MUST_COPY);
+    if (resp == NULL || MHD_add_response_header(resp,
+            MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") != MHD_YES)
+    {
+        return MHD_NO;
+    }
+    return plinth_dn_reply(c, r, MHD_HTTP_OK, resp);
+}
+
+
+/*
+ * Parse a Range header against a blob of size bytes. Returns 0 to send
+ * the whole blob (no header, another unit, a malformed or multi-range
+ * value: RFC 9110 lets a server ignore those), 1 with [*start, +*len),
+ * or -1 if unsatisfiable (416).
+ */
+static int
+plinth_dn_range_parse(const char *v, uint64_t size, uint64_t *start,
+    uint64_t *len)
+{
+    const char  *p;
+    uint64_t     a, b;
+
+    if (v == NULL || strncasecmp(v, "bytes=", 6) != 0
+        || strchr(v, ',') != NULL)
+    {
+        return 0;
+    }
+    v += 6;
+
+    if (*v == '-') {
+        if (plinth_dn_parse_u64(v + 1, &p, &b) != 0 || *p != '\0') {
+            return 0;
+        }
+        if (b == 0 || size == 0) {
+            return -1;
+        }
+        *start = b < size ? size - b : 0;
+        *len = size - *start;
+        return 1;
+    }
+
+    if (plinth_dn_parse_u64(v, &p, &a) != 0 || *p++ != '-') {
+        return 0;
+    }
+    b = UINT64_MAX;
+    if (*p != '\0' && (plinth_dn_parse_u64(p, &p, &b) != 0 || *p != '\0'
+                       || b < a))
+    {
+        return 0;
+    }
+    if (a >= size) {
+        return -1;
+    }
+
+    *start = a;
+    *len = (b < size - 1 ? b : size - 1) - a + 1;
+    return 1;
+}
+
+
+/* Decimal digits only, no sign or space; *end after the last digit. */
+static int
+plinth_dn_parse_u64(const char *s, const char **end, uint64_t *out)
+{
+    uint64_t  n = 0;
+
+    if (*s < '0' || *s > '9') {
+        return -1;
+    }
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (n > (UINT64_MAX - (uint64_t) (*s - '0')) / 10) {
+            return -1;
+        }
+        n = n * 10 + (uint64_t) (*s - '0');
+    }
+    *end = s;
+    *out = n;
+    return 0;
+}
+
+
+/* Log a corrupt block (or footer, or whole-blob hash) and count it. */
+static void
+plinth_dn_corrupt(plinth_dn_store *s, const char *rid, const char *id,
+    uint64_t block)
+{
+    plinth_dn_store_count_corrupt(s);
+
+    if (block == PLINTH_DN_BLOCK_FOOTER) {
+        plinth_dn_log(PLINTH_DN_LOG_ERROR, rid, id,
+                      "corrupt blob: footer or trailer does not check out");
+    } else if (block == UINT64_MAX) {
+        plinth_dn_log(PLINTH_DN_LOG_ERROR, rid, id,
+                      "corrupt blob: whole-blob checksum mismatch");
+    } else {
+        plinth_dn_log(PLINTH_DN_LOG_ERROR, rid, id,
+                      "corrupt blob: checksum mismatch in block %llu",
+                      (unsigned long long) block);
+    }
+}
+
+
+/* BlobInfo pointing into b (no copies): valid while b is open. */
+static void
+plinth_dn_blob_info(Plinth__BlobInfo *bi, const char *id,
+    const plinth_dn_blob *b)
+{
+    plinth__blob_info__init(bi);
+    bi->id = (char *) id;
+    bi->size = b->meta.t.size;
+    bi->block_size = b->meta.t.block_size;
+    bi->xxh3 = b->meta.t.xxh3;
+    bi->n_block_xxh3 = (size_t) b->meta.t.block_count;
+    bi->block_xxh3 = b->meta.block_xxh3;
+    bi->mtime = b->mtime;
+}
+
+
+/* X-Plinth-Size, X-Plinth-Xxh3; with data also Accept-Ranges and type. */
+static int
+plinth_dn_blob_headers(struct MHD_Response *resp, const plinth_dn_blob *b,
+    int data)
+{
+    char  size[24], xxh3[24];
+
+    snprintf(size, sizeof(size), "%llu",
+             (unsigned long long) b->meta.t.size);
+    snprintf(xxh3, sizeof(xxh3), "%016llx",
+             (unsigned long long) b->meta.t.xxh3);
+
+    if (MHD_add_response_header(resp, "X-Plinth-Size", size) != MHD_YES
+        || MHD_add_response_header(resp, "X-Plinth-Xxh3", xxh3) != MHD_YES)
+    {
+        return -1;
+    }
+    if (data
+        && (MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES,
+                                    "bytes") != MHD_YES
+            || MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                       "application/octet-stream") != MHD_YES))
+    {
+        return -1;
+    }
+    return 0;
+}
+
+
+/* Queue resp (consumed) with status. */
+static enum MHD_Result
+plinth_dn_reply(struct MHD_Connection *c, plinth_dn_req *r, unsigned status,
+    struct MHD_Response *resp)
+{
+    enum MHD_Result  ret;
+
+    r->status = status;
+    ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+
+/* Answer a protobuf message; with b, also X-Plinth-Size and -Xxh3. */
+static enum MHD_Result
+plinth_dn_reply_proto(struct MHD_Connection *c, plinth_dn_req *r,
+    unsigned status, const ProtobufCMessage *m, const plinth_dn_blob *b)
+{
+    struct MHD_Response  *resp;
+    uint8_t              *buf;
+    size_t                len;
+
+    len = protobuf_c_message_get_packed_size(m);
+    buf = malloc(len ? len : 1);
+    if (buf == NULL) {
+        return MHD_NO;
+    }
+    protobuf_c_message_pack(m, buf);
+
+    resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(buf);
+        return MHD_NO;
+    }
+    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                PLINTH_DN_PROTO_TYPE) != MHD_YES
+        || (b != NULL && plinth_dn_blob_headers(resp, b, 0) != 0))
+    {
+        MHD_destroy_response(resp);
+        return MHD_NO;
+    }
+    return plinth_dn_reply(c, r, status, resp);
+}
+
+
+static enum MHD_Result
+plinth_dn_reply_error(struct MHD_Connection *c, plinth_dn_req *r,
+    unsigned status, const char *code, const char *fmt, ...)
+{
+    struct MHD_Response  *resp;
+    char                  msg[256];
+    va_list               ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+
+    resp = plinth_dn_error_response(r, code, msg);
+    if (resp == NULL) {
+        return MHD_NO;
+    }
+    return plinth_dn_reply(c, r, status, resp);
+}
+
+
+/* Map a store result to its error answer. */
+static enum MHD_Result
+plinth_dn_reply_rc(struct MHD_Connection *c, plinth_dn_req *r,
+    plinth_dn_rc rc)
+{
+    switch (rc) {
+    case PLINTH_DN_NOT_FOUND:
+        return plinth_dn_reply_error(c, r, MHD_HTTP_NOT_FOUND, "not_found",
+                                     "no such blob");
+    case PLINTH_DN_EXISTS:
+        return plinth_dn_reply_error(c, r, MHD_HTTP_CONFLICT, "exists",
+                   "a different blob is stored under this id");
+    case PLINTH_DN_FULL:
+        return plinth_dn_reply_error(c, r, MHD_HTTP_INSUFFICIENT_STORAGE,
+                   "disk_full", "not enough space for this blob");
+    case PLINTH_DN_CORRUPT:
+        return plinth_dn_reply_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                   "corrupt", "stored blob failed its checksum");
+    case PLINTH_DN_ENOMEM:
+        return plinth_dn_reply_error(c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                   "out_of_memory", "out of memory");
+    default:
+        return plinth_dn_reply_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                   "io_error", "I/O error: %s", strerror(errno));
+    }
+}
+
+
+/* A protobuf Error response with X-Plinth-Error, not yet queued. */
+static struct MHD_Response *
+plinth_dn_error_response(plinth_dn_req *r, const char *code, const char *msg)
+{
+    Plinth__Error         e = PLINTH__ERROR__INIT;
+    struct MHD_Response  *resp;
+    uint8_t              *buf;
+    size_t                len;
+
+    e.code = (char *) code;
+    e.message = (char *) msg;
+    e.blob_id = r->id_ok ? r->id : "";
+
+    len = plinth__error__get_packed_size(&e);
+    buf = malloc(len ? len : 1);
+    if (buf == NULL) {
+        return NULL;
+    }
+    plinth__error__pack(&e, buf);
+
+    resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(buf);
+        return NULL;
+    }
+    if (MHD_add_response_header(resp, "X-Plinth-Error", code) != MHD_YES
+        || MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                   PLINTH_DN_PROTO_TYPE) != MHD_YES)
+    {
+        MHD_destroy_response(resp);
+        return NULL;
+    }
+    return resp;
+}

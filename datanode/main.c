@@ -1,0 +1,302 @@
+/*
+ * main.c -- plinth-datanode: one data directory served over HTTP.
+ *
+ *     plinth-datanode -c <config.yaml>       run in the foreground
+ *     plinth-datanode -t -c <config.yaml>    check the config, exit 0/1
+ *
+ * Start-up: load the config, open the store (lock data_dir, clean tmp/,
+ * count blobs), write the pid file, start libmicrohttpd with a thread per
+ * connection (handlers block on disk I/O and fsync), then wait for a
+ * signal in the main thread. SIGTERM/SIGINT: stop accepting, let requests
+ * in progress finish (at most PLINTH_DN_DRAIN_SECONDS), close idle
+ * keep-alive connections, remove the pid file, exit 0. Signals are
+ * blocked in every thread and taken with sigwait(), so no handler runs
+ * asynchronously. Logs are JSON lines on stderr (log.h).
+ */
+
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "store.h"
+
+#define PLINTH_DN_DRAIN_SECONDS   30
+#define PLINTH_DN_CONN_TIMEOUT    60
+#define PLINTH_DN_CONN_LIMIT      1024
+#define PLINTH_DN_CONN_MEMORY     (256 * 1024)
+
+static int plinth_dn_test_config(const char *path);
+static int plinth_dn_run(plinth_dn_config *cf);
+static struct MHD_Daemon *plinth_dn_start(plinth_dn_config *cf,
+    plinth_dn_http *h);
+static void plinth_dn_wait_signal(const sigset_t *set);
+static void plinth_dn_stop(struct MHD_Daemon *d, plinth_dn_http *h);
+static int plinth_dn_pid_write(const char *path);
+static void plinth_dn_print_usage(void);
+
+
+int
+main(int argc, char **argv)
+{
+    plinth_dn_config   cf;
+    const char        *path = NULL;
+    char               err[1024];
+    int                opt, test = 0;
+
+    while ((opt = getopt(argc, argv, "c:thv")) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 't':
+            test = 1;
+            break;
+        case 'v':
+            printf("plinth-datanode %s\n", PLINTH_DN_VERSION);
+            return 0;
+        default:
+            plinth_dn_print_usage();
+            return opt == 'h' ? 0 : 1;
+        }
+    }
+    if (path == NULL || optind != argc) {
+        plinth_dn_print_usage();
+        return 1;
+    }
+
+    if (test) {
+        return plinth_dn_test_config(path);
+    }
+
+    if (plinth_dn_config_load(path, &cf, err, sizeof(err)) != 0) {
+        plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL, "bad configuration: %s",
+                      err);
+        return 1;
+    }
+    plinth_dn_log_level = (int) cf.log_level;
+    plinth_dn_log_node = (uint32_t) cf.node_id;
+
+    opt = plinth_dn_run(&cf);
+    plinth_dn_config_free(&cf);
+    return opt;
+}
+
+
+/* -t: parse the file and look at data_dir without creating anything. */
+static int
+plinth_dn_test_config(const char *path)
+{
+    plinth_dn_config  cf;
+    struct stat       st;
+    char              err[1024];
+
+    if (plinth_dn_config_load(path, &cf, err, sizeof(err)) != 0) {
+        fprintf(stderr, "plinth-datanode: configuration file %s test failed: "
+                "%s\n", path, err);
+        return 1;
+    }
+
+    if (stat(cf.data_dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "plinth-datanode: configuration file %s test failed: "
+                "data_dir \"%s\" exists and is not a directory\n", path,
+                cf.data_dir);
+        plinth_dn_config_free(&cf);
+        return 1;
+    }
+
+    fprintf(stderr, "plinth-datanode: configuration file %s test is "
+            "successful\n", path);
+    plinth_dn_config_free(&cf);
+    return 0;
+}
+
+
+static int
+plinth_dn_run(plinth_dn_config *cf)
+{
+    plinth_dn_http      h;
+    struct MHD_Daemon  *d;
+    sigset_t            set;
+    char                err[1024];
+    int                 rc = 1;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0
+        || signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+    {
+        plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL, "cannot set signals");
+        return 1;
+    }
+
+    memset(&h, 0, sizeof(h));
+    h.node_id = (uint32_t) cf->node_id;
+    h.started = time(NULL);
+    h.store = plinth_dn_store_open(cf->data_dir, (uint32_t) cf->block_size,
+                                   cf->capacity_bytes, cf->reserve_bytes,
+                                   err, sizeof(err));
+    if (h.store == NULL) {
+        plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL, "%s", err);
+        return 1;
+    }
+
+    if (cf->pid_file != NULL && plinth_dn_pid_write(cf->pid_file) != 0) {
+        goto done;
+    }
+
+    d = plinth_dn_start(cf, &h);
+    if (d != NULL) {
+        plinth_dn_wait_signal(&set);
+        plinth_dn_stop(d, &h);
+        rc = 0;
+    }
+
+    if (cf->pid_file != NULL && unlink(cf->pid_file) != 0) {
+        plinth_dn_log(PLINTH_DN_LOG_WARN, NULL, NULL,
+                      "cannot remove pid file \"%s\": %s", cf->pid_file,
+                      strerror(errno));
+    }
+
+done:
+    plinth_dn_store_close(h.store);
+    plinth_dn_log(PLINTH_DN_LOG_INFO, NULL, NULL, "stopped");
+    return rc;
+}
+
+
+static struct MHD_Daemon *
+plinth_dn_start(plinth_dn_config *cf, plinth_dn_http *h)
+{
+    struct MHD_Daemon  *d;
+    plinth_dn_usage     u;
+    unsigned int        flags;
+
+    flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION
+            | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (cf->listen_addr.ss_family == AF_INET6) {
+        flags |= MHD_USE_IPv6;
+    }
+
+    /* the logger must come first to catch messages about the others */
+    d = MHD_start_daemon(flags, 0, NULL, NULL, plinth_dn_http_access, h,
+            MHD_OPTION_EXTERNAL_LOGGER, plinth_dn_http_mhd_log, h,
+            MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &cf->listen_addr,
+            MHD_OPTION_CONNECTION_TIMEOUT,
+                (unsigned int) PLINTH_DN_CONN_TIMEOUT,
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned int) PLINTH_DN_CONN_LIMIT,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) PLINTH_DN_CONN_MEMORY,
+            MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int) 1,
+            MHD_OPTION_NOTIFY_COMPLETED, plinth_dn_http_completed, h,
+            MHD_OPTION_END);
+    if (d == NULL) {
+        plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL,
+                      "cannot listen on %s (address in use or not local?)",
+                      cf->listen);
+        return NULL;
+    }
+
+    if (plinth_dn_store_usage(h->store, &u) != 0) {
+        memset(&u, 0, sizeof(u));
+    }
+    plinth_dn_log(PLINTH_DN_LOG_INFO, NULL, NULL,
+                  "plinth-datanode %s listening on %s, data_dir \"%s\", "
+                  "%llu blobs, %llu bytes", PLINTH_DN_VERSION, cf->listen,
+                  cf->data_dir, (unsigned long long) u.blob_count,
+                  (unsigned long long) u.blob_bytes);
+    return d;
+}
+
+
+/* Block until SIGTERM or SIGINT; SIGHUP is logged and ignored. */
+static void
+plinth_dn_wait_signal(const sigset_t *set)
+{
+    int  sig;
+
+    for ( ;; ) {
+        if (sigwait(set, &sig) != 0) {
+            continue;
+        }
+        if (sig != SIGHUP) {
+            plinth_dn_log(PLINTH_DN_LOG_INFO, NULL, NULL,
+                          "%s: shutting down", strsignal(sig));
+            return;
+        }
+        plinth_dn_log(PLINTH_DN_LOG_INFO, NULL, NULL,
+                      "SIGHUP ignored: restart to change the configuration");
+    }
+}
+
+
+/* Stop accepting, wait for requests in progress, then stop MHD. */
+static void
+plinth_dn_stop(struct MHD_Daemon *d, plinth_dn_http *h)
+{
+    struct timespec  tick = { 0, 50 * 1000 * 1000 };
+    MHD_socket       fd;
+    int              i, n;
+
+    fd = MHD_quiesce_daemon(d);
+    if (fd != MHD_INVALID_SOCKET) {
+        close(fd);
+    }
+
+    for (i = 0; i < PLINTH_DN_DRAIN_SECONDS * 20; i++) {
+        n = plinth_dn_http_inflight(h);
+        if (n == 0) {
+            break;
+        }
+        nanosleep(&tick, NULL);
+    }
+    if (plinth_dn_http_inflight(h) > 0) {
+        plinth_dn_log(PLINTH_DN_LOG_WARN, NULL, NULL,
+                      "%d request(s) still running after %d s; cutting them",
+                      plinth_dn_http_inflight(h), PLINTH_DN_DRAIN_SECONDS);
+    }
+
+    MHD_stop_daemon(d);
+}
+
+
+static int
+plinth_dn_pid_write(const char *path)
+{
+    char  buf[32];
+    int   fd, n;
+
+    n = snprintf(buf, sizeof(buf), "%ld\n", (long) getpid());
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, buf, (size_t) n) != n || close(fd) != 0) {
+        plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL,
+                      "cannot write pid file \"%s\": %s", path,
+                      strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+
+static void
+plinth_dn_print_usage(void)
+{
+    fprintf(stderr,
+            "usage: plinth-datanode -c <config.yaml>    run\n"
+            "       plinth-datanode -t -c <config.yaml> test the config\n"
+            "       plinth-datanode -v                  print the version\n");
+}

@@ -1,0 +1,294 @@
+/*
+ * Plinth gateway module: shared types.
+ *
+ * The module serves the S3 API inside nginx. Metadata lives in PostgreSQL
+ * (ngx_plinth_pg.c, a non-blocking libpq pool); object bodies live on data
+ * nodes reached through an nginx upstream whose balancer is ours
+ * (ngx_plinth_upstream.c) so that every subrequest goes to the replicas
+ * chosen for it, in order. Writes fan out to RF nodes and answer after W
+ * (ngx_plinth_fanout.c); reads stream from one replica at a time and resume
+ * at the exact byte on another when one fails mid-body.
+ *
+ * Dependencies point down: ring, cluster and XML are pure helpers; the PG
+ * pool and fan-out know nothing of S3; the S3 files use both; only
+ * ngx_plinth_module.c sees every configuration structure.
+ */
+
+#ifndef NGX_PLINTH_H
+#define NGX_PLINTH_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <ngx_md5.h>
+
+#include "ngx_plinth_pg.h"
+#include "ngx_plinth_ring.h"
+#include "ngx_plinth_cluster.h"
+
+
+#define NGX_PLINTH_MAX_RF            7
+#define NGX_PLINTH_BLOB_ID_LEN       32
+#define NGX_PLINTH_REQUEST_ID_LEN    16
+#define NGX_PLINTH_MAX_KEY_LEN       1024
+#define NGX_PLINTH_MAX_META_SIZE     2048
+#define NGX_PLINTH_ANONYMOUS         "anonymous"
+
+
+typedef struct {
+    ngx_plinth_pg_conf_t          pg;
+    ngx_uint_t                    rf;
+    ngx_uint_t                    w;
+    off_t                         max_object_size;
+    ngx_str_t                     blob_location;   /* "/_plinth/blobs/" */
+
+    /* from plinth_cluster in the data-node upstream block */
+    ngx_array_t                  *nodes;     /* ngx_plinth_cluster_node_t */
+    plinth_ring_t                *ring;
+    ngx_http_upstream_srv_conf_t *upstream;
+} ngx_http_plinth_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                    enable;     /* plinth_s3 */
+} ngx_http_plinth_loc_conf_t;
+
+
+/* S3 errors: one row each in ngx_plinth_s3.c's table (code, status). */
+typedef enum {
+    NGX_PLINTH_ERR_ACCESS_DENIED = 0,
+    NGX_PLINTH_ERR_BAD_DIGEST,
+    NGX_PLINTH_ERR_BUCKET_EXISTS,
+    NGX_PLINTH_ERR_BUCKET_OWNED,
+    NGX_PLINTH_ERR_BUCKET_NOT_EMPTY,
+    NGX_PLINTH_ERR_ENTITY_TOO_LARGE,
+    NGX_PLINTH_ERR_INTERNAL,
+    NGX_PLINTH_ERR_INVALID_ARGUMENT,
+    NGX_PLINTH_ERR_INVALID_BUCKET_NAME,
+    NGX_PLINTH_ERR_INVALID_DIGEST,
+    NGX_PLINTH_ERR_INVALID_RANGE,
+    NGX_PLINTH_ERR_INVALID_REQUEST,
+    NGX_PLINTH_ERR_KEY_TOO_LONG,
+    NGX_PLINTH_ERR_METADATA_TOO_LARGE,
+    NGX_PLINTH_ERR_METHOD_NOT_ALLOWED,
+    NGX_PLINTH_ERR_MISSING_CONTENT_LENGTH,
+    NGX_PLINTH_ERR_NO_SUCH_BUCKET,
+    NGX_PLINTH_ERR_NO_SUCH_KEY,
+    NGX_PLINTH_ERR_NOT_IMPLEMENTED,
+    NGX_PLINTH_ERR_SERVICE_UNAVAILABLE,
+    NGX_PLINTH_ERR_SLOW_DOWN,
+    NGX_PLINTH_ERR_MAX
+} ngx_plinth_err_e;
+
+
+typedef enum {
+    NGX_PLINTH_OP_NONE = 0,
+    NGX_PLINTH_OP_LIST_BUCKETS,
+    NGX_PLINTH_OP_CREATE_BUCKET,
+    NGX_PLINTH_OP_DELETE_BUCKET,
+    NGX_PLINTH_OP_HEAD_BUCKET,
+    NGX_PLINTH_OP_GET_BUCKET_LOCATION,
+    NGX_PLINTH_OP_LIST_OBJECTS,
+    NGX_PLINTH_OP_LIST_OBJECTS_V2,
+    NGX_PLINTH_OP_PUT_OBJECT,
+    NGX_PLINTH_OP_GET_OBJECT,
+    NGX_PLINTH_OP_HEAD_OBJECT,
+    NGX_PLINTH_OP_DELETE_OBJECT,
+    NGX_PLINTH_OP_MAX
+} ngx_plinth_op_e;
+
+
+typedef struct ngx_http_plinth_ctx_s  ngx_http_plinth_ctx_t;
+
+typedef ngx_int_t (*ngx_http_plinth_op_pt)(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+
+typedef struct {
+    ngx_plinth_op_e               op;
+    const char                   *name;       /* S3 operation name */
+    ngx_uint_t                    method;     /* NGX_HTTP_GET, ... */
+    unsigned                      bucket:1;   /* needs a bucket */
+    unsigned                      key:1;      /* needs a key */
+    const char                   *subresource;  /* query arg or NULL */
+    ngx_http_plinth_op_pt         handler;
+} ngx_http_plinth_route_t;
+
+
+/* The current version of an object, as PostgreSQL returned it. */
+typedef struct {
+    ngx_str_t                     version_id;
+    ngx_str_t                     blob_id;
+    off_t                         size;
+    ngx_str_t                     etag;
+    ngx_str_t                     content_type;
+    ngx_str_t                     meta;
+    time_t                        mtime;
+    uint32_t                      nodes[NGX_PLINTH_MAX_RF];
+    ngx_uint_t                    nnodes;
+} ngx_plinth_object_t;
+
+
+/* One body-carrying subrequest to the data nodes. */
+typedef struct {
+    ngx_http_plinth_ctx_t        *parent;
+    uint32_t                      nodes[NGX_PLINTH_MAX_RF];  /* try order */
+    ngx_uint_t                    nnodes;
+    ngx_uint_t                    index;      /* replica slot (PUT) */
+    uint32_t                      node;       /* node last picked */
+    ngx_str_t                     range;      /* $plinth_range */
+    off_t                         expect;     /* body bytes wanted (GET) */
+    off_t                         received;   /* body bytes passed on */
+    ngx_uint_t                    status;
+    unsigned                      get:1;
+    unsigned                      accepted:1; /* GET: 2xx of the right size */
+    unsigned                      complete:1; /* saw last_in_chain */
+    unsigned                      finished:1; /* post_subrequest ran */
+} ngx_http_plinth_sr_ctx_t;
+
+
+struct ngx_http_plinth_ctx_s {
+    ngx_str_t                     request_id;
+    const ngx_http_plinth_route_t *route;
+    ngx_str_t                     bucket;
+    ngx_str_t                     key;
+    ngx_str_t                     identity;   /* caller; owner of new buckets */
+
+    /* request body (PUT): hashed by the request body filter */
+    ngx_md5_t                     md5;
+    off_t                         body_len;
+    u_char                        etag[32];
+    unsigned                      hash_body:1;
+
+    /* PUT fan-out */
+    ngx_str_t                     version_id;
+    ngx_str_t                     blob_id;
+    uint32_t                      targets[NGX_PLINTH_MAX_RF];
+    ngx_uint_t                    ntargets;
+    uint32_t                      acked_nodes[NGX_PLINTH_MAX_RF];
+    ngx_uint_t                    acked;
+    ngx_uint_t                    failed;
+    uint32_t                      late_nodes[NGX_PLINTH_MAX_RF];
+    ngx_uint_t                    nlate;      /* acknowledged after commit */
+    unsigned                      committed:1;
+    ngx_uint_t                    state;
+    void                        (*fanout_done)(ngx_http_request_t *r);
+
+    /* GET streaming */
+    ngx_plinth_object_t           obj;
+    off_t                         start;      /* first byte wanted */
+    off_t                         end;        /* last byte wanted + 1 */
+    off_t                         delivered;  /* bytes sent to the client */
+    uint32_t                      bad_nodes[NGX_PLINTH_MAX_RF];
+    ngx_uint_t                    nbad;
+    ngx_uint_t                    attempts;
+    ngx_http_plinth_sr_ctx_t     *part;       /* the subrequest in flight */
+    unsigned                      ranged:1;
+    unsigned                      headers_sent:1;
+    unsigned                      part_done:1;
+
+    unsigned                      waiting:1;  /* a PG query is pending */
+    unsigned                      finalized:1;
+};
+
+
+extern ngx_module_t  ngx_http_plinth_module;
+
+
+/* ngx_plinth_s3.c */
+ngx_int_t ngx_http_plinth_s3_handler(ngx_http_request_t *r);
+void ngx_http_plinth_error(ngx_http_request_t *r, ngx_plinth_err_e err,
+    const char *message);
+void ngx_http_plinth_pg_error(ngx_http_request_t *r, PGresult *res,
+    ngx_int_t rc);
+ngx_int_t ngx_http_plinth_send_body(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_chain_t *body, const char *content_type);
+void ngx_http_plinth_finalize(ngx_http_request_t *r, ngx_int_t rc);
+ngx_int_t ngx_http_plinth_arg(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value);
+ngx_table_elt_t *ngx_http_plinth_header_in(ngx_http_request_t *r,
+    const char *name);
+ngx_int_t ngx_http_plinth_add_header(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value);
+ngx_int_t ngx_http_plinth_pg(ngx_http_request_t *r, ngx_uint_t stmt,
+    ngx_uint_t nparams, const char *const *values,
+    ngx_plinth_pg_handler_pt handler);
+u_char *ngx_http_plinth_cstr(ngx_pool_t *pool, ngx_str_t *s);
+ngx_int_t ngx_http_plinth_copy_value(ngx_pool_t *pool, PGresult *res,
+    int row, int col, ngx_str_t *out);
+
+extern const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[];
+extern const ngx_uint_t            ngx_http_plinth_nstmts;
+
+/* statement indexes into ngx_http_plinth_stmts */
+enum {
+    NGX_PLINTH_SQL_BUCKET_CREATE = 0,
+    NGX_PLINTH_SQL_BUCKET_DELETE,
+    NGX_PLINTH_SQL_BUCKET_HEAD,
+    NGX_PLINTH_SQL_BUCKET_LIST,
+    NGX_PLINTH_SQL_PUT_BEGIN,
+    NGX_PLINTH_SQL_PUT_COMMIT,
+    NGX_PLINTH_SQL_PUT_ABORT,
+    NGX_PLINTH_SQL_PUT_ADD_NODE,
+    NGX_PLINTH_SQL_GET,
+    NGX_PLINTH_SQL_DELETE,
+    NGX_PLINTH_SQL_LIST
+};
+
+/* ngx_plinth_s3_bucket.c */
+ngx_int_t ngx_http_plinth_list_buckets(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_create_bucket(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_delete_bucket(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_head_bucket(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_get_bucket_location(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_list_objects(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+
+/* ngx_plinth_s3_object.c */
+ngx_int_t ngx_http_plinth_put_object(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_get_object(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_delete_object(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+
+void ngx_http_plinth_put_add_node(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, uint32_t node);
+
+/* ngx_plinth_fanout.c */
+ngx_int_t ngx_http_plinth_fanout_put(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, void (*done)(ngx_http_request_t *r));
+ngx_int_t ngx_http_plinth_read_start(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_sr_header_filter(ngx_http_request_t *r,
+    ngx_http_plinth_sr_ctx_t *sctx);
+ngx_int_t ngx_http_plinth_sr_body_filter(ngx_http_request_t *r,
+    ngx_http_plinth_sr_ctx_t *sctx, ngx_chain_t *in);
+
+/* ngx_plinth_xml.c: an append-only chain of buffers for response bodies */
+typedef struct {
+    ngx_pool_t                   *pool;
+    ngx_chain_t                  *first;
+    ngx_chain_t                  *last;
+    ngx_int_t                     error;
+} ngx_plinth_xml_t;
+
+void ngx_plinth_xml_init(ngx_plinth_xml_t *x, ngx_pool_t *pool);
+void ngx_plinth_xml_raw(ngx_plinth_xml_t *x, const u_char *s, size_t len);
+void ngx_plinth_xml_lit(ngx_plinth_xml_t *x, const char *s);
+void ngx_plinth_xml_text(ngx_plinth_xml_t *x, const u_char *s, size_t len);
+void ngx_plinth_xml_elem(ngx_plinth_xml_t *x, const char *name,
+    const u_char *s, size_t len);
+void ngx_plinth_xml_elem_url(ngx_plinth_xml_t *x, const char *name,
+    const u_char *s, size_t len, ngx_uint_t url);
+void ngx_plinth_xml_elem_int(ngx_plinth_xml_t *x, const char *name,
+    int64_t v);
+
+/* ngx_plinth_upstream.c */
+char *ngx_http_plinth_cluster(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+#endif /* NGX_PLINTH_H */

@@ -1,0 +1,456 @@
+/*
+ * Talking to the data nodes: quorum writes and resumable reads.
+ *
+ * Write: one background, in-memory subrequest per target node, all sharing
+ * the main request's body (nginx copies buffer descriptors only; a body in
+ * a temp file is sent with sendfile). Each finished subrequest is counted
+ * by its post_subrequest handler, which wakes the main request; the main
+ * request's write handler decides once W have acknowledged or more than
+ * RF - W have failed. Stragglers run on after the answer, bounded by the
+ * proxy timeouts of the internal location.
+ *
+ * Read: one subrequest at a time streams the wanted range from the
+ * object's replicas in order (the balancer hands them to proxy_next_upstream
+ * until one answers 200/206 with the right length). The module's body
+ * filter counts the bytes passed to the client and whether the part ended
+ * cleanly (last_in_chain, which nginx sends only on a clean end: a body cut
+ * after headers is turned into a mere flush). If it did not, the node that
+ * served it is set aside and the next part asks another replica for
+ * "bytes=<next byte>-<end>": the client receives every byte once, in
+ * order. The client's headers are sent only when the first replica
+ * answers, so a read whose replicas all fail is still a clean 503.
+ */
+
+#include "ngx_plinth.h"
+
+
+enum {
+    NGX_PLINTH_PUT_WAITING = 0,
+    NGX_PLINTH_PUT_DECIDED = 1
+};
+
+
+static ngx_int_t ngx_http_plinth_put_sr_done(ngx_http_request_t *r,
+    void *data, ngx_int_t rc);
+static void ngx_http_plinth_put_wev(ngx_http_request_t *r);
+static ngx_http_request_t *ngx_http_plinth_blob_subrequest(
+    ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
+    ngx_http_plinth_sr_ctx_t *sctx, ngx_http_post_subrequest_pt handler,
+    ngx_uint_t flags);
+static ngx_int_t ngx_http_plinth_read_part(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+static ngx_int_t ngx_http_plinth_read_sr_done(ngx_http_request_t *r,
+    void *data, ngx_int_t rc);
+static void ngx_http_plinth_read_wev(ngx_http_request_t *r);
+static void ngx_http_plinth_set_bad(ngx_http_plinth_ctx_t *ctx,
+    uint32_t node);
+static ngx_uint_t ngx_http_plinth_is_bad(ngx_http_plinth_ctx_t *ctx,
+    uint32_t node);
+
+
+static ngx_http_request_t *
+ngx_http_plinth_blob_subrequest(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_http_plinth_sr_ctx_t *sctx,
+    ngx_http_post_subrequest_pt handler, ngx_uint_t flags)
+{
+    ngx_str_t                     uri;
+    ngx_http_request_t           *sr;
+    ngx_http_post_subrequest_t   *ps;
+    ngx_http_plinth_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
+
+    uri.len = pmcf->blob_location.len + ctx->blob_id.len;
+    uri.data = ngx_pnalloc(r->pool, uri.len);
+    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
+    if (uri.data == NULL || ps == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(ngx_cpymem(uri.data, pmcf->blob_location.data,
+                          pmcf->blob_location.len),
+               ctx->blob_id.data, ctx->blob_id.len);
+
+    ps->handler = handler;
+    ps->data = sctx;
+
+    if (ngx_http_subrequest(r, &uri, NULL, &sr, ps, flags) != NGX_OK) {
+        return NULL;
+    }
+
+    sctx->parent = ctx;
+    ngx_http_set_ctx(sr, sctx, ngx_http_plinth_module);
+
+    return sr;
+}
+
+
+ngx_int_t
+ngx_http_plinth_fanout_put(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
+    void (*done)(ngx_http_request_t *r))
+{
+    ngx_uint_t                 i;
+    ngx_http_request_t        *sr;
+    ngx_http_plinth_sr_ctx_t  *sctx;
+
+    static ngx_str_t  put = ngx_string("PUT ");
+
+    ctx->fanout_done = done;
+    ctx->state = NGX_PLINTH_PUT_WAITING;
+    ctx->acked = 0;
+    ctx->failed = 0;
+
+    r->write_event_handler = ngx_http_plinth_put_wev;
+
+    for (i = 0; i < ctx->ntargets; i++) {
+        sctx = ngx_pcalloc(r->pool, sizeof(ngx_http_plinth_sr_ctx_t));
+        if (sctx == NULL) {
+            return NGX_ERROR;
+        }
+
+        sctx->nodes[0] = ctx->targets[i];
+        sctx->nnodes = 1;
+        sctx->index = i;
+
+        sr = ngx_http_plinth_blob_subrequest(r, ctx, sctx,
+                                             ngx_http_plinth_put_sr_done,
+                                             NGX_HTTP_SUBREQUEST_IN_MEMORY
+                                             |NGX_HTTP_SUBREQUEST_BACKGROUND);
+        if (sr == NULL) {
+            return NGX_ERROR;
+        }
+
+        sr->method = NGX_HTTP_PUT;
+        sr->method_name.len = put.len - 1;
+        sr->method_name.data = put.data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_plinth_put_sr_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
+{
+    ngx_http_plinth_sr_ctx_t *sctx = data;
+
+    ngx_http_plinth_ctx_t  *ctx;
+
+    if (sctx->finished) {
+        return NGX_OK;
+    }
+
+    sctx->finished = 1;
+    sctx->status = r->headers_out.status;
+    ctx = sctx->parent;
+
+    if (rc == NGX_OK
+        && (sctx->status == NGX_HTTP_CREATED || sctx->status == NGX_HTTP_OK))
+    {
+        if (ctx->state == NGX_PLINTH_PUT_WAITING) {
+            ctx->acked_nodes[ctx->acked++] = sctx->nodes[0];
+
+        } else if (ctx->committed) {
+            /* a straggler: record its copy too */
+            ngx_http_plinth_put_add_node(r->main, ctx, sctx->nodes[0]);
+
+        } else {
+            ctx->late_nodes[ctx->nlate++] = sctx->nodes[0];
+        }
+
+    } else {
+        ctx->failed++;
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "plinth: data node %uD refused blob %V: rc %i, "
+                      "status %ui", sctx->nodes[0], &ctx->blob_id, rc,
+                      sctx->status);
+    }
+
+    if (ctx->state == NGX_PLINTH_PUT_WAITING && !ctx->finalized) {
+        if (ngx_http_post_request(r->main, NULL) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    /* never let nginx build an error page for a subrequest */
+    return NGX_OK;
+}
+
+
+/* Also runs on unrelated write events: decides at most once. */
+static void
+ngx_http_plinth_put_wev(ngx_http_request_t *r)
+{
+    ngx_http_plinth_ctx_t        *ctx;
+    ngx_http_plinth_main_conf_t  *pmcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
+
+    if (ctx == NULL || ctx->state != NGX_PLINTH_PUT_WAITING
+        || ctx->finalized)
+    {
+        return;
+    }
+
+    if (ctx->acked >= pmcf->w || ctx->failed > ctx->ntargets - pmcf->w
+        || ctx->acked + ctx->failed == ctx->ntargets)
+    {
+        ctx->state = NGX_PLINTH_PUT_DECIDED;
+        r->write_event_handler = ngx_http_request_empty_handler;
+        ctx->fanout_done(r);
+    }
+}
+
+
+ngx_int_t
+ngx_http_plinth_read_start(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
+{
+    ctx->delivered = 0;
+    ctx->attempts = 0;
+    ctx->nbad = 0;
+
+    r->write_event_handler = ngx_http_plinth_read_wev;
+
+    return ngx_http_plinth_read_part(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_plinth_read_part(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
+{
+    off_t                      from;
+    ngx_uint_t                 i;
+    ngx_http_request_t        *sr;
+    ngx_http_plinth_sr_ctx_t  *sctx;
+
+    sctx = ngx_pcalloc(r->pool, sizeof(ngx_http_plinth_sr_ctx_t));
+    if (sctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < ctx->obj.nnodes; i++) {
+        if (!ngx_http_plinth_is_bad(ctx, ctx->obj.nodes[i])) {
+            sctx->nodes[sctx->nnodes++] = ctx->obj.nodes[i];
+        }
+    }
+
+    if (sctx->nnodes == 0) {
+        return NGX_DECLINED;
+    }
+
+    from = ctx->start + ctx->delivered;
+
+    sctx->get = 1;
+    sctx->expect = ctx->end - from;
+    sctx->range.data = ngx_pnalloc(r->pool, sizeof("bytes=-") - 1
+                                            + 2 * NGX_OFF_T_LEN);
+    if (sctx->range.data == NULL) {
+        return NGX_ERROR;
+    }
+    sctx->range.len = ngx_sprintf(sctx->range.data, "bytes=%O-%O", from,
+                                  ctx->end - 1)
+                      - sctx->range.data;
+
+    sr = ngx_http_plinth_blob_subrequest(r, ctx, sctx,
+                                         ngx_http_plinth_read_sr_done, 0);
+    if (sr == NULL) {
+        return NGX_ERROR;
+    }
+
+    sr->request_body = NULL;
+    ctx->part = sctx;
+    ctx->part_done = 0;
+    ctx->attempts++;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_plinth_sr_header_filter(ngx_http_request_t *r,
+    ngx_http_plinth_sr_ctx_t *sctx)
+{
+    ngx_int_t               rc;
+    ngx_http_plinth_ctx_t  *ctx;
+
+    ctx = sctx->parent;
+    sctx->status = r->headers_out.status;
+
+    if ((sctx->status == NGX_HTTP_OK
+         || sctx->status == NGX_HTTP_PARTIAL_CONTENT)
+        && r->headers_out.content_length_n == sctx->expect)
+    {
+        sctx->accepted = 1;
+
+    } else {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "plinth: data node %uD answered %ui for blob %V "
+                      "(length %O, wanted %O)", sctx->node, sctx->status,
+                      &ctx->blob_id, r->headers_out.content_length_n,
+                      sctx->expect);
+        return NGX_OK;
+    }
+
+    if (!ctx->headers_sent) {
+        ctx->headers_sent = 1;
+
+        rc = ngx_http_send_header(r->main);
+        if (rc == NGX_ERROR || rc > NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_plinth_sr_body_filter(ngx_http_request_t *r,
+    ngx_http_plinth_sr_ctx_t *sctx, ngx_chain_t *in)
+{
+    off_t         size;
+    ngx_chain_t  *cl;
+
+    if (!sctx->accepted) {
+        /* an error page of a replica: consume it, never show it */
+        for (cl = in; cl; cl = cl->next) {
+            cl->buf->pos = cl->buf->last;
+            cl->buf->file_pos = cl->buf->file_last;
+        }
+        return NGX_DONE;
+    }
+
+    for (cl = in; cl; cl = cl->next) {
+        if (!ngx_buf_special(cl->buf)) {
+            size = ngx_buf_size(cl->buf);
+            sctx->received += size;
+            sctx->parent->delivered += size;
+        }
+
+        if (cl->buf->last_in_chain) {
+            sctx->complete = 1;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_plinth_read_sr_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
+{
+    ngx_http_plinth_sr_ctx_t *sctx = data;
+
+    ngx_uint_t              i;
+    ngx_http_plinth_ctx_t  *ctx;
+
+    if (sctx->finished) {
+        return NGX_OK;
+    }
+
+    sctx->finished = 1;
+    ctx = sctx->parent;
+
+    if (sctx->accepted && sctx->complete && sctx->received == sctx->expect) {
+        ctx->part_done = 1;
+        return NGX_OK;
+    }
+
+    if (sctx->accepted) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "plinth: read of blob %V from data node %uD ended "
+                      "after %O of %O bytes, resuming on another replica",
+                      &ctx->blob_id, sctx->node, sctx->received,
+                      sctx->expect);
+        ngx_http_plinth_set_bad(ctx, sctx->node);
+
+    } else {
+        for (i = 0; i < sctx->nnodes; i++) {
+            ngx_http_plinth_set_bad(ctx, sctx->nodes[i]);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* The main request, woken when a part ends: finish, resume, or fail. */
+static void
+ngx_http_plinth_read_wev(ngx_http_request_t *r)
+{
+    ngx_int_t               rc;
+    ngx_http_plinth_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    if (ctx == NULL || ctx->finalized || ctx->part == NULL
+        || !ctx->part->finished)
+    {
+        return;
+    }
+
+    if (ctx->part_done && ctx->start + ctx->delivered == ctx->end) {
+        ctx->part = NULL;
+        r->write_event_handler = ngx_http_request_empty_handler;
+        ngx_http_plinth_finalize(r, ngx_http_send_special(r, NGX_HTTP_LAST));
+        return;
+    }
+
+    ctx->part = NULL;
+
+    if (ctx->attempts <= ctx->obj.nnodes) {
+        rc = ngx_http_plinth_read_part(r, ctx);
+
+        if (rc == NGX_OK) {
+            return;
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_http_plinth_finalize(r, NGX_ERROR);
+            return;
+        }
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "plinth: no replica of blob %V could serve bytes %O-%O",
+                  &ctx->blob_id, ctx->start + ctx->delivered, ctx->end - 1);
+
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    if (!ctx->headers_sent) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_SERVICE_UNAVAILABLE,
+                              "No replica of the object is reachable.");
+        return;
+    }
+
+    ngx_http_plinth_finalize(r, NGX_ERROR);
+}
+
+
+static void
+ngx_http_plinth_set_bad(ngx_http_plinth_ctx_t *ctx, uint32_t node)
+{
+    if (node == 0 || ngx_http_plinth_is_bad(ctx, node)
+        || ctx->nbad == NGX_PLINTH_MAX_RF)
+    {
+        return;
+    }
+
+    ctx->bad_nodes[ctx->nbad++] = node;
+}
+
+
+static ngx_uint_t
+ngx_http_plinth_is_bad(ngx_http_plinth_ctx_t *ctx, uint32_t node)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < ctx->nbad; i++) {
+        if (ctx->bad_nodes[i] == node) {
+            return 1;
+        }
+    }
+
+    return 0;
+}

@@ -1,0 +1,561 @@
+/*
+ * Plinth gateway module: directives, configuration, filters, variables
+ * and the worker life cycle. See ngx_plinth.h for the map of the module
+ * and README.md for every directive's meaning and default.
+ */
+
+#include "ngx_plinth.h"
+
+
+static ngx_int_t ngx_http_plinth_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_plinth_init(ngx_conf_t *cf);
+static void *ngx_http_plinth_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_plinth_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_plinth_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_plinth_s3(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_plinth_blob_location(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_plinth_init_process(ngx_cycle_t *cycle);
+static void ngx_http_plinth_exit_process(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_plinth_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_plinth_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_int_t ngx_http_plinth_request_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_int_t ngx_http_plinth_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_conf_num_bounds_t  ngx_http_plinth_pool_bounds = {
+    ngx_conf_check_num_bounds, 1, 1000
+};
+
+static ngx_conf_num_bounds_t  ngx_http_plinth_queue_bounds = {
+    ngx_conf_check_num_bounds, 0, 1000000
+};
+
+static ngx_conf_num_bounds_t  ngx_http_plinth_rf_bounds = {
+    ngx_conf_check_num_bounds, 1, NGX_PLINTH_MAX_RF
+};
+
+
+static ngx_command_t  ngx_http_plinth_commands[] = {
+
+    { ngx_string("plinth_pg"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, pg.conninfo),
+      NULL },
+
+    { ngx_string("plinth_pg_pool_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, pg.size),
+      &ngx_http_plinth_pool_bounds },
+
+    { ngx_string("plinth_pg_queue_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, pg.queue_max),
+      &ngx_http_plinth_queue_bounds },
+
+    { ngx_string("plinth_pg_queue_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, pg.queue_timeout),
+      NULL },
+
+    { ngx_string("plinth_pg_query_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, pg.query_timeout),
+      NULL },
+
+    { ngx_string("plinth_replication_factor"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, rf),
+      &ngx_http_plinth_rf_bounds },
+
+    { ngx_string("plinth_write_quorum"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, w),
+      &ngx_http_plinth_rf_bounds },
+
+    { ngx_string("plinth_max_object_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_off_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, max_object_size),
+      NULL },
+
+    { ngx_string("plinth_blob_location"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_plinth_blob_location,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, blob_location),
+      NULL },
+
+    { ngx_string("plinth_cluster"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
+      ngx_http_plinth_cluster,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("plinth_s3"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_plinth_s3,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_plinth_module_ctx = {
+    ngx_http_plinth_add_variables,         /* preconfiguration */
+    ngx_http_plinth_init,                  /* postconfiguration */
+
+    ngx_http_plinth_create_main_conf,      /* create main configuration */
+    ngx_http_plinth_init_main_conf,        /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_plinth_create_loc_conf,       /* create location configuration */
+    ngx_http_plinth_merge_loc_conf         /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_plinth_module = {
+    NGX_MODULE_V1,
+    &ngx_http_plinth_module_ctx,           /* module context */
+    ngx_http_plinth_commands,              /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_plinth_init_process,          /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_plinth_exit_process,          /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+enum {
+    NGX_PLINTH_VAR_RANGE = 0,
+    NGX_PLINTH_VAR_REQUEST_ID,
+    NGX_PLINTH_VAR_OPERATION,
+    NGX_PLINTH_VAR_BUCKET,
+    NGX_PLINTH_VAR_KEY
+};
+
+
+static ngx_http_variable_t  ngx_http_plinth_vars[] = {
+
+    /* subrequests share their parent's variable cache: never cache these */
+    { ngx_string("plinth_range"), NULL, ngx_http_plinth_variable,
+      NGX_PLINTH_VAR_RANGE, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("plinth_request_id"), NULL, ngx_http_plinth_variable,
+      NGX_PLINTH_VAR_REQUEST_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("plinth_operation"), NULL, ngx_http_plinth_variable,
+      NGX_PLINTH_VAR_OPERATION, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("plinth_bucket"), NULL, ngx_http_plinth_variable,
+      NGX_PLINTH_VAR_BUCKET, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("plinth_key"), NULL, ngx_http_plinth_variable,
+      NGX_PLINTH_VAR_KEY, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+static ngx_http_request_body_filter_pt   ngx_http_next_request_body_filter;
+
+
+static ngx_int_t
+ngx_http_plinth_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_plinth_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_plinth_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
+{
+    ngx_str_t                 *s;
+    ngx_http_plinth_ctx_t     *ctx;
+    ngx_http_plinth_sr_ctx_t  *sctx;
+
+    s = NULL;
+
+    if (data == NGX_PLINTH_VAR_RANGE) {
+        if (r != r->main) {
+            sctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+            if (sctx) {
+                s = &sctx->range;
+            }
+        }
+
+    } else {
+        ctx = ngx_http_get_module_ctx(r->main, ngx_http_plinth_module);
+
+        if (ctx) {
+            switch (data) {
+            case NGX_PLINTH_VAR_REQUEST_ID:
+                s = &ctx->request_id;
+                break;
+            case NGX_PLINTH_VAR_OPERATION:
+                if (ctx->route) {
+                    v->data = (u_char *) ctx->route->name;
+                    v->len = ngx_strlen(ctx->route->name);
+                    v->valid = 1;
+                    v->no_cacheable = 1;
+                    v->not_found = 0;
+                    return NGX_OK;
+                }
+                break;
+            case NGX_PLINTH_VAR_BUCKET:
+                s = &ctx->bucket;
+                break;
+            default:
+                s = &ctx->key;
+                break;
+            }
+        }
+    }
+
+    if (s == NULL || s->len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->data = s->data;
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_plinth_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_plinth_main_conf_t  *pmcf;
+
+    pmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_plinth_main_conf_t));
+    if (pmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *     pmcf->pg.conninfo = { 0, NULL };
+     *     pmcf->blob_location = { 0, NULL };
+     *     pmcf->nodes = NULL; pmcf->ring = NULL; pmcf->upstream = NULL;
+     */
+
+    pmcf->pg.size = NGX_CONF_UNSET_UINT;
+    pmcf->pg.queue_max = NGX_CONF_UNSET_UINT;
+    pmcf->pg.queue_timeout = NGX_CONF_UNSET_MSEC;
+    pmcf->pg.query_timeout = NGX_CONF_UNSET_MSEC;
+    pmcf->rf = NGX_CONF_UNSET_UINT;
+    pmcf->w = NGX_CONF_UNSET_UINT;
+    pmcf->max_object_size = NGX_CONF_UNSET;
+
+    return pmcf;
+}
+
+
+static char *
+ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_plinth_main_conf_t  *pmcf = conf;
+
+    ngx_conf_init_uint_value(pmcf->pg.size, 4);
+    ngx_conf_init_uint_value(pmcf->pg.queue_max, 1024);
+    ngx_conf_init_msec_value(pmcf->pg.queue_timeout, 5000);
+    ngx_conf_init_msec_value(pmcf->pg.query_timeout, 10000);
+    ngx_conf_init_uint_value(pmcf->rf, 3);
+    ngx_conf_init_uint_value(pmcf->w, 2);
+    if (pmcf->max_object_size == NGX_CONF_UNSET) {
+        pmcf->max_object_size = (off_t) 5 * 1024 * 1024 * 1024;
+    }
+
+    if (pmcf->blob_location.data == NULL) {
+        ngx_str_set(&pmcf->blob_location, "/_plinth/blobs/");
+    }
+
+    pmcf->pg.reconnect_min = 100;
+    pmcf->pg.reconnect_max = 5000;
+    pmcf->pg.stmts = ngx_http_plinth_stmts;
+    pmcf->pg.nstmts = ngx_http_plinth_nstmts;
+
+    if (pmcf->w > pmcf->rf) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "plinth_write_quorum %ui is larger than "
+                      "plinth_replication_factor %ui", pmcf->w, pmcf->rf);
+        return NGX_CONF_ERROR;
+    }
+
+    if (pmcf->max_object_size <= 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "plinth_max_object_size must be positive");
+        return NGX_CONF_ERROR;
+    }
+
+    if (pmcf->nodes && pmcf->nodes->nelts < pmcf->rf) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "plinth_replication_factor %ui needs at least %ui "
+                      "data nodes, the cluster file has %ui",
+                      pmcf->rf, pmcf->rf, pmcf->nodes->nelts);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_plinth_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_plinth_loc_conf_t  *plcf;
+
+    plcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_plinth_loc_conf_t));
+    if (plcf == NULL) {
+        return NULL;
+    }
+
+    plcf->enable = NGX_CONF_UNSET;
+
+    return plcf;
+}
+
+
+static char *
+ngx_http_plinth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_plinth_loc_conf_t  *prev = parent;
+    ngx_http_plinth_loc_conf_t  *conf = child;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_plinth_s3(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_plinth_loc_conf_t  *plcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (plcf->enable != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    plcf->enable = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_plinth_s3_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_plinth_blob_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_plinth_main_conf_t  *pmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (pmcf->blob_location.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len < 2 || value[1].data[0] != '/'
+        || value[1].data[value[1].len - 1] != '/')
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid plinth_blob_location \"%V\": it must "
+                           "start and end with \"/\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    pmcf->blob_location = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_plinth_init(ngx_conf_t *cf)
+{
+    ngx_uint_t                    used;
+    ngx_http_plinth_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_plinth_module);
+
+    /* a gateway configuration needs both halves */
+    used = (pmcf->pg.conninfo.len != 0 || pmcf->upstream != NULL);
+
+    if (used) {
+        if (pmcf->pg.conninfo.len == 0) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "plinth needs \"plinth_pg\" (the metadata "
+                          "database's connection string)");
+            return NGX_ERROR;
+        }
+
+        if (pmcf->upstream == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "plinth needs \"plinth_cluster\" in the upstream "
+                          "block of the data nodes");
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_plinth_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_plinth_body_filter;
+
+    ngx_http_next_request_body_filter = ngx_http_top_request_body_filter;
+    ngx_http_top_request_body_filter = ngx_http_plinth_request_body_filter;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_plinth_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_plinth_main_conf_t  *pmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    pmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_plinth_module);
+
+    if (pmcf == NULL || pmcf->pg.conninfo.len == 0) {
+        return NGX_OK;
+    }
+
+    return ngx_plinth_pg_init(cycle, &pmcf->pg);
+}
+
+
+static void
+ngx_http_plinth_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_plinth_pg_exit(cycle);
+}
+
+
+/* Data subrequests: accept or refuse a replica's answer (GET). */
+static ngx_int_t
+ngx_http_plinth_header_filter(ngx_http_request_t *r)
+{
+    ngx_http_plinth_sr_ctx_t  *sctx;
+
+    if (r != r->main) {
+        sctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+        if (sctx && sctx->get) {
+            return ngx_http_plinth_sr_header_filter(r, sctx);
+        }
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_plinth_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_int_t                  rc;
+    ngx_http_plinth_sr_ctx_t  *sctx;
+
+    if (r != r->main && in) {
+        sctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+        if (sctx && sctx->get) {
+            rc = ngx_http_plinth_sr_body_filter(r, sctx, in);
+            if (rc == NGX_DONE) {
+                return NGX_OK;
+            }
+        }
+    }
+
+    return ngx_http_next_body_filter(r, in);
+}
+
+
+/* PUT bodies: MD5 (the ETag) and length, as the bytes arrive. */
+static ngx_int_t
+ngx_http_plinth_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_chain_t            *cl;
+    ngx_http_plinth_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    if (ctx && ctx->hash_body && r == r->main) {
+        for (cl = in; cl; cl = cl->next) {
+            if (cl->buf->in_file && !ngx_buf_in_memory(cl->buf)) {
+                /* nginx never hands the filter file-only buffers */
+                ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                              "plinth: request body buffer in a file");
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ngx_md5_update(&ctx->md5, cl->buf->pos,
+                           cl->buf->last - cl->buf->pos);
+            ctx->body_len += cl->buf->last - cl->buf->pos;
+        }
+    }
+
+    return ngx_http_next_request_body_filter(r, in);
+}

@@ -1,0 +1,833 @@
+/*
+ * S3 front door: request ids, path-style addressing, the routing table,
+ * validation of bucket names and keys, and S3 error documents.
+ *
+ * Every response of the module carries x-amz-request-id. Every error is an
+ * S3 XML document (Code, Message, Resource, RequestId) with S3's status,
+ * produced by ngx_http_plinth_error() from one table. SQL lives here too,
+ * as the table of prepared statements every pool connection prepares.
+ */
+
+#include "ngx_plinth.h"
+
+
+typedef struct {
+    const char                   *code;
+    ngx_uint_t                    status;
+    const char                   *message;
+} ngx_http_plinth_err_t;
+
+
+static ngx_int_t ngx_http_plinth_parse_path(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+static const ngx_http_plinth_route_t *ngx_http_plinth_route(
+    ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx);
+static ngx_int_t ngx_http_plinth_valid_bucket(ngx_str_t *name);
+static ngx_int_t ngx_http_plinth_valid_utf8(ngx_str_t *s);
+static void ngx_http_plinth_request_id(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+static ngx_uint_t ngx_http_plinth_pg_sqlstate(PGresult *res);
+
+
+static ngx_http_plinth_err_t  ngx_http_plinth_errors[NGX_PLINTH_ERR_MAX] = {
+    { "AccessDenied", NGX_HTTP_FORBIDDEN, "Access Denied" },
+    { "BadDigest", NGX_HTTP_BAD_REQUEST,
+      "The Content-MD5 you specified did not match what we received." },
+    { "BucketAlreadyExists", NGX_HTTP_CONFLICT,
+      "The requested bucket name is not available." },
+    { "BucketAlreadyOwnedByYou", NGX_HTTP_CONFLICT,
+      "Your previous request to create the named bucket succeeded and you "
+      "already own it." },
+    { "BucketNotEmpty", NGX_HTTP_CONFLICT,
+      "The bucket you tried to delete is not empty" },
+    { "EntityTooLarge", NGX_HTTP_BAD_REQUEST,
+      "Your proposed upload exceeds the maximum allowed object size." },
+    { "InternalError", NGX_HTTP_INTERNAL_SERVER_ERROR,
+      "We encountered an internal error. Please try again." },
+    { "InvalidArgument", NGX_HTTP_BAD_REQUEST, "Invalid Argument" },
+    { "InvalidBucketName", NGX_HTTP_BAD_REQUEST,
+      "The specified bucket is not valid." },
+    { "InvalidDigest", NGX_HTTP_BAD_REQUEST,
+      "The Content-MD5 you specified is not valid." },
+    { "InvalidRange", 416, "The requested range is not satisfiable" },
+    { "InvalidRequest", NGX_HTTP_BAD_REQUEST, "Invalid Request" },
+    { "KeyTooLongError", NGX_HTTP_BAD_REQUEST, "Your key is too long" },
+    { "MetadataTooLarge", NGX_HTTP_BAD_REQUEST,
+      "Your metadata headers exceed the maximum allowed metadata size." },
+    { "MethodNotAllowed", NGX_HTTP_NOT_ALLOWED,
+      "The specified method is not allowed against this resource." },
+    { "MissingContentLength", 411,
+      "You must provide the Content-Length HTTP header." },
+    { "NoSuchBucket", NGX_HTTP_NOT_FOUND,
+      "The specified bucket does not exist" },
+    { "NoSuchKey", NGX_HTTP_NOT_FOUND, "The specified key does not exist." },
+    { "NotImplemented", NGX_HTTP_NOT_IMPLEMENTED,
+      "A header or query you provided implies functionality that is not "
+      "implemented." },
+    { "ServiceUnavailable", NGX_HTTP_SERVICE_UNAVAILABLE,
+      "Service is unable to handle request." },
+    { "SlowDown", NGX_HTTP_SERVICE_UNAVAILABLE,
+      "Please reduce your request rate." },
+};
+
+
+/*
+ * The routing table: the first row whose method, shape (bucket, key) and
+ * subresource match wins. A new operation is one row here and a handler.
+ */
+static ngx_http_plinth_route_t  ngx_http_plinth_routes[] = {
+    { NGX_PLINTH_OP_LIST_BUCKETS, "ListBuckets", NGX_HTTP_GET, 0, 0, NULL,
+      ngx_http_plinth_list_buckets },
+    { NGX_PLINTH_OP_GET_BUCKET_LOCATION, "GetBucketLocation", NGX_HTTP_GET,
+      1, 0, "location", ngx_http_plinth_get_bucket_location },
+    { NGX_PLINTH_OP_LIST_OBJECTS_V2, "ListObjectsV2", NGX_HTTP_GET, 1, 0,
+      "list-type", ngx_http_plinth_list_objects },
+    { NGX_PLINTH_OP_LIST_OBJECTS, "ListObjects", NGX_HTTP_GET, 1, 0, NULL,
+      ngx_http_plinth_list_objects },
+    { NGX_PLINTH_OP_CREATE_BUCKET, "CreateBucket", NGX_HTTP_PUT, 1, 0, NULL,
+      ngx_http_plinth_create_bucket },
+    { NGX_PLINTH_OP_DELETE_BUCKET, "DeleteBucket", NGX_HTTP_DELETE, 1, 0,
+      NULL, ngx_http_plinth_delete_bucket },
+    { NGX_PLINTH_OP_HEAD_BUCKET, "HeadBucket", NGX_HTTP_HEAD, 1, 0, NULL,
+      ngx_http_plinth_head_bucket },
+    { NGX_PLINTH_OP_PUT_OBJECT, "PutObject", NGX_HTTP_PUT, 1, 1, NULL,
+      ngx_http_plinth_put_object },
+    { NGX_PLINTH_OP_GET_OBJECT, "GetObject", NGX_HTTP_GET, 1, 1, NULL,
+      ngx_http_plinth_get_object },
+    { NGX_PLINTH_OP_HEAD_OBJECT, "HeadObject", NGX_HTTP_HEAD, 1, 1, NULL,
+      ngx_http_plinth_get_object },
+    { NGX_PLINTH_OP_DELETE_OBJECT, "DeleteObject", NGX_HTTP_DELETE, 1, 1,
+      NULL, ngx_http_plinth_delete_object },
+    { NGX_PLINTH_OP_NONE, NULL, 0, 0, 0, NULL, NULL }
+};
+
+
+/* Subresources this version does not serve: 501, never a wrong answer. */
+static const char  *ngx_http_plinth_unsupported[] = {
+    "acl", "versioning", "versions", "uploads", "uploadId", "tagging",
+    "policy", "lifecycle", "cors", "website", "logging", "notification",
+    "replication", "encryption", "object-lock", "retention", "legal-hold",
+    "torrent", "restore", "select", "delete", "accelerate", "analytics",
+    "intelligent-tiering", "inventory", "metrics", "ownershipControls",
+    "publicAccessBlock", "requestPayment", "attributes", "policyStatus",
+    NULL
+};
+
+
+#define NGX_PLINTH_ISO8601                                                   \
+    "to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[] = {
+    { "plinth_bucket_create", "SELECT plinth_bucket_create($1, $2)", 2 },
+    { "plinth_bucket_delete", "SELECT plinth_bucket_delete($1)", 1 },
+    { "plinth_bucket_head",
+      "SELECT owner_id FROM buckets WHERE name = $1", 1 },
+    { "plinth_bucket_list",
+      "SELECT name, to_char(created_at AT TIME ZONE 'UTC', "
+      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM buckets "
+      "WHERE owner_id = $1 ORDER BY name", 1 },
+    { "plinth_put_begin",
+      "SELECT version_id, blob_id FROM "
+      "plinth_put_begin($1, $2, $3, $4, $5, $6, $7)", 7 },
+    { "plinth_put_commit", "SELECT plinth_put_commit($1, $2::integer[])", 2 },
+    { "plinth_put_abort", "SELECT plinth_put_abort($1, $2::integer[])", 2 },
+    { "plinth_put_add_node",
+      "UPDATE versions SET nodes = nodes || $2::integer "
+      "WHERE version_id = $1 AND state = 'committed' "
+      "AND NOT ($2::integer = ANY (nodes))", 2 },
+    { "plinth_get",
+      "SELECT o.deleted, v.version_id, replace(v.blob_id::text, '-', ''), "
+      "v.size, v.etag, v.content_type, v.meta, "
+      "array_to_string(v.nodes, ','), extract(epoch FROM v.ts)::bigint, "
+      "b.owner_id "
+      "FROM buckets b "
+      "LEFT JOIN objects o ON o.bucket_id = b.bucket_id AND o.key = $2 "
+      "LEFT JOIN versions v ON v.version_id = o.version_id "
+      "WHERE b.name = $1", 2 },
+    { "plinth_delete", "SELECT plinth_delete_object($1, $2, $3)", 3 },
+    { "plinth_list",
+      "SELECT key, is_prefix, size, etag, to_char(last_modified AT TIME ZONE "
+      "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
+      "FROM plinth_list($1, $2, $3, $4, $5, $6)", 6 },
+};
+
+const ngx_uint_t  ngx_http_plinth_nstmts =
+    sizeof(ngx_http_plinth_stmts) / sizeof(ngx_http_plinth_stmts[0]);
+
+
+ngx_int_t
+ngx_http_plinth_s3_handler(ngx_http_request_t *r)
+{
+    ngx_str_t                     len;
+    ngx_http_plinth_ctx_t        *ctx;
+    const ngx_http_plinth_route_t *route;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_plinth_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_http_plinth_module);
+
+    ngx_http_plinth_request_id(r, ctx);
+
+    /* authentication arrives with SigV4; the identity slot is ready */
+    ngx_str_set(&ctx->identity, NGX_PLINTH_ANONYMOUS);
+
+    /* the handler owns this reference until ngx_http_plinth_finalize() */
+    r->main->count++;
+
+    if (ngx_http_plinth_parse_path(r, ctx) != NGX_OK) {
+        return NGX_DONE;
+    }
+
+    route = ngx_http_plinth_route(r, ctx);
+    if (route == NULL) {
+        return NGX_DONE;
+    }
+
+    ctx->route = route;
+
+    if (route->bucket && ngx_http_plinth_valid_bucket(&ctx->bucket) != NGX_OK)
+    {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_BUCKET_NAME, NULL);
+        return NGX_DONE;
+    }
+
+    if (route->key) {
+        if (ctx->key.len > NGX_PLINTH_MAX_KEY_LEN) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_KEY_TOO_LONG, NULL);
+            return NGX_DONE;
+        }
+
+        if (ngx_http_plinth_valid_utf8(&ctx->key) != NGX_OK) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                                  "Object key must be valid UTF-8.");
+            return NGX_DONE;
+        }
+    }
+
+    if (route->op != NGX_PLINTH_OP_PUT_OBJECT) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            ngx_http_plinth_finalize(r, NGX_ERROR);
+            return NGX_DONE;
+        }
+
+    } else if (r->headers_in.content_length_n < 0 && !r->headers_in.chunked) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_MISSING_CONTENT_LENGTH, NULL);
+        return NGX_DONE;
+    }
+
+    (void) len;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "plinth %s bucket:\"%V\" key:\"%V\"", route->name,
+                   &ctx->bucket, &ctx->key);
+
+    if (route->handler(r, ctx) != NGX_OK) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+
+    return NGX_DONE;
+}
+
+
+/*
+ * Ends the request once: rc is an HTTP status, NGX_OK after a response was
+ * sent, or NGX_ERROR to drop the connection. Balances the handler's
+ * r->main->count++.
+ */
+void
+ngx_http_plinth_finalize(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_http_plinth_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    if (ctx) {
+        if (ctx->finalized) {
+            return;
+        }
+        ctx->finalized = 1;
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/*
+ * Path-style addressing: /bucket/key. The key is taken from the raw URI
+ * (percent-decoded here) so nginx's slash merging and dot-segment
+ * normalization never change it: "a//b" and "a/./b" are distinct keys.
+ */
+static ngx_int_t
+ngx_http_plinth_parse_path(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
+{
+    u_char  *p, *end, *dst, *start;
+
+    p = r->unparsed_uri.data;
+    end = p + r->unparsed_uri.len;
+
+    for (start = p; p < end && *p != '?'; p++) { /* void */ }
+
+    end = p;
+    p = start;
+
+    if (p == end || *p != '/') {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_REQUEST,
+                              "The request URI must start with a slash.");
+        return NGX_ERROR;
+    }
+
+    dst = ngx_pnalloc(r->pool, end - p);
+    if (dst == NULL) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_ERROR;
+    }
+
+    p++;
+    start = dst;
+    ngx_unescape_uri(&dst, &p, end - p, 0);
+
+    ctx->bucket.data = start;
+
+    for (p = start; p < dst && *p != '/'; p++) { /* void */ }
+
+    ctx->bucket.len = p - start;
+
+    if (p < dst) {
+        ctx->key.data = p + 1;
+        ctx->key.len = dst - (p + 1);
+    }
+
+    if (ngx_strlchr(ctx->key.data, ctx->key.data + ctx->key.len, '\0')) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                              "Object key must not hold a NUL byte.");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static const ngx_http_plinth_route_t *
+ngx_http_plinth_route(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
+{
+    ngx_str_t                 v;
+    ngx_uint_t                i, shape_ok;
+    ngx_http_plinth_route_t  *rt;
+
+    for (i = 0; ngx_http_plinth_unsupported[i]; i++) {
+        if (ngx_http_plinth_arg(r, ngx_http_plinth_unsupported[i], &v)
+            == NGX_OK)
+        {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_NOT_IMPLEMENTED, NULL);
+            return NULL;
+        }
+    }
+
+    shape_ok = 0;
+
+    for (rt = ngx_http_plinth_routes; rt->handler; rt++) {
+
+        if ((rt->bucket != (ctx->bucket.len != 0))
+            || (rt->key != (ctx->key.len != 0)))
+        {
+            continue;
+        }
+
+        shape_ok = 1;
+
+        if (rt->method != r->method) {
+            continue;
+        }
+
+        if (rt->subresource
+            && ngx_http_plinth_arg(r, rt->subresource, &v) != NGX_OK)
+        {
+            continue;
+        }
+
+        if (rt->op == NGX_PLINTH_OP_LIST_OBJECTS_V2
+            && (v.len != 1 || v.data[0] != '2'))
+        {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                                  "Invalid list-type.");
+            return NULL;
+        }
+
+        return rt;
+    }
+
+    if (shape_ok) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_METHOD_NOT_ALLOWED, NULL);
+    } else {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_REQUEST,
+                              "The request does not name a bucket.");
+    }
+
+    return NULL;
+}
+
+
+/* S3's bucket naming rules (general purpose buckets). */
+static ngx_int_t
+ngx_http_plinth_valid_bucket(ngx_str_t *name)
+{
+    u_char      c, prev;
+    ngx_uint_t  i, dots, digits_only;
+
+    if (name->len < 3 || name->len > 63) {
+        return NGX_ERROR;
+    }
+
+    prev = '.';
+    dots = 0;
+    digits_only = 1;
+
+    for (i = 0; i < name->len; i++) {
+        c = name->data[i];
+
+        if (c == '.') {
+            if (prev == '.' || prev == '-') {
+                return NGX_ERROR;
+            }
+            dots++;
+
+        } else if (c == '-') {
+            if (prev == '.') {
+                return NGX_ERROR;
+            }
+
+        } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+            if (c >= 'a') {
+                digits_only = 0;
+            }
+
+        } else {
+            return NGX_ERROR;
+        }
+
+        prev = c;
+    }
+
+    c = name->data[0];
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) {
+        return NGX_ERROR;
+    }
+
+    if (!((prev >= 'a' && prev <= 'z') || (prev >= '0' && prev <= '9'))) {
+        return NGX_ERROR;
+    }
+
+    /* formatted as an IP address, e.g. 192.168.5.4 */
+    if (dots == 3 && digits_only) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_strncmp(name->data, "xn--", 4) == 0
+        || ngx_strncmp(name->data, "sthree-", 7) == 0)
+    {
+        return NGX_ERROR;
+    }
+
+    if ((name->len > 8
+         && ngx_strncmp(name->data + name->len - 8, "-s3alias", 8) == 0)
+        || (name->len > 7
+            && ngx_strncmp(name->data + name->len - 7, "--ol-s3", 7) == 0))
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_plinth_valid_utf8(ngx_str_t *s)
+{
+    u_char  *p, *end;
+
+    p = s->data;
+    end = p + s->len;
+
+    while (p < end) {
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+
+        if (ngx_utf8_decode(&p, end - p) > 0x10ffff) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* 16 upper-case hex digits: 24 bits of pid, 40 of a per-worker sequence
+ * seeded from the clock and ngx_random: unique across workers and time. */
+static void
+ngx_http_plinth_request_id(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
+{
+    static uint64_t  seq;
+
+    if (seq == 0) {
+        seq = ((uint64_t) ngx_time() << 20) ^ (uint64_t) ngx_random();
+    }
+
+    seq++;
+
+    ctx->request_id.data = ngx_pnalloc(r->pool, NGX_PLINTH_REQUEST_ID_LEN);
+    if (ctx->request_id.data == NULL) {
+        return;
+    }
+
+    ngx_sprintf(ctx->request_id.data, "%06XD%010XL",
+                (uint32_t) (ngx_pid & 0xffffff),
+                (uint64_t) (seq & 0xffffffffffULL));
+    ctx->request_id.len = NGX_PLINTH_REQUEST_ID_LEN;
+}
+
+
+/* Query argument by exact name; a bare "?acl" has an empty value. */
+ngx_int_t
+ngx_http_plinth_arg(ngx_http_request_t *r, const char *name, ngx_str_t *value)
+{
+    size_t   len;
+    u_char  *p, *end, *amp, *eq, *dst, *src;
+
+    len = ngx_strlen(name);
+    p = r->args.data;
+    end = p + r->args.len;
+
+    while (p < end) {
+        amp = ngx_strlchr(p, end, '&');
+        if (amp == NULL) {
+            amp = end;
+        }
+
+        eq = ngx_strlchr(p, amp, '=');
+
+        if ((size_t) ((eq ? eq : amp) - p) == len
+            && ngx_strncmp(p, name, len) == 0)
+        {
+            if (eq == NULL) {
+                value->data = (u_char *) "";
+                value->len = 0;
+                return NGX_OK;
+            }
+
+            src = eq + 1;
+            dst = ngx_pnalloc(r->pool, amp - src + 1);
+            if (dst == NULL) {
+                return NGX_ERROR;
+            }
+
+            value->data = dst;
+            ngx_unescape_uri(&dst, &src, amp - src, NGX_UNESCAPE_URI);
+
+            /* form encoding: '+' is a space (the SDKs send %2B for '+') */
+            for (p = value->data; p < dst; p++) {
+                if (*p == '+') {
+                    *p = ' ';
+                }
+            }
+
+            value->len = dst - value->data;
+            return NGX_OK;
+        }
+
+        p = amp + 1;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+ngx_table_elt_t *
+ngx_http_plinth_header_in(ngx_http_request_t *r, const char *name)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = ngx_strlen(name);
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+ngx_int_t
+ngx_http_plinth_add_header(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value = *value;
+
+    return NGX_OK;
+}
+
+
+/* Sends a complete response: status, optional body chain, request id. */
+ngx_int_t
+ngx_http_plinth_send_body(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_chain_t *body, const char *content_type)
+{
+    off_t                   len;
+    ngx_int_t               rc;
+    ngx_chain_t            *cl;
+    ngx_http_plinth_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    len = 0;
+    for (cl = body; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+        if (cl->next == NULL) {
+            cl->buf->last_buf = 1;
+            cl->buf->last_in_chain = 1;
+        }
+    }
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+
+    if (content_type) {
+        r->headers_out.content_type.data = (u_char *) content_type;
+        r->headers_out.content_type.len = ngx_strlen(content_type);
+        r->headers_out.content_type_len = r->headers_out.content_type.len;
+    }
+
+    if (ctx && ctx->request_id.len
+        && ngx_http_plinth_add_header(r, "x-amz-request-id", &ctx->request_id)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (body == NULL || r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    return ngx_http_output_filter(r, body);
+}
+
+
+void
+ngx_http_plinth_error(ngx_http_request_t *r, ngx_plinth_err_e err,
+    const char *message)
+{
+    ngx_int_t                rc;
+    ngx_str_t                resource;
+    ngx_plinth_xml_t         x;
+    ngx_http_plinth_ctx_t   *ctx;
+    ngx_http_plinth_err_t   *e;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+    e = &ngx_http_plinth_errors[err];
+
+    if (ctx && ctx->finalized) {
+        return;
+    }
+
+    if (r->header_sent) {
+        /* mid-body: nothing but a cut connection tells the client */
+        ngx_http_plinth_finalize(r, NGX_ERROR);
+        return;
+    }
+
+    ngx_http_clean_header(r);
+
+    resource.data = r->unparsed_uri.data;
+    resource.len = r->unparsed_uri.len;
+    if (ngx_strlchr(resource.data, resource.data + resource.len, '?')) {
+        resource.len = ngx_strlchr(resource.data, resource.data + resource.len,
+                                   '?') - resource.data;
+    }
+
+    ngx_plinth_xml_init(&x, r->pool);
+    ngx_plinth_xml_lit(&x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                           "<Error>");
+    ngx_plinth_xml_elem(&x, "Code", (u_char *) e->code, ngx_strlen(e->code));
+    message = message ? message : e->message;
+    ngx_plinth_xml_elem(&x, "Message", (u_char *) message,
+                        ngx_strlen(message));
+    if (ctx && ctx->bucket.len && err == NGX_PLINTH_ERR_NO_SUCH_BUCKET) {
+        ngx_plinth_xml_elem(&x, "BucketName", ctx->bucket.data,
+                            ctx->bucket.len);
+    }
+    if (ctx && ctx->key.len && err == NGX_PLINTH_ERR_NO_SUCH_KEY) {
+        ngx_plinth_xml_elem(&x, "Key", ctx->key.data, ctx->key.len);
+    }
+    ngx_plinth_xml_elem(&x, "Resource", resource.data, resource.len);
+    if (ctx) {
+        ngx_plinth_xml_elem(&x, "RequestId", ctx->request_id.data,
+                            ctx->request_id.len);
+    }
+    ngx_plinth_xml_lit(&x, "</Error>");
+
+    if (x.error) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (e->status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        ngx_str_t  retry = ngx_string("1");
+        (void) ngx_http_plinth_add_header(r, "Retry-After", &retry);
+    }
+
+    /* the client's next request on this connection must start cleanly */
+    if (r->request_body == NULL || !r->request_body->rest) {
+        /* body fully read or discarded: keep-alive is safe */
+    } else {
+        r->keepalive = 0;
+    }
+
+    rc = ngx_http_plinth_send_body(r, e->status, x.first, "application/xml");
+
+    ngx_http_plinth_finalize(r, rc == NGX_ERROR ? NGX_ERROR : NGX_OK);
+}
+
+
+/* Maps a failed query to an S3 error: PLnnn SQLSTATEs are S3 errors the
+ * database decided; anything else is logged and is an internal error. */
+void
+ngx_http_plinth_pg_error(ngx_http_request_t *r, PGresult *res, ngx_int_t rc)
+{
+    ngx_uint_t  e;
+
+    if (rc == NGX_BUSY) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_SLOW_DOWN, NULL);
+        return;
+    }
+
+    if (rc != NGX_OK || res == NULL) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_SERVICE_UNAVAILABLE,
+                              "The metadata store is unavailable.");
+        return;
+    }
+
+    e = ngx_http_plinth_pg_sqlstate(res);
+
+    if (e == NGX_PLINTH_ERR_INTERNAL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "plinth: query failed, sqlstate \"%s\": %s",
+                      PQresultErrorField(res, PG_DIAG_SQLSTATE)
+                      ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : "",
+                      PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+                      ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : "");
+    }
+
+    ngx_http_plinth_error(r, e, NULL);
+}
+
+
+static ngx_uint_t
+ngx_http_plinth_pg_sqlstate(PGresult *res)
+{
+    char  *state;
+
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    if (state == NULL || ngx_strncmp(state, "PL00", 4) != 0) {
+        return NGX_PLINTH_ERR_INTERNAL;
+    }
+
+    switch (state[4]) {
+    case '1': return NGX_PLINTH_ERR_NO_SUCH_BUCKET;
+    case '2': return NGX_PLINTH_ERR_NO_SUCH_KEY;
+    case '3': return NGX_PLINTH_ERR_BUCKET_NOT_EMPTY;
+    case '4': return NGX_PLINTH_ERR_BUCKET_OWNED;
+    case '5': return NGX_PLINTH_ERR_BUCKET_EXISTS;
+    case '6': return NGX_PLINTH_ERR_SERVICE_UNAVAILABLE;
+    default:  return NGX_PLINTH_ERR_INTERNAL;
+    }
+}
+
+
+/* Runs a statement for the request; on failure to queue, answers 500. */
+ngx_int_t
+ngx_http_plinth_pg(ngx_http_request_t *r, ngx_uint_t stmt, ngx_uint_t nparams,
+    const char *const *values, ngx_plinth_pg_handler_pt handler)
+{
+    return ngx_plinth_pg_query(r, stmt, nparams, values, handler, NULL);
+}
+
+
+u_char *
+ngx_http_plinth_cstr(ngx_pool_t *pool, ngx_str_t *s)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(pool, s->len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, s->data, s->len);
+    p[s->len] = '\0';
+
+    return p;
+}
+
+
+ngx_int_t
+ngx_http_plinth_copy_value(ngx_pool_t *pool, PGresult *res, int row, int col,
+    ngx_str_t *out)
+{
+    int  len;
+
+    if (PQgetisnull(res, row, col)) {
+        out->len = 0;
+        out->data = NULL;
+        return NGX_DECLINED;
+    }
+
+    len = PQgetlength(res, row, col);
+    out->data = ngx_pnalloc(pool, len + 1);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, PQgetvalue(res, row, col), len);
+    out->data[len] = '\0';
+    out->len = len;
+
+    return NGX_OK;
+}

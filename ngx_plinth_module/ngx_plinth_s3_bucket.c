@@ -1,0 +1,535 @@
+/*
+ * S3 bucket operations: ListBuckets, CreateBucket, DeleteBucket,
+ * HeadBucket, GetBucketLocation, ListObjects (v1) and ListObjectsV2.
+ * Each is one prepared statement and an XML answer; the database decides
+ * the errors (SQLSTATE PLnnn, see sql/001_schema.sql).
+ */
+
+#include "ngx_plinth.h"
+
+
+#define NGX_PLINTH_XML_HEAD  "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+#define NGX_PLINTH_XMLNS     " xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\""
+
+
+typedef struct {
+    ngx_str_t                     prefix;
+    ngx_str_t                     delimiter;
+    ngx_str_t                     start_after;    /* v2 */
+    ngx_str_t                     token;          /* v2, as sent */
+    ngx_str_t                     marker;         /* v1 */
+    ngx_int_t                     max_keys;
+    ngx_uint_t                    url;            /* encoding-type=url */
+    ngx_uint_t                    v2;
+    ngx_uint_t                    fetch_owner;
+} ngx_http_plinth_list_args_t;
+
+
+static void ngx_http_plinth_list_buckets_done(ngx_http_request_t *r,
+    void *data, PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_ok_done(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_head_bucket_done(ngx_http_request_t *r,
+    void *data, PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_list_done(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_owner_xml(ngx_plinth_xml_t *x,
+    ngx_http_plinth_ctx_t *ctx);
+
+
+ngx_int_t
+ngx_http_plinth_list_buckets(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx)
+{
+    const char  *params[1];
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+    if (params[0] == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_BUCKET_LIST, 1, params,
+                              ngx_http_plinth_list_buckets_done);
+}
+
+
+static void
+ngx_http_plinth_list_buckets_done(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc)
+{
+    int                     i, n;
+    ngx_int_t               sent;
+    ngx_plinth_xml_t        x;
+    ngx_http_plinth_ctx_t  *ctx;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    ngx_plinth_xml_init(&x, r->pool);
+    ngx_plinth_xml_lit(&x, NGX_PLINTH_XML_HEAD "<ListAllMyBucketsResult"
+                           NGX_PLINTH_XMLNS ">");
+    ngx_http_plinth_owner_xml(&x, ctx);
+    ngx_plinth_xml_lit(&x, "<Buckets>");
+
+    n = PQntuples(res);
+
+    for (i = 0; i < n; i++) {
+        ngx_plinth_xml_lit(&x, "<Bucket>");
+        ngx_plinth_xml_elem(&x, "Name", (u_char *) PQgetvalue(res, i, 0),
+                            PQgetlength(res, i, 0));
+        ngx_plinth_xml_elem(&x, "CreationDate",
+                            (u_char *) PQgetvalue(res, i, 1),
+                            PQgetlength(res, i, 1));
+        ngx_plinth_xml_lit(&x, "</Bucket>");
+    }
+
+    ngx_plinth_xml_lit(&x, "</Buckets></ListAllMyBucketsResult>");
+
+    if (x.error) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    sent = ngx_http_plinth_send_body(r, NGX_HTTP_OK, x.first,
+                                     "application/xml");
+    ngx_http_plinth_finalize(r, sent);
+}
+
+
+static void
+ngx_http_plinth_owner_xml(ngx_plinth_xml_t *x, ngx_http_plinth_ctx_t *ctx)
+{
+    ngx_plinth_xml_lit(x, "<Owner>");
+    ngx_plinth_xml_elem(x, "ID", ctx->identity.data, ctx->identity.len);
+    ngx_plinth_xml_elem(x, "DisplayName", ctx->identity.data,
+                        ctx->identity.len);
+    ngx_plinth_xml_lit(x, "</Owner>");
+}
+
+
+ngx_int_t
+ngx_http_plinth_create_bucket(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx)
+{
+    const char  *params[2];
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+    if (params[0] == NULL || params[1] == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_BUCKET_CREATE, 2, params,
+                              ngx_http_plinth_ok_done);
+}
+
+
+ngx_int_t
+ngx_http_plinth_delete_bucket(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx)
+{
+    const char  *params[1];
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    if (params[0] == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_BUCKET_DELETE, 1, params,
+                              ngx_http_plinth_ok_done);
+}
+
+
+/* Answers an operation whose success has no body: 200, or 204 for
+ * deletes; CreateBucket also names its Location. */
+static void
+ngx_http_plinth_ok_done(ngx_http_request_t *r, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    ngx_int_t               sent;
+    ngx_str_t               loc;
+    ngx_http_plinth_ctx_t  *ctx;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    if (ctx->route->op == NGX_PLINTH_OP_CREATE_BUCKET) {
+        loc.len = ctx->bucket.len + 1;
+        loc.data = ngx_pnalloc(r->pool, loc.len);
+        if (loc.data == NULL) {
+            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+        loc.data[0] = '/';
+        ngx_memcpy(loc.data + 1, ctx->bucket.data, ctx->bucket.len);
+
+        if (ngx_http_plinth_add_header(r, "Location", &loc) != NGX_OK) {
+            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+    }
+
+    sent = ngx_http_plinth_send_body(r,
+                                     r->method == NGX_HTTP_DELETE
+                                     ? NGX_HTTP_NO_CONTENT : NGX_HTTP_OK,
+                                     NULL, NULL);
+    ngx_http_plinth_finalize(r, sent);
+}
+
+
+ngx_int_t
+ngx_http_plinth_head_bucket(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx)
+{
+    const char  *params[1];
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    if (params[0] == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_BUCKET_HEAD, 1, params,
+                              ngx_http_plinth_head_bucket_done);
+}
+
+
+ngx_int_t
+ngx_http_plinth_get_bucket_location(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx)
+{
+    return ngx_http_plinth_head_bucket(r, ctx);
+}
+
+
+static void
+ngx_http_plinth_head_bucket_done(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc)
+{
+    ngx_int_t               sent;
+    ngx_str_t               region = ngx_string("us-east-1");
+    ngx_plinth_xml_t        x;
+    ngx_http_plinth_ctx_t  *ctx;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    if (PQntuples(res) == 0) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_NO_SUCH_BUCKET, NULL);
+        return;
+    }
+
+    if ((size_t) PQgetlength(res, 0, 0) != ctx->identity.len
+        || ngx_strncmp(PQgetvalue(res, 0, 0), ctx->identity.data,
+                       ctx->identity.len) != 0)
+    {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_ACCESS_DENIED, NULL);
+        return;
+    }
+
+    if (ngx_http_plinth_add_header(r, "x-amz-bucket-region", &region)
+        != NGX_OK)
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ctx->route->op == NGX_PLINTH_OP_HEAD_BUCKET) {
+        sent = ngx_http_plinth_send_body(r, NGX_HTTP_OK, NULL, NULL);
+        ngx_http_plinth_finalize(r, sent);
+        return;
+    }
+
+    /* us-east-1 is an empty LocationConstraint, as S3 answers it */
+    ngx_plinth_xml_init(&x, r->pool);
+    ngx_plinth_xml_lit(&x, NGX_PLINTH_XML_HEAD "<LocationConstraint"
+                           NGX_PLINTH_XMLNS "></LocationConstraint>");
+
+    if (x.error) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    sent = ngx_http_plinth_send_body(r, NGX_HTTP_OK, x.first,
+                                     "application/xml");
+    ngx_http_plinth_finalize(r, sent);
+}
+
+
+/*
+ * ListObjects and ListObjectsV2. The continuation token is opaque to
+ * clients: "K" or "P" (the last entry was a key or a common prefix) and
+ * the entry, base64url-encoded, so the next page starts right after it.
+ */
+ngx_int_t
+ngx_http_plinth_list_objects(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx)
+{
+    u_char                       *p;
+    ngx_int_t                     n;
+    ngx_str_t                     v, after, dec;
+    const char                   *params[6];
+    ngx_uint_t                    after_prefix;
+    ngx_http_plinth_list_args_t  *la;
+
+    la = ngx_pcalloc(r->pool, sizeof(ngx_http_plinth_list_args_t));
+    if (la == NULL) {
+        return NGX_ERROR;
+    }
+
+    la->v2 = (ctx->route->op == NGX_PLINTH_OP_LIST_OBJECTS_V2);
+    la->max_keys = 1000;
+
+    (void) ngx_http_plinth_arg(r, "prefix", &la->prefix);
+    (void) ngx_http_plinth_arg(r, "delimiter", &la->delimiter);
+
+    if (ngx_http_plinth_arg(r, "encoding-type", &v) == NGX_OK) {
+        if (v.len != 3 || ngx_strncmp(v.data, "url", 3) != 0) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                                  "Invalid Encoding Method specified in "
+                                  "Request");
+            return NGX_OK;
+        }
+        la->url = 1;
+    }
+
+    if (ngx_http_plinth_arg(r, "max-keys", &v) == NGX_OK) {
+        n = ngx_atoi(v.data, v.len);
+        if (n < 0) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                                  "Provided max-keys not an integer or "
+                                  "within integer range");
+            return NGX_OK;
+        }
+        la->max_keys = n > 1000 ? 1000 : n;
+    }
+
+    after.len = 0;
+    after.data = (u_char *) "";
+    after_prefix = 0;
+
+    if (la->v2) {
+        la->fetch_owner =
+            (ngx_http_plinth_arg(r, "fetch-owner", &v) == NGX_OK
+             && v.len == 4 && ngx_strncmp(v.data, "true", 4) == 0);
+
+        if (ngx_http_plinth_arg(r, "start-after", &la->start_after)
+            == NGX_OK)
+        {
+            after = la->start_after;
+        }
+
+        if (ngx_http_plinth_arg(r, "continuation-token", &la->token)
+            == NGX_OK)
+        {
+            dec.data = ngx_pnalloc(r->pool,
+                                   ngx_base64_decoded_length(la->token.len)
+                                   + 1);
+            if (dec.data == NULL) {
+                return NGX_ERROR;
+            }
+
+            if (la->token.len == 0
+                || ngx_decode_base64url(&dec, &la->token) != NGX_OK
+                || dec.len == 0 || (dec.data[0] != 'K' && dec.data[0] != 'P'))
+            {
+                ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                                      "The continuation token provided is "
+                                      "incorrect");
+                return NGX_OK;
+            }
+
+            after_prefix = (dec.data[0] == 'P');
+            after.data = dec.data + 1;
+            after.len = dec.len - 1;
+            after.data[after.len] = '\0';
+        }
+
+    } else if (ngx_http_plinth_arg(r, "marker", &la->marker) == NGX_OK) {
+        after = la->marker;
+
+        /* a NextMarker that is a common prefix: skip every key under it */
+        after_prefix = (la->delimiter.len
+                        && after.len > la->prefix.len
+                        && after.len >= la->delimiter.len
+                        && ngx_strncmp(after.data + after.len
+                                       - la->delimiter.len,
+                                       la->delimiter.data,
+                                       la->delimiter.len) == 0);
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+    *ngx_sprintf(p, "%i", la->max_keys) = '\0';
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &la->prefix);
+    params[2] = (char *) ngx_http_plinth_cstr(r->pool, &la->delimiter);
+    params[3] = (char *) ngx_http_plinth_cstr(r->pool, &after);
+    params[4] = after_prefix ? "true" : "false";
+    params[5] = (char *) p;
+
+    if (params[0] == NULL || params[1] == NULL || params[2] == NULL
+        || params[3] == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_plinth_pg_query(r, NGX_PLINTH_SQL_LIST, 6, params,
+                               ngx_http_plinth_list_done, la);
+}
+
+
+static void
+ngx_http_plinth_list_done(ngx_http_request_t *r, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    ngx_http_plinth_list_args_t  *la = data;
+
+    int                     i, n, shown, nkeys;
+    u_char                 *kind;
+    ngx_int_t               sent;
+    ngx_str_t               last, raw, tok;
+    ngx_uint_t              truncated;
+    ngx_plinth_xml_t        x;
+    ngx_http_plinth_ctx_t  *ctx;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    n = PQntuples(res);
+    truncated = (n > la->max_keys);
+    shown = truncated ? (int) la->max_keys : n;
+
+    ngx_plinth_xml_init(&x, r->pool);
+    ngx_plinth_xml_lit(&x, NGX_PLINTH_XML_HEAD "<ListBucketResult"
+                           NGX_PLINTH_XMLNS ">");
+    ngx_plinth_xml_elem(&x, "Name", ctx->bucket.data, ctx->bucket.len);
+    ngx_plinth_xml_elem_url(&x, "Prefix", la->prefix.data, la->prefix.len,
+                            la->url);
+    if (la->delimiter.len) {
+        ngx_plinth_xml_elem_url(&x, "Delimiter", la->delimiter.data,
+                                la->delimiter.len, la->url);
+    }
+    ngx_plinth_xml_elem_int(&x, "MaxKeys", la->max_keys);
+    if (la->url) {
+        ngx_plinth_xml_lit(&x, "<EncodingType>url</EncodingType>");
+    }
+    ngx_plinth_xml_lit(&x, truncated ? "<IsTruncated>true</IsTruncated>"
+                                     : "<IsTruncated>false</IsTruncated>");
+
+    if (la->v2) {
+        if (la->token.data) {
+            ngx_plinth_xml_elem(&x, "ContinuationToken", la->token.data,
+                                la->token.len);
+        }
+        if (la->start_after.data) {
+            ngx_plinth_xml_elem_url(&x, "StartAfter", la->start_after.data,
+                                    la->start_after.len, la->url);
+        }
+
+    } else {
+        ngx_plinth_xml_elem_url(&x, "Marker", la->marker.data,
+                                la->marker.len, la->url);
+    }
+
+    nkeys = 0;
+
+    for (i = 0; i < shown; i++) {
+        if (PQgetvalue(res, i, 1)[0] == 't') {
+            continue;
+        }
+
+        nkeys++;
+        ngx_plinth_xml_lit(&x, "<Contents>");
+        ngx_plinth_xml_elem_url(&x, "Key", (u_char *) PQgetvalue(res, i, 0),
+                                PQgetlength(res, i, 0), la->url);
+        ngx_plinth_xml_elem(&x, "LastModified",
+                            (u_char *) PQgetvalue(res, i, 4),
+                            PQgetlength(res, i, 4));
+        ngx_plinth_xml_lit(&x, "<ETag>&quot;");
+        ngx_plinth_xml_text(&x, (u_char *) PQgetvalue(res, i, 3),
+                            PQgetlength(res, i, 3));
+        ngx_plinth_xml_lit(&x, "&quot;</ETag>");
+        ngx_plinth_xml_elem(&x, "Size", (u_char *) PQgetvalue(res, i, 2),
+                            PQgetlength(res, i, 2));
+        if (!la->v2 || la->fetch_owner) {
+            ngx_http_plinth_owner_xml(&x, ctx);
+        }
+        ngx_plinth_xml_lit(&x, "<StorageClass>STANDARD</StorageClass>"
+                               "</Contents>");
+    }
+
+    for (i = 0; i < shown; i++) {
+        if (PQgetvalue(res, i, 1)[0] != 't') {
+            continue;
+        }
+
+        ngx_plinth_xml_lit(&x, "<CommonPrefixes>");
+        ngx_plinth_xml_elem_url(&x, "Prefix",
+                                (u_char *) PQgetvalue(res, i, 0),
+                                PQgetlength(res, i, 0), la->url);
+        ngx_plinth_xml_lit(&x, "</CommonPrefixes>");
+    }
+
+    if (la->v2) {
+        ngx_plinth_xml_elem_int(&x, "KeyCount", shown);
+    }
+
+    if (truncated && shown > 0) {
+        last.data = (u_char *) PQgetvalue(res, shown - 1, 0);
+        last.len = PQgetlength(res, shown - 1, 0);
+
+        if (la->v2) {
+            raw.len = last.len + 1;
+            raw.data = ngx_pnalloc(r->pool, raw.len);
+            tok.data = ngx_pnalloc(r->pool, ngx_base64_encoded_length(raw.len));
+            if (raw.data == NULL || tok.data == NULL) {
+                ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return;
+            }
+
+            kind = raw.data;
+            *kind = (PQgetvalue(res, shown - 1, 1)[0] == 't') ? 'P' : 'K';
+            ngx_memcpy(raw.data + 1, last.data, last.len);
+            ngx_encode_base64url(&tok, &raw);
+            ngx_plinth_xml_elem(&x, "NextContinuationToken", tok.data,
+                                tok.len);
+
+        } else if (la->delimiter.len) {
+            /* v1 gives NextMarker only with a delimiter */
+            ngx_plinth_xml_elem_url(&x, "NextMarker", last.data, last.len,
+                                    la->url);
+        }
+    }
+
+    ngx_plinth_xml_lit(&x, "</ListBucketResult>");
+
+    (void) nkeys;
+
+    if (x.error) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    sent = ngx_http_plinth_send_body(r, NGX_HTTP_OK, x.first,
+                                     "application/xml");
+    ngx_http_plinth_finalize(r, sent);
+}

@@ -1,0 +1,840 @@
+/*
+ * S3 object operations: PutObject, GetObject, HeadObject, DeleteObject.
+ *
+ * PUT: the body is read in full (hashed with MD5 on the way in by the
+ * module's request body filter, spooled to a temp file by nginx when
+ * large), the version is recorded as pending, the body fans out to RF data
+ * nodes, and after W acknowledgements the version commits in one
+ * transaction; fewer than W is a 503 and the pending row becomes garbage.
+ *
+ * GET/HEAD: one query returns the current version; the body streams from
+ * its replicas (ngx_plinth_fanout.c).
+ */
+
+#include "ngx_plinth.h"
+
+
+static void ngx_http_plinth_put_body_done(ngx_http_request_t *r);
+static void ngx_http_plinth_put_begun(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_put_quorum(ngx_http_request_t *r);
+static void ngx_http_plinth_put_committed(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_put_aborted(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_put_node_added(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+static u_char *ngx_http_plinth_nodes_param(ngx_pool_t *pool, uint32_t *nodes,
+    ngx_uint_t n);
+static ngx_int_t ngx_http_plinth_user_meta(ngx_http_request_t *r,
+    ngx_str_t *meta);
+static void ngx_http_plinth_get_done(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+static ngx_int_t ngx_http_plinth_parse_range(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+static ngx_int_t ngx_http_plinth_object_headers(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+static void ngx_http_plinth_delete_done(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+
+
+ngx_int_t
+ngx_http_plinth_put_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
+{
+    ngx_int_t                     rc;
+    ngx_http_plinth_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
+
+    if (r->headers_in.content_length_n > pmcf->max_object_size) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_ENTITY_TOO_LARGE, NULL);
+        return NGX_OK;
+    }
+
+    ngx_md5_init(&ctx->md5);
+    ctx->hash_body = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_plinth_put_body_done);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        /* nginx gave the body's reference back already */
+        ngx_http_plinth_error(r, rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
+                                 ? NGX_PLINTH_ERR_ENTITY_TOO_LARGE
+                                 : NGX_PLINTH_ERR_INVALID_REQUEST,
+                              NULL);
+        return NGX_OK;
+    }
+
+    /* the body reader holds the request now: drop the handler's reference */
+    r->main->count--;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_plinth_put_body_done(ngx_http_request_t *r)
+{
+    u_char                        digest[16], *size;
+    ngx_str_t                     cmd5, want, meta;
+    const char                   *params[7];
+    ngx_table_elt_t              *h;
+    ngx_http_plinth_ctx_t        *ctx;
+    ngx_http_plinth_main_conf_t  *pmcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
+
+    if (ctx->finalized) {
+        return;
+    }
+
+    if (r->request_body == NULL) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ctx->hash_body = 0;
+    ngx_md5_final(digest, &ctx->md5);
+    ngx_hex_dump(ctx->etag, digest, 16);
+
+    if (ctx->body_len > pmcf->max_object_size) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_ENTITY_TOO_LARGE, NULL);
+        return;
+    }
+
+    h = ngx_http_plinth_header_in(r, "Content-MD5");
+
+    if (h) {
+        want.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(
+                                             h->value.len));
+        if (want.data == NULL) {
+            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        cmd5 = h->value;
+
+        if (ngx_decode_base64(&want, &cmd5) != NGX_OK || want.len != 16) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_DIGEST, NULL);
+            return;
+        }
+
+        if (ngx_memcmp(want.data, digest, 16) != 0) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_BAD_DIGEST, NULL);
+            return;
+        }
+    }
+
+    switch (ngx_http_plinth_user_meta(r, &meta)) {
+    case NGX_OK:
+        break;
+    case NGX_DECLINED:
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_METADATA_TOO_LARGE, NULL);
+        return;
+    default:
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    size = ngx_pnalloc(r->pool, NGX_OFF_T_LEN + 1);
+    if (size == NULL) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    *ngx_sprintf(size, "%O", ctx->body_len) = '\0';
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->key);
+    params[2] = (char *) size;
+    params[3] = (char *) ngx_pnalloc(r->pool, 33);
+    params[4] = r->headers_in.content_type
+                ? (char *) ngx_http_plinth_cstr(r->pool,
+                                              &r->headers_in.content_type->value)
+                : NULL;
+    params[5] = meta.len ? (char *) meta.data : NULL;
+    params[6] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+
+    if (params[0] == NULL || params[1] == NULL || params[3] == NULL
+        || params[6] == NULL
+        || (r->headers_in.content_type && params[4] == NULL))
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_memcpy((u_char *) params[3], ctx->etag, 32);
+    ((u_char *) params[3])[32] = '\0';
+
+    if (ngx_http_plinth_pg(r, NGX_PLINTH_SQL_PUT_BEGIN, 7, params,
+                           ngx_http_plinth_put_begun)
+        != NGX_OK)
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+}
+
+
+/*
+ * x-amz-meta-* headers as "x-amz-meta-name:value\n" lines, names in lower
+ * case, at most 2 KiB in all as S3 counts it. NGX_DECLINED when too large.
+ */
+static ngx_int_t
+ngx_http_plinth_user_meta(ngx_http_request_t *r, ngx_str_t *meta)
+{
+    size_t            total;
+    u_char           *p;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    meta->len = 0;
+    meta->data = NULL;
+    total = 0;
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+        for (i = 0; i < part->nelts; i++) {
+            if (h[i].key.len > 11
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "x-amz-meta-",
+                                   11) == 0)
+            {
+                total += h[i].key.len - 11 + h[i].value.len;
+                meta->len += h[i].key.len + 1 + h[i].value.len + 1;
+            }
+        }
+    }
+
+    if (total > NGX_PLINTH_MAX_META_SIZE) {
+        return NGX_DECLINED;
+    }
+
+    if (meta->len == 0) {
+        return NGX_OK;
+    }
+
+    meta->data = ngx_pnalloc(r->pool, meta->len + 1);
+    if (meta->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = meta->data;
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+        for (i = 0; i < part->nelts; i++) {
+            if (h[i].key.len > 11
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "x-amz-meta-",
+                                   11) == 0)
+            {
+                ngx_strlow(p, h[i].key.data, h[i].key.len);
+                p += h[i].key.len;
+                *p++ = ':';
+                p = ngx_cpymem(p, h[i].value.data, h[i].value.len);
+                *p++ = '\n';
+            }
+        }
+    }
+
+    /* no trailing newline */
+    meta->len--;
+    meta->data[meta->len] = '\0';
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_plinth_put_begun(ngx_http_request_t *r, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    size_t                        n;
+    u_char                       *hkey;
+    ngx_http_plinth_ctx_t        *ctx;
+    ngx_http_plinth_main_conf_t  *pmcf;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK
+        || PQntuples(res) != 1)
+    {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
+
+    if (ngx_http_plinth_copy_value(r->pool, res, 0, 0, &ctx->version_id)
+            != NGX_OK
+        || ngx_http_plinth_copy_value(r->pool, res, 0, 1, &ctx->blob_id)
+            != NGX_OK)
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* placement: the ring's RF nodes for "bucket/key" */
+    n = ctx->bucket.len + 1 + ctx->key.len;
+    hkey = ngx_pnalloc(r->pool, n);
+    if (hkey == NULL) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_memcpy(hkey, ctx->bucket.data, ctx->bucket.len);
+    hkey[ctx->bucket.len] = '/';
+    ngx_memcpy(hkey + ctx->bucket.len + 1, ctx->key.data, ctx->key.len);
+
+    ctx->ntargets = plinth_ring_lookup(pmcf->ring, hkey, n, NULL, NULL, 0,
+                                       pmcf->rf, ctx->targets);
+
+    if (ctx->ntargets < pmcf->w) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "plinth: only %ui data nodes for a write quorum of %ui",
+                      ctx->ntargets, pmcf->w);
+        ctx->state = 2;
+        ngx_http_plinth_put_quorum(r);
+        return;
+    }
+
+    if (ngx_http_plinth_fanout_put(r, ctx, ngx_http_plinth_put_quorum)
+        != NGX_OK)
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+}
+
+
+/* Called once the fan-out is decided: W acknowledged, or it cannot be. */
+static void
+ngx_http_plinth_put_quorum(ngx_http_request_t *r)
+{
+    const char                   *params[2];
+    ngx_http_plinth_ctx_t        *ctx;
+    ngx_plinth_pg_handler_pt      handler;
+    ngx_http_plinth_main_conf_t  *pmcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
+
+    /* a failed write records every node tried: where its garbage may be */
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->version_id);
+    params[1] = (char *) (ctx->acked >= pmcf->w
+                          ? ngx_http_plinth_nodes_param(r->pool,
+                                                        ctx->acked_nodes,
+                                                        ctx->acked)
+                          : ngx_http_plinth_nodes_param(r->pool,
+                                                        ctx->targets,
+                                                        ctx->ntargets));
+    if (params[0] == NULL || params[1] == NULL) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ctx->acked >= pmcf->w) {
+        handler = ngx_http_plinth_put_committed;
+
+    } else {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "plinth: write of blob %V reached %ui of %ui data "
+                      "nodes, quorum %ui",
+                      &ctx->blob_id, ctx->acked, ctx->ntargets, pmcf->w);
+        handler = ngx_http_plinth_put_aborted;
+    }
+
+    if (ngx_http_plinth_pg(r, handler == ngx_http_plinth_put_committed
+                              ? NGX_PLINTH_SQL_PUT_COMMIT
+                              : NGX_PLINTH_SQL_PUT_ABORT,
+                           2, params, handler)
+        != NGX_OK)
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+}
+
+
+static u_char *
+ngx_http_plinth_nodes_param(ngx_pool_t *pool, uint32_t *nodes, ngx_uint_t n)
+{
+    u_char      *p, *s;
+    ngx_uint_t   i;
+
+    s = ngx_pnalloc(pool, 2 + n * (NGX_INT32_LEN + 1) + 1);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    p = s;
+    *p++ = '{';
+
+    for (i = 0; i < n; i++) {
+        p = ngx_sprintf(p, i ? ",%uD" : "%uD", nodes[i]);
+    }
+
+    *p++ = '}';
+    *p = '\0';
+
+    return s;
+}
+
+
+static void
+ngx_http_plinth_put_committed(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc)
+{
+    ngx_int_t               sent;
+    ngx_str_t               etag;
+    ngx_uint_t              i;
+    ngx_http_plinth_ctx_t  *ctx;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    ctx->committed = 1;
+    for (i = 0; i < ctx->nlate; i++) {
+        ngx_http_plinth_put_add_node(r, ctx, ctx->late_nodes[i]);
+    }
+
+    etag.len = 34;
+    etag.data = ngx_pnalloc(r->pool, etag.len);
+    if (etag.data == NULL) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    etag.data[0] = '"';
+    ngx_memcpy(etag.data + 1, ctx->etag, 32);
+    etag.data[33] = '"';
+
+    if (ngx_http_plinth_add_header(r, "ETag", &etag) != NGX_OK) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    sent = ngx_http_plinth_send_body(r, NGX_HTTP_OK, NULL, NULL);
+    ngx_http_plinth_finalize(r, sent);
+}
+
+
+/*
+ * A copy that landed after the commit is recorded as well, best effort:
+ * if this fails (or the request is gone first), repair finds the object
+ * under-replicated and the blob an orphan, and sets both right.
+ */
+void
+ngx_http_plinth_put_add_node(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, uint32_t node)
+{
+    u_char      *n;
+    const char  *params[2];
+
+    n = ngx_pnalloc(r->pool, NGX_INT32_LEN + 1);
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->version_id);
+    if (n == NULL || params[0] == NULL) {
+        return;
+    }
+
+    *ngx_sprintf(n, "%uD", node) = '\0';
+    params[1] = (char *) n;
+
+    (void) ngx_http_plinth_pg(r, NGX_PLINTH_SQL_PUT_ADD_NODE, 2, params,
+                              ngx_http_plinth_put_node_added);
+}
+
+
+static void
+ngx_http_plinth_put_node_added(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc)
+{
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "plinth: could not record a late replica; repair "
+                      "will find it");
+    }
+}
+
+
+static void
+ngx_http_plinth_put_aborted(ngx_http_request_t *r, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "plinth: could not mark a failed write; garbage "
+                      "collection will find its pending row");
+    }
+
+    ngx_http_plinth_error(r, NGX_PLINTH_ERR_SERVICE_UNAVAILABLE,
+                          "Not enough data nodes acknowledged the write.");
+}
+
+
+ngx_int_t
+ngx_http_plinth_get_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
+{
+    const char  *params[2];
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->key);
+    if (params[0] == NULL || params[1] == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_GET, 2, params,
+                              ngx_http_plinth_get_done);
+}
+
+
+static void
+ngx_http_plinth_get_done(ngx_http_request_t *r, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    u_char                 *p, *last;
+    ngx_int_t               n;
+    ngx_str_t               v;
+    ngx_http_plinth_ctx_t  *ctx;
+    ngx_plinth_object_t    *obj;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+    obj = &ctx->obj;
+
+    if (PQntuples(res) == 0) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_NO_SUCH_BUCKET, NULL);
+        return;
+    }
+
+    if ((size_t) PQgetlength(res, 0, 9) != ctx->identity.len
+        || ngx_strncmp(PQgetvalue(res, 0, 9), ctx->identity.data,
+                       ctx->identity.len) != 0)
+    {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_ACCESS_DENIED, NULL);
+        return;
+    }
+
+    if (PQgetisnull(res, 0, 0) || PQgetvalue(res, 0, 0)[0] == 't') {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_NO_SUCH_KEY, NULL);
+        return;
+    }
+
+    if (ngx_http_plinth_copy_value(r->pool, res, 0, 1, &obj->version_id)
+            == NGX_ERROR
+        || ngx_http_plinth_copy_value(r->pool, res, 0, 2, &obj->blob_id)
+            == NGX_ERROR
+        || ngx_http_plinth_copy_value(r->pool, res, 0, 4, &obj->etag)
+            == NGX_ERROR
+        || ngx_http_plinth_copy_value(r->pool, res, 0, 5, &obj->content_type)
+            == NGX_ERROR
+        || ngx_http_plinth_copy_value(r->pool, res, 0, 6, &obj->meta)
+            == NGX_ERROR)
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ctx->blob_id = obj->blob_id;
+    obj->size = ngx_atoof((u_char *) PQgetvalue(res, 0, 3),
+                          PQgetlength(res, 0, 3));
+    obj->mtime = ngx_atotm((u_char *) PQgetvalue(res, 0, 8),
+                           PQgetlength(res, 0, 8));
+
+    /* placement "1,2,3" */
+    p = (u_char *) PQgetvalue(res, 0, 7);
+    last = p + PQgetlength(res, 0, 7);
+    obj->nnodes = 0;
+
+    while (p < last && obj->nnodes < NGX_PLINTH_MAX_RF) {
+        v.data = p;
+        while (p < last && *p != ',') {
+            p++;
+        }
+        v.len = p - v.data;
+        n = ngx_atoi(v.data, v.len);
+        if (n > 0) {
+            obj->nodes[obj->nnodes++] = (uint32_t) n;
+        }
+        p++;
+    }
+
+    if (obj->size < 0 || (obj->size > 0 && obj->blob_id.len == 0)) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "plinth: version %V has no blob", &obj->version_id);
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ngx_http_plinth_parse_range(r, ctx) != NGX_OK) {
+        return;
+    }
+
+    if (ngx_http_plinth_object_headers(r, ctx) != NGX_OK) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (r->method == NGX_HTTP_HEAD || ctx->end == ctx->start) {
+        r->header_only = (r->method == NGX_HTTP_HEAD);
+        rc = ngx_http_send_header(r);
+        if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+            ngx_http_plinth_finalize(r, rc);
+            return;
+        }
+        ngx_http_plinth_finalize(r, ngx_http_send_special(r, NGX_HTTP_LAST));
+        return;
+    }
+
+    if (ngx_http_plinth_read_start(r, ctx) != NGX_OK) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+}
+
+
+/*
+ * One byte range, as S3 serves it: "bytes=a-b", "bytes=a-", "bytes=-n".
+ * A header that does not parse is ignored (the whole object is sent, as
+ * RFC 9110 asks); a range that starts past the end is 416 InvalidRange.
+ */
+static ngx_int_t
+ngx_http_plinth_parse_range(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
+{
+    u_char     *p, *last;
+    off_t       a, b, size;
+    ngx_uint_t  suffix;
+
+    size = ctx->obj.size;
+    ctx->start = 0;
+    ctx->end = size;
+    ctx->ranged = 0;
+
+    if (r->headers_in.range == NULL || r->method == NGX_HTTP_HEAD) {
+        return NGX_OK;
+    }
+
+    p = r->headers_in.range->value.data;
+    last = p + r->headers_in.range->value.len;
+
+    if (last - p < 7 || ngx_strncasecmp(p, (u_char *) "bytes=", 6) != 0) {
+        return NGX_OK;
+    }
+
+    p += 6;
+    a = -1;
+    b = -1;
+    suffix = 0;
+
+    while (p < last && *p == ' ') { p++; }
+
+    if (p < last && *p == '-') {
+        suffix = 1;
+        p++;
+    } else {
+        for (a = 0; p < last && *p >= '0' && *p <= '9'; p++) {
+            if (a >= (NGX_MAX_OFF_T_VALUE - 9) / 10) {
+                return NGX_OK;
+            }
+            a = a * 10 + (*p - '0');
+        }
+        if (p == last || *p != '-') {
+            return NGX_OK;
+        }
+        p++;
+    }
+
+    if (p < last && *p >= '0' && *p <= '9') {
+        for (b = 0; p < last && *p >= '0' && *p <= '9'; p++) {
+            if (b >= (NGX_MAX_OFF_T_VALUE - 9) / 10) {
+                return NGX_OK;
+            }
+            b = b * 10 + (*p - '0');
+        }
+    }
+
+    while (p < last && *p == ' ') { p++; }
+
+    if (p != last) {
+        /* several ranges, or garbage: S3 answers with the whole object */
+        return NGX_OK;
+    }
+
+    if (suffix) {
+        if (b < 0) {
+            return NGX_OK;
+        }
+        if (b == 0 || size == 0) {
+            goto unsatisfiable;
+        }
+        ctx->start = b >= size ? 0 : size - b;
+        ctx->end = size;
+
+    } else {
+        if (b >= 0 && b < a) {
+            return NGX_OK;
+        }
+        if (a >= size) {
+            goto unsatisfiable;
+        }
+        ctx->start = a;
+        ctx->end = (b < 0 || b >= size) ? size : b + 1;
+    }
+
+    ctx->ranged = 1;
+    return NGX_OK;
+
+unsatisfiable:
+
+    r->headers_out.content_range = ngx_list_push(&r->headers_out.headers);
+    if (r->headers_out.content_range == NULL) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_ERROR;
+    }
+
+    r->headers_out.content_range->hash = 1;
+    ngx_str_set(&r->headers_out.content_range->key, "Content-Range");
+    r->headers_out.content_range->value.data =
+        ngx_pnalloc(r->pool, sizeof("bytes */") - 1 + NGX_OFF_T_LEN);
+    if (r->headers_out.content_range->value.data == NULL) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_ERROR;
+    }
+    r->headers_out.content_range->value.len =
+        ngx_sprintf(r->headers_out.content_range->value.data, "bytes */%O",
+                    size)
+        - r->headers_out.content_range->value.data;
+
+    ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_RANGE, NULL);
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_plinth_object_headers(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx)
+{
+    u_char               *p, *last, *colon, *nl;
+    ngx_str_t             v;
+    ngx_table_elt_t      *h;
+    ngx_plinth_object_t  *obj;
+
+    obj = &ctx->obj;
+
+    r->headers_out.status = ctx->ranged ? NGX_HTTP_PARTIAL_CONTENT
+                                        : NGX_HTTP_OK;
+    r->headers_out.content_length_n = ctx->end - ctx->start;
+    r->headers_out.last_modified_time = obj->mtime;
+
+    if (obj->content_type.len) {
+        r->headers_out.content_type = obj->content_type;
+    } else {
+        ngx_str_set(&r->headers_out.content_type, "binary/octet-stream");
+    }
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    v.len = obj->etag.len + 2;
+    v.data = ngx_pnalloc(r->pool, v.len);
+    if (v.data == NULL) {
+        return NGX_ERROR;
+    }
+    v.data[0] = '"';
+    ngx_memcpy(v.data + 1, obj->etag.data, obj->etag.len);
+    v.data[v.len - 1] = '"';
+
+    if (ngx_http_plinth_add_header(r, "ETag", &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&v, "bytes");
+    if (ngx_http_plinth_add_header(r, "Accept-Ranges", &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ctx->ranged) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+        h->hash = 1;
+        ngx_str_set(&h->key, "Content-Range");
+        h->value.data = ngx_pnalloc(r->pool, sizeof("bytes -/") - 1
+                                             + 3 * NGX_OFF_T_LEN);
+        if (h->value.data == NULL) {
+            return NGX_ERROR;
+        }
+        h->value.len = ngx_sprintf(h->value.data, "bytes %O-%O/%O",
+                                   ctx->start, ctx->end - 1, obj->size)
+                       - h->value.data;
+        r->headers_out.content_range = h;
+    }
+
+    /* user metadata: "x-amz-meta-name:value" lines */
+    p = obj->meta.data;
+    last = p + obj->meta.len;
+
+    while (p && p < last) {
+        nl = ngx_strlchr(p, last, '\n');
+        if (nl == NULL) {
+            nl = last;
+        }
+        colon = ngx_strlchr(p, nl, ':');
+        if (colon) {
+            h = ngx_list_push(&r->headers_out.headers);
+            if (h == NULL) {
+                return NGX_ERROR;
+            }
+            h->hash = 1;
+            h->key.data = p;
+            h->key.len = colon - p;
+            h->value.data = colon + 1;
+            h->value.len = nl - (colon + 1);
+        }
+        p = nl + 1;
+    }
+
+    if (ngx_http_plinth_add_header(r, "x-amz-request-id", &ctx->request_id)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    r->allow_ranges = 0;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_plinth_delete_object(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx)
+{
+    const char  *params[3];
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->key);
+    params[2] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+    if (params[0] == NULL || params[1] == NULL || params[2] == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_DELETE, 3, params,
+                              ngx_http_plinth_delete_done);
+}
+
+
+static void
+ngx_http_plinth_delete_done(ngx_http_request_t *r, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    ngx_http_plinth_finalize(r, ngx_http_plinth_send_body(r,
+                                    NGX_HTTP_NO_CONTENT, NULL, NULL));
+}

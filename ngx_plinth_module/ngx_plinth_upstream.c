@@ -1,0 +1,287 @@
+/*
+ * The data-node upstream: `plinth_cluster <file>` inside an upstream block
+ * adds one server per data node of the cluster file and installs Plinth's
+ * balancer. The balancer does no choosing of its own: every subrequest to
+ * the data nodes carries its replica list (ngx_http_plinth_sr_ctx_t.nodes,
+ * in preference order) and the balancer hands those out one try at a time,
+ * so proxy_next_upstream walks the replicas in order. A `keepalive`
+ * directive after plinth_cluster wraps this balancer with nginx's
+ * connection cache, as it wraps round robin.
+ */
+
+#include "ngx_plinth.h"
+
+
+typedef struct {
+    uint32_t                      id;
+    struct sockaddr              *sockaddr;
+    socklen_t                     socklen;
+    ngx_str_t                     name;
+} ngx_http_plinth_peer_t;
+
+
+typedef struct {
+    ngx_http_plinth_peer_t       *peers;
+    ngx_uint_t                    npeers;
+} ngx_http_plinth_peers_t;
+
+
+typedef struct {
+    ngx_http_plinth_peers_t      *peers;
+    ngx_http_plinth_sr_ctx_t     *sctx;
+    ngx_uint_t                    next;
+} ngx_http_plinth_peer_data_t;
+
+
+static ngx_int_t ngx_http_plinth_upstream_init(ngx_conf_t *cf,
+    ngx_http_upstream_srv_conf_t *us);
+static ngx_int_t ngx_http_plinth_upstream_init_peer(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us);
+static ngx_int_t ngx_http_plinth_upstream_get_peer(ngx_peer_connection_t *pc,
+    void *data);
+static void ngx_http_plinth_upstream_free_peer(ngx_peer_connection_t *pc,
+    void *data, ngx_uint_t state);
+static void *ngx_http_plinth_ring_alloc(void *ctx, size_t size);
+
+
+char *
+ngx_http_plinth_cluster(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char                          *err;
+    ngx_str_t                     *value;
+    ngx_url_t                      u;
+    ngx_uint_t                     i;
+    plinth_ring_node_t            *rn;
+    ngx_plinth_cluster_node_t     *node;
+    ngx_http_upstream_server_t    *us;
+    ngx_http_plinth_main_conf_t   *pmcf;
+    ngx_http_upstream_srv_conf_t  *uscf;
+
+    pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_plinth_module);
+    uscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_upstream_module);
+
+    if (pmcf->upstream) {
+        return "is duplicate: one data-node upstream per http block";
+    }
+
+    if (uscf->servers && uscf->servers->nelts) {
+        return "must come before any \"server\" in the upstream block";
+    }
+
+    if (uscf->peer.init_upstream) {
+        return "must come before \"keepalive\" and other balancers";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_conf_full_name(cf->cycle, &value[1], 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    err = ngx_plinth_cluster_load(cf->pool, &value[1], &pmcf->nodes);
+    if (err) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
+        return NGX_CONF_ERROR;
+    }
+
+    if (uscf->servers == NULL) {
+        uscf->servers = ngx_array_create(cf->pool, pmcf->nodes->nelts,
+                                         sizeof(ngx_http_upstream_server_t));
+        if (uscf->servers == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    rn = ngx_pcalloc(cf->pool, pmcf->nodes->nelts * sizeof(plinth_ring_node_t));
+    if (rn == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    node = pmcf->nodes->elts;
+
+    for (i = 0; i < pmcf->nodes->nelts; i++) {
+        ngx_memzero(&u, sizeof(ngx_url_t));
+        u.url = node[i].address;
+        u.default_port = 80;
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "data node %uD: invalid address \"%V\"%s%s",
+                               node[i].id, &node[i].address,
+                               u.err ? ": " : "", u.err ? u.err : "");
+            return NGX_CONF_ERROR;
+        }
+
+        if (u.naddrs != 1) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "data node %uD: address \"%V\" must resolve "
+                               "to exactly one address", node[i].id,
+                               &node[i].address);
+            return NGX_CONF_ERROR;
+        }
+
+        us = ngx_array_push(uscf->servers);
+        if (us == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(us, sizeof(ngx_http_upstream_server_t));
+        us->name = node[i].address;
+        us->addrs = u.addrs;
+        us->naddrs = 1;
+        us->weight = node[i].weight;
+
+        rn[i].id = node[i].id;
+        rn[i].weight = node[i].weight;
+        rn[i].zone = (const char *) node[i].zone.data;
+        rn[i].tier = (const char *) node[i].tier.data;
+    }
+
+    pmcf->ring = plinth_ring_create(rn, pmcf->nodes->nelts, 0,
+                                    ngx_http_plinth_ring_alloc, cf->pool);
+    if (pmcf->ring == NULL) {
+        return "could not build the placement ring";
+    }
+
+    pmcf->upstream = uscf;
+    uscf->peer.init_upstream = ngx_http_plinth_upstream_init;
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_plinth_ring_alloc(void *ctx, size_t size)
+{
+    return ngx_palloc((ngx_pool_t *) ctx, size);
+}
+
+
+static ngx_int_t
+ngx_http_plinth_upstream_init(ngx_conf_t *cf,
+    ngx_http_upstream_srv_conf_t *us)
+{
+    ngx_uint_t                    i;
+    ngx_http_plinth_peers_t      *peers;
+    ngx_plinth_cluster_node_t    *node;
+    ngx_http_upstream_server_t   *server;
+    ngx_http_plinth_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_plinth_module);
+
+    peers = ngx_palloc(cf->pool, sizeof(ngx_http_plinth_peers_t));
+    if (peers == NULL) {
+        return NGX_ERROR;
+    }
+
+    peers->npeers = us->servers->nelts;
+    peers->peers = ngx_pcalloc(cf->pool,
+                               peers->npeers * sizeof(ngx_http_plinth_peer_t));
+    if (peers->peers == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (peers->npeers != pmcf->nodes->nelts) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "the data-node upstream must hold only the nodes of "
+                      "plinth_cluster, no other \"server\"");
+        return NGX_ERROR;
+    }
+
+    server = us->servers->elts;
+    node = pmcf->nodes->elts;
+
+    for (i = 0; i < peers->npeers; i++) {
+        peers->peers[i].id = node[i].id;
+        peers->peers[i].sockaddr = server[i].addrs[0].sockaddr;
+        peers->peers[i].socklen = server[i].addrs[0].socklen;
+        peers->peers[i].name = server[i].addrs[0].name;
+    }
+
+    us->peer.data = peers;
+    us->peer.init = ngx_http_plinth_upstream_init_peer;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_plinth_upstream_init_peer(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us)
+{
+    ngx_http_plinth_sr_ctx_t     *sctx;
+    ngx_http_plinth_peer_data_t  *pd;
+
+    sctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+    if (sctx == NULL || r == r->main) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "the data-node upstream is reachable only through "
+                      "plinth's own subrequests");
+        return NGX_ERROR;
+    }
+
+    pd = ngx_palloc(r->pool, sizeof(ngx_http_plinth_peer_data_t));
+    if (pd == NULL) {
+        return NGX_ERROR;
+    }
+
+    pd->peers = us->peer.data;
+    pd->sctx = sctx;
+    pd->next = 0;
+
+    r->upstream->peer.data = pd;
+    r->upstream->peer.get = ngx_http_plinth_upstream_get_peer;
+    r->upstream->peer.free = ngx_http_plinth_upstream_free_peer;
+    r->upstream->peer.tries = sctx->nnodes;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_plinth_upstream_get_peer(ngx_peer_connection_t *pc, void *data)
+{
+    ngx_http_plinth_peer_data_t  *pd = data;
+
+    uint32_t                  id;
+    ngx_uint_t                i;
+    ngx_http_plinth_peer_t   *peer;
+
+    pc->cached = 0;
+    pc->connection = NULL;
+
+    while (pd->next < pd->sctx->nnodes) {
+        id = pd->sctx->nodes[pd->next++];
+
+        for (i = 0; i < pd->peers->npeers; i++) {
+            peer = &pd->peers->peers[i];
+
+            if (peer->id == id) {
+                pd->sctx->node = id;
+                pc->sockaddr = peer->sockaddr;
+                pc->socklen = peer->socklen;
+                pc->name = &peer->name;
+
+                ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pc->log, 0,
+                               "plinth peer: node %uD \"%V\"", id, pc->name);
+
+                return NGX_OK;
+            }
+        }
+
+        ngx_log_error(NGX_LOG_WARN, pc->log, 0,
+                      "data node %uD is not in the cluster file", id);
+    }
+
+    return NGX_BUSY;
+}
+
+
+static void
+ngx_http_plinth_upstream_free_peer(ngx_peer_connection_t *pc, void *data,
+    ngx_uint_t state)
+{
+    if (pc->tries) {
+        pc->tries--;
+    }
+}

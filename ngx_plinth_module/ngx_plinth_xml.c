@@ -1,0 +1,179 @@
+/*
+ * Response bodies for S3: an append-only chain of pool buffers with XML
+ * escaping. A writer never fails midway: the first allocation failure sets
+ * x->error and later calls do nothing, so callers check once at the end.
+ * Bodies are built once per response and never copied again: the chain is
+ * what nginx sends.
+ */
+
+#include "ngx_plinth.h"
+
+
+#define NGX_PLINTH_XML_CHUNK  8192
+
+
+static u_char *ngx_plinth_xml_reserve(ngx_plinth_xml_t *x, size_t len);
+
+
+void
+ngx_plinth_xml_init(ngx_plinth_xml_t *x, ngx_pool_t *pool)
+{
+    x->pool = pool;
+    x->first = NULL;
+    x->last = NULL;
+    x->error = 0;
+}
+
+
+static u_char *
+ngx_plinth_xml_reserve(ngx_plinth_xml_t *x, size_t len)
+{
+    size_t        size;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    if (x->error) {
+        return NULL;
+    }
+
+    if (x->last && (size_t) (x->last->buf->end - x->last->buf->last) >= len) {
+        return x->last->buf->last;
+    }
+
+    size = len > NGX_PLINTH_XML_CHUNK ? len : NGX_PLINTH_XML_CHUNK;
+
+    b = ngx_create_temp_buf(x->pool, size);
+    cl = ngx_alloc_chain_link(x->pool);
+    if (b == NULL || cl == NULL) {
+        x->error = 1;
+        return NULL;
+    }
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    if (x->last) {
+        x->last->next = cl;
+    } else {
+        x->first = cl;
+    }
+
+    x->last = cl;
+
+    return b->last;
+}
+
+
+void
+ngx_plinth_xml_raw(ngx_plinth_xml_t *x, const u_char *s, size_t len)
+{
+    u_char  *p;
+
+    p = ngx_plinth_xml_reserve(x, len);
+    if (p == NULL) {
+        return;
+    }
+
+    x->last->buf->last = ngx_cpymem(p, s, len);
+}
+
+
+void
+ngx_plinth_xml_lit(ngx_plinth_xml_t *x, const char *s)
+{
+    ngx_plinth_xml_raw(x, (const u_char *) s, ngx_strlen(s));
+}
+
+
+void
+ngx_plinth_xml_text(ngx_plinth_xml_t *x, const u_char *s, size_t len)
+{
+    u_char  *p;
+
+    /* worst case: every byte becomes "&#xHH;" */
+    p = ngx_plinth_xml_reserve(x, len * 6);
+    if (p == NULL) {
+        return;
+    }
+
+    while (len--) {
+        switch (*s) {
+        case '&':
+            p = ngx_cpymem(p, "&amp;", 5);
+            break;
+        case '<':
+            p = ngx_cpymem(p, "&lt;", 4);
+            break;
+        case '>':
+            p = ngx_cpymem(p, "&gt;", 4);
+            break;
+        case '"':
+            p = ngx_cpymem(p, "&quot;", 6);
+            break;
+        case '\'':
+            p = ngx_cpymem(p, "&apos;", 6);
+            break;
+        default:
+            if (*s < 0x20 && *s != '\t' && *s != '\n') {
+                /* not representable in XML 1.0: S3 escapes it the same */
+                p = ngx_sprintf(p, "&#x%02xd;", (unsigned) *s);
+            } else {
+                *p++ = *s;
+            }
+        }
+        s++;
+    }
+
+    x->last->buf->last = p;
+}
+
+
+void
+ngx_plinth_xml_elem_url(ngx_plinth_xml_t *x, const char *name,
+    const u_char *s, size_t len, ngx_uint_t url)
+{
+    u_char  *p, *enc;
+    size_t   n;
+
+    ngx_plinth_xml_lit(x, "<");
+    ngx_plinth_xml_lit(x, name);
+    ngx_plinth_xml_lit(x, ">");
+
+    if (url) {
+        /* encoding-type=url: what the AWS SDKs decode with unquote_plus */
+        n = ngx_escape_uri(NULL, (u_char *) s, len, NGX_ESCAPE_ARGS);
+        enc = ngx_pnalloc(x->pool, len + 2 * n);
+        if (enc == NULL) {
+            x->error = 1;
+            return;
+        }
+        p = (u_char *) ngx_escape_uri(enc, (u_char *) s, len,
+                                      NGX_ESCAPE_ARGS);
+        ngx_plinth_xml_text(x, enc, p - enc);
+
+    } else {
+        ngx_plinth_xml_text(x, s, len);
+    }
+
+    ngx_plinth_xml_lit(x, "</");
+    ngx_plinth_xml_lit(x, name);
+    ngx_plinth_xml_lit(x, ">");
+}
+
+
+void
+ngx_plinth_xml_elem(ngx_plinth_xml_t *x, const char *name, const u_char *s,
+    size_t len)
+{
+    ngx_plinth_xml_elem_url(x, name, s, len, 0);
+}
+
+
+void
+ngx_plinth_xml_elem_int(ngx_plinth_xml_t *x, const char *name, int64_t v)
+{
+    u_char  buf[NGX_INT64_LEN + 1], *p;
+
+    p = ngx_sprintf(buf, "%L", v);
+    ngx_plinth_xml_elem(x, name, buf, p - buf);
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs every Debian package Plinth needs to build, run and test.
+# Nothing is downloaded from anywhere but Debian's archive.
+set -euo pipefail
+
+PKGS=(
+    build-essential pkg-config
+    nginx nginx-dev                     # the packaged nginx and its module build kit
+    libssl-dev libpcre2-dev zlib1g-dev   # headers nginx-dev's configure checks for
+    libpq-dev postgresql                 # metadata store
+    libxxhash-dev                        # XXH3 block checksums (data node)
+    libprotobuf-c-dev protobuf-c-compiler
+    libyaml-dev                          # configuration files
+    libmicrohttpd-dev                    # data node HTTP/1.1 server
+    libxml2-dev                          # S3 XML request bodies
+    perl libtest-base-perl               # test harness (prove, Test::Base)
+    awscli python3-boto3                 # real S3 clients for end-to-end tests
+    curl procps iproute2 util-linux
+)
+
+SUDO=
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+        || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}"
+fi

@@ -1,0 +1,403 @@
+#!/usr/bin/env bash
+# datanode-smoke.sh -- end-to-end checks of build/plinth-datanode with curl.
+#
+# Starts data nodes on 127.0.0.1 high ports under a private mktemp dir and
+# drives the whole HTTP API: store/fetch/range/stat/delete/list/health,
+# idempotent and conflicting puts, chunked bodies, bit rot in the first and
+# in a later block, a garbled trailer, a client that disconnects mid-body,
+# a full 2 MiB tmpfs (507, nothing left behind), keep-alive reuse, config
+# test mode, graceful SIGTERM and the start-up scan. Prints TAP; exits
+# non-zero if any check fails. Needs bash, curl, dd, od, grep; the tmpfs
+# checks need root (skipped otherwise). Every process it starts is stopped
+# by pid, every mount unmounted, the temp dir removed.
+#
+#   usage: bash t/datanode-smoke.sh        (from the repository root)
+#   env:   PLINTH_DATANODE=path/to/binary  (default build/plinth-datanode)
+
+set -u
+
+BIN=${PLINTH_DATANODE:-build/plinth-datanode}
+T=$(mktemp -d /tmp/plinth-dn-smoke.XXXXXX)
+PIDS=()
+MOUNTS=()
+N=0
+FAILED=0
+CURL=(curl -s --noproxy '*' --max-time 20)
+
+cleanup() {
+    local p m
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
+    for m in "${MOUNTS[@]}"; do
+        umount "$m" 2>/dev/null
+    done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+ok() {      # ok <0|1> <description>
+    N=$((N + 1))
+    if [ "$1" = 1 ]; then
+        echo "ok $N - $2"
+    else
+        echo "not ok $N - $2"
+        FAILED=$((FAILED + 1))
+    fi
+}
+
+is() {      # is <got> <expected> <description>
+    if [ "$1" = "$2" ]; then ok 1 "$3"; else ok 0 "$3"; echo "#   got '$1', expected '$2'"; fi
+}
+
+skip() {
+    N=$((N + 1))
+    echo "ok $N # skip $1"
+}
+
+# status <curl args...>: print the HTTP status code only
+status() { "${CURL[@]}" -o /dev/null -w '%{http_code}' "$@"; }
+
+# header <name> <file>: value of a header in a curl -D dump
+header() { grep -i "^$1:" "$2" | tail -1 | cut -d' ' -f2- | tr -d '\r'; }
+
+rand_port() { echo $((20000 + (RANDOM * 7 + $$) % 40000)); }
+
+# write_conf <file> <port> <data_dir> [extra yaml lines...]
+write_conf() {
+    local f=$1 port=$2 dir=$3
+    shift 3
+    {
+        echo "node_id: 7"
+        echo "listen: 127.0.0.1:$port"
+        echo "data_dir: $dir"
+        echo "log_level: debug"
+        for l in "$@"; do echo "$l"; done
+    } >"$f"
+}
+
+# start_node <conf> <log>: start, wait for /health; sets NODE_PID
+start_node() {
+    local i port
+    port=$(sed -n 's/^listen: 127.0.0.1://p' "$1")
+    "$BIN" -c "$1" 2>>"$2" &
+    NODE_PID=$!
+    PIDS+=("$NODE_PID")
+    for i in $(seq 1 50); do
+        if [ "$(status "http://127.0.0.1:$port/health")" = 200 ]; then
+            return 0
+        fi
+        kill -0 "$NODE_PID" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# start_fresh <name> <data_dir> [yaml lines...]: config on a free port,
+# start; sets NODE_PID and NODE_URL; returns non-zero if it never came up
+start_fresh() {
+    local name=$1 dir=$2 try port
+    shift 2
+    for try in 1 2 3 4 5; do
+        port=$(rand_port)
+        write_conf "$T/$name.yaml" "$port" "$dir" "$@"
+        if start_node "$T/$name.yaml" "$T/$name.log"; then
+            NODE_URL=http://127.0.0.1:$port
+            return 0
+        fi
+        kill "$NODE_PID" 2>/dev/null
+        wait "$NODE_PID" 2>/dev/null
+        forget "$NODE_PID"
+    done
+    return 1
+}
+
+# stop_node <pid>: SIGTERM, wait at most 10 s; sets STOP_RC
+stop_node() {
+    local i
+    kill -TERM "$1" 2>/dev/null
+    for i in $(seq 1 100); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+    STOP_RC=$?
+    forget "$1"
+}
+
+# forget <pid>: drop a reaped pid so cleanup never signals a reused one
+forget() {
+    local p keep=()
+    for p in "${PIDS[@]}"; do
+        [ "$p" = "$1" ] || keep+=("$p")
+    done
+    PIDS=("${keep[@]}")
+}
+
+flip() {    # flip <file> <offset>: overwrite one byte with 0xff (or 0x00)
+    local cur
+    cur=$(od -An -tx1 -j "$2" -N1 "$1" | tr -d ' ')
+    if [ "$cur" = ff ]; then
+        printf '\x00' | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+    else
+        printf '\xff' | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+    fi
+}
+
+path_of() { echo "$1/objects/${2:0:2}/${2:2:2}/$2"; }
+
+if [ ! -x "$BIN" ]; then
+    echo "1..0 # skip $BIN not built (make datanode)"
+    exit 0
+fi
+
+# ---------------------------------------------------------------- config
+D=$T/d1
+PORT=$(rand_port)
+write_conf "$T/good.yaml" "$PORT" "$D" "pid_file: $T/d1.pid"
+"$BIN" -t -c "$T/good.yaml" 2>"$T/t.out"
+is "$?" 0 "-t accepts a good config"
+
+write_conf "$T/bad1.yaml" "$PORT" "$D" "block_size: 5000"
+"$BIN" -t -c "$T/bad1.yaml" 2>"$T/t.out"
+rc=$?
+ok "$([ $rc = 1 ] && grep -q 'block_size.*5000' "$T/t.out" && echo 1)" \
+   "-t rejects block_size 5000, naming key and value"
+
+write_conf "$T/bad2.yaml" "$PORT" "$D" "colour: blue"
+"$BIN" -t -c "$T/bad2.yaml" 2>"$T/t.out"
+rc=$?
+ok "$([ $rc = 1 ] && grep -q 'unknown key "colour"' "$T/t.out" && echo 1)" \
+   "-t rejects an unknown key"
+
+printf 'listen: 127.0.0.1:%s\ndata_dir: %s\n' "$PORT" "$D" >"$T/bad3.yaml"
+"$BIN" -t -c "$T/bad3.yaml" 2>"$T/t.out"
+rc=$?
+ok "$([ $rc = 1 ] && grep -q 'node_id' "$T/t.out" && echo 1)" \
+   "-t rejects a config without node_id"
+
+# ---------------------------------------------------------------- start
+if ! start_fresh d1 "$D" "pid_file: $T/d1.pid"; then
+    ok 0 "data node starts"
+    sed 's/^/# /' "$T/d1.log"
+    echo "1..$N"
+    exit 1
+fi
+P1=$NODE_PID
+U=$NODE_URL
+PORT=${U##*:}
+ok 1 "data node starts on 127.0.0.1:$PORT"
+ok "$([ "$(cat "$T/d1.pid")" = "$P1" ] && echo 1)" "pid file written"
+
+# ---------------------------------------------------------------- health
+"${CURL[@]}" -D "$T/h" -o "$T/b" "$U/health"
+is "$(header Content-Type "$T/h")" application/x-protobuf "health: protobuf by default"
+J=$("${CURL[@]}" -H 'Accept: application/json' "$U/health")
+ok "$(echo "$J" | grep -q '"node_id":7,"status":"ok"' && echo 1)" "health: JSON with Accept"
+
+# ---------------------------------------------------------------- put/get
+A=aaaa0000000000000000000000000001
+B=bbbb0000000000000000000000000002
+head -c 3145728 /dev/urandom >"$T/a"
+cp "$T/a" "$T/b3"
+"${CURL[@]}" -D "$T/h" -o "$T/put.out" -X PUT --data-binary @"$T/a" \
+    -H 'X-Request-Id: smoke-put-a' "$U/blobs/$A"
+is "$(grep -c '^HTTP/1.1 201 ' "$T/h")" 1 "PUT 3 MiB -> 201"
+is "$(header X-Plinth-Size "$T/h")" 3145728 "PUT: X-Plinth-Size"
+ok "$(header X-Plinth-Xxh3 "$T/h" | grep -qE '^[0-9a-f]{16}$' && echo 1)" "PUT: X-Plinth-Xxh3 is 16 hex"
+XX=$(header X-Plinth-Xxh3 "$T/h")
+ok "$([ -f "$(path_of "$D" "$A")" ] && echo 1)" "PUT: file at objects/aa/aa/<id>"
+is "$(ls -A "$D/tmp" | wc -l)" 0 "PUT: tmp/ is empty afterwards"
+is "$(status -X PUT --data-binary @"$T/a" "$U/blobs/$A")" 201 "PUT same bytes again -> 201 (idempotent)"
+flip "$T/b3" 5
+"${CURL[@]}" -D "$T/h" -o /dev/null -X PUT --data-binary @"$T/b3" "$U/blobs/$A"
+is "$(header X-Plinth-Error "$T/h")" exists "PUT other bytes, same size -> 409 exists"
+is "$(status -X PUT --data-binary 'short' "$U/blobs/$A")" 409 "PUT other size -> 409"
+is "$(ls -A "$D/tmp" | wc -l)" 0 "refused puts leave nothing in tmp/"
+
+is "$("${CURL[@]}" -o "$T/got" -w '%{http_code}' "$U/blobs/$A")" 200 "GET -> 200"
+ok "$(cmp -s "$T/got" "$T/a" && echo 1)" "GET returns the stored bytes"
+"${CURL[@]}" -I -o "$T/h" "$U/blobs/$A" -D "$T/h"
+is "$(header Content-Length "$T/h")" 3145728 "HEAD: Content-Length"
+is "$(header X-Plinth-Xxh3 "$T/h")/$(header Accept-Ranges "$T/h")" "$XX/bytes" "HEAD: X-Plinth-Xxh3 and Accept-Ranges"
+
+# ---------------------------------------------------------------- ranges
+"${CURL[@]}" -D "$T/h" -o "$T/r" -H 'Range: bytes=1048570-1048589' "$U/blobs/$A"
+is "$(header Content-Range "$T/h")" "bytes 1048570-1048589/3145728" "Range a-b -> Content-Range"
+ok "$(dd if="$T/a" bs=1 skip=1048570 count=20 status=none | cmp -s - "$T/r" && echo 1)" \
+   "Range a-b across a block edge: right bytes"
+"${CURL[@]}" -D "$T/h" -o "$T/r" -H 'Range: bytes=-10' "$U/blobs/$A"
+ok "$(grep -q ' 206 ' "$T/h" && tail -c 10 "$T/a" | cmp -s - "$T/r" && echo 1)" "Range -n: last n bytes"
+"${CURL[@]}" -D "$T/h" -o "$T/r" -H 'Range: bytes=3145720-' "$U/blobs/$A"
+is "$(header Content-Length "$T/h")" 8 "Range a-: to the end"
+"${CURL[@]}" -D "$T/h" -o /dev/null -H 'Range: bytes=3145728-' "$U/blobs/$A"
+is "$(grep -c ' 416 ' "$T/h")/$(header Content-Range "$T/h")" "1/bytes */3145728" \
+   "unsatisfiable Range -> 416 with bytes */size"
+
+# ---------------------------------------------------------------- info/verify
+"${CURL[@]}" -D "$T/h" -o "$T/info" "$U/blobs/$A/info"
+ok "$(grep -q ' 200 ' "$T/h" && grep -q "$A" "$T/info" && echo 1)" "info -> 200 BlobInfo"
+is "$(status "$U/blobs/$A/verify")" 200 "verify good blob -> 200"
+
+# ---------------------------------------------------------------- errors
+"${CURL[@]}" -D "$T/h" -o /dev/null "$U/blobs/AAAA0000000000000000000000000001"
+is "$(grep -c ' 400 ' "$T/h")/$(header X-Plinth-Error "$T/h")" 1/bad_id "upper-case id -> 400 bad_id"
+is "$(status "$U/blobs/abc")" 400 "short id -> 400"
+is "$(status "$U/blobs/$A/other")" 404 "unknown sub-path -> 404"
+"${CURL[@]}" -D "$T/h" -o /dev/null "$U/nope"
+is "$(grep -c ' 404 ' "$T/h")/$(header X-Plinth-Error "$T/h")" 1/not_found "unknown path -> 404 not_found"
+is "$(status -X POST "$U/blobs/$A")" 405 "POST blob -> 405"
+is "$(status "$U/blobs/cccc0000000000000000000000000003")" 404 "GET unknown blob -> 404"
+is "$(status -X DELETE "$U/blobs/cccc0000000000000000000000000003")" 404 "DELETE unknown blob -> 404"
+is "$(status "$U/blobs/cccc0000000000000000000000000003/info")" 404 "info unknown blob -> 404"
+
+# ---------------------------------------------------------------- empty, chunked
+E=eeee0000000000000000000000000005
+is "$(status -X PUT --data-binary '' "$U/blobs/$E")" 201 "PUT empty blob -> 201"
+is "$("${CURL[@]}" -o "$T/r" -w '%{http_code}/%{size_download}' "$U/blobs/$E")" 200/0 "GET empty blob -> 200, 0 bytes"
+is "$(status -H 'Range: bytes=0-' "$U/blobs/$E")" 416 "Range on empty blob -> 416"
+C=cccc0000000000000000000000000004
+head -c 2500000 /dev/urandom >"$T/c"
+is "$(status -X PUT -H 'Transfer-Encoding: chunked' --data-binary @"$T/c" "$U/blobs/$C")" 201 \
+   "chunked PUT -> 201"
+"${CURL[@]}" -o "$T/got" "$U/blobs/$C"
+ok "$(cmp -s "$T/got" "$T/c" && echo 1)" "chunked PUT stored the right bytes"
+
+# ---------------------------------------------------------------- list
+head -c 5000 /dev/urandom >"$T/small"
+head -c 1500000 /dev/urandom >"$T/m"
+is "$(status -X PUT --data-binary @"$T/small" "$U/blobs/$B")" 201 "PUT small blob"
+"${CURL[@]}" -o "$T/list" "$U/blobs"
+is "$(grep -ao '[0-9a-f]\{32\}' "$T/list" | tr '\n' ' ')" "$A $B $C $E " "list: all ids ascending"
+"${CURL[@]}" -o "$T/list" "$U/blobs?limit=2"
+is "$(grep -ao '[0-9a-f]\{32\}' "$T/list" | tr '\n' ' ')" "$A $B " "list limit=2: first two"
+"${CURL[@]}" -o "$T/list" "$U/blobs?after=$B&limit=1"
+is "$(grep -ao '[0-9a-f]\{32\}' "$T/list" | tr '\n' ' ')" "$C " "list after=B limit=1: next one"
+is "$(status "$U/blobs?limit=0")" 400 "list limit=0 -> 400"
+is "$(status "$U/blobs?after=xyz")" 400 "list bad after -> 400"
+
+# ---------------------------------------------------------------- keep-alive
+"${CURL[@]}" -v -o /dev/null -o /dev/null "$U/health" "$U/blobs/$B/info" 2>"$T/kv"
+ok "$(grep -q 'Re-using existing connection' "$T/kv" && echo 1)" "keep-alive: second request reuses the connection"
+
+# ---------------------------------------------------------------- disconnect mid-body
+K=dddd0000000000000000000000000006
+(
+    exec 3<>"/dev/tcp/127.0.0.1/$PORT" || exit 1
+    printf 'PUT /blobs/%s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n' "$K" >&3
+    head -c 300000 /dev/urandom >&3
+    sleep 0.3
+    exec 3>&-
+)
+for i in $(seq 1 30); do
+    [ "$(ls -A "$D/tmp" | wc -l)" = 0 ] && break
+    sleep 0.1
+done
+is "$(ls -A "$D/tmp" | wc -l)" 0 "client gone mid-body: temp file removed"
+is "$(status "$U/blobs/$K")" 404 "client gone mid-body: no blob"
+
+# ---------------------------------------------------------------- bit rot
+F=ffff0000000000000000000000000007
+head -c 3145728 /dev/urandom >"$T/f"
+status -X PUT --data-binary @"$T/f" "$U/blobs/$F" >/dev/null
+flip "$(path_of "$D" "$A")" 10
+"${CURL[@]}" -D "$T/h" -o "$T/r" "$U/blobs/$A"
+is "$(grep -c ' 500 ' "$T/h")/$(header X-Plinth-Error "$T/h")" 1/corrupt "rot in block 0: GET -> 500 corrupt"
+ok "$(! cmp -s <(head -c 100 "$T/r") <(head -c 100 "$T/a") && echo 1)" "rot in block 0: no data sent"
+is "$(status "$U/blobs/$A/verify")" 500 "rot in block 0: verify -> 500"
+is "$(status -H 'Range: bytes=2097152-2097160' "$U/blobs/$A")" 206 "rot in block 0: range in block 2 still served"
+
+flip "$(path_of "$D" "$F")" 2621440
+"${CURL[@]}" -o "$T/r" "$U/blobs/$F"
+rc=$?
+is "$rc" 18 "rot in block 2 of 3 MiB: connection cut (curl 18)"
+sz=$(stat -c %s "$T/r")
+ok "$([ "$sz" -le 2097152 ] && echo 1)" "rot in block 2: at most blocks 0-1 were sent ($sz bytes)"
+ok "$(cmp -s "$T/r" <(head -c "$sz" "$T/f") && echo 1)" "rot in block 2: what was sent is right"
+is "$(status -H 'Range: bytes=2621000-' "$U/blobs/$F")" 500 "rot in block 2: range starting there -> 500"
+ok "$(grep '"level":"error"' "$T/d1.log" | grep "$F" | grep -q 'block 2' && echo 1)" \
+   "rot logged at error with blob id and block index"
+is "$(status -I "$U/blobs/$F")" 200 "rot in data: HEAD still 200 (trailer only)"
+
+flip "$(path_of "$D" "$B")" $(( $(stat -c %s "$(path_of "$D" "$B")") - 1 ))
+is "$(status "$U/blobs/$B")" 500 "garbled trailer: GET -> 500"
+is "$(status "$U/blobs/$B/info")" 500 "garbled trailer: info -> 500"
+is "$(status -I "$U/blobs/$B")" 500 "garbled trailer: HEAD -> 500"
+J=$("${CURL[@]}" -H 'Accept: application/json' "$U/health")
+ok "$(echo "$J" | grep -q '"corrupt_total":[1-9]' && echo 1)" "corruption counted in health"
+
+# ---------------------------------------------------------------- delete
+is "$(status -X DELETE "$U/blobs/$C")" 204 "DELETE -> 204"
+is "$(status "$U/blobs/$C")" 404 "GET after DELETE -> 404"
+ok "$([ ! -e "$(path_of "$D" "$C")" ] && echo 1)" "DELETE removed the file"
+J=$("${CURL[@]}" -H 'Accept: application/json' "$U/health")
+ok "$(echo "$J" | grep -q '"blob_count":4,' && echo 1)" "health counts 4 blobs after puts and delete"
+
+# ---------------------------------------------------------------- restart
+stop_node "$P1"
+is "$STOP_RC" 0 "SIGTERM -> exit 0"
+ok "$([ ! -e "$T/d1.pid" ] && echo 1)" "pid file removed at exit"
+echo junk >"$D/tmp/$A.leftover"
+if start_node "$T/d1.yaml" "$T/d1.log"; then ok 1 "restarted"; else ok 0 "restarted"; fi
+P1=$NODE_PID
+is "$(ls -A "$D/tmp" | wc -l)" 0 "start-up removes leftovers in tmp/"
+J=$("${CURL[@]}" -H 'Accept: application/json' "$U/health")
+ok "$(echo "$J" | grep -q '"blob_count":4,' && echo 1)" "start-up scan counts the blobs"
+stop_node "$P1"
+is "$STOP_RC" 0 "stopped again"
+bad=$(grep -cv '^{"ts":"[0-9T:.-]*Z","level":"[a-z]*","node":7,"msg":' "$T/d1.log")
+is "$bad" 0 "every log line is a JSON object with ts, level, node, msg"
+
+# ---------------------------------------------------------------- full disk
+if mkdir -p "$T/small-fs" && mount -t tmpfs -o size=2m tmpfs "$T/small-fs" 2>/dev/null; then
+    MOUNTS+=("$T/small-fs")
+    D2=$T/small-fs/d
+    if start_fresh d2 "$D2"; then
+        P2=$NODE_PID
+        U2=$NODE_URL
+        "${CURL[@]}" -D "$T/h" -o /dev/null -X PUT --data-binary @"$T/a" "$U2/blobs/$A"
+        is "$(grep -c ' 507 ' "$T/h")/$(header X-Plinth-Error "$T/h")" 1/disk_full \
+           "3 MiB into 2 MiB tmpfs -> 507 disk_full (Content-Length)"
+        is "$(status -X PUT -H 'Transfer-Encoding: chunked' --data-binary @"$T/a" "$U2/blobs/$A")" 507 \
+           "3 MiB chunked into 2 MiB tmpfs -> 507 (while writing)"
+        status -X PUT --data-binary @"$T/m" "$U2/blobs/$B" >/dev/null
+        is "$(status -X PUT -H 'Transfer-Encoding: chunked' --data-binary @"$T/m" "$U2/blobs/$C")" 507 \
+           "second 1.5 MiB chunked -> 507 (ENOSPC or reservation)"
+        is "$(find "$D2/tmp" -type f | wc -l)" 0 "full disk: nothing left in tmp/"
+        ok "$([ ! -e "$(path_of "$D2" "$A")" ] && [ ! -e "$(path_of "$D2" "$C")" ] && echo 1)" \
+           "full disk: no partial blob under its final name"
+        is "$(status -X PUT --data-binary @"$T/small" "$U2/blobs/$E")" 201 "a small blob still fits"
+        stop_node "$P2"
+        is "$STOP_RC" 0 "tmpfs node stopped"
+    else
+        ok 0 "tmpfs node starts"
+    fi
+    umount "$T/small-fs" && MOUNTS=()
+else
+    skip "tmpfs mount not permitted (needs root)"
+fi
+
+# capacity_bytes: a hard cap independent of the filesystem
+D3=$T/d3
+if start_fresh d3 "$D3" "capacity_bytes: 2M" "block_size: 64K"; then
+    P3=$NODE_PID
+    U3=$NODE_URL
+    is "$(status -X PUT --data-binary @"$T/a" "$U3/blobs/$A")" 507 "capacity 2M: 3 MiB put -> 507"
+    is "$(status -X PUT --data-binary @"$T/m" "$U3/blobs/$B")" 201 "capacity 2M: 1.5 MB put -> 201"
+    J=$("${CURL[@]}" -H 'Accept: application/json' "$U3/health")
+    ok "$(echo "$J" | grep -q '"disk_total_bytes":2097152,' && echo 1)" "capacity reported as disk total"
+    stop_node "$P3"
+    is "$STOP_RC" 0 "capacity node stopped"
+else
+    ok 0 "capacity node starts"
+fi
+
+echo "1..$N"
+if [ "$FAILED" != 0 ]; then
+    echo "# $FAILED check(s) failed; last log lines:"
+    tail -n 20 "$T"/*.log | sed 's/^/# /'
+    exit 1
+fi
+exit 0

@@ -1,0 +1,864 @@
+package Plinth::Test;
+
+# Data-driven tests in Test::Nginx's block style, on Test::Base.
+#
+#   use lib 't/lib';
+#   use Plinth::Test;
+#   cluster_options(rf => 3, w => 2);     # optional, before run_tests
+#   run_tests();                          # plans itself (done_testing)
+#   __DATA__
+#
+#   === TEST 1: create bucket
+#   --- request
+#   PUT /b1
+#   --- error_code: 200
+#
+# Blocks run in order against one cluster per .t file, started before the
+# first block that needs it (a block with only nginx_t_fails needs none).
+# Sections (an unknown one fails the block, so a typo skips no check):
+#   request            METHOD URI [HTTP/1.x], then the body; without `eval`
+#                      the body loses its final newline.  eval may give an
+#                      arrayref: several requests on one connection, and
+#                      any expectation may then be an arrayref too.
+#   request_body_file  body read from a file (path relative to the repo)
+#   more_headers       Name: value, one a line
+#   raw_request        bytes sent as they are, on a new connection
+#   error_code  response_body  response_body_like  response_body_unlike
+#   response_headers   Name: value exact; "Name:" or "!Name": absent
+#   response_headers_like   Name: regex
+#   error_log  no_error_log   one literal substring a line, or eval to qr//
+#                      (or an arrayref of them); over error.log and
+#                      nginx's stderr written during the block.  Every
+#                      block also checks @DEFAULT_NO_ERROR_LOG.
+#   setup  teardown    Perl, with $cluster and $block
+#   check              Perl after the requests, with $res (the last),
+#                      $responses, $cluster, $block; Test::More functions
+#                      (names get the block title prepended)
+#   http_config  config   extra http{}/server{} lines: nginx restarted with
+#                      them for this block, then with the default again
+#   nginx_t_fails      regex that `nginx -t` output must match (with the
+#                      block's http_config/config); no request is sent
+#   timeout            seconds for each request (default 10)
+
+use strict;
+use warnings;
+
+use Test::Base -base;
+use Test::Base::Filter ();
+use Plinth::Cluster;
+
+use Digest::MD5 qw(md5_hex);
+use Errno qw(EAGAIN EINTR EWOULDBLOCK);
+use File::Temp qw(tempdir);
+use IO::Select;
+use IO::Socket::INET;
+use Time::HiRes qw(sleep time);
+
+our @EXPORT = qw(run_tests cluster cluster_options s3_request raw_request
+    aws random_bytes md5_hex done_testing note explain subtest BAIL_OUT);
+
+# Test::More functions Test::Base does not pass on
+*note = \&Test::More::note;
+*explain = \&Test::More::explain;
+*subtest = \&Test::More::subtest;
+*BAIL_OUT = \&Test::More::BAIL_OUT;
+
+# Patterns every block checks in the logs nginx wrote during it (literal
+# substrings).  A .t file may change this list before run_tests.
+our @DEFAULT_NO_ERROR_LOG = ('[alert]', '[crit]', '[emerg]',
+    'AddressSanitizer');
+
+our $DEFAULT_TIMEOUT = 10;
+
+my %SECTIONS = map { $_ => 1 } qw(
+    request request_body_file more_headers raw_request
+    error_code response_body response_body_like response_body_unlike
+    response_headers response_headers_like error_log no_error_log
+    setup teardown check http_config config nginx_t_fails timeout
+    ONLY SKIP LAST);
+
+my %OPTS;
+my $CLUSTER;
+my $START_ERROR;     # a failed start is not retried by every block
+my $CONN;            # the keep-alive connection: { sock, buf, port }
+
+Plinth::Test->default_object->filters_delay(1);
+
+# ---------------------------------------------------------------- cluster
+
+sub cluster_options {
+    croak "cluster_options: the cluster already exists" if $CLUSTER;
+    %OPTS = (%OPTS, @_);
+}
+
+sub _cluster {
+    $CLUSTER ||= Plinth::Cluster->new(pg_fast => 1, %OPTS, keep => 0,
+        log => sub { Test::More::diag($_[0]) });
+    return $CLUSTER;
+}
+
+# The shared cluster of this .t file, started if it was not yet.
+sub cluster {
+    my $c = _cluster();
+    die $START_ERROR if $START_ERROR;
+    unless ($c->is_started) {
+        unless (eval { $c->start; 1 }) {
+            $START_ERROR = "the cluster did not start: $@";
+            eval { $c->stop };
+            die $START_ERROR;
+        }
+        Test::More::note("cluster in " . $c->dir . ", endpoint " . $c->endpoint);
+    }
+    return $c;
+}
+
+# ---------------------------------------------------------------- helpers
+
+sub random_bytes {
+    my ($n) = @_;
+    open my $fh, '<:raw', '/dev/urandom' or die "/dev/urandom: $!";
+    my $buf = '';
+    while (length($buf) < $n) {
+        my $r = sysread($fh, $buf, $n - length($buf), length $buf);
+        die "/dev/urandom: $!" unless $r;
+    }
+    return $buf;
+}
+
+# Test::Base's END plans 'no_plan' unless plan() went through its wrapper:
+# so do we, then let done_testing check and close.
+sub done_testing {
+    my $tb = Test::Builder->new;
+    Test::More::plan('no_plan') unless $tb->has_plan;
+    Test::More::done_testing(@_);
+}
+
+# aws([{timeout => s, stdin => bytes},] @args) -> ($exit_code, $output)
+sub aws {
+    my %o = ref $_[0] eq 'HASH' ? %{ shift() } : ();
+    my $c = cluster();
+    my $home = tempdir('plinth-aws-XXXXXX', DIR => '/tmp', CLEANUP => 1);
+    my ($rc, $out) = Plinth::Cluster::run_command(
+        ['/usr/bin/aws', '--endpoint-url', $c->endpoint, @_],
+        timeout => $o{timeout} // 120, merge => 1, stdin => $o{stdin},
+        cwd => $home,
+        env => {
+            AWS_ACCESS_KEY_ID          => 'plinth',
+            AWS_SECRET_ACCESS_KEY      => 'plinth',
+            AWS_DEFAULT_REGION         => 'us-east-1',
+            AWS_CONFIG_FILE            => '/dev/null',
+            AWS_SHARED_CREDENTIALS_FILE => '/dev/null',
+            AWS_EC2_METADATA_DISABLED  => 'true',
+            AWS_PAGER                  => '',
+            HOME                       => $home,
+            PATH                       => "/usr/bin:/bin:" . ($ENV{PATH} // ''),
+        });
+    return ($rc, $out);
+}
+
+# s3_request($method, $uri, headers => {..} | [n, v, ..], body => $bytes,
+#            timeout => s, version => 'HTTP/1.1') -> $res
+# $res = { status, reason, headers => {lower-case name => value},
+#          header_list => [[name, value], ..], body, error }
+sub s3_request {
+    my ($method, $uri, %o) = @_;
+    my $c = cluster();
+    my @h;
+    if (ref $o{headers} eq 'HASH') {
+        @h = map { [$_, $o{headers}{$_}] } sort keys %{ $o{headers} };
+    } elsif (ref $o{headers} eq 'ARRAY') {
+        my @l = @{ $o{headers} };
+        push @h, [splice(@l, 0, 2)] while @l;
+    }
+    my $req = { method => $method, uri => $uri, headers => \@h,
+        body => $o{body} // '', version => $o{version} // 'HTTP/1.1' };
+    return _exchange($c->port, _build_request($req, $c->port), $method,
+        $o{timeout} // $DEFAULT_TIMEOUT);
+}
+
+# raw_request($bytes, timeout => s) -> $res: sent as is on a new connection
+sub raw_request {
+    my ($bytes, %o) = @_;
+    my $c = cluster();
+    return _raw_exchange($c->port, $bytes, $o{timeout} // $DEFAULT_TIMEOUT);
+}
+
+# ---------------------------------------------------------------- client
+
+sub _build_request {
+    my ($req, $port) = @_;
+    my @h = @{ $req->{headers} };
+    my %have = map { lc($_->[0]) => 1 } @h;
+    my $body = $req->{body} // '';
+    unshift @h, ['Host', "127.0.0.1:$port"] unless $have{host};
+    if (!$have{'content-length'} && !$have{'transfer-encoding'}
+        && (length $body || $req->{method} =~ /^(PUT|POST)$/)) {
+        push @h, ['Content-Length', length $body];
+    }
+    my $head = "$req->{method} $req->{uri} $req->{version}\r\n";
+    $head .= "$_->[0]: $_->[1]\r\n" for @h;
+    return "$head\r\n$body";
+}
+
+sub _reset_conn {
+    close $CONN->{sock} if $CONN && $CONN->{sock};
+    undef $CONN;
+}
+
+sub _connect {
+    my ($port, $timeout) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+        Proto => 'tcp', Timeout => $timeout);
+    return undef unless $s;
+    binmode $s;
+    $s->blocking(0);
+    return { sock => $s, buf => '', port => $port };
+}
+
+sub _write_all {
+    my ($conn, $data, $deadline) = @_;
+    my $sel = IO::Select->new($conn->{sock});
+    my $off = 0;
+    local $SIG{PIPE} = 'IGNORE';
+    while ($off < length $data) {
+        my $left = $deadline - time;
+        return "timeout while sending" if $left <= 0;
+        next unless $sel->can_write($left);
+        my $n = syswrite($conn->{sock}, $data, length($data) - $off, $off);
+        if (!defined $n) {
+            next if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
+            return "send: $!";
+        }
+        $off += $n;
+    }
+    return undef;
+}
+
+# Read more bytes into $conn->{buf}.  Returns 1, 0 on EOF, or an error.
+sub _fill {
+    my ($conn, $deadline) = @_;
+    my $sel = IO::Select->new($conn->{sock});
+    while (1) {
+        my $left = $deadline - time;
+        return "timeout" if $left <= 0;
+        next unless $sel->can_read($left);
+        my $n = sysread($conn->{sock}, $conn->{buf}, 65536, length $conn->{buf});
+        if (!defined $n) {
+            next if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
+            return "recv: $!";
+        }
+        return $n ? 1 : 0;
+    }
+}
+
+# Read one response.  $res->{error} is set on timeout, early close or a
+# malformed answer; $res->{_nothing} when the peer closed before a byte.
+sub _read_response {
+    my ($conn, $method, $deadline) = @_;
+    my $res = { status => 0, reason => '', headers => {}, header_list => [],
+        body => '' };
+    my $got_any = length $conn->{buf};
+    while (1) {
+        # the head
+        my $end;
+        while (1) {
+            if ($conn->{buf} =~ /\r?\n\r?\n/) {
+                $end = $+[0];
+                last;
+            }
+            my $r = _fill($conn, $deadline);
+            if ($r ne '1') {
+                $res->{_close} = 1;
+                $res->{_nothing} = 1 unless $got_any;
+                $res->{error} = $r eq '0'
+                    ? ($got_any ? 'connection closed in the response head'
+                                : 'connection closed without a response')
+                    : "$r before the response head";
+                $res->{body} = $conn->{buf};
+                return $res;
+            }
+            $got_any = 1;
+        }
+        my $head = substr($conn->{buf}, 0, $end, '');
+        my ($status_line, @lines) = split /\r?\n/, $head;
+        unless ($status_line =~ m{^HTTP/(\d\.\d) (\d{3})(?: (.*))?$}) {
+            $res->{error} = "malformed status line: $status_line";
+            $res->{_close} = 1;
+            $res->{body} = $head . $conn->{buf};
+            return $res;
+        }
+        @$res{qw(version status reason)} = ($1, $2, $3 // '');
+        $res->{headers} = {};
+        $res->{header_list} = [];
+        for (@lines) {
+            next unless /^([^:\s]+):[ \t]*(.*?)[ \t]*$/;
+            push @{ $res->{header_list} }, [$1, $2];
+            my $n = lc $1;
+            $res->{headers}{$n} = exists $res->{headers}{$n}
+                ? "$res->{headers}{$n}, $2" : $2;
+        }
+        last unless $res->{status} =~ /^1/ && $res->{status} != 101;
+    }
+    my $h = $res->{headers};
+    my $conn_hdr = lc($h->{connection} // '');
+    $res->{_close} = 1 if $conn_hdr =~ /close/
+        || ($res->{version} eq '1.0' && $conn_hdr !~ /keep-alive/);
+
+    if ($method eq 'HEAD' || $res->{status} =~ /^(1\d\d|204|304)$/) {
+        return $res;
+    }
+    if (lc($h->{'transfer-encoding'} // '') =~ /chunked/) {
+        my $body = '';
+        while (1) {
+            while ($conn->{buf} !~ /\r?\n/) {
+                my $r = _fill($conn, $deadline);
+                return _partial($res, $body, $r) if $r ne '1';
+            }
+            $conn->{buf} =~ s/^([^\r\n]*)\r?\n//;
+            my $line = $1;
+            unless ($line =~ /^([0-9a-fA-F]+)/) {
+                $res->{error} = "bad chunk size line '$line'";
+                $res->{_close} = 1;
+                $res->{body} = $body;
+                return $res;
+            }
+            my $size = hex $1;
+            if ($size == 0) {
+                # trailers, up to the empty line
+                while (1) {
+                    while ($conn->{buf} !~ /\r?\n/) {
+                        my $r = _fill($conn, $deadline);
+                        return _partial($res, $body, $r) if $r ne '1';
+                    }
+                    $conn->{buf} =~ s/^([^\r\n]*)\r?\n//;
+                    last if $1 eq '';
+                }
+                last;
+            }
+            while (length($conn->{buf}) < $size + 2) {
+                my $r = _fill($conn, $deadline);
+                return _partial($res, $body . $conn->{buf}, $r) if $r ne '1';
+            }
+            $body .= substr($conn->{buf}, 0, $size, '');
+            $conn->{buf} =~ s/^\r?\n//;
+        }
+        $res->{body} = $body;
+        $res->{chunked} = 1;
+        return $res;
+    }
+    if (defined $h->{'content-length'}) {
+        my $len = $h->{'content-length'};
+        $len =~ s/,.*//;
+        while (length($conn->{buf}) < $len) {
+            my $r = _fill($conn, $deadline);
+            return _partial($res, $conn->{buf}, $r) if $r ne '1';
+        }
+        $res->{body} = substr($conn->{buf}, 0, $len, '');
+        return $res;
+    }
+    # neither: the body ends when the connection does
+    while (1) {
+        my $r = _fill($conn, $deadline);
+        last if $r eq '0';
+        return _partial($res, $conn->{buf}, $r) if $r ne '1';
+    }
+    $res->{body} = $conn->{buf};
+    $conn->{buf} = '';
+    $res->{_close} = 1;
+    return $res;
+}
+
+sub _partial {
+    my ($res, $body, $r) = @_;
+    $res->{body} = $body;
+    $res->{_close} = 1;
+    $res->{error} = $r eq '0' ? 'connection closed in the response body'
+        : "$r in the response body";
+    return $res;
+}
+
+sub _exchange {
+    my ($port, $bytes, $method, $timeout) = @_;
+    my $deadline = time + $timeout;
+    for my $attempt (1, 2) {
+        _reset_conn() if $CONN && $CONN->{port} != $port;
+        my $reused = $CONN ? 1 : 0;
+        $CONN ||= _connect($port, $timeout);
+        return { status => 0, headers => {}, header_list => [], body => '',
+            error => "cannot connect to 127.0.0.1:$port: $@" } unless $CONN;
+        $CONN->{buf} = '';
+        my $err = _write_all($CONN, $bytes, $deadline);
+        my $res;
+        if ($err) {
+            $res = { status => 0, headers => {}, header_list => [],
+                body => '', error => $err, _close => 1, _nothing => 1 };
+        } else {
+            $res = _read_response($CONN, $method, $deadline);
+        }
+        if ($res->{_close} || $res->{error}) {
+            _reset_conn();
+            # a kept-alive connection the server had closed: once more
+            next if $reused && $res->{_nothing} && $attempt == 1
+                && time < $deadline;
+        }
+        $res->{request} = $bytes;
+        return $res;
+    }
+}
+
+sub _raw_exchange {
+    my ($port, $bytes, $timeout) = @_;
+    my $deadline = time + $timeout;
+    my $conn = _connect($port, $timeout)
+        or return { status => 0, headers => {}, header_list => [],
+            body => '', error => "cannot connect to 127.0.0.1:$port: $@" };
+    my $res;
+    if (my $err = _write_all($conn, $bytes, $deadline)) {
+        # the server may answer (400) before reading everything
+        $res = _read_response($conn, 'GET', $deadline);
+        $res->{error} //= $err if !$res->{status};
+    } else {
+        my ($method) = $bytes =~ /^([A-Z]+) /;
+        $res = _read_response($conn, $method // 'GET', $deadline);
+    }
+    close $conn->{sock};
+    $res->{request} = $bytes;
+    return $res;
+}
+
+# ---------------------------------------------------------------- blocks
+
+package Plinth::Test::Filter;
+our @ISA = ('Test::Base::Filter');
+
+# `--- x eval`: Perl evaluated in package main (so the helpers exported
+# there are in scope); an error fails loudly instead of becoming the value.
+sub eval {
+    my ($self, @v) = @_;
+    return Plinth::Test::_eval_main(join('', @v), 'section');
+}
+
+package Plinth::Test;
+
+sub _eval_main {
+    my ($code, $what) = @_;
+    my @r = CORE::eval("package main;\n#line 1 \"$what\"\n$code");
+    die "error in $what: $@" if $@;
+    return @r;
+}
+
+sub _compile {
+    my ($code, $args, $what) = @_;
+    my $sub = CORE::eval("package main; sub { my ($args) = \@_;\n"
+        . "#line 1 \"$what\"\n$code\n}");
+    die "error compiling $what: $@" unless $sub;
+    return $sub;
+}
+
+sub _has { exists $_[0]->{ $_[1] } }
+
+sub _filters_of {
+    my ($block, $section) = @_;
+    my $map = $block->_section_map || {};
+    return $map->{$section} ? $map->{$section}{filters} // '' : '';
+}
+
+sub _parse_request {
+    my ($text, $exact) = @_;
+    $text =~ s/\A\s+//;
+    my ($line, $body) = split /\n/, $text, 2;
+    $line =~ s/\s+\z//;
+    my ($method, $uri, $version) = split ' ', $line;
+    die "request: no method in '$line'" unless $method;
+    $body //= '';
+    $body =~ s/\n\z// unless $exact;
+    return { method => $method, uri => $uri // '/',
+        version => $version // 'HTTP/1.1', body => $body };
+}
+
+sub _parse_headers {
+    my ($v) = @_;
+    return () unless defined $v;
+    return @$v if ref $v eq 'ARRAY' && (!@$v || ref $v->[0] eq 'ARRAY');
+    return map { [$_, $v->{$_}] } sort keys %$v if ref $v eq 'HASH';
+    my @h;
+    for my $line (split /\n/, $v) {
+        next unless $line =~ /\S/;
+        $line =~ s/^\s+//;
+        $line =~ s/\r?$//;
+        die "more_headers: expected 'Name: value', got '$line'"
+            unless $line =~ /^([^:\s]+):\s?(.*)$/;
+        push @h, [$1, $2];
+    }
+    return @h;
+}
+
+# The expectation for request $i of $n: arrays give one per request, a
+# scalar applies to every request.
+sub _exp {
+    my ($v, $i) = @_;
+    return ref $v eq 'ARRAY' ? $v->[$i] : $v;
+}
+
+sub _regex {
+    my ($v) = @_;
+    return $v if ref $v eq 'Regexp';
+    $v =~ s/\n\z//;
+    return qr/$v/s;
+}
+
+sub _log_patterns {
+    my ($v) = @_;
+    my @p = ref $v eq 'ARRAY' ? @$v : ref $v eq 'Regexp' ? ($v)
+        : grep { /\S/ } split /\n/, $v;
+    return @p;
+}
+
+sub _log_has {
+    my ($text, $p) = @_;
+    return ref $p eq 'Regexp' ? $text =~ $p : index($text, $p) >= 0;
+}
+
+sub _short {
+    my ($s, $max) = @_;
+    $max //= 2000;
+    return 'undef' unless defined $s;
+    my $t = length($s) > $max
+        ? substr($s, 0, $max) . "... (" . length($s) . " bytes)" : $s;
+    $t =~ s/([^\x09\x0a\x20-\x7e])/sprintf '\\x%02x', ord $1/ge;
+    return $t;
+}
+
+sub _is_str {
+    my ($got, $exp, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    if (defined $got && defined $exp && $got eq $exp) {
+        return Test::More::pass($name);
+    }
+    Test::More::fail($name);
+    Test::More::diag("     got: '" . _short($got) . "'\n"
+        . "expected: '" . _short($exp) . "'");
+    return 0;
+}
+
+sub _dump_res {
+    my ($res) = @_;
+    my $t = "response: "
+        . ($res->{status} ? "$res->{status} $res->{reason}" : 'none')
+        . ($res->{error} ? " ($res->{error})" : '') . "\n";
+    $t .= "  $_->[0]: $_->[1]\n" for @{ $res->{header_list} || [] };
+    $t .= "  body: " . _short($res->{body}, 1500) . "\n";
+    return $t;
+}
+
+sub run_tests {
+    my $tb = Test::Builder->new;
+    Test::More::plan('no_plan') unless $tb->has_plan;
+    for my $block (Test::Base::blocks()) {
+        _run_block($block);
+    }
+    done_testing() unless $tb->expected_tests;
+}
+
+sub _run_block {
+    my ($block) = @_;
+    my $name = $block->name;
+    my $tb = Test::Builder->new;
+    my $fails_before = grep { !$_ } $tb->summary;
+
+    for my $s (grep { !/^_/ } keys %$block) {
+        next if $s =~ /^(name|description|seq_num|is_filtered|blocks_object|original_values)$/;
+        unless ($SECTIONS{$s}) {
+            Test::More::fail("$name - unknown section '--- $s'");
+            return;
+        }
+    }
+    unless (eval { $block->run_filters unless $block->is_filtered; 1 }) {
+        Test::More::fail("$name - sections evaluate");
+        Test::More::diag($@);
+        return;
+    }
+
+    if (_has($block, 'nginx_t_fails')) {
+        _run_nginx_t_block($block, $name);
+        return;
+    }
+
+    my $c = eval { cluster() };
+    unless ($c) {
+        Test::More::fail("$name - cluster started");
+        Test::More::diag($@);
+        return;
+    }
+    my $timeout = $block->timeout || $DEFAULT_TIMEOUT;
+    my $custom = _has($block, 'http_config') || _has($block, 'config');
+    my ($log_off, $err_off) = (0, 0);
+    my @responses;
+
+    my $ok = eval {
+        if ($custom) {
+            my $join = sub { join "\n", grep { defined && length } @_ };
+            _reset_conn();
+            unless (eval {
+                $c->restart_nginx(
+                    http_extra => $join->($c->{http_extra}, $block->http_config),
+                    server_extra => $join->($c->{server_extra}, $block->config));
+                1 }) {
+                Test::More::fail("$name - nginx starts with the block's config");
+                Test::More::diag($@);
+                return 1;
+            }
+        }
+        $log_off = $c->error_log_size;
+        $err_off = -s $c->stderr_log_path || 0;
+
+        if (_has($block, 'setup')) {
+            my $sub = _compile($block->setup, '$cluster, $block', "$name setup");
+            unless (eval { $sub->($c, $block); 1 }) {
+                Test::More::fail("$name - setup");
+                Test::More::diag($@);
+                return 1;
+            }
+            _reset_conn();
+        }
+
+        @responses = _send_requests($block, $c, $timeout);
+        _check_responses($block, $name, \@responses);
+
+        if (_has($block, 'check')) {
+            my $sub = _compile($block->check,
+                '$res, $cluster, $block, $responses', "$name check");
+            _with_prefix($name, sub {
+                eval { $sub->($responses[-1], $c, $block, \@responses); 1 }
+                    or Test::More::fail("check died: $@");
+            });
+        }
+
+        _check_logs($block, $name, $c, $log_off, $err_off, $timeout);
+        1;
+    };
+    unless ($ok) {
+        Test::More::fail("$name - harness error");
+        Test::More::diag($@);
+    }
+
+    if (_has($block, 'teardown')) {
+        my $sub = eval { _compile($block->teardown, '$cluster, $block',
+            "$name teardown") };
+        unless ($sub && eval { $sub->($c, $block); 1 }) {
+            Test::More::fail("$name - teardown");
+            Test::More::diag($@);
+        }
+        _reset_conn();
+    }
+
+    my $fails_after = grep { !$_ } $tb->summary;
+    if ($fails_after > $fails_before) {
+        my $d = "--- $name failed; what happened:\n";
+        for my $i (0 .. $#responses) {
+            $d .= "request " . ($i + 1) . ": "
+                . _short((split /\r?\n/, $responses[$i]{request} // '')[0], 200)
+                . "\n" . _dump_res($responses[$i]);
+        }
+        my $log = $c->error_log_since($log_off);
+        my @l = split /\n/, $log;
+        splice @l, 0, @l - 30 if @l > 30;
+        $d .= "error.log during the block (last 30 lines):\n"
+            . join('', map { "  $_\n" } @l);
+        $d .= "cluster files: " . $c->dir . "\n";
+        Test::More::diag($d);
+    }
+
+    if ($custom) {
+        _reset_conn();
+        unless (eval { $c->restart_nginx; 1 }) {
+            Test::More::fail("$name - nginx restarts with the default config");
+            Test::More::diag($@);
+        }
+    }
+}
+
+# Test::More functions called in `check` get "$name - " in their names.
+sub _with_prefix {
+    my ($name, $code) = @_;
+    my $orig = \&Test::Builder::ok;
+    no warnings 'redefine';
+    local *Test::Builder::ok = sub {
+        my ($self, $test, $tname) = @_;
+        local $Test::Builder::Level = $Test::Builder::Level + 1;
+        $tname = defined $tname && length $tname ? "$name - $tname"
+            : "$name - check";
+        return $orig->($self, $test, $tname);
+    };
+    $code->();
+}
+
+sub _send_requests {
+    my ($block, $c, $timeout) = @_;
+    my @res;
+    if (_has($block, 'raw_request')) {
+        my $raw = $block->raw_request;
+        for my $bytes (ref $raw eq 'ARRAY' ? @$raw : ($raw)) {
+            push @res, _raw_exchange($c->port, $bytes, $timeout);
+        }
+        return @res;
+    }
+    return () unless _has($block, 'request');
+    my $exact = _filters_of($block, 'request') =~ /\beval\b/;
+    my $r = $block->request;
+    my @reqs = ref $r eq 'ARRAY' ? @$r : ($r);
+    my @headers = _parse_headers($block->more_headers);
+    my $file_body;
+    if (_has($block, 'request_body_file')) {
+        my $f = $block->request_body_file;
+        $f =~ s/^\s+|\s+$//g;
+        $f = "$Plinth::Cluster::ROOT/$f" unless $f =~ m{^/};
+        open my $fh, '<:raw', $f or die "request_body_file $f: $!";
+        local $/;
+        $file_body = <$fh>;
+    }
+    for my $text (@reqs) {
+        my $req = _parse_request($text, $exact);
+        $req->{headers} = \@headers;
+        $req->{body} = $file_body if defined $file_body;
+        push @res, _exchange($c->port, _build_request($req, $c->port),
+            $req->{method}, $timeout);
+    }
+    return @res;
+}
+
+sub _check_responses {
+    my ($block, $name, $responses) = @_;
+    my $n = @$responses;
+    for my $i (0 .. $n - 1) {
+        my $res = $responses->[$i];
+        my $tn = $n > 1 ? "$name (request " . ($i + 1) . ")" : $name;
+
+        if (_has($block, 'error_code')) {
+            my $want = _exp($block->error_code, $i);
+            $want =~ s/^\s+|\s+$//g if defined $want;
+            _is_str($res->{status}, $want, "$tn - status code ok")
+                or ($res->{error} && Test::More::diag("  ($res->{error})"));
+        } elsif ($res->{error}) {
+            Test::More::fail("$tn - response received");
+            Test::More::diag("  $res->{error}");
+        }
+
+        if (_has($block, 'response_headers')) {
+            my $v = _exp($block->response_headers, $i);
+            for my $line (split /\n/, $v // '') {
+                next unless $line =~ /\S/;
+                $line =~ s/^\s+|\s+$//g;
+                if ($line =~ /^!\s*(\S+)$/ || $line =~ /^([^:\s]+):\s*$/) {
+                    my $h = $1;
+                    Test::More::ok(!defined $res->{headers}{ lc $h },
+                        "$tn - header $h absent")
+                        or Test::More::diag("  $h: $res->{headers}{lc $h}");
+                    next;
+                }
+                die "response_headers: expected 'Name: value', got '$line'"
+                    unless $line =~ /^([^:\s]+):\s*(.*)$/;
+                _is_str($res->{headers}{ lc $1 }, $2, "$tn - header $1 ok");
+            }
+        }
+
+        if (_has($block, 'response_headers_like')) {
+            my $v = _exp($block->response_headers_like, $i);
+            for my $line (split /\n/, $v // '') {
+                next unless $line =~ /\S/;
+                $line =~ s/^\s+//;
+                die "response_headers_like: expected 'Name: regex', got '$line'"
+                    unless $line =~ /^([^:\s]+):\s*(.*?)\s*$/;
+                my ($h, $re) = ($1, $2);
+                my $got = $res->{headers}{ lc $h };
+                Test::More::ok(defined $got && $got =~ /$re/,
+                    "$tn - header $h like /$re/")
+                    or Test::More::diag("  $h: " . ($got // '(absent)'));
+            }
+        }
+
+        if (_has($block, 'response_body')) {
+            _is_str($res->{body}, _exp($block->response_body, $i) // '',
+                "$tn - response_body - response is expected");
+        }
+        if (_has($block, 'response_body_like')) {
+            my $re = _regex(_exp($block->response_body_like, $i));
+            Test::More::ok($res->{body} =~ $re,
+                "$tn - response_body_like - response matches")
+                or Test::More::diag("  body: '" . _short($res->{body}) . "'\n"
+                    . "  does not match: $re");
+        }
+        if (_has($block, 'response_body_unlike')) {
+            my $re = _regex(_exp($block->response_body_unlike, $i));
+            Test::More::ok($res->{body} !~ $re,
+                "$tn - response_body_unlike - response does not match")
+                or Test::More::diag("  body: '" . _short($res->{body}) . "'\n"
+                    . "  matches: $re");
+        }
+    }
+}
+
+sub _check_logs {
+    my ($block, $name, $c, $log_off, $err_off, $timeout) = @_;
+    my @want = _has($block, 'error_log') ? _log_patterns($block->error_log) : ();
+    my $read = sub {
+        $c->error_log_since($log_off)
+            . $c->error_log_since($err_off, $c->stderr_log_path);
+    };
+    # lines may be written just after the response: wait for them, bounded
+    my $log = $read->();
+    my $deadline = time + ($timeout < 3 ? $timeout : 3);
+    while (@want && grep({ !_log_has($log, $_) } @want) && time < $deadline) {
+        sleep 0.05;
+        $log = $read->();
+    }
+    sleep 0.05;
+    $log = $read->();
+
+    for my $p (@want) {
+        Test::More::ok(_log_has($log, $p), "$name - error_log has '$p'");
+    }
+    if (_has($block, 'no_error_log')) {
+        for my $p (_log_patterns($block->no_error_log)) {
+            my ($line) = grep { _log_has($_, $p) } split /\n/, $log;
+            Test::More::ok(!defined $line, "$name - no_error_log '$p'")
+                or Test::More::diag("  found: $line");
+        }
+    }
+    my @defaults = grep {
+        my $d = $_;
+        !grep { !ref $_ && index($_, $d) >= 0 } @want;
+    } @DEFAULT_NO_ERROR_LOG;
+    if (@defaults) {
+        my @bad = grep {
+            my $l = $_;
+            grep { index($l, $_) >= 0 } @defaults;
+        } split /\n/, $log;
+        Test::More::ok(!@bad, "$name - no " . join('/', @defaults)
+            . " in the nginx logs")
+            or Test::More::diag(join '', map { "  $_\n" } @bad);
+    }
+}
+
+sub _run_nginx_t_block {
+    my ($block, $name) = @_;
+    my $c = _cluster();
+    my $join = sub { join "\n", grep { defined && length } @_ };
+    my ($rc, $out) = eval {
+        $c->nginx_t(
+            http_extra => $join->($c->{http_extra}, $block->http_config),
+            server_extra => $join->($c->{server_extra}, $block->config));
+    };
+    unless (defined $rc) {
+        Test::More::fail("$name - nginx -t ran");
+        Test::More::diag($@);
+        return;
+    }
+    Test::More::ok($rc != 0, "$name - nginx -t fails")
+        or Test::More::diag("nginx -t output:\n$out");
+    my $re = _regex($block->nginx_t_fails);
+    Test::More::ok($out =~ $re, "$name - nginx -t says $re")
+        or Test::More::diag("nginx -t output:\n$out");
+}
+
+1;
