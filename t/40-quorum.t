@@ -1,0 +1,283 @@
+# Quorum writes and replica fallback on the real cluster (RF=3, W=2):
+# data nodes stopped, blob files removed, bytes flipped on disk, a replica
+# failing mid-body, and PUTs racing on one key.
+use lib 't/lib';
+use Plinth::Test;
+use IO::Socket::INET;
+use Time::HiRes qw(sleep time);
+
+# where the current version of a key lives: (blob id, [node ids])
+sub placement {
+    my ($bucket, $key) = @_;
+    my @rows = cluster()->psql(
+        "SELECT replace(v.blob_id::text, '-', ''), "
+      . "array_to_string(v.nodes, ',') FROM versions v "
+      . "JOIN objects o USING (version_id) "
+      . "JOIN buckets b ON b.bucket_id = o.bucket_id "
+      . "WHERE b.name = '$bucket' AND o.key = '$key' AND NOT o.deleted");
+    return unless @rows;
+    return ($rows[0][0], [ split /,/, $rows[0][1] ]);
+}
+
+# node ids are 1..N in the cluster file, as are the harness's indexes
+sub flip_byte {
+    my ($path, $offset) = @_;
+    open my $fh, '+<:raw', $path or die "open $path: $!";
+    seek $fh, $offset, 0 or die "seek: $!";
+    read $fh, my $c, 1 or die "read: $!";
+    seek $fh, $offset, 0 or die "seek: $!";
+    print $fh chr(ord($c) ^ 0xff) or die "write: $!";
+    close $fh or die "close: $!";
+}
+
+sub put_ok {
+    my ($uri, $body) = @_;
+    my $r = s3_request(PUT => $uri, body => $body);
+    die "PUT $uri: $r->{status} $r->{body}" unless $r->{status} == 200;
+    return $r;
+}
+
+# Sends every request before reading any answer: the server sees them at
+# once. Returns the status codes in order.
+sub concurrent_puts {
+    my ($port, @reqs) = @_;
+    my @socks;
+    for my $req (@reqs) {
+        my ($uri, $body) = @$req;
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $port, Timeout => 5)
+            or die "connect: $!";
+        binmode $s;
+        push @socks, [$s, "PUT $uri HTTP/1.1\r\nHost: localhost\r\n"
+            . "Content-Length: " . length($body)
+            . "\r\nConnection: close\r\n\r\n" . $body];
+    }
+    for my $p (@socks) {
+        my ($s, $data) = @$p;
+        my $off = 0;
+        while ($off < length $data) {
+            my $n = syswrite($s, $data, length($data) - $off, $off);
+            die "write: $!" unless defined $n;
+            $off += $n;
+        }
+    }
+    my @codes;
+    for my $p (@socks) {
+        my $s = $p->[0];
+        my $deadline = time + 10;
+        my $buf = '';
+        while (time < $deadline) {
+            my $n = sysread($s, $buf, 65536, length $buf);
+            last unless $n;
+        }
+        push @codes, $buf =~ m{^HTTP/1\.1 (\d+)} ? $1 : 0;
+        close $s;
+    }
+    return @codes;
+}
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: all nodes up: a PUT lands on RF=3 nodes
+--- setup
+put_ok('/qbk');
+--- request eval
+"PUT /qbk/k1\n" . ("a" x 5000)
+--- error_code: 200
+--- check
+my ($blob, $nodes);
+for (1 .. 50) {        # the third copy may be recorded just after the answer
+    ($blob, $nodes) = placement('qbk', 'k1');
+    last if @$nodes == 3;
+    sleep 0.1;
+}
+like($blob, qr/^[0-9a-f]{32}$/, 'blob id is 128 random bits in hex');
+is(scalar(@$nodes), 3, 'three replicas recorded');
+for my $n (@$nodes) {
+    ok(-f $cluster->blob_path($n, $blob), "blob file on node $n");
+}
+
+
+
+=== TEST 2: one of three nodes stopped: PUT succeeds with W=2
+--- setup
+$cluster->stop_node(2);
+--- request eval
+"PUT /qbk/k2\n" . ("b" x 7000)
+--- error_code: 200
+--- check
+my ($blob, $nodes) = placement('qbk', 'k2');
+ok(@$nodes >= 2, 'at least two replicas recorded');
+ok(!grep({ $_ == 2 } @$nodes), 'the stopped node is not in the placement');
+
+
+
+=== TEST 3: one node stopped: GET returns the object
+--- request
+GET /qbk/k2
+--- error_code: 200
+--- response_body eval
+"b" x 7000
+
+
+
+=== TEST 4: one node stopped: GET of an object that had a copy there
+--- request
+GET /qbk/k1
+--- error_code: 200
+--- response_body eval
+"a" x 5000
+
+
+
+=== TEST 5: two of three stopped: PUT is 503 and leaves no committed version
+--- setup
+$cluster->stop_node(3);
+--- request eval
+"PUT /qbk/k1\n" . ("c" x 6000)
+--- error_code: 503
+--- response_body_like
+<Code>ServiceUnavailable</Code>
+--- check
+my @rows = $cluster->psql(
+    "SELECT v.state FROM versions v JOIN buckets b USING (bucket_id) "
+  . "WHERE b.name = 'qbk' AND v.key = 'k1' ORDER BY v.version_id");
+is(scalar(@rows), 2, 'two versions of k1 were written');
+is($rows[0][0], 'committed', 'the first is still committed');
+is($rows[1][0], 'failed', 'the second failed, not committed');
+
+
+
+=== TEST 6: two stopped: the previous version is still the one served
+--- request
+GET /qbk/k1
+--- error_code: 200
+--- response_body eval
+"a" x 5000
+--- teardown
+$cluster->start_node(2);
+$cluster->start_node(3);
+
+
+
+=== TEST 7: GET falls back when the first replica is down
+--- setup
+put_ok('/qbk/k3', 'd' x 9000);
+my ($blob, $nodes) = placement('qbk', 'k3');
+$::first = $nodes->[0];
+$cluster->stop_node($::first);
+--- request
+GET /qbk/k3
+--- error_code: 200
+--- response_body eval
+"d" x 9000
+--- teardown
+$cluster->start_node($::first);
+
+
+
+=== TEST 8: GET falls back when the first replica's blob file is missing
+--- setup
+put_ok('/qbk/k4', 'e' x 9000);
+my ($blob, $nodes) = placement('qbk', 'k4');
+unlink $cluster->blob_path($nodes->[0], $blob) or die "unlink: $!";
+--- request
+GET /qbk/k4
+--- error_code: 200
+--- response_body eval
+"e" x 9000
+
+
+
+=== TEST 9: GET falls back when a byte of the first replica is flipped
+--- setup
+put_ok('/qbk/k5', 'f' x 9000);
+my ($blob, $nodes) = placement('qbk', 'k5');
+flip_byte($cluster->blob_path($nodes->[0], $blob), 4321);
+--- request
+GET /qbk/k5
+--- error_code: 200
+--- response_body eval
+"f" x 9000
+
+
+
+=== TEST 10: 8 MiB object, first replica corrupt in a middle block: resumed at the exact byte
+--- setup
+$::big = random_bytes(8 * 1024 * 1024);
+put_ok('/qbk/big', $::big);
+my ($blob, $nodes) = placement('qbk', 'big');
+flip_byte($cluster->blob_path($nodes->[0], $blob), 5 * 1024 * 1024 + 777);
+--- request
+GET /qbk/big
+--- timeout: 30
+--- error_code: 200
+--- error_log
+resuming on another replica
+--- check
+is(length($res->{body}), length($::big), 'every byte arrived');
+ok($res->{body} eq $::big, 'byte-identical to what was stored');
+is($res->{headers}{'content-length'}, 8 * 1024 * 1024, 'Content-Length');
+
+
+
+=== TEST 11: a range across the corrupt block is resumed too
+--- request
+GET /qbk/big
+--- more_headers
+Range: bytes=4194304-6291455
+--- timeout: 30
+--- error_code: 206
+--- response_headers
+Content-Range: bytes 4194304-6291455/8388608
+--- check
+ok($res->{body} eq substr($::big, 4194304, 2097152), 'the range is byte-identical');
+
+
+
+=== TEST 12: every replica unreadable: a clean 503 before any byte
+--- setup
+put_ok('/qbk/k6', 'g' x 3000);
+my ($blob, $nodes) = placement('qbk', 'k6');
+for my $n (@$nodes) {
+    unlink $cluster->blob_path($n, $blob) or die "unlink: $!";
+}
+--- request
+GET /qbk/k6
+--- error_code: 503
+--- response_body_like
+<Code>ServiceUnavailable</Code>
+
+
+
+=== TEST 13: racing PUTs of one key end with one body, whole
+--- setup
+put_ok('/qbk/race', 'seed');
+--- request
+GET /qbk/race
+--- error_code: 200
+--- check
+my $port = $cluster->port;
+for my $round (1 .. 15) {
+    my $x = 'X' x (20000 + $round);
+    my $y = 'Y' x (30000 + $round);
+    my @codes = concurrent_puts($port, ['/qbk/race', $x], ['/qbk/race', $y]);
+    is("@codes", "200 200", "round $round: both PUTs acknowledged");
+    my $r = s3_request(GET => '/qbk/race');
+    ok($r->{body} eq $x || $r->{body} eq $y,
+       "round $round: the key holds one of the two bodies, whole");
+    my @cur = $cluster->psql(
+        "SELECT count(*) FROM objects o JOIN buckets b USING (bucket_id) "
+      . "WHERE b.name = 'qbk' AND o.key = 'race'");
+    is($cur[0][0], 1, "round $round: one current version");
+}
+# last writer wins: the current version is the one with the newest timestamp
+my @lww = $cluster->psql(
+    "SELECT o.version_id = (SELECT v.version_id FROM versions v "
+  . "WHERE v.bucket_id = o.bucket_id AND v.key = o.key "
+  . "AND v.state = 'committed' ORDER BY v.ts DESC, v.version_id DESC LIMIT 1) "
+  . "FROM objects o JOIN buckets b USING (bucket_id) "
+  . "WHERE b.name = 'qbk' AND o.key = 'race'");
+is($lww[0][0], 't', 'the newest committed version is current');
