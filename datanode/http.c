@@ -850,12 +850,15 @@ plinth_dn_health(plinth_dn_http *h, struct MHD_Connection *c,
         "{\"node_id\":%u,\"status\":\"%s\",\"disk_total_bytes\":%llu,"
         "\"disk_used_bytes\":%llu,\"disk_free_bytes\":%llu,"
         "\"blob_count\":%llu,\"blob_bytes\":%llu,\"uptime_seconds\":%lld,"
-        "\"version\":\"%s\",\"corrupt_total\":%llu}\n",
+        "\"version\":\"%s\",\"corrupt_total\":%llu,"
+        "\"connections_total\":%llu}\n",
         nh.node_id, nh.status, (unsigned long long) u.total,
         (unsigned long long) u.used, (unsigned long long) u.free,
         (unsigned long long) u.blob_count, (unsigned long long) u.blob_bytes,
         (long long) nh.uptime_seconds, nh.version,
-        (unsigned long long) u.corrupt);
+        (unsigned long long) u.corrupt,
+        (unsigned long long) __atomic_load_n(&h->connections,
+                                             __ATOMIC_RELAXED));
 
     resp = MHD_create_response_from_buffer((size_t) n, json,
                                            MHD_RESPMEM_MUST_COPY);
@@ -1133,4 +1136,17 @@ plinth_dn_error_response(plinth_dn_req *r, const char *code, const char *msg)
         return NULL;
     }
     return resp;
+}
+
+
+/* Counts accepted connections: shows whether callers keep them alive. */
+void
+plinth_dn_http_connection(void *cls, struct MHD_Connection *c,
+    void **socket_context, enum MHD_ConnectionNotificationCode toe)
+{
+    plinth_dn_http  *h = cls;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        __atomic_add_fetch(&h->connections, 1, __ATOMIC_RELAXED);
+    }
 }

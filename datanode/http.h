@@ -32,6 +32,7 @@ typedef struct {
     uint32_t          node_id;
     time_t            started;
     int               inflight;     /* requests not yet completed; atomic */
+    uint64_t          connections;  /* TCP connections accepted; atomic */
 } plinth_dn_http;
 
 enum MHD_Result plinth_dn_http_access(void *cls, struct MHD_Connection *c,
@@ -39,6 +40,8 @@ enum MHD_Result plinth_dn_http_access(void *cls, struct MHD_Connection *c,
     const char *upload_data, size_t *upload_size, void **con_cls);
 void plinth_dn_http_completed(void *cls, struct MHD_Connection *c,
     void **con_cls, enum MHD_RequestTerminationCode toe);
+void plinth_dn_http_connection(void *cls, struct MHD_Connection *c,
+    void **socket_context, enum MHD_ConnectionNotificationCode toe);
 void plinth_dn_http_mhd_log(void *cls, const char *fmt, va_list ap);
 int plinth_dn_http_inflight(plinth_dn_http *h);
 

@@ -203,6 +203,7 @@ plinth_dn_start(plinth_dn_config *cf, plinth_dn_http *h)
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) PLINTH_DN_CONN_MEMORY,
             MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int) 1,
             MHD_OPTION_NOTIFY_COMPLETED, plinth_dn_http_completed, h,
+            MHD_OPTION_NOTIFY_CONNECTION, plinth_dn_http_connection, h,
             MHD_OPTION_END);
     if (d == NULL) {
         plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL,

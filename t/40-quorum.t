@@ -281,3 +281,29 @@ my @lww = $cluster->psql(
   . "FROM objects o JOIN buckets b USING (bucket_id) "
   . "WHERE b.name = 'qbk' AND o.key = 'race'");
 is($lww[0][0], 't', 'the newest committed version is current');
+
+
+
+=== TEST 14: keep-alive to the data nodes: no new connection per request
+--- setup
+put_ok('/qbk/ka', 'k' x 2000);
+$::conns = sub {
+    my $total = 0;
+    for my $i (1 .. 3) {
+        my ($code, $out) = Plinth::Cluster::run_command(
+            ['curl', '-s', '-m', '5', '-H', 'Accept: application/json',
+             'http://127.0.0.1:' . $cluster->node_port($i) . '/health']);
+        $out =~ /"connections_total":(\d+)/ or die "no connections_total: $out";
+        $total += $1;
+    }
+    return $total;
+};
+# warm every worker's pool
+s3_request(GET => '/qbk/ka') for 1 .. 20;
+$::before = $::conns->();
+--- request eval
+[ map { "GET /qbk/ka" } 1 .. 100 ]
+--- error_code: 200
+--- check
+my $opened = $::conns->() - $::before - 3;     # our own three /health probes
+ok($opened <= 4, "100 GETs opened $opened new connections to data nodes");
