@@ -546,11 +546,7 @@ ngx_plinth_pg_poll(ngx_plinth_pg_conn_t *pc)
         rc = ngx_plinth_pg_watch(pc, 1, 0);
         break;
 
-    case PGRES_POLLING_WRITING:
-        rc = ngx_plinth_pg_watch(pc, 0, 1);
-        break;
-
-    default: /* PGRES_POLLING_OK */
+    case PGRES_POLLING_OK:
 
         ngx_log_debug1(NGX_LOG_DEBUG_EVENT, pc->pool->log, 0,
                        "pg connection #%ui connected", pc->index);
@@ -565,6 +561,10 @@ ngx_plinth_pg_poll(ngx_plinth_pg_conn_t *pc)
 
         ngx_plinth_pg_prepare(pc);
         return;
+
+    default: /* PGRES_POLLING_WRITING (and the unused POLLING_ACTIVE) */
+        rc = ngx_plinth_pg_watch(pc, 0, 1);
+        break;
     }
 
     if (rc != NGX_OK) {
@@ -1270,7 +1270,6 @@ ngx_plinth_pg_job_fail(ngx_plinth_pg_job_t *job, ngx_int_t rc)
 static void
 ngx_plinth_pg_job_handler(ngx_event_t *ev)
 {
-    ngx_int_t              rc;
     ngx_plinth_pg_job_t   *job;
     ngx_plinth_pg_pool_t  *pool;
 
@@ -1284,7 +1283,6 @@ ngx_plinth_pg_job_handler(ngx_event_t *ev)
     /* the deadline of a queued job */
 
     ev->timedout = 0;
-    rc = NGX_BUSY;
 
     pool = ngx_plinth_pg_pool;
 
@@ -1299,7 +1297,7 @@ ngx_plinth_pg_job_handler(ngx_event_t *ev)
                   pool->conf->stmts[job->stmt].name,
                   pool->conf->queue_timeout);
 
-    ngx_plinth_pg_answer(job, NULL, rc);
+    ngx_plinth_pg_answer(job, NULL, NGX_BUSY);
 }
 
 
