@@ -40,6 +40,7 @@ typedef struct {
     ngx_uint_t                    rf;
     ngx_uint_t                    w;
     off_t                         max_object_size;
+    ngx_msec_t                    straggler_timeout;
     ngx_str_t                     blob_location;   /* "/_plinth/blobs/" */
 
     /* from plinth_cluster in the data-node upstream block */
@@ -131,6 +132,7 @@ typedef struct {
 /* One body-carrying subrequest to the data nodes. */
 typedef struct {
     ngx_http_plinth_ctx_t        *parent;
+    ngx_http_request_t           *sr;
     uint32_t                      nodes[NGX_PLINTH_MAX_RF];  /* try order */
     ngx_uint_t                    nnodes;
     ngx_uint_t                    index;      /* replica slot (PUT) */
@@ -170,6 +172,8 @@ struct ngx_http_plinth_ctx_s {
     uint32_t                      late_nodes[NGX_PLINTH_MAX_RF];
     ngx_uint_t                    nlate;      /* acknowledged after commit */
     unsigned                      committed:1;
+    ngx_http_plinth_sr_ctx_t     *puts[NGX_PLINTH_MAX_RF];
+    ngx_event_t                   straggler_ev;
     ngx_uint_t                    state;
     void                        (*fanout_done)(ngx_http_request_t *r);
 

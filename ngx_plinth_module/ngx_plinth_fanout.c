@@ -33,6 +33,10 @@ enum {
 static ngx_int_t ngx_http_plinth_put_sr_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
 static void ngx_http_plinth_put_wev(ngx_http_request_t *r);
+static void ngx_http_plinth_stragglers_timer(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_msec_t timeout);
+static void ngx_http_plinth_stragglers_expire(ngx_event_t *ev);
+static void ngx_http_plinth_stragglers_cleanup(void *data);
 static ngx_http_request_t *ngx_http_plinth_blob_subrequest(
     ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     ngx_http_plinth_sr_ctx_t *sctx, ngx_http_post_subrequest_pt handler,
@@ -79,6 +83,7 @@ ngx_http_plinth_blob_subrequest(ngx_http_request_t *r,
     }
 
     sctx->parent = ctx;
+    sctx->sr = sr;
     ngx_http_set_ctx(sr, sctx, ngx_http_plinth_module);
 
     return sr;
@@ -111,6 +116,7 @@ ngx_http_plinth_fanout_put(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
         sctx->nodes[0] = ctx->targets[i];
         sctx->nnodes = 1;
         sctx->index = i;
+        ctx->puts[i] = sctx;
 
         sr = ngx_http_plinth_blob_subrequest(r, ctx, sctx,
                                              ngx_http_plinth_put_sr_done,
@@ -198,8 +204,93 @@ ngx_http_plinth_put_wev(ngx_http_request_t *r)
     {
         ctx->state = NGX_PLINTH_PUT_DECIDED;
         r->write_event_handler = ngx_http_request_empty_handler;
+
+        if (ctx->acked + ctx->failed < ctx->ntargets) {
+            ngx_http_plinth_stragglers_timer(r, ctx, pmcf->straggler_timeout);
+        }
+
         ctx->fanout_done(r);
     }
+}
+
+
+/*
+ * Replica writes still running when the write is decided hold the client's
+ * connection (the next request on it waits for them). They get
+ * plinth_straggler_timeout to finish; then they are cancelled, and the
+ * copy they were making is left for repair.
+ */
+static void
+ngx_http_plinth_stragglers_timer(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_msec_t timeout)
+{
+    ngx_http_cleanup_t  *cln;
+
+    cln = ngx_http_cleanup_add(r, 0);
+    if (cln == NULL) {
+        return;
+    }
+
+    cln->handler = ngx_http_plinth_stragglers_cleanup;
+    cln->data = ctx;
+
+    ctx->straggler_ev.handler = ngx_http_plinth_stragglers_expire;
+    ctx->straggler_ev.data = r;
+    ctx->straggler_ev.log = r->connection->log;
+
+    ngx_add_timer(&ctx->straggler_ev, timeout);
+}
+
+
+static void
+ngx_http_plinth_stragglers_cleanup(void *data)
+{
+    ngx_http_plinth_ctx_t *ctx = data;
+
+    if (ctx->straggler_ev.timer_set) {
+        ngx_del_timer(&ctx->straggler_ev);
+    }
+}
+
+
+static void
+ngx_http_plinth_stragglers_expire(ngx_event_t *ev)
+{
+    ngx_uint_t                 i, n;
+    ngx_connection_t          *c;
+    ngx_http_request_t        *r, *sr[NGX_PLINTH_MAX_RF];
+    ngx_http_plinth_ctx_t     *ctx;
+    ngx_http_cleanup_pt        cleanup;
+    ngx_http_plinth_sr_ctx_t  *sctx;
+
+    r = ev->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    n = 0;
+
+    for (i = 0; i < ctx->ntargets; i++) {
+        sctx = ctx->puts[i];
+
+        if (sctx && !sctx->finished && sctx->sr->upstream
+            && sctx->sr->upstream->cleanup)
+        {
+            ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                          "plinth: cancelling the write of blob %V to data "
+                          "node %uD after plinth_straggler_timeout",
+                          &ctx->blob_id, sctx->nodes[0]);
+            sctx->finished = 1;
+            sr[n++] = sctx->sr;
+        }
+    }
+
+    /* the last cancellation may end the main request: touch nothing after */
+    for (i = 0; i < n; i++) {
+        cleanup = *sr[i]->upstream->cleanup;
+        cleanup(sr[i]);
+    }
+
+    ngx_http_run_posted_requests(c);
 }
 
 

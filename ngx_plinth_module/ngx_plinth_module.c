@@ -100,6 +100,13 @@ static ngx_command_t  ngx_http_plinth_commands[] = {
       offsetof(ngx_http_plinth_main_conf_t, max_object_size),
       NULL },
 
+    { ngx_string("plinth_straggler_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, straggler_timeout),
+      NULL },
+
     { ngx_string("plinth_blob_location"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_plinth_blob_location,
@@ -296,6 +303,7 @@ ngx_http_plinth_create_main_conf(ngx_conf_t *cf)
     pmcf->rf = NGX_CONF_UNSET_UINT;
     pmcf->w = NGX_CONF_UNSET_UINT;
     pmcf->max_object_size = NGX_CONF_UNSET;
+    pmcf->straggler_timeout = NGX_CONF_UNSET_MSEC;
 
     return pmcf;
 }
@@ -310,6 +318,7 @@ ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(pmcf->pg.queue_max, 1024);
     ngx_conf_init_msec_value(pmcf->pg.queue_timeout, 5000);
     ngx_conf_init_msec_value(pmcf->pg.query_timeout, 10000);
+    ngx_conf_init_msec_value(pmcf->straggler_timeout, 1000);
     ngx_conf_init_uint_value(pmcf->rf, 3);
     ngx_conf_init_uint_value(pmcf->w, 2);
     if (pmcf->max_object_size == NGX_CONF_UNSET) {

@@ -307,3 +307,22 @@ $::before = $::conns->();
 --- check
 my $opened = $::conns->() - $::before - 3;     # our own three /health probes
 ok($opened <= 4, "100 GETs opened $opened new connections to data nodes");
+
+
+
+=== TEST 15: a hung data node does not hold the client's connection
+--- setup
+$::hung = $cluster->pid_of('node2');
+kill 'STOP', $::hung or die "SIGSTOP: $!";
+$::t0 = time;
+--- request eval
+[ map { "PUT /qbk/hung$_\n" . ("h" x 50000) } 1 .. 3 ]
+--- error_code: 200
+--- timeout: 20
+--- error_log
+after plinth_straggler_timeout
+--- check
+my $took = time - $::t0;
+ok($took < 8, sprintf("three PUTs on one connection with a hung node took %.1f s", $took));
+--- teardown
+kill 'CONT', $::hung;
