@@ -712,10 +712,10 @@ ngx_http_plinth_error(ngx_http_request_t *r, ngx_plinth_err_e err,
         (void) ngx_http_plinth_add_header(r, "Retry-After", &retry);
     }
 
-    /* the client's next request on this connection must start cleanly */
-    if (r->request_body == NULL || !r->request_body->rest) {
-        /* body fully read or discarded: keep-alive is safe */
-    } else {
+    /* a body never read must not be parsed as the next request */
+    if (r == r->main && r->request_body == NULL
+        && ngx_http_discard_request_body(r) != NGX_OK)
+    {
         r->keepalive = 0;
     }
 

@@ -132,3 +132,19 @@ POST /beta
 --- request eval
 ["PUT /alpha", "HEAD /alpha"]
 --- error_code: 200
+
+
+
+=== TEST 15: an error before the body is read does not poison the connection
+--- request eval
+[ "PUT /Bad_Name/key\n" . ("x" x 70000), "HEAD /beta" ]
+--- error_code eval
+[400, 200]
+
+
+
+=== TEST 16: CreateBucket with a LocationConstraint body
+--- request
+PUT /gamma
+<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><LocationConstraint>us-east-1</LocationConstraint></CreateBucketConfiguration>
+--- error_code: 200
