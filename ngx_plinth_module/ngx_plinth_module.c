@@ -546,12 +546,15 @@ ngx_http_plinth_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 static ngx_int_t
 ngx_http_plinth_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
-    ngx_chain_t            *cl;
-    ngx_http_plinth_ctx_t  *ctx;
+    ngx_chain_t                  *cl;
+    ngx_http_plinth_ctx_t        *ctx;
+    ngx_http_plinth_main_conf_t  *pmcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
 
     if (ctx && ctx->hash_body && r == r->main) {
+        pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
+
         for (cl = in; cl; cl = cl->next) {
             if (cl->buf->in_file && !ngx_buf_in_memory(cl->buf)) {
                 /* nginx never hands the filter file-only buffers */
@@ -563,6 +566,13 @@ ngx_http_plinth_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
             ngx_md5_update(&ctx->md5, cl->buf->pos,
                            cl->buf->last - cl->buf->pos);
             ctx->body_len += cl->buf->last - cl->buf->pos;
+        }
+
+        /* a chunked body has no length to check up front */
+        if (ctx->body_len > pmcf->max_object_size) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "plinth: body over plinth_max_object_size");
+            return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
         }
     }
 

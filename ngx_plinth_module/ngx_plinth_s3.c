@@ -446,7 +446,8 @@ ngx_http_plinth_valid_bucket(ngx_str_t *name)
 static ngx_int_t
 ngx_http_plinth_valid_utf8(ngx_str_t *s)
 {
-    u_char  *p, *end;
+    u_char    *p, *end;
+    uint32_t   c;
 
     p = s->data;
     end = p + s->len;
@@ -457,7 +458,10 @@ ngx_http_plinth_valid_utf8(ngx_str_t *s)
             continue;
         }
 
-        if (ngx_utf8_decode(&p, end - p) > 0x10ffff) {
+        c = ngx_utf8_decode(&p, end - p);
+
+        /* UTF-16 surrogates are not characters: PostgreSQL refuses them */
+        if (c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
             return NGX_ERROR;
         }
     }
@@ -495,10 +499,10 @@ ngx_http_plinth_request_id(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
 ngx_int_t
 ngx_http_plinth_arg(ngx_http_request_t *r, const char *name, ngx_str_t *value)
 {
-    size_t   len;
-    u_char  *p, *end, *amp, *eq, *dst, *src;
+    size_t   len, nlen;
+    u_char  *p, *end, *amp, *eq, *dst, *src, *raw;
 
-    len = ngx_strlen(name);
+    nlen = ngx_strlen(name);
     p = r->args.data;
     end = p + r->args.len;
 
@@ -510,8 +514,8 @@ ngx_http_plinth_arg(ngx_http_request_t *r, const char *name, ngx_str_t *value)
 
         eq = ngx_strlchr(p, amp, '=');
 
-        if ((size_t) ((eq ? eq : amp) - p) == len
-            && ngx_strncmp(p, name, len) == 0)
+        if ((size_t) ((eq ? eq : amp) - p) == nlen
+            && ngx_strncmp(p, name, nlen) == 0)
         {
             if (eq == NULL) {
                 value->data = (u_char *) "";
@@ -519,23 +523,26 @@ ngx_http_plinth_arg(ngx_http_request_t *r, const char *name, ngx_str_t *value)
                 return NGX_OK;
             }
 
-            src = eq + 1;
-            dst = ngx_pnalloc(r->pool, amp - src + 1);
-            if (dst == NULL) {
+            /*
+             * form encoding: a raw '+' is a space, then %XX is decoded
+             * (so "%2B", as the SDKs send a plus, stays a '+')
+             */
+            len = amp - (eq + 1);
+            raw = ngx_pnalloc(r->pool, 2 * len + 1);
+            if (raw == NULL) {
                 return NGX_ERROR;
             }
 
-            value->data = dst;
-            ngx_unescape_uri(&dst, &src, amp - src, NGX_UNESCAPE_URI);
-
-            /* form encoding: '+' is a space (the SDKs send %2B for '+') */
-            for (p = value->data; p < dst; p++) {
-                if (*p == '+') {
-                    *p = ' ';
-                }
+            for (p = eq + 1, src = raw; p < amp; p++) {
+                *src++ = (*p == '+') ? ' ' : *p;
             }
 
+            src = raw;
+            dst = raw + len;
+            value->data = dst;
+            ngx_unescape_uri(&dst, &src, len, NGX_UNESCAPE_URI);
             value->len = dst - value->data;
+
             return NGX_OK;
         }
 
@@ -705,6 +712,26 @@ ngx_http_plinth_error(ngx_http_request_t *r, ngx_plinth_err_e err,
     if (x.error) {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
+    }
+
+    if (err == NGX_PLINTH_ERR_INVALID_RANGE && ctx) {
+        r->headers_out.content_range = ngx_list_push(&r->headers_out.headers);
+        if (r->headers_out.content_range == NULL) {
+            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+        r->headers_out.content_range->hash = 1;
+        ngx_str_set(&r->headers_out.content_range->key, "Content-Range");
+        r->headers_out.content_range->value.data =
+            ngx_pnalloc(r->pool, sizeof("bytes */") - 1 + NGX_OFF_T_LEN);
+        if (r->headers_out.content_range->value.data == NULL) {
+            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+        r->headers_out.content_range->value.len =
+            ngx_sprintf(r->headers_out.content_range->value.data,
+                        "bytes */%O", ctx->obj.size)
+            - r->headers_out.content_range->value.data;
     }
 
     if (e->status == NGX_HTTP_SERVICE_UNAVAILABLE) {

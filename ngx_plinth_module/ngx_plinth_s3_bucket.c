@@ -415,8 +415,8 @@ ngx_http_plinth_list_done(ngx_http_request_t *r, void *data, PGresult *res,
     ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
 
     n = PQntuples(res);
-    truncated = (n > la->max_keys);
-    shown = truncated ? (int) la->max_keys : n;
+    truncated = (la->max_keys > 0 && n > la->max_keys);
+    shown = n > la->max_keys ? (int) la->max_keys : n;
 
     ngx_plinth_xml_init(&x, r->pool);
     ngx_plinth_xml_lit(&x, NGX_PLINTH_XML_HEAD "<ListBucketResult"

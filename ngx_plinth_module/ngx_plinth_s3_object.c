@@ -613,7 +613,7 @@ ngx_http_plinth_parse_range(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
     ctx->end = size;
     ctx->ranged = 0;
 
-    if (r->headers_in.range == NULL || r->method == NGX_HTTP_HEAD) {
+    if (r->headers_in.range == NULL) {
         return NGX_OK;
     }
 
@@ -689,25 +689,7 @@ ngx_http_plinth_parse_range(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
 
 unsatisfiable:
 
-    r->headers_out.content_range = ngx_list_push(&r->headers_out.headers);
-    if (r->headers_out.content_range == NULL) {
-        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return NGX_ERROR;
-    }
-
-    r->headers_out.content_range->hash = 1;
-    ngx_str_set(&r->headers_out.content_range->key, "Content-Range");
-    r->headers_out.content_range->value.data =
-        ngx_pnalloc(r->pool, sizeof("bytes */") - 1 + NGX_OFF_T_LEN);
-    if (r->headers_out.content_range->value.data == NULL) {
-        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return NGX_ERROR;
-    }
-    r->headers_out.content_range->value.len =
-        ngx_sprintf(r->headers_out.content_range->value.data, "bytes */%O",
-                    size)
-        - r->headers_out.content_range->value.data;
-
+    /* the error answer carries Content-Range: bytes * /size */
     ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_RANGE, NULL);
     return NGX_ERROR;
 }
