@@ -12,10 +12,10 @@
 #include "ngx_plinth_cluster.h"
 
 
-static char *ngx_plinth_cluster_node(ngx_pool_t *pool, yaml_document_t *doc,
-    yaml_node_t *map, ngx_plinth_cluster_node_t *node);
-static char *ngx_plinth_cluster_err(ngx_pool_t *pool, yaml_node_t *n,
-    const char *fmt, const char *arg);
+static char *ngx_plinth_cluster_node(ngx_pool_t *pool, const char *name,
+    yaml_document_t *doc, yaml_node_t *map, ngx_plinth_cluster_node_t *node);
+static char *ngx_plinth_cluster_err(ngx_pool_t *pool, const char *name,
+    yaml_node_t *n, const char *fmt, const char *arg);
 static ngx_int_t ngx_plinth_cluster_scalar(ngx_pool_t *pool, yaml_node_t *n,
     ngx_str_t *out);
 
@@ -98,7 +98,7 @@ ngx_plinth_cluster_load(ngx_pool_t *pool, ngx_str_t *path,
             continue;
         }
 
-        err = ngx_plinth_cluster_err(pool, key, "unknown key \"%s\"",
+        err = ngx_plinth_cluster_err(pool, name, key, "unknown key \"%s\"",
                   key->type == YAML_SCALAR_NODE
                   ? (char *) key->data.scalar.value : "?");
         goto done;
@@ -121,7 +121,7 @@ ngx_plinth_cluster_load(ngx_pool_t *pool, ngx_str_t *path,
             goto done;
         }
 
-        err = ngx_plinth_cluster_node(pool, &doc, item, node);
+        err = ngx_plinth_cluster_node(pool, name, &doc, item, node);
         if (err) {
             goto done;
         }
@@ -154,8 +154,8 @@ done:
 
 
 static char *
-ngx_plinth_cluster_node(ngx_pool_t *pool, yaml_document_t *doc,
-    yaml_node_t *map, ngx_plinth_cluster_node_t *node)
+ngx_plinth_cluster_node(ngx_pool_t *pool, const char *name,
+    yaml_document_t *doc, yaml_node_t *map, ngx_plinth_cluster_node_t *node)
 {
     ngx_int_t          n;
     ngx_str_t          v;
@@ -163,7 +163,7 @@ ngx_plinth_cluster_node(ngx_pool_t *pool, yaml_document_t *doc,
     yaml_node_pair_t  *pair;
 
     if (map->type != YAML_MAPPING_NODE) {
-        return ngx_plinth_cluster_err(pool, map,
+        return ngx_plinth_cluster_err(pool, name, map,
                                       "a node must be a mapping%s", "");
     }
 
@@ -179,11 +179,11 @@ ngx_plinth_cluster_node(ngx_pool_t *pool, yaml_document_t *doc,
         val = yaml_document_get_node(doc, pair->value);
 
         if (key->type != YAML_SCALAR_NODE) {
-            return ngx_plinth_cluster_err(pool, key, "bad key%s", "");
+            return ngx_plinth_cluster_err(pool, name, key, "bad key%s", "");
         }
 
         if (ngx_plinth_cluster_scalar(pool, val, &v) != NGX_OK) {
-            return ngx_plinth_cluster_err(pool, val,
+            return ngx_plinth_cluster_err(pool, name, val,
                                           "\"%s\" must be a scalar",
                                           (char *) key->data.scalar.value);
         }
@@ -191,7 +191,7 @@ ngx_plinth_cluster_node(ngx_pool_t *pool, yaml_document_t *doc,
         if (ngx_strcmp(key->data.scalar.value, "id") == 0) {
             n = ngx_atoi(v.data, v.len);
             if (n <= 0 || n > 65535) {
-                return ngx_plinth_cluster_err(pool, val,
+                return ngx_plinth_cluster_err(pool, name, val,
                            "invalid node id \"%s\" (1..65535)",
                            (char *) v.data);
             }
@@ -208,7 +208,7 @@ ngx_plinth_cluster_node(ngx_pool_t *pool, yaml_document_t *doc,
                 && ngx_strcmp(v.data, "warm") != 0
                 && ngx_strcmp(v.data, "cold") != 0)
             {
-                return ngx_plinth_cluster_err(pool, val,
+                return ngx_plinth_cluster_err(pool, name, val,
                            "invalid tier \"%s\" (hot, warm or cold)",
                            (char *) v.data);
             }
@@ -217,24 +217,24 @@ ngx_plinth_cluster_node(ngx_pool_t *pool, yaml_document_t *doc,
         } else if (ngx_strcmp(key->data.scalar.value, "weight") == 0) {
             n = ngx_atoi(v.data, v.len);
             if (n <= 0 || n > 100000) {
-                return ngx_plinth_cluster_err(pool, val,
+                return ngx_plinth_cluster_err(pool, name, val,
                            "invalid weight \"%s\" (1..100000)",
                            (char *) v.data);
             }
             node->weight = (uint32_t) n;
 
         } else {
-            return ngx_plinth_cluster_err(pool, key, "unknown node key \"%s\"",
+            return ngx_plinth_cluster_err(pool, name, key, "unknown node key \"%s\"",
                                           (char *) key->data.scalar.value);
         }
     }
 
     if (node->id == 0) {
-        return ngx_plinth_cluster_err(pool, map, "a node has no id%s", "");
+        return ngx_plinth_cluster_err(pool, name, map, "a node has no id%s", "");
     }
 
     if (node->address.len == 0) {
-        return ngx_plinth_cluster_err(pool, map,
+        return ngx_plinth_cluster_err(pool, name, map,
                                       "a node has no address%s", "");
     }
 
@@ -263,17 +263,18 @@ ngx_plinth_cluster_scalar(ngx_pool_t *pool, yaml_node_t *n, ngx_str_t *out)
 
 
 static char *
-ngx_plinth_cluster_err(ngx_pool_t *pool, yaml_node_t *n, const char *fmt,
-    const char *arg)
+ngx_plinth_cluster_err(ngx_pool_t *pool, const char *name, yaml_node_t *n,
+    const char *fmt, const char *arg)
 {
     u_char  *p, *last;
 
-    p = ngx_pnalloc(pool, 512);
+    p = ngx_pnalloc(pool, 512 + ngx_strlen(name));
     if (p == NULL) {
         return "out of memory";
     }
 
-    last = ngx_snprintf(p, 400, "cluster file, line %uz: ",
+    last = ngx_snprintf(p, 400 + ngx_strlen(name),
+                        "cluster file \"%s\", line %uz: ", name,
                         n->start_mark.line + 1);
     last = ngx_snprintf(last, 100, fmt, arg);
     *last = '\0';

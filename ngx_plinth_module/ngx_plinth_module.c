@@ -18,6 +18,8 @@ static char *ngx_http_plinth_s3(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_plinth_blob_location(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_plinth_pg_conninfo(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_plinth_init_process(ngx_cycle_t *cycle);
 static void ngx_http_plinth_exit_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_plinth_header_filter(ngx_http_request_t *r);
@@ -46,7 +48,7 @@ static ngx_command_t  ngx_http_plinth_commands[] = {
 
     { ngx_string("plinth_pg"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      ngx_http_plinth_pg_conninfo,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_plinth_main_conf_t, pg.conninfo),
       NULL },
@@ -402,6 +404,47 @@ ngx_http_plinth_s3(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_plinth_s3_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* A typo in the connection string fails nginx -t, not every request. */
+static char *
+ngx_http_plinth_pg_conninfo(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char               *rv, *err;
+    u_char             *ci;
+    ngx_str_t          *value;
+    PQconninfoOption   *opts;
+
+    rv = ngx_conf_set_str_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    value = cf->args->elts;
+
+    ci = ngx_pnalloc(cf->pool, value[1].len + 1);
+    if (ci == NULL) {
+        return NGX_CONF_ERROR;
+    }
+    ngx_cpystrn(ci, value[1].data, value[1].len + 1);
+
+    err = NULL;
+    opts = PQconninfoParse((char *) ci, &err);
+
+    if (opts == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid plinth_pg connection string: %s",
+                           err ? err : "out of memory");
+        if (err) {
+            PQfreemem(err);
+        }
+        return NGX_CONF_ERROR;
+    }
+
+    PQconninfoFree(opts);
 
     return NGX_CONF_OK;
 }

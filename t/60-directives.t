@@ -1,0 +1,940 @@
+# Every gateway directive of README's table: a block showing it works and
+# a block where a bad value makes `nginx -t` fail with a clear message.
+#
+# Directives that conf/nginx.conf already sets are changed by rendering the
+# template with that line replaced (template_with below), for `nginx -t` or
+# for a restart of nginx in a block's setup (its teardown restarts nginx
+# with the default configuration again).  Blocks that need PostgreSQL to be
+# slow hold a lock from a background psql (lock_table below): a gateway
+# query on that table then waits, deterministically, until unlock_table.
+use strict;
+use warnings;
+
+use lib 't/lib';
+use Plinth::Test;
+use Plinth::Cluster;
+
+use Errno qw(EAGAIN EINTR EWOULDBLOCK);
+use IO::Select;
+use IO::Socket::INET;
+use POSIX ();
+use Time::HiRes qw(sleep time);
+
+our $LOCKER_APP = 'plinth_test_locker';
+our %LOCKERS;           # pid => table, background psql processes we started
+
+# ------------------------------------------------------------------ helpers
+
+sub template_text {
+    my $f = "$Plinth::Cluster::ROOT/conf/nginx.conf";
+    open my $fh, '<', $f or die "$f: $!";
+    local $/;
+    return scalar <$fh>;
+}
+
+# template_with(from => to, ...): conf/nginx.conf with whole lines replaced.
+# `from` is a directive (the line that starts with it, the rest of the line
+# included) or a qr//; each must match exactly once.
+sub template_with {
+    my @subs = @_;
+    my $t = template_text();
+    while (my ($from, $to) = splice @subs, 0, 2) {
+        my $re = ref $from ? $from : qr/^[ \t]*\Q$from\E(?=[\s;{])[^\n]*$/m;
+        my $n = () = $t =~ /$re/g;
+        die "template_with: '$from' matches $n times" unless $n == 1;
+        $t =~ s/$re/$to/;
+    }
+    return $t;
+}
+
+# Line number (in the rendered file) of the first line that starts with
+# $directive (after blanks), for matching nginx's "in FILE:LINE".
+sub conf_line {
+    my ($text, $directive) = @_;
+    my @l = split /\n/, cluster()->render(template_text => $text);
+    for my $i (0 .. $#l) {
+        return $i + 1 if $l[$i] =~ /^\s*\Q$directive\E[\s;]/;
+    }
+    die "conf_line: no line starts with '$directive'";
+}
+
+# nginx -t on a configuration (template text, or a hashref of render
+# overrides) must fail and say $re.
+sub nginx_t_fails_like {
+    my ($conf, $re, $name) = @_;
+    my $c = cluster();
+    my ($rc, $out) = ref $conf eq 'HASH' ? $c->nginx_t(%$conf)
+        : $c->nginx_t(template_text => $conf);
+    ok($rc != 0, "$name: nginx -t fails") or diag("nginx -t output:\n$out");
+    like($out, $re, "$name: nginx -t says why") or diag("nginx -t output:\n$out");
+}
+
+sub nginx_t_ok {
+    my ($conf, $name) = @_;
+    my $c = cluster();
+    my ($rc, $out) = ref $conf eq 'HASH' ? $c->nginx_t(%$conf)
+        : $c->nginx_t(template_text => $conf);
+    is($rc, 0, "$name: nginx -t accepts it") or diag("nginx -t output:\n$out");
+}
+
+sub write_file {
+    my ($path, $text) = @_;
+    open my $fh, '>', $path or die "$path: $!";
+    print $fh $text;
+    close $fh or die "$path: $!";
+}
+
+# wait_for(sub { ... }, $timeout, $what): poll until true (bounded).
+sub wait_for {
+    my ($cond, $timeout, $what) = @_;
+    my $deadline = time + $timeout;
+    while (1) {
+        my $v = $cond->();
+        return $v if $v;
+        die "timed out after ${timeout}s waiting for $what\n" if time > $deadline;
+        sleep 0.05;
+    }
+}
+
+# --- requests on their own connections, in parallel
+
+# http_start($method, $uri, body => .., headers => {..}): connect, send the
+# whole request (Connection: close) and return a handle for http_wait.
+sub http_start {
+    my ($method, $uri, %o) = @_;
+    my $c = cluster();
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+        PeerPort => $c->port, Proto => 'tcp', Timeout => 5)
+        or die "connect to nginx: $!";
+    binmode $s;
+    my $body = $o{body} // '';
+    my $req = "$method $uri HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+    $req .= "$_: $o{headers}{$_}\r\n" for sort keys %{ $o{headers} || {} };
+    $req .= "Content-Length: " . length($body) . "\r\n"
+        if length $body || $method eq 'PUT';
+    $req .= "\r\n$body";
+    local $SIG{PIPE} = 'IGNORE';
+    my $off = 0;
+    while ($off < length $req) {
+        my $n = syswrite($s, $req, length($req) - $off, $off);
+        die "send $method $uri: $!" unless defined $n;
+        $off += $n;
+    }
+    $s->blocking(0);
+    return { sock => $s, method => $method, uri => $uri, t0 => time,
+        buf => '' };
+}
+
+sub _parse_http {
+    my ($h) = @_;
+    my $buf = $h->{buf};
+    my $i = index($buf, "\r\n\r\n");
+    if ($i < 0) {
+        $h->{error} //= 'no complete response header';
+        return $h;
+    }
+    my ($status_line, @lines) = split /\r\n/, substr($buf, 0, $i);
+    ($h->{status}) = $status_line =~ m{^HTTP/1\.\d (\d{3})};
+    $h->{headers} = {};
+    for (@lines) {
+        $h->{headers}{ lc $1 } = $2 if /^([^:]+):\s*(.*)$/;
+    }
+    my $body = substr($buf, $i + 4);
+    if (($h->{headers}{'transfer-encoding'} // '') =~ /chunked/i) {
+        my $out = '';
+        while ($body =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
+            my $n = hex $1;
+            last if $n == 0;
+            $out .= substr($body, 0, $n, '');
+            $body =~ s/^\r\n//;
+        }
+        $body = $out;
+    }
+    $h->{body} = $body;
+    return $h;
+}
+
+# http_wait(\@handles, $timeout): read every answer to its end (the
+# server closes); each handle gets status, headers, body, secs (time from
+# its start to its end) or error.  Returns the handles.
+sub http_wait {
+    my ($hs, $timeout) = @_;
+    my $deadline = time + $timeout;
+    my %open = map { fileno($_->{sock}) => $_ } grep { $_->{sock} } @$hs;
+    my $sel = IO::Select->new(map { $_->{sock} } values %open);
+    while (%open) {
+        my $left = $deadline - time;
+        last if $left <= 0;
+        for my $s ($sel->can_read($left)) {
+            my $h = $open{ fileno $s };
+            my $n = sysread($s, $h->{buf}, 65536, length $h->{buf});
+            next if !defined $n && ($! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR);
+            next if $n;
+            $h->{read_error} = "$!" unless defined $n;
+            $h->{secs} = time - $h->{t0};
+            delete $open{ fileno $s };
+            $sel->remove($s);
+            close $s;
+            delete $h->{sock};
+            _parse_http($h);
+        }
+    }
+    for my $h (values %open) {
+        $sel->remove($h->{sock});
+        close $h->{sock};
+        delete $h->{sock};
+        $h->{secs} = time - $h->{t0};
+        $h->{error} = "no answer within ${timeout}s";
+    }
+    return @$hs;
+}
+
+sub http_one {
+    my ($method, $uri, %o) = @_;
+    my ($h) = http_wait([http_start($method, $uri, %o)], $o{timeout} // 10);
+    return $h;
+}
+
+sub show {
+    my ($h) = @_;
+    return "$h->{method} $h->{uri}: "
+        . ($h->{error} ? "error: $h->{error}" : "$h->{status} "
+            . substr($h->{body} // '', 0, 300))
+        . sprintf(" (%.2fs)", $h->{secs} // -1);
+}
+
+# --- a background psql holding a lock
+
+sub _psql_argv {
+    my $c = cluster();
+    return ("$Plinth::Cluster::PG_BIN/psql", '-X', '-q', '-h', '127.0.0.1',
+        '-p', $c->pg_port, '-U', 'plinth', '-d', 'plinth');
+}
+
+# lock_table($table): a background psql takes ACCESS EXCLUSIVE on $table
+# (in an open transaction, for at most 60 s); returns once it holds it.
+sub lock_table {
+    my ($table) = @_;
+    my $c = cluster();
+    my @argv = (_psql_argv(),
+        '-c', "SET client_connection_check_interval = '100ms'",
+        '-c', 'BEGIN',
+        '-c', "LOCK TABLE $table IN ACCESS EXCLUSIVE MODE",
+        '-c', 'SELECT pg_sleep(60)');
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        POSIX::setsid();
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', '/dev/null';
+        $ENV{PGAPPNAME} = $LOCKER_APP;
+        $ENV{PGCONNECT_TIMEOUT} = 5;
+        { no warnings "exec"; exec { $argv[0] } @argv; }
+        POSIX::_exit(127);
+    }
+    $LOCKERS{$pid} = $table;
+    wait_for(sub {
+        $c->psql("select count(*) from pg_locks l join pg_stat_activity a "
+            . "on a.pid = l.pid where a.application_name = '$LOCKER_APP' "
+            . "and l.granted and l.mode = 'AccessExclusiveLock' "
+            . "and l.relation = '$table'::regclass")->[0][0] >= 1;
+    }, 10, "the lock on $table");
+    return $pid;
+}
+
+# Stop every locker we started (by pid), and end its session in the server.
+sub unlock_tables {
+    my $c = cluster();
+    for my $pid (keys %LOCKERS) {
+        kill 'TERM', $pid;
+        my $deadline = time + 5;
+        while (time < $deadline && waitpid($pid, POSIX::WNOHANG()) == 0) {
+            sleep 0.02;
+        }
+        if (waitpid($pid, POSIX::WNOHANG()) == 0) {
+            kill 'KILL', $pid;
+            waitpid($pid, 0);
+        }
+        delete $LOCKERS{$pid};
+    }
+    return unless $c->alive('pg');
+    $c->psql("select pg_terminate_backend(pid) from pg_stat_activity "
+        . "where application_name = '$LOCKER_APP'");
+    wait_for(sub {
+        $c->psql("select count(*) from pg_stat_activity "
+            . "where application_name = '$LOCKER_APP'")->[0][0] == 0;
+    }, 10, 'the locker session to end');
+}
+
+# Gateway queries waiting for a lock (the locker's own session excluded).
+sub lock_waiters {
+    return cluster()->psql("select count(*) from pg_stat_activity "
+        . "where datname = 'plinth' and wait_event_type = 'Lock' "
+        . "and application_name <> '$LOCKER_APP'")->[0][0];
+}
+
+# Restart nginx on a template; the pool is ready once a request succeeded.
+sub restart_with {
+    my ($text, %o) = @_;
+    my $c = cluster();
+    $c->restart_nginx(template_text => $text, %o);
+    wait_for(sub { (s3_request(GET => '/')->{status} // 0) == 200 }, 10,
+        'the gateway to answer GET / with 200');
+}
+
+END {
+    for my $pid (keys %LOCKERS) {
+        kill 'KILL', $pid;
+        waitpid($pid, 0);
+    }
+}
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: plinth_s3 serves the S3 API in its location only
+--- config
+location = /not-s3 { return 200 "plain nginx\n"; }
+--- request eval
+["GET /", "GET /not-s3"]
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+["<ListAllMyBucketsResult ", "^plain nginx\n\\z"]
+--- response_headers_like eval
+["x-amz-request-id: ^[0-9A-F]{16}\$", ""]
+--- check
+ok(!defined $responses->[1]{headers}{'x-amz-request-id'},
+    'no x-amz-request-id outside the plinth_s3 location');
+
+
+
+=== TEST 2: plinth_s3 takes no argument
+--- config
+location /other/ { plinth_s3 on; }
+--- nginx_t_fails
+\[emerg\].*invalid number of arguments in "plinth_s3" directive in \S+:\d+
+
+
+
+=== TEST 3: plinth_s3 is a location directive, not an http one
+--- http_config
+plinth_s3;
+--- nginx_t_fails
+\[emerg\].*"plinth_s3" directive is not allowed here in \S+:\d+
+
+
+
+=== TEST 4: plinth_s3 twice in one location
+--- config
+location /other/ { plinth_s3; plinth_s3; }
+--- nginx_t_fails
+\[emerg\].*"plinth_s3" directive is duplicate in \S+:\d+
+
+
+
+=== TEST 5: plinth_pg: the gateway uses the connection string it is given
+--- setup
+my $t = template_with(plinth_pg =>
+    '    plinth_pg "@PG_CONNINFO@ application_name=plinth_gw_t60";');
+restart_with($t);
+--- request
+PUT /pgbucket
+--- error_code: 200
+--- check
+is_deeply([$cluster->psql("select owner_id from buckets where name = 'pgbucket'")],
+    [['anonymous']], 'the bucket is in the database of plinth_pg');
+my $n = $cluster->psql("select count(*) from pg_stat_activity "
+    . "where application_name = 'plinth_gw_t60'")->[0][0];
+ok($n >= 1, "the gateway's connections carry the conninfo's application_name ($n)");
+--- teardown
+$cluster->restart_nginx;
+
+
+
+=== TEST 6: plinth_pg is required
+--- check
+my $t = template_with(plinth_pg => '');
+nginx_t_fails_like($t,
+    qr/\[emerg\].*plinth needs "plinth_pg" \(the metadata database's connection string\)/,
+    'no plinth_pg');
+
+
+
+=== TEST 7: plinth_pg takes one connection string
+--- check
+my $t = template_with(plinth_pg => '    plinth_pg "host=127.0.0.1" "port=5432";');
+my $l = conf_line($t, 'plinth_pg');
+nginx_t_fails_like($t,
+    qr/\[emerg\].*invalid number of arguments in "plinth_pg" directive in \S+nginx-t\.conf:$l\b/,
+    'two arguments');
+
+
+
+=== TEST 8: plinth_pg with a malformed connection string fails nginx -t
+--- check
+# an unknown keyword and an unterminated quote: libpq's PQconninfoParse()
+# rejects both, so nginx -t can say so instead of every request failing
+my $t = template_with(plinth_pg =>
+    '    plinth_pg "host=127.0.0.1 port=5432 dbname=plinth usr=plinth";');
+nginx_t_fails_like($t,
+    qr/\[emerg\].*plinth_pg.*invalid connection option "usr"/,
+    'unknown conninfo keyword');
+$t = template_with(plinth_pg =>
+    q{    plinth_pg "host=127.0.0.1 dbname='plinth";});
+nginx_t_fails_like($t, qr/\[emerg\].*plinth_pg.*unterminated quoted string/,
+    'unterminated quote in the conninfo');
+
+
+
+=== TEST 9: plinth_pg_pool_size 3: three connections per worker
+--- setup
+my $t = template_with(
+    plinth_pg => '    plinth_pg "@PG_CONNINFO@ application_name=plinth_pool_t60";',
+    plinth_pg_pool_size => '    plinth_pg_pool_size 3;',
+    worker_processes => 'worker_processes 2;');
+restart_with($t);
+--- request
+GET /
+--- error_code: 200
+--- check
+my $n;
+my $ok = eval {
+    wait_for(sub {
+        $n = $cluster->psql("select count(*) from pg_stat_activity "
+            . "where application_name = 'plinth_pool_t60'")->[0][0];
+        $n == 6;
+    }, 10, '6 connections');
+    1;
+};
+ok($ok, "2 workers x plinth_pg_pool_size 3 = 6 connections to PostgreSQL (have $n)");
+sleep 0.5;
+is($cluster->psql("select count(*) from pg_stat_activity "
+    . "where application_name = 'plinth_pool_t60'")->[0][0], 6,
+    '... and no more after a while');
+--- teardown
+$cluster->restart_nginx;
+
+
+
+=== TEST 10: plinth_pg_pool_size 1: 10 concurrent requests all succeed
+--- setup
+my $t = template_with(plinth_pg_pool_size => '    plinth_pg_pool_size 1;');
+restart_with($t);
+my $r = s3_request(PUT => '/poolone');
+die "PUT /poolone: $r->{status}" unless $r->{status} == 200;
+--- check
+my @h;
+for my $i (1 .. 10) {
+    push @h, $i % 2 ? http_start(PUT => "/poolone/k$i", body => "body $i")
+                    : http_start(GET => '/');
+}
+http_wait(\@h, 20);
+for my $h (@h) {
+    is($h->{status}, 200, show($h));
+}
+for my $i (grep { $_ % 2 } 1 .. 10) {
+    is(s3_request(GET => "/poolone/k$i")->{body}, "body $i", "k$i stored");
+}
+--- teardown
+$cluster->restart_nginx;
+
+
+
+=== TEST 11: plinth_pg_pool_size out of range or not a number
+--- check
+for my $v (0, 1001) {
+    my $t = template_with(plinth_pg_pool_size => "    plinth_pg_pool_size $v;");
+    my $l = conf_line($t, 'plinth_pg_pool_size');
+    nginx_t_fails_like($t,
+        qr/\[emerg\].*value must be between 1 and 1000 in \S+nginx-t\.conf:$l\b/,
+        "plinth_pg_pool_size $v");
+}
+my $t = template_with(plinth_pg_pool_size => "    plinth_pg_pool_size many;");
+nginx_t_fails_like($t, qr/\[emerg\].*"plinth_pg_pool_size" directive invalid number/,
+    'plinth_pg_pool_size many');
+
+
+
+=== TEST 12: plinth_pg_queue_size 1: one request waits, the next gets 503 SlowDown
+--- setup
+my $t = template_with(
+    worker_processes => 'worker_processes 1;',
+    plinth_pg_pool_size => '    plinth_pg_pool_size 1;',
+    plinth_pg_queue_size => '    plinth_pg_queue_size 1;');
+restart_with($t);
+--- check
+lock_table('buckets');
+my $a = http_start(GET => '/');                       # holds the connection
+wait_for(sub { lock_waiters() >= 1 }, 10, 'the gateway query to wait for the lock');
+my $b = http_start(GET => '/');                       # waits in the queue
+sleep 0.3;
+my @c = map { http_start(GET => '/') } 1 .. 3;        # beyond the queue
+http_wait(\@c, 5);
+for my $h (@c) {
+    is($h->{status}, 503, 'beyond the queue: ' . show($h));
+    like($h->{body} // '', qr{<Code>SlowDown</Code>}, '... SlowDown');
+    ok(($h->{secs} // 99) < 2, sprintf('... at once (%.2fs)', $h->{secs} // -1));
+}
+ok(!defined $a->{status} && !defined $b->{status},
+    'the running and the queued request are still waiting');
+unlock_tables();
+http_wait([$a, $b], 10);
+is($a->{status}, 200, 'the running request succeeds: ' . show($a));
+is($b->{status}, 200, 'the queued request succeeds: ' . show($b));
+--- error_log
+rejected: 1 queries waiting
+--- teardown
+unlock_tables();
+$cluster->restart_nginx;
+
+
+
+=== TEST 13: plinth_pg_queue_size 0: no waiting at all
+--- setup
+my $t = template_with(
+    worker_processes => 'worker_processes 1;',
+    plinth_pg_pool_size => '    plinth_pg_pool_size 1;',
+    plinth_pg_queue_size => '    plinth_pg_queue_size 0;');
+restart_with($t);
+--- check
+lock_table('buckets');
+my $a = http_start(GET => '/');
+wait_for(sub { lock_waiters() >= 1 }, 10, 'the gateway query to wait for the lock');
+my @b = map { http_start(GET => '/') } 1 .. 3;
+http_wait(\@b, 5);
+for my $h (@b) {
+    is($h->{status}, 503, 'no free connection: ' . show($h));
+    like($h->{body} // '', qr{<Code>SlowDown</Code>}, '... SlowDown');
+    ok(($h->{secs} // 99) < 2, sprintf('... at once (%.2fs)', $h->{secs} // -1));
+}
+unlock_tables();
+http_wait([$a], 10);
+is($a->{status}, 200, 'the running request succeeds: ' . show($a));
+is(s3_request(GET => '/')->{status}, 200, 'a request with the connection free succeeds');
+--- teardown
+unlock_tables();
+$cluster->restart_nginx;
+
+
+
+=== TEST 14: plinth_pg_queue_size bad values
+--- check
+my $t = template_with(plinth_pg_queue_size => "    plinth_pg_queue_size 1000001;");
+my $l = conf_line($t, 'plinth_pg_queue_size');
+nginx_t_fails_like($t,
+    qr/\[emerg\].*value must be between 0 and 1000000 in \S+nginx-t\.conf:$l\b/,
+    'plinth_pg_queue_size 1000001');
+$t = template_with(plinth_pg_queue_size => "    plinth_pg_queue_size -1;");
+nginx_t_fails_like($t, qr/\[emerg\].*"plinth_pg_queue_size" directive invalid number/,
+    'plinth_pg_queue_size -1');
+
+
+
+=== TEST 15: plinth_pg_queue_timeout 300ms: a queued request gets 503 SlowDown after it
+--- setup
+my $t = template_with(
+    worker_processes => 'worker_processes 1;',
+    plinth_pg_pool_size => '    plinth_pg_pool_size 1;',
+    plinth_pg_queue_timeout => '    plinth_pg_queue_timeout 300ms;');
+restart_with($t);
+--- check
+lock_table('buckets');
+my $a = http_start(GET => '/');
+wait_for(sub { lock_waiters() >= 1 }, 10, 'the gateway query to wait for the lock');
+my $b = http_start(GET => '/');
+http_wait([$b], 5);
+is($b->{status}, 503, 'the queued request: ' . show($b));
+like($b->{body} // '', qr{<Code>SlowDown</Code>}, '... SlowDown');
+ok(($b->{secs} // 0) >= 0.25 && ($b->{secs} // 99) < 2,
+    sprintf('... after the queue timeout, not before (%.2fs)', $b->{secs} // -1));
+unlock_tables();
+http_wait([$a], 10);
+is($a->{status}, 200, 'the running request succeeds: ' . show($a));
+--- error_log
+waited 300 ms for a connection
+--- teardown
+unlock_tables();
+$cluster->restart_nginx;
+
+
+
+=== TEST 16: plinth_pg_queue_timeout bad value
+--- check
+my $t = template_with(plinth_pg_queue_timeout => "    plinth_pg_queue_timeout 5parsecs;");
+my $l = conf_line($t, 'plinth_pg_queue_timeout');
+nginx_t_fails_like($t,
+    qr/\[emerg\].*"plinth_pg_queue_timeout" directive invalid value in \S+nginx-t\.conf:$l\b/,
+    'plinth_pg_queue_timeout 5parsecs');
+
+
+
+=== TEST 17: plinth_pg_query_timeout 500ms: a stuck query gets 503 after it, then the pool recovers
+--- setup
+my $t = template_with(
+    worker_processes => 'worker_processes 1;',
+    plinth_pg_pool_size => '    plinth_pg_pool_size 1;',
+    plinth_pg_query_timeout => '    plinth_pg_query_timeout 500ms;');
+restart_with($t);
+--- check
+lock_table('buckets');
+my $a = http_start(GET => '/');
+http_wait([$a], 5);
+is($a->{status}, 503, 'the stuck query: ' . show($a));
+like($a->{body} // '', qr{<Code>ServiceUnavailable</Code>}, '... ServiceUnavailable');
+ok(($a->{secs} // 0) >= 0.4 && ($a->{secs} // 99) < 2.5,
+    sprintf('... after the query timeout (%.2fs)', $a->{secs} // -1));
+unlock_tables();
+my $last;
+my $t0 = time;
+my $ok = eval {
+    wait_for(sub { $last = s3_request(GET => '/'); $last->{status} == 200 }, 10,
+        'a request to succeed again');
+    1;
+};
+ok($ok, sprintf('the connection was reset and the pool serves again (%.2fs)', time - $t0))
+    or diag("last: $last->{status} $last->{body}");
+--- error_log
+query "plinth_bucket_list" timed out
+--- teardown
+unlock_tables();
+$cluster->restart_nginx;
+
+
+
+=== TEST 18: plinth_pg_query_timeout bad value
+--- check
+my $t = template_with(plinth_pg_query_timeout => "    plinth_pg_query_timeout never;");
+my $l = conf_line($t, 'plinth_pg_query_timeout');
+nginx_t_fails_like($t,
+    qr/\[emerg\].*"plinth_pg_query_timeout" directive invalid value in \S+nginx-t\.conf:$l\b/,
+    'plinth_pg_query_timeout never');
+
+
+
+=== TEST 19: plinth_replication_factor 2, plinth_write_quorum 1: two copies
+--- setup
+$cluster->restart_nginx(rf => 2, w => 1);
+my $r = s3_request(PUT => '/rfbucket');
+die "PUT /rfbucket: $r->{status}" unless $r->{status} == 200;
+--- request
+PUT /rfbucket/k
+two copies
+--- error_code: 200
+--- check
+my $n;
+my $ok = eval {
+    wait_for(sub {
+        $n = $cluster->psql("select array_length(nodes, 1) from versions v "
+            . "join objects o using (version_id) where o.key = 'k'")->[0][0];
+        defined $n && $n == 2;
+    }, 5, 'two nodes in the placement');
+    1;
+};
+ok($ok, 'the version records 2 nodes (have ' . ($n // 'none') . ')');
+my ($row) = $cluster->psql("select replace(blob_id::text, '-', ''), "
+    . "array_to_string(nodes, ',') from versions v join objects o "
+    . "using (version_id) where o.key = 'k'");
+my @have = grep { -e $cluster->blob_path($_, $row->[0]) } 1 .. 3;
+is(scalar @have, 2, "the blob is on exactly 2 data nodes (@have)");
+is(join(',', sort @have), join(',', sort split /,/, $row->[1]),
+    '... the ones the placement records');
+is(s3_request(GET => '/rfbucket/k')->{body}, 'two copies', 'GET reads it');
+--- teardown
+$cluster->restart_nginx;
+
+
+
+=== TEST 20: plinth_replication_factor 1: one copy
+--- setup
+$cluster->restart_nginx(rf => 1, w => 1);
+--- request
+PUT /rfbucket/one
+one copy
+--- error_code: 200
+--- check
+my ($row) = $cluster->psql("select array_length(nodes, 1), "
+    . "replace(blob_id::text, '-', '') from versions v join objects o "
+    . "using (version_id) where o.key = 'one'");
+is($row->[0], 1, 'the version records 1 node');
+is(scalar(grep { -e $cluster->blob_path($_, $row->[1]) } 1 .. 3), 1,
+    'the blob is on exactly 1 data node');
+--- teardown
+$cluster->restart_nginx;
+
+
+
+=== TEST 21: plinth_write_quorum 3 of 3 with a data node down: 503, previous version still served
+--- setup
+$cluster->restart_nginx(rf => 3, w => 3);
+my $r = s3_request(PUT => '/rfbucket/w', body => 'old');
+die "PUT /rfbucket/w: $r->{status}" unless $r->{status} == 200;
+$cluster->stop_node(3);
+--- request eval
+["PUT /rfbucket/w\nnew", "GET /rfbucket/w"]
+--- error_code eval
+[503, 200]
+--- response_body_like eval
+["<Code>ServiceUnavailable</Code>", "^old\\z"]
+--- check
+is($cluster->psql("select count(*) from versions where key = 'w' and state = 'failed'")->[0][0],
+    1, 'the failed write is recorded as failed');
+--- teardown
+$cluster->start_node(3);
+$cluster->restart_nginx;
+
+
+
+=== TEST 22: plinth_write_quorum 2 of 3 with a data node down: the PUT succeeds on 2
+--- setup
+$cluster->stop_node(3);
+--- request eval
+["PUT /rfbucket/w\nnew", "GET /rfbucket/w"]
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+["", "^new\\z"]
+--- check
+is(join(',', sort split /,/, $cluster->psql("select array_to_string(nodes, ',') "
+    . "from versions v join objects o using (version_id) where o.key = 'w'")->[0][0]),
+    '1,2', 'the placement records the 2 nodes that acknowledged')
+    or diag explain [$cluster->psql("select nodes from versions where key = 'w'")];
+--- teardown
+$cluster->start_node(3);
+
+
+
+=== TEST 23: plinth_replication_factor out of range or not a number
+--- check
+for my $v (0, 8) {
+    my $l = conf_line(template_text(), 'plinth_replication_factor');
+    nginx_t_fails_like({ rf => $v, w => 1 },
+        qr/\[emerg\].*value must be between 1 and 7 in \S+nginx-t\.conf:$l\b/,
+        "plinth_replication_factor $v");
+}
+nginx_t_fails_like({ rf => 'three' },
+    qr/\[emerg\].*"plinth_replication_factor" directive invalid number/,
+    'plinth_replication_factor three');
+
+
+
+=== TEST 24: plinth_write_quorum larger than plinth_replication_factor
+--- check
+nginx_t_fails_like({ rf => 3, w => 4 },
+    qr/\[emerg\].*plinth_write_quorum 4 is larger than plinth_replication_factor 3/,
+    'W 4 > RF 3');
+nginx_t_fails_like({ rf => 2, w => 3 },
+    qr/\[emerg\].*plinth_write_quorum 3 is larger than plinth_replication_factor 2/,
+    'W 3 > RF 2');
+my $l = conf_line(template_text(), 'plinth_write_quorum');
+nginx_t_fails_like({ w => 0 },
+    qr/\[emerg\].*value must be between 1 and 7 in \S+nginx-t\.conf:$l\b/,
+    'W 0');
+
+
+
+=== TEST 25: plinth_replication_factor larger than the cluster
+--- check
+nginx_t_fails_like({ rf => 4, w => 2 },
+    qr/\[emerg\].*plinth_replication_factor 4 needs at least 4 data nodes, the cluster file has 3/,
+    'RF 4 with 3 nodes');
+
+
+
+=== TEST 26: plinth_max_object_size 1k: 1024 bytes pass, 1025 are EntityTooLarge
+--- http_config
+plinth_max_object_size 1k;
+--- setup
+s3_request(PUT => '/maxbucket');
+--- request eval
+["PUT /maxbucket/ok\n" . ('a' x 1024),
+ "PUT /maxbucket/big\n" . ('b' x 1025),
+ "GET /maxbucket/big",
+ "GET /maxbucket/ok"]
+--- error_code eval
+[200, 400, 404, 200]
+--- response_body_like eval
+["", "<Code>EntityTooLarge</Code>", "<Code>NoSuchKey</Code>", "^a{1024}\\z"]
+
+
+
+=== TEST 27: plinth_max_object_size applies to a chunked body too
+--- http_config
+plinth_max_object_size 1k;
+--- raw_request eval
+"PUT /maxbucket/chunked HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+. "Transfer-Encoding: chunked\r\n\r\n"
+. "400\r\n" . ('c' x 1024) . "\r\n" . "10\r\n" . ('c' x 16) . "\r\n0\r\n\r\n"
+--- error_code: 400
+--- response_body_like
+<Code>EntityTooLarge</Code>
+--- check
+is(s3_request(GET => '/maxbucket/chunked')->{status}, 404, 'nothing stored');
+
+
+
+=== TEST 28: plinth_max_object_size not a size
+--- http_config
+plinth_max_object_size 10x;
+--- nginx_t_fails
+\[emerg\].*"plinth_max_object_size" directive invalid value in \S+:\d+
+
+
+
+=== TEST 29: plinth_max_object_size 0
+--- http_config
+plinth_max_object_size 0;
+--- nginx_t_fails
+\[emerg\].*plinth_max_object_size must be positive
+
+
+
+=== TEST 30: plinth_blob_location: the data hop goes through the location it names
+--- setup
+my $t = template_with(
+    'location /_plinth/blobs/' => '        location /_data_hop/ {',
+    qr/^[ \t]*\@HTTP_EXTRA\@[ \t]*$/m => "    plinth_blob_location /_data_hop/;\n    \@HTTP_EXTRA\@");
+die 'template still has /_plinth/blobs/' if $t =~ m{^\s*location /_plinth/blobs/}m;
+restart_with($t);
+my $r = s3_request(PUT => '/hopbucket');
+die "PUT /hopbucket: $r->{status}" unless $r->{status} == 200;
+--- request eval
+["PUT /hopbucket/k\nthrough the hop", "GET /hopbucket/k", "GET /_data_hop/x"]
+--- error_code eval
+[200, 200, 404]
+--- response_body_like eval
+["", "^through the hop\\z", ""]
+--- teardown
+$cluster->restart_nginx;
+
+
+
+=== TEST 31: plinth_blob_location naming a location that does not exist: writes fail cleanly
+--- http_config
+plinth_blob_location /_nowhere/;
+--- setup
+my $r = s3_request(PUT => '/nowherebucket');
+die "PUT /nowherebucket: $r->{status}" unless $r->{status} == 200;
+--- request eval
+["PUT /nowherebucket/k\nlost", "GET /nowherebucket/k"]
+--- error_code eval
+[503, 404]
+--- response_body_like eval
+["<Code>ServiceUnavailable</Code>", "<Code>NoSuchKey</Code>"]
+
+
+
+=== TEST 32: plinth_blob_location must start and end with a slash
+--- http_config
+plinth_blob_location _plinth/blobs/;
+--- nginx_t_fails
+\[emerg\].*invalid plinth_blob_location "_plinth/blobs/": it must start and end with "/" in \S+:\d+
+
+
+
+=== TEST 33: plinth_blob_location without the final slash
+--- http_config
+plinth_blob_location /_plinth/blobs;
+--- nginx_t_fails
+\[emerg\].*invalid plinth_blob_location "/_plinth/blobs": it must start and end with "/" in \S+:\d+
+
+
+
+=== TEST 34: plinth_cluster: optional fields (zone, tier, weight) and a node order of our own
+--- setup
+my $y = "nodes:\n";
+for my $i (3, 1, 2) {
+    $y .= "  - id: $i\n    address: 127.0.0.1:" . $cluster->node_port($i) . "\n";
+}
+$y .= "    zone: z2\n    tier: warm\n    weight: 2\n";
+my $f = $cluster->dir . '/cluster-t33.yaml';
+write_file($f, $y);
+restart_with(template_with(plinth_cluster => "        plinth_cluster $f;"));
+my $r = s3_request(PUT => '/clbucket');
+die "PUT /clbucket: $r->{status}" unless $r->{status} == 200;
+--- request eval
+["PUT /clbucket/k\nclustered", "GET /clbucket/k"]
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+["", "^clustered\\z"]
+--- check
+my $n = $cluster->psql("select array_to_string(nodes, ',') from versions v "
+    . "join objects o using (version_id) where o.key = 'k' and o.bucket_id = "
+    . "(select bucket_id from buckets where name = 'clbucket')")->[0][0];
+like($n // '', qr/^[123],[123](,[123])?$/, "placement uses the file's node ids ($n)");
+--- teardown
+$cluster->restart_nginx;
+
+
+
+=== TEST 35: plinth_cluster: bad cluster files
+--- check
+my $d = $cluster->dir;
+my %node = map { $_ => "  - id: $_\n    address: 127.0.0.1:" . $cluster->node_port($_) . "\n" } 1 .. 3;
+my @cases = (
+    ['bad YAML', "nodes:\n  - id: 1\n    address: [127.0.0.1:9101\n",
+        qr/cluster file "[^"]+bad-yaml\.yaml", line \d+: did not find expected ',' or '\]'/],
+    ['a tab in YAML', "nodes:\n  - id: 1\n\taddress: 127.0.0.1:9101\n",
+        qr/cluster file "[^"]+", line 3: found a tab character/],
+    ['unknown node key', "nodes:\n" . $node{1} . $node{2} . $node{3} . "    colour: red\n",
+        qr/cluster file "[^"]+", line 8: unknown node key "colour"/],
+    ['unknown top-level key', "nodes:\n" . $node{1} . $node{2} . $node{3} . "replicas: 3\n",
+        qr/cluster file "[^"]+", line 8: unknown key "replicas"/],
+    ['duplicate id', "nodes:\n" . $node{1} . $node{2} . "  - id: 1\n    address: 127.0.0.1:1\n",
+        qr/cluster file: duplicate node id/],
+    ['invalid port', "nodes:\n" . $node{1} . $node{2} . "  - id: 3\n    address: 127.0.0.1:notaport\n",
+        qr/data node 3: invalid address "127\.0\.0\.1:notaport": invalid port/],
+    ['port out of range', "nodes:\n" . $node{1} . $node{2} . "  - id: 3\n    address: 127.0.0.1:99999\n",
+        qr/data node 3: invalid address "127\.0\.0\.1:99999": invalid port/],
+    ['unknown host', "nodes:\n" . $node{1} . $node{2} . "  - id: 3\n    address: no-such-host.invalid:9101\n",
+        qr/data node 3: invalid address "no-such-host\.invalid:9101": host not found/],
+    ['node id 0', "nodes:\n  - id: 0\n    address: 127.0.0.1:1\n",
+        qr/cluster file "[^"]+", line 2: invalid node id "0" \(1\.\.65535\)/],
+    ['node id 65536', "nodes:\n  - id: 65536\n    address: 127.0.0.1:1\n",
+        qr/invalid node id "65536" \(1\.\.65535\)/],
+    ['node without address', "nodes:\n  - id: 1\n",
+        qr/cluster file "[^"]+", line 2: a node has no address/],
+    ['unknown tier', "nodes:\n  - id: 1\n    address: 127.0.0.1:1\n    tier: lukewarm\n",
+        qr/invalid tier "lukewarm" \(hot, warm or cold\)/],
+    ['weight 0', "nodes:\n  - id: 1\n    address: 127.0.0.1:1\n    weight: 0\n",
+        qr/invalid weight "0" \(1\.\.100000\)/],
+    ['no nodes', "nodes: []\n", qr/cluster file: no nodes/],
+    ['nodes not a list', "nodes: 3\n", qr/"nodes" must be a list of nodes/],
+    ['fewer nodes than RF 3', "nodes:\n" . $node{1} . $node{2},
+        qr/plinth_replication_factor 3 needs at least 3 data nodes, the cluster file has 2/],
+);
+for my $case (@cases) {
+    my ($name, $yaml, $re) = @$case;
+    (my $file = lc $name) =~ s/\W+/-/g;
+    $file = "$d/$file.yaml";
+    write_file($file, $yaml);
+    my $t = template_with(plinth_cluster => "        plinth_cluster $file;");
+    nginx_t_fails_like($t, qr/\[emerg\].*$re/, $name);
+}
+my $t = template_with(plinth_cluster => "        plinth_cluster $d/no-such-file.yaml;");
+nginx_t_fails_like($t,
+    qr/\[emerg\].*cannot open cluster file "\Q$d\E\/no-such-file\.yaml": No such file or directory/,
+    'missing file');
+
+
+
+=== TEST 36: plinth_cluster after keepalive, twice, or outside an upstream
+--- check
+my $t = template_with(
+    qr/^[ \t]*plinth_cluster \@CLUSTER_YAML\@;\n[ \t]*keepalive 64;[ \t]*$/m =>
+    "        keepalive 64;\n        plinth_cluster \@CLUSTER_YAML\@;");
+nginx_t_fails_like($t,
+    qr/\[emerg\].*"plinth_cluster" directive must come before "keepalive" and other balancers/,
+    'after keepalive');
+$t = template_with(keepalive => "        keepalive 64;\n        plinth_cluster \@CLUSTER_YAML\@;");
+nginx_t_fails_like($t, qr/\[emerg\].*"plinth_cluster" directive is duplicate/, 'twice');
+$t = template_with(qr/^[ \t]*\@HTTP_EXTRA\@[ \t]*$/m => '    plinth_cluster @CLUSTER_YAML@;');
+nginx_t_fails_like($t, qr/\[emerg\].*"plinth_cluster" directive is not allowed here/,
+    'in the http block');
+$t = template_with(plinth_cluster => '        server 127.0.0.1:1;');
+nginx_t_fails_like($t,
+    qr/\[emerg\].*plinth needs "plinth_cluster" in the upstream block of the data nodes/,
+    'no plinth_cluster at all');
