@@ -938,3 +938,33 @@ $t = template_with(plinth_cluster => '        server 127.0.0.1:1;');
 nginx_t_fails_like($t,
     qr/\[emerg\].*plinth needs "plinth_cluster" in the upstream block of the data nodes/,
     'no plinth_cluster at all');
+
+
+
+=== TEST 37: plinth_straggler_timeout: a replica write to a hung node is cancelled after it
+--- http_config
+plinth_straggler_timeout 200ms;
+--- setup
+s3_request(PUT => '/stragglers');
+$::hung = $cluster->pid_of('node3');
+kill 'STOP', $::hung or die "SIGSTOP: $!";
+$::t0 = time;
+--- request eval
+[ map { "PUT /stragglers/k$_\n" . ("s" x 40000) } 1 .. 4 ]
+--- error_code: 200
+--- timeout: 20
+--- error_log
+after plinth_straggler_timeout
+--- check
+my $took = time - $::t0;
+ok($took < 3, sprintf("four PUTs beside a hung node took %.2f s", $took));
+--- teardown
+kill 'CONT', $::hung;
+
+
+
+=== TEST 38: plinth_straggler_timeout with a bad value
+--- http_config
+plinth_straggler_timeout soon;
+--- nginx_t_fails
+\[emerg\].*"plinth_straggler_timeout" directive invalid value in \S+:\d+
