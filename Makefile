@@ -58,7 +58,7 @@ $(B)/unit/test_blockfile: t/unit/test_blockfile.c datanode/blockfile.c datanode/
 unit: $(UNIT_TESTS)
 
 test: all unit
-	prove -r t/
+	prove t/*.t
 
 run: deps all
 	bin/plinth-cluster start --dir $(RUN_DIR) --port $(PORT)
@@ -67,4 +67,4 @@ stop:
 	bin/plinth-cluster stop --dir $(RUN_DIR)
 
 clean:
-	rm -rf $(B)
+	rm -rf $(B) t/js/node_modules

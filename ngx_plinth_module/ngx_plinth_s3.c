@@ -27,6 +27,7 @@ static ngx_int_t ngx_http_plinth_valid_utf8(ngx_str_t *s);
 static void ngx_http_plinth_request_id(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 static ngx_uint_t ngx_http_plinth_pg_sqlstate(PGresult *res);
+static ngx_uint_t ngx_http_plinth_aws_chunked(ngx_http_request_t *r);
 
 
 static ngx_http_plinth_err_t  ngx_http_plinth_errors[NGX_PLINTH_ERR_MAX] = {
@@ -207,6 +208,13 @@ ngx_http_plinth_s3_handler(ngx_http_request_t *r)
         }
     }
 
+    if (ngx_http_plinth_aws_chunked(r)) {
+        /* until the decoder lands: never store the framing as data */
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_NOT_IMPLEMENTED,
+                              "aws-chunked uploads are not supported yet.");
+        return NGX_DONE;
+    }
+
     if (route->op != NGX_PLINTH_OP_PUT_OBJECT) {
         if (ngx_http_discard_request_body(r) != NGX_OK) {
             ngx_http_plinth_finalize(r, NGX_ERROR);
@@ -252,6 +260,31 @@ ngx_http_plinth_finalize(ngx_http_request_t *r, ngx_int_t rc)
     }
 
     ngx_http_finalize_request(r, rc);
+}
+
+
+/* An aws-chunked body: Content-Encoding or a STREAMING-* payload hash. */
+static ngx_uint_t
+ngx_http_plinth_aws_chunked(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_http_plinth_header_in(r, "x-amz-content-sha256");
+    if (h && h->value.len >= 10
+        && ngx_strncasecmp(h->value.data, (u_char *) "STREAMING-", 10) == 0)
+    {
+        return 1;
+    }
+
+    h = ngx_http_plinth_header_in(r, "Content-Encoding");
+    if (h && ngx_strlcasestrn(h->value.data, h->value.data + h->value.len,
+                              (u_char *) "aws-chunked", 11 - 1)
+             != NULL)
+    {
+        return 1;
+    }
+
+    return 0;
 }
 
 

@@ -1202,7 +1202,7 @@ plinth_sigv4_uri_s3(plinth_sv_out_t *o, plinth_sv_str_t path)
 static plinth_sigv4_rc_t
 plinth_sigv4_uri_generic(plinth_sv_out_t *o, plinth_sv_str_t path)
 {
-    int                   wrote;
+    int                   wrote, cancelled;
     size_t                nseg, depth, i;
     plinth_sv_str_t       s, t;
     const unsigned char  *p, *end, *q, *r;
@@ -1236,6 +1236,7 @@ plinth_sigv4_uri_generic(plinth_sv_out_t *o, plinth_sv_str_t path)
 
         if (s.len != 0 && !plinth_sv_lit(s, ".") && !plinth_sv_lit(s, "..")) {
             depth = 0;
+            cancelled = 0;
             r = q;
 
             while (r < end) {
@@ -1255,6 +1256,7 @@ plinth_sigv4_uri_generic(plinth_sv_out_t *o, plinth_sv_str_t path)
                     depth++;
 
                 } else if (depth == 0) {
+                    cancelled = 1;
                     break;
 
                 } else {
@@ -1262,7 +1264,7 @@ plinth_sigv4_uri_generic(plinth_sv_out_t *o, plinth_sv_str_t path)
                 }
             }
 
-            if (r >= end) {
+            if (!cancelled) {
                 plinth_sv_put(o, '/');
 
                 for (i = 0; i < s.len; i++) {

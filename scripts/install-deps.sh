@@ -15,6 +15,7 @@ PKGS=(
     libxml2-dev                          # S3 XML request bodies
     perl libtest-base-perl               # test harness (prove, Test::Base)
     awscli python3-boto3                 # real S3 clients for end-to-end tests
+    s3cmd rclone
     curl procps iproute2 util-linux
 )
 
@@ -26,6 +27,13 @@ for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
         || missing+=("$p")
 done
+
+# Node.js and npm run the AWS SDK for JavaScript tests (t/93-js-sdk.t).
+# Only when absent: a machine may carry another vendor's nodejs, which
+# conflicts with Debian's npm.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    missing+=(nodejs npm)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
