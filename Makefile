@@ -18,7 +18,8 @@ DATANODE_SRCS := $(wildcard datanode/*.c)
 DATANODE_HDRS := $(wildcard datanode/*.h)
 DATANODE_LIBS := -lmicrohttpd -lyaml -lprotobuf-c -lxxhash -lpthread
 
-UNIT_TESTS := $(B)/unit/test_ring $(B)/unit/test_blockfile
+UNIT_TESTS := $(B)/unit/test_ring $(B)/unit/test_blockfile \
+              $(B)/unit/test_sigv4 $(B)/unit/test_chunked
 
 .PHONY: all module datanode proto deps unit test run stop clean
 
@@ -54,6 +55,17 @@ $(B)/unit/test_blockfile: t/unit/test_blockfile.c datanode/blockfile.c datanode/
 	mkdir -p $(B)/unit
 	$(CC) $(CFLAGS) $(WARN) -Idatanode -o $@ \
 	    t/unit/test_blockfile.c datanode/blockfile.c -lxxhash
+
+$(B)/unit/test_sigv4: t/unit/test_sigv4.c ngx_plinth_module/ngx_plinth_sigv4.c ngx_plinth_module/ngx_plinth_sigv4.h
+	mkdir -p $(B)/unit
+	$(CC) $(CFLAGS) $(WARN) -Ingx_plinth_module -o $@ \
+	    t/unit/test_sigv4.c ngx_plinth_module/ngx_plinth_sigv4.c -lcrypto
+
+$(B)/unit/test_chunked: t/unit/test_chunked.c ngx_plinth_module/ngx_plinth_chunked.c ngx_plinth_module/ngx_plinth_chunked.h ngx_plinth_module/ngx_plinth_sigv4.c ngx_plinth_module/ngx_plinth_sigv4.h
+	mkdir -p $(B)/unit
+	$(CC) $(CFLAGS) $(WARN) -Ingx_plinth_module -o $@ \
+	    t/unit/test_chunked.c ngx_plinth_module/ngx_plinth_chunked.c \
+	    ngx_plinth_module/ngx_plinth_sigv4.c -lcrypto
 
 unit: $(UNIT_TESTS)
 

@@ -963,7 +963,8 @@ test_authorization(void)
     plinth_sigv4_auth_t  auth;
     plinth_sigv4_rc_t    rc;
 
-#define CRED "Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request"
+#define CRED                                                                  \
+    "Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request"
 #define SH   "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date"
 #define SIG  "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd9103" \
              "9c6036bdb41"
@@ -987,8 +988,10 @@ test_authorization(void)
           PLINTH_SIGV4_ERR_UNSUPPORTED_ALGORITHM },
         { "AWS4-HMAC-SHA256", PLINTH_SIGV4_ERR_MISSING_COMPONENT },
         { "AWS4-HMAC-SHA256 ", PLINTH_SIGV4_ERR_MISSING_COMPONENT },
-        { "AWS4-HMAC-SHA256 " CRED ", " SH, PLINTH_SIGV4_ERR_MISSING_COMPONENT },
-        { "AWS4-HMAC-SHA256 " CRED ", " SIG, PLINTH_SIGV4_ERR_MISSING_COMPONENT },
+        { "AWS4-HMAC-SHA256 " CRED ", " SH,
+          PLINTH_SIGV4_ERR_MISSING_COMPONENT },
+        { "AWS4-HMAC-SHA256 " CRED ", " SIG,
+          PLINTH_SIGV4_ERR_MISSING_COMPONENT },
         { "AWS4-HMAC-SHA256 " SH ", " SIG, PLINTH_SIGV4_ERR_MISSING_COMPONENT },
         { "AWS4-HMAC-SHA256 " CRED ", " CRED ", " SH ", " SIG,
           PLINTH_SIGV4_ERR_MALFORMED },
@@ -1437,6 +1440,11 @@ test_canonical(void)
             out, sizeof(out));
     ok(strcmp(creq_line(out, 2), "b=1") == 0,
        "canonical query: presigned leaves X-Amz-Signature out");
+
+    creq_of("/", "X-Amz-Signaturex=1&X-Amz-Signatur=2&X-Amz-%53ignature=3",
+            NULL, 0, PLINTH_SIGV4_PRESIGNED, out, sizeof(out));
+    ok(strcmp(creq_line(out, 2), "X-Amz-Signatur=2&X-Amz-Signaturex=1") == 0,
+       "canonical query: only X-Amz-Signature itself is left out");
 
     /* 256 parameters are fine, 257 are not */
 
