@@ -21,6 +21,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include <ngx_md5.h>
+#include <openssl/evp.h>
 
 #include "ngx_plinth_pg.h"
 #include "ngx_plinth_ring.h"
@@ -34,6 +35,9 @@
 #define NGX_PLINTH_MAX_META_SIZE     2048
 #define NGX_PLINTH_ANONYMOUS         "anonymous"
 
+#define NGX_PLINTH_AUTH_OFF          0
+#define NGX_PLINTH_AUTH_SIGV4        1
+
 
 typedef struct {
     ngx_plinth_pg_conf_t          pg;
@@ -41,6 +45,8 @@ typedef struct {
     ngx_uint_t                    w;
     off_t                         max_object_size;
     ngx_msec_t                    straggler_timeout;
+    ngx_uint_t                    auth;       /* NGX_PLINTH_AUTH_* */
+    ngx_str_t                     region;
     ngx_str_t                     blob_location;   /* "/_plinth/blobs/" */
 
     /* from plinth_cluster in the data-node upstream block */
@@ -78,6 +84,19 @@ typedef enum {
     NGX_PLINTH_ERR_NOT_IMPLEMENTED,
     NGX_PLINTH_ERR_SERVICE_UNAVAILABLE,
     NGX_PLINTH_ERR_SLOW_DOWN,
+    NGX_PLINTH_ERR_SIGNATURE,
+    NGX_PLINTH_ERR_AUTH_MALFORMED,
+    NGX_PLINTH_ERR_AUTH_QUERY,
+    NGX_PLINTH_ERR_TIME_SKEWED,
+    NGX_PLINTH_ERR_INVALID_URI,
+    NGX_PLINTH_ERR_INVALID_ACCESS_KEY,
+    NGX_PLINTH_ERR_SHA256_MISMATCH,
+    NGX_PLINTH_ERR_NO_SUCH_UPLOAD,          /* multipart */
+    NGX_PLINTH_ERR_INVALID_PART,
+    NGX_PLINTH_ERR_INVALID_PART_ORDER,
+    NGX_PLINTH_ERR_ENTITY_TOO_SMALL,
+    NGX_PLINTH_ERR_MALFORMED_XML,
+    NGX_PLINTH_ERR_INVALID_PART_NUMBER,
     NGX_PLINTH_ERR_MAX
 } ngx_plinth_err_e;
 
@@ -95,8 +114,20 @@ typedef enum {
     NGX_PLINTH_OP_GET_OBJECT,
     NGX_PLINTH_OP_HEAD_OBJECT,
     NGX_PLINTH_OP_DELETE_OBJECT,
+    NGX_PLINTH_OP_CREATE_MULTIPART_UPLOAD,
+    NGX_PLINTH_OP_UPLOAD_PART,
+    NGX_PLINTH_OP_COMPLETE_MULTIPART_UPLOAD,
+    NGX_PLINTH_OP_ABORT_MULTIPART_UPLOAD,
+    NGX_PLINTH_OP_LIST_PARTS,
+    NGX_PLINTH_OP_LIST_MULTIPART_UPLOADS,
     NGX_PLINTH_OP_MAX
 } ngx_plinth_op_e;
+
+
+/* operations whose request body is read (and hashed), never discarded */
+#define ngx_http_plinth_op_has_body(op)                                      \
+    ((op) == NGX_PLINTH_OP_PUT_OBJECT || (op) == NGX_PLINTH_OP_UPLOAD_PART    \
+     || (op) == NGX_PLINTH_OP_COMPLETE_MULTIPART_UPLOAD)
 
 
 typedef struct ngx_http_plinth_ctx_s  ngx_http_plinth_ctx_t;
@@ -115,6 +146,20 @@ typedef struct {
 } ngx_http_plinth_route_t;
 
 
+/*
+ * A run of the object's bytes stored as one blob: a single PUT is one
+ * segment, a multipart object one per part, in order.
+ */
+typedef struct {
+    ngx_str_t                     blob_id;
+    off_t                         offset;     /* of its first byte */
+    off_t                         size;
+    ngx_uint_t                    part_number;
+    uint32_t                      nodes[NGX_PLINTH_MAX_RF];
+    ngx_uint_t                    nnodes;
+} ngx_plinth_segment_t;
+
+
 /* The current version of an object, as PostgreSQL returned it. */
 typedef struct {
     ngx_str_t                     version_id;
@@ -126,6 +171,9 @@ typedef struct {
     time_t                        mtime;
     uint32_t                      nodes[NGX_PLINTH_MAX_RF];
     ngx_uint_t                    nnodes;
+    ngx_uint_t                    parts;      /* multipart: parts count */
+    ngx_plinth_segment_t         *segs;
+    ngx_uint_t                    nsegs;
 } ngx_plinth_object_t;
 
 
@@ -154,6 +202,12 @@ struct ngx_http_plinth_ctx_s {
     ngx_str_t                     bucket;
     ngx_str_t                     key;
     ngx_str_t                     identity;   /* caller; owner of new buckets */
+    void                         *auth;       /* ngx_plinth_auth.c's state */
+    ngx_str_t                     display_name;
+    const char                   *acl;        /* x-amz-acl of a write */
+    ngx_str_t                     want_sha256;  /* x-amz-content-sha256 */
+    EVP_MD_CTX                   *sha256;
+    unsigned                      anonymous:1;  /* no signature */
 
     /* request body (PUT): hashed by the request body filter */
     ngx_md5_t                     md5;
@@ -176,6 +230,11 @@ struct ngx_http_plinth_ctx_s {
     ngx_event_t                   straggler_ev;
     ngx_uint_t                    state;
     void                        (*fanout_done)(ngx_http_request_t *r);
+    void                        (*put_begin)(ngx_http_request_t *r);
+
+    /* multipart: UploadPart, CompleteMultipartUpload, GET ?partNumber */
+    ngx_str_t                     upload_id;
+    ngx_uint_t                    part_number;
 
     /* GET streaming */
     ngx_plinth_object_t           obj;
@@ -189,6 +248,7 @@ struct ngx_http_plinth_ctx_s {
     unsigned                      ranged:1;
     unsigned                      headers_sent:1;
     unsigned                      part_done:1;
+    ngx_uint_t                    seg;        /* segment being read */
 
     unsigned                      waiting:1;  /* a PG query is pending */
     unsigned                      finalized:1;
@@ -217,6 +277,9 @@ ngx_int_t ngx_http_plinth_pg(ngx_http_request_t *r, ngx_uint_t stmt,
     ngx_uint_t nparams, const char *const *values,
     ngx_plinth_pg_handler_pt handler);
 u_char *ngx_http_plinth_cstr(ngx_pool_t *pool, ngx_str_t *s);
+ngx_int_t ngx_http_plinth_canned_acl(ngx_http_request_t *r, const char **acl);
+ngx_uint_t ngx_http_plinth_may_read(ngx_http_plinth_ctx_t *ctx, PGresult *res,
+    int row, int owner_col, const char *acl1, const char *acl2);
 ngx_int_t ngx_http_plinth_copy_value(ngx_pool_t *pool, PGresult *res,
     int row, int col, ngx_str_t *out);
 
@@ -235,8 +298,31 @@ enum {
     NGX_PLINTH_SQL_PUT_ADD_NODE,
     NGX_PLINTH_SQL_GET,
     NGX_PLINTH_SQL_DELETE,
-    NGX_PLINTH_SQL_LIST
+    NGX_PLINTH_SQL_LIST,
+    NGX_PLINTH_SQL_ACCESS_KEY,
+    /* multipart: designated rows in ngx_plinth_s3.c's table */
+    NGX_PLINTH_SQL_MPU_CREATE,
+    NGX_PLINTH_SQL_PART_BEGIN,
+    NGX_PLINTH_SQL_PART_COMMIT,
+    NGX_PLINTH_SQL_PART_ABORT,
+    NGX_PLINTH_SQL_PART_ADD_NODE,
+    NGX_PLINTH_SQL_MPU_COMPLETE,
+    NGX_PLINTH_SQL_MPU_ABORT,
+    NGX_PLINTH_SQL_LIST_PARTS,
+    NGX_PLINTH_SQL_LIST_UPLOADS,
+    NGX_PLINTH_SQL_MAX
 };
+
+/* ngx_plinth_auth.c */
+ngx_int_t ngx_http_plinth_authenticate(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_dispatch(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_sha256_start(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+void ngx_http_plinth_sha256_update(ngx_http_plinth_ctx_t *ctx, u_char *p,
+    size_t len);
+ngx_int_t ngx_http_plinth_sha256_check(ngx_http_plinth_ctx_t *ctx);
 
 /* ngx_plinth_s3_bucket.c */
 ngx_int_t ngx_http_plinth_list_buckets(ngx_http_request_t *r,
@@ -262,6 +348,31 @@ ngx_int_t ngx_http_plinth_delete_object(ngx_http_request_t *r,
 
 void ngx_http_plinth_put_add_node(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx, uint32_t node);
+ngx_int_t ngx_http_plinth_put_body(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, void (*begin)(ngx_http_request_t *r));
+void ngx_http_plinth_put_place(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, u_char *hkey, size_t len,
+    void (*decided)(ngx_http_request_t *r));
+u_char *ngx_http_plinth_put_nodes(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_uint_t *quorum);
+void ngx_http_plinth_put_answer(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_str_t *etag);
+ngx_int_t ngx_http_plinth_user_meta(ngx_http_request_t *r,
+    ngx_str_t *meta);
+
+/* ngx_plinth_s3_multipart.c */
+ngx_int_t ngx_http_plinth_create_multipart_upload(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_upload_part(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_complete_multipart_upload(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_abort_multipart_upload(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_list_parts(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_list_multipart_uploads(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
 
 /* ngx_plinth_fanout.c */
 ngx_int_t ngx_http_plinth_fanout_put(ngx_http_request_t *r,

@@ -19,6 +19,11 @@
  * "bytes=<next byte>-<end>": the client receives every byte once, in
  * order. The client's headers are sent only when the first replica
  * answers, so a read whose replicas all fail is still a clean 503.
+ *
+ * An object is a list of segments (one blob each: a single PUT is one, a
+ * multipart object one per part). The wanted range is read segment by
+ * segment, one subrequest at a time; each segment has its own replicas,
+ * so the nodes set aside and the attempts start afresh at each one.
  */
 
 #include "ngx_plinth.h"
@@ -300,6 +305,11 @@ ngx_http_plinth_read_start(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
     ctx->delivered = 0;
     ctx->attempts = 0;
     ctx->nbad = 0;
+    ctx->seg = 0;
+
+    if (ctx->obj.nsegs == 0) {
+        return NGX_ERROR;
+    }
 
     r->write_event_handler = ngx_http_plinth_read_wev;
 
@@ -310,37 +320,60 @@ ngx_http_plinth_read_start(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
 static ngx_int_t
 ngx_http_plinth_read_part(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
 {
-    off_t                      from;
+    off_t                      pos, from, to;
     ngx_uint_t                 i;
     ngx_http_request_t        *sr;
+    ngx_plinth_segment_t      *seg;
     ngx_http_plinth_sr_ctx_t  *sctx;
+
+    pos = ctx->start + ctx->delivered;
+
+    /* the segment holding the next byte; a new one starts afresh */
+    while (ctx->seg + 1 < ctx->obj.nsegs
+           && pos >= ctx->obj.segs[ctx->seg].offset
+                     + ctx->obj.segs[ctx->seg].size)
+    {
+        ctx->seg++;
+        ctx->nbad = 0;
+        ctx->attempts = 0;
+    }
+
+    seg = &ctx->obj.segs[ctx->seg];
+
+    if (ctx->attempts > seg->nnodes) {
+        return NGX_DECLINED;
+    }
 
     sctx = ngx_pcalloc(r->pool, sizeof(ngx_http_plinth_sr_ctx_t));
     if (sctx == NULL) {
         return NGX_ERROR;
     }
 
-    for (i = 0; i < ctx->obj.nnodes; i++) {
-        if (!ngx_http_plinth_is_bad(ctx, ctx->obj.nodes[i])) {
-            sctx->nodes[sctx->nnodes++] = ctx->obj.nodes[i];
+    for (i = 0; i < seg->nnodes; i++) {
+        if (!ngx_http_plinth_is_bad(ctx, seg->nodes[i])) {
+            sctx->nodes[sctx->nnodes++] = seg->nodes[i];
         }
     }
+
+    ctx->blob_id = seg->blob_id;
 
     if (sctx->nnodes == 0) {
         return NGX_DECLINED;
     }
 
-    from = ctx->start + ctx->delivered;
+    /* blob-relative: [from, to) of this segment */
+    from = pos - seg->offset;
+    to = ngx_min(ctx->end, seg->offset + seg->size) - seg->offset;
 
     sctx->get = 1;
-    sctx->expect = ctx->end - from;
+    sctx->expect = to - from;
     sctx->range.data = ngx_pnalloc(r->pool, sizeof("bytes=-") - 1
                                             + 2 * NGX_OFF_T_LEN);
     if (sctx->range.data == NULL) {
         return NGX_ERROR;
     }
     sctx->range.len = ngx_sprintf(sctx->range.data, "bytes=%O-%O", from,
-                                  ctx->end - 1)
+                                  to - 1)
                       - sctx->range.data;
 
     sr = ngx_http_plinth_blob_subrequest(r, ctx, sctx,
@@ -490,17 +523,16 @@ ngx_http_plinth_read_wev(ngx_http_request_t *r)
 
     ctx->part = NULL;
 
-    if (ctx->attempts <= ctx->obj.nnodes) {
-        rc = ngx_http_plinth_read_part(r, ctx);
+    /* the next segment, or the rest of this one from another replica */
+    rc = ngx_http_plinth_read_part(r, ctx);
 
-        if (rc == NGX_OK) {
-            return;
-        }
+    if (rc == NGX_OK) {
+        return;
+    }
 
-        if (rc == NGX_ERROR) {
-            ngx_http_plinth_finalize(r, NGX_ERROR);
-            return;
-        }
+    if (rc == NGX_ERROR) {
+        ngx_http_plinth_finalize(r, NGX_ERROR);
+        return;
     }
 
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,

@@ -31,6 +31,13 @@ static ngx_int_t ngx_http_plinth_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 
+static ngx_conf_enum_t  ngx_http_plinth_auth_modes[] = {
+    { ngx_string("off"), NGX_PLINTH_AUTH_OFF },
+    { ngx_string("sigv4"), NGX_PLINTH_AUTH_SIGV4 },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_conf_num_bounds_t  ngx_http_plinth_pool_bounds = {
     ngx_conf_check_num_bounds, 1, 1000
 };
@@ -100,6 +107,20 @@ static ngx_command_t  ngx_http_plinth_commands[] = {
       ngx_conf_set_off_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_plinth_main_conf_t, max_object_size),
+      NULL },
+
+    { ngx_string("plinth_auth"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, auth),
+      &ngx_http_plinth_auth_modes },
+
+    { ngx_string("plinth_region"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, region),
       NULL },
 
     { ngx_string("plinth_straggler_timeout"),
@@ -306,6 +327,7 @@ ngx_http_plinth_create_main_conf(ngx_conf_t *cf)
     pmcf->w = NGX_CONF_UNSET_UINT;
     pmcf->max_object_size = NGX_CONF_UNSET;
     pmcf->straggler_timeout = NGX_CONF_UNSET_MSEC;
+    pmcf->auth = NGX_CONF_UNSET_UINT;
 
     return pmcf;
 }
@@ -321,6 +343,11 @@ ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(pmcf->pg.queue_timeout, 5000);
     ngx_conf_init_msec_value(pmcf->pg.query_timeout, 10000);
     ngx_conf_init_msec_value(pmcf->straggler_timeout, 1000);
+    ngx_conf_init_uint_value(pmcf->auth, NGX_PLINTH_AUTH_SIGV4);
+
+    if (pmcf->region.data == NULL) {
+        ngx_str_set(&pmcf->region, "us-east-1");
+    }
     ngx_conf_init_uint_value(pmcf->rf, 3);
     ngx_conf_init_uint_value(pmcf->w, 2);
     if (pmcf->max_object_size == NGX_CONF_UNSET) {
@@ -608,6 +635,10 @@ ngx_http_plinth_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
             ngx_md5_update(&ctx->md5, cl->buf->pos,
                            cl->buf->last - cl->buf->pos);
+            if (ctx->sha256) {
+                ngx_http_plinth_sha256_update(ctx, cl->buf->pos,
+                                              cl->buf->last - cl->buf->pos);
+            }
             ctx->body_len += cl->buf->last - cl->buf->pos;
         }
 

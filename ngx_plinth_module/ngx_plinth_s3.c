@@ -30,45 +30,115 @@ static ngx_uint_t ngx_http_plinth_pg_sqlstate(PGresult *res);
 static ngx_uint_t ngx_http_plinth_aws_chunked(ngx_http_request_t *r);
 
 
+/* one row per ngx_plinth_err_e, by name: the order does not matter */
 static ngx_http_plinth_err_t  ngx_http_plinth_errors[NGX_PLINTH_ERR_MAX] = {
-    { "AccessDenied", NGX_HTTP_FORBIDDEN, "Access Denied" },
-    { "BadDigest", NGX_HTTP_BAD_REQUEST,
-      "The Content-MD5 you specified did not match what we received." },
-    { "BucketAlreadyExists", NGX_HTTP_CONFLICT,
-      "The requested bucket name is not available." },
-    { "BucketAlreadyOwnedByYou", NGX_HTTP_CONFLICT,
-      "Your previous request to create the named bucket succeeded and you "
-      "already own it." },
-    { "BucketNotEmpty", NGX_HTTP_CONFLICT,
-      "The bucket you tried to delete is not empty" },
-    { "EntityTooLarge", NGX_HTTP_BAD_REQUEST,
-      "Your proposed upload exceeds the maximum allowed object size." },
-    { "InternalError", NGX_HTTP_INTERNAL_SERVER_ERROR,
-      "We encountered an internal error. Please try again." },
-    { "InvalidArgument", NGX_HTTP_BAD_REQUEST, "Invalid Argument" },
-    { "InvalidBucketName", NGX_HTTP_BAD_REQUEST,
-      "The specified bucket is not valid." },
-    { "InvalidDigest", NGX_HTTP_BAD_REQUEST,
-      "The Content-MD5 you specified is not valid." },
-    { "InvalidRange", 416, "The requested range is not satisfiable" },
-    { "InvalidRequest", NGX_HTTP_BAD_REQUEST, "Invalid Request" },
-    { "KeyTooLongError", NGX_HTTP_BAD_REQUEST, "Your key is too long" },
-    { "MetadataTooLarge", NGX_HTTP_BAD_REQUEST,
-      "Your metadata headers exceed the maximum allowed metadata size." },
-    { "MethodNotAllowed", NGX_HTTP_NOT_ALLOWED,
-      "The specified method is not allowed against this resource." },
-    { "MissingContentLength", 411,
-      "You must provide the Content-Length HTTP header." },
-    { "NoSuchBucket", NGX_HTTP_NOT_FOUND,
-      "The specified bucket does not exist" },
-    { "NoSuchKey", NGX_HTTP_NOT_FOUND, "The specified key does not exist." },
-    { "NotImplemented", NGX_HTTP_NOT_IMPLEMENTED,
-      "A header or query you provided implies functionality that is not "
-      "implemented." },
-    { "ServiceUnavailable", NGX_HTTP_SERVICE_UNAVAILABLE,
-      "Service is unable to handle request." },
-    { "SlowDown", NGX_HTTP_SERVICE_UNAVAILABLE,
-      "Please reduce your request rate." },
+    [NGX_PLINTH_ERR_ACCESS_DENIED] =
+        { "AccessDenied", NGX_HTTP_FORBIDDEN, "Access Denied" },
+    [NGX_PLINTH_ERR_BAD_DIGEST] =
+        { "BadDigest", NGX_HTTP_BAD_REQUEST,
+          "The Content-MD5 you specified did not match what we received." },
+    [NGX_PLINTH_ERR_BUCKET_EXISTS] =
+        { "BucketAlreadyExists", NGX_HTTP_CONFLICT,
+          "The requested bucket name is not available." },
+    [NGX_PLINTH_ERR_BUCKET_OWNED] =
+        { "BucketAlreadyOwnedByYou", NGX_HTTP_CONFLICT,
+          "Your previous request to create the named bucket succeeded and you "
+          "already own it." },
+    [NGX_PLINTH_ERR_BUCKET_NOT_EMPTY] =
+        { "BucketNotEmpty", NGX_HTTP_CONFLICT,
+          "The bucket you tried to delete is not empty" },
+    [NGX_PLINTH_ERR_ENTITY_TOO_LARGE] =
+        { "EntityTooLarge", NGX_HTTP_BAD_REQUEST,
+          "Your proposed upload exceeds the maximum allowed object size." },
+    [NGX_PLINTH_ERR_INTERNAL] =
+        { "InternalError", NGX_HTTP_INTERNAL_SERVER_ERROR,
+          "We encountered an internal error. Please try again." },
+    [NGX_PLINTH_ERR_INVALID_ARGUMENT] =
+        { "InvalidArgument", NGX_HTTP_BAD_REQUEST, "Invalid Argument" },
+    [NGX_PLINTH_ERR_INVALID_BUCKET_NAME] =
+        { "InvalidBucketName", NGX_HTTP_BAD_REQUEST,
+          "The specified bucket is not valid." },
+    [NGX_PLINTH_ERR_INVALID_DIGEST] =
+        { "InvalidDigest", NGX_HTTP_BAD_REQUEST,
+          "The Content-MD5 you specified is not valid." },
+    [NGX_PLINTH_ERR_INVALID_RANGE] =
+        { "InvalidRange", 416, "The requested range is not satisfiable" },
+    [NGX_PLINTH_ERR_INVALID_REQUEST] =
+        { "InvalidRequest", NGX_HTTP_BAD_REQUEST, "Invalid Request" },
+    [NGX_PLINTH_ERR_KEY_TOO_LONG] =
+        { "KeyTooLongError", NGX_HTTP_BAD_REQUEST, "Your key is too long" },
+    [NGX_PLINTH_ERR_METADATA_TOO_LARGE] =
+        { "MetadataTooLarge", NGX_HTTP_BAD_REQUEST,
+          "Your metadata headers exceed the maximum allowed metadata size." },
+    [NGX_PLINTH_ERR_METHOD_NOT_ALLOWED] =
+        { "MethodNotAllowed", NGX_HTTP_NOT_ALLOWED,
+          "The specified method is not allowed against this resource." },
+    [NGX_PLINTH_ERR_MISSING_CONTENT_LENGTH] =
+        { "MissingContentLength", 411,
+          "You must provide the Content-Length HTTP header." },
+    [NGX_PLINTH_ERR_NO_SUCH_BUCKET] =
+        { "NoSuchBucket", NGX_HTTP_NOT_FOUND,
+          "The specified bucket does not exist" },
+    [NGX_PLINTH_ERR_NO_SUCH_KEY] =
+        { "NoSuchKey", NGX_HTTP_NOT_FOUND, "The specified key does not exist." },
+    [NGX_PLINTH_ERR_NOT_IMPLEMENTED] =
+        { "NotImplemented", NGX_HTTP_NOT_IMPLEMENTED,
+          "A header or query you provided implies functionality that is not "
+          "implemented." },
+    [NGX_PLINTH_ERR_SERVICE_UNAVAILABLE] =
+        { "ServiceUnavailable", NGX_HTTP_SERVICE_UNAVAILABLE,
+          "Service is unable to handle request." },
+    [NGX_PLINTH_ERR_SLOW_DOWN] =
+        { "SlowDown", NGX_HTTP_SERVICE_UNAVAILABLE,
+          "Please reduce your request rate." },
+    [NGX_PLINTH_ERR_SIGNATURE] =
+        { "SignatureDoesNotMatch", NGX_HTTP_FORBIDDEN,
+          "The request signature we calculated does not match the "
+          "signature you provided." },
+    [NGX_PLINTH_ERR_AUTH_MALFORMED] =
+        { "AuthorizationHeaderMalformed", NGX_HTTP_BAD_REQUEST,
+          "The authorization header is malformed." },
+    [NGX_PLINTH_ERR_AUTH_QUERY] =
+        { "AuthorizationQueryParametersError", NGX_HTTP_BAD_REQUEST,
+          "Error parsing the X-Amz-Credential parameter." },
+    [NGX_PLINTH_ERR_TIME_SKEWED] =
+        { "RequestTimeTooSkewed", NGX_HTTP_FORBIDDEN,
+          "The difference between the request time and the current time "
+          "is too large." },
+    [NGX_PLINTH_ERR_INVALID_URI] =
+        { "InvalidURI", NGX_HTTP_BAD_REQUEST, "Couldn't parse the specified URI." },
+    [NGX_PLINTH_ERR_INVALID_ACCESS_KEY] =
+        { "InvalidAccessKeyId", NGX_HTTP_FORBIDDEN,
+          "The AWS access key Id you provided does not exist in our "
+          "records." },
+    [NGX_PLINTH_ERR_NO_SUCH_UPLOAD] =
+        { "NoSuchUpload", NGX_HTTP_NOT_FOUND,
+          "The specified upload does not exist. The upload ID may be "
+          "invalid, or the upload may have been aborted or completed." },
+    [NGX_PLINTH_ERR_INVALID_PART] =
+        { "InvalidPart", NGX_HTTP_BAD_REQUEST,
+          "One or more of the specified parts could not be found. The part "
+          "may not have been uploaded, or the specified entity tag may not "
+          "match the part's entity tag." },
+    [NGX_PLINTH_ERR_INVALID_PART_ORDER] =
+        { "InvalidPartOrder", NGX_HTTP_BAD_REQUEST,
+          "The list of parts was not in ascending order. Parts must be "
+          "ordered by part number." },
+    [NGX_PLINTH_ERR_ENTITY_TOO_SMALL] =
+        { "EntityTooSmall", NGX_HTTP_BAD_REQUEST,
+          "Your proposed upload is smaller than the minimum allowed object "
+          "size." },
+    [NGX_PLINTH_ERR_MALFORMED_XML] =
+        { "MalformedXML", NGX_HTTP_BAD_REQUEST,
+          "The XML you provided was not well-formed or did not validate "
+          "against our published schema." },
+    [NGX_PLINTH_ERR_INVALID_PART_NUMBER] =
+        { "InvalidPartNumber", 416,
+          "The requested partnumber is not satisfiable" },
+    [NGX_PLINTH_ERR_SHA256_MISMATCH] =
+        { "XAmzContentSHA256Mismatch", NGX_HTTP_BAD_REQUEST,
+          "The provided 'x-amz-content-sha256' header does not match what "
+          "was computed." },
 };
 
 
@@ -81,6 +151,8 @@ static ngx_http_plinth_route_t  ngx_http_plinth_routes[] = {
       ngx_http_plinth_list_buckets },
     { NGX_PLINTH_OP_GET_BUCKET_LOCATION, "GetBucketLocation", NGX_HTTP_GET,
       1, 0, "location", ngx_http_plinth_get_bucket_location },
+    { NGX_PLINTH_OP_LIST_MULTIPART_UPLOADS, "ListMultipartUploads",
+      NGX_HTTP_GET, 1, 0, "uploads", ngx_http_plinth_list_multipart_uploads },
     { NGX_PLINTH_OP_LIST_OBJECTS_V2, "ListObjectsV2", NGX_HTTP_GET, 1, 0,
       "list-type", ngx_http_plinth_list_objects },
     { NGX_PLINTH_OP_LIST_OBJECTS, "ListObjects", NGX_HTTP_GET, 1, 0, NULL,
@@ -91,6 +163,19 @@ static ngx_http_plinth_route_t  ngx_http_plinth_routes[] = {
       NULL, ngx_http_plinth_delete_bucket },
     { NGX_PLINTH_OP_HEAD_BUCKET, "HeadBucket", NGX_HTTP_HEAD, 1, 0, NULL,
       ngx_http_plinth_head_bucket },
+    { NGX_PLINTH_OP_CREATE_MULTIPART_UPLOAD, "CreateMultipartUpload",
+      NGX_HTTP_POST, 1, 1, "uploads",
+      ngx_http_plinth_create_multipart_upload },
+    { NGX_PLINTH_OP_COMPLETE_MULTIPART_UPLOAD, "CompleteMultipartUpload",
+      NGX_HTTP_POST, 1, 1, "uploadId",
+      ngx_http_plinth_complete_multipart_upload },
+    { NGX_PLINTH_OP_UPLOAD_PART, "UploadPart", NGX_HTTP_PUT, 1, 1,
+      "uploadId", ngx_http_plinth_upload_part },
+    { NGX_PLINTH_OP_LIST_PARTS, "ListParts", NGX_HTTP_GET, 1, 1, "uploadId",
+      ngx_http_plinth_list_parts },
+    { NGX_PLINTH_OP_ABORT_MULTIPART_UPLOAD, "AbortMultipartUpload",
+      NGX_HTTP_DELETE, 1, 1, "uploadId",
+      ngx_http_plinth_abort_multipart_upload },
     { NGX_PLINTH_OP_PUT_OBJECT, "PutObject", NGX_HTTP_PUT, 1, 1, NULL,
       ngx_http_plinth_put_object },
     { NGX_PLINTH_OP_GET_OBJECT, "GetObject", NGX_HTTP_GET, 1, 1, NULL,
@@ -105,7 +190,7 @@ static ngx_http_plinth_route_t  ngx_http_plinth_routes[] = {
 
 /* Subresources this version does not serve: 501, never a wrong answer. */
 static const char  *ngx_http_plinth_unsupported[] = {
-    "acl", "versioning", "versions", "uploads", "uploadId", "tagging",
+    "acl", "versioning", "versions", "tagging",
     "policy", "lifecycle", "cors", "website", "logging", "notification",
     "replication", "encryption", "object-lock", "retention", "legal-hold",
     "torrent", "restore", "select", "delete", "accelerate", "analytics",
@@ -118,48 +203,100 @@ static const char  *ngx_http_plinth_unsupported[] = {
 #define NGX_PLINTH_ISO8601                                                   \
     "to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
-const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[] = {
-    { "plinth_bucket_create", "SELECT plinth_bucket_create($1, $2)", 2 },
-    { "plinth_bucket_delete", "SELECT plinth_bucket_delete($1)", 1 },
+/* one row per NGX_PLINTH_SQL_*, by name: the order does not matter */
+const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
+    [NGX_PLINTH_SQL_BUCKET_CREATE] =
+    { "plinth_bucket_create", "SELECT plinth_bucket_create($1, $2, $3)", 3 },
+    [NGX_PLINTH_SQL_BUCKET_DELETE] =
+    { "plinth_bucket_delete", "SELECT plinth_bucket_delete($1, $2)", 2 },
+    [NGX_PLINTH_SQL_BUCKET_HEAD] =
     { "plinth_bucket_head",
-      "SELECT owner_id FROM buckets WHERE name = $1", 1 },
+      "SELECT owner_id, acl FROM buckets WHERE name = $1", 1 },
+    [NGX_PLINTH_SQL_BUCKET_LIST] =
     { "plinth_bucket_list",
       "SELECT name, to_char(created_at AT TIME ZONE 'UTC', "
       "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM buckets "
       "WHERE owner_id = $1 ORDER BY name", 1 },
+    [NGX_PLINTH_SQL_PUT_BEGIN] =
     { "plinth_put_begin",
       "SELECT version_id, blob_id FROM "
-      "plinth_put_begin($1, $2, $3, $4, $5, $6, $7)", 7 },
+      "plinth_put_begin($1, $2, $3, $4, $5, $6, $7, $8)", 8 },
+    [NGX_PLINTH_SQL_PUT_COMMIT] =
     { "plinth_put_commit", "SELECT plinth_put_commit($1, $2::integer[])", 2 },
+    [NGX_PLINTH_SQL_PUT_ABORT] =
     { "plinth_put_abort", "SELECT plinth_put_abort($1, $2::integer[])", 2 },
+    [NGX_PLINTH_SQL_PUT_ADD_NODE] =
     { "plinth_put_add_node",
       "UPDATE versions SET nodes = nodes || $2::integer "
       "WHERE version_id = $1 AND state = 'committed' "
       "AND NOT ($2::integer = ANY (nodes))", 2 },
+    [NGX_PLINTH_SQL_GET] =
     { "plinth_get",
       "SELECT o.deleted, v.version_id, replace(v.blob_id::text, '-', ''), "
       "v.size, v.etag, v.content_type, v.meta, "
       "array_to_string(v.nodes, ','), extract(epoch FROM v.ts)::bigint, "
-      "b.owner_id "
+      "b.owner_id, b.acl AS bucket_acl, v.acl AS object_acl, "
+      /* multipart: one row per part, found by name (PQfnumber) */
+      "v.parts AS mp_parts, vp.part_number AS seg_part, "
+      "replace(vp.blob_id::text, '-', '') AS seg_blob, "
+      "vp.part_offset AS seg_offset, vp.size AS seg_size, "
+      "array_to_string(vp.nodes, ',') AS seg_nodes "
       "FROM buckets b "
       "LEFT JOIN objects o ON o.bucket_id = b.bucket_id AND o.key = $2 "
       "LEFT JOIN versions v ON v.version_id = o.version_id "
-      "WHERE b.name = $1", 2 },
-    { "plinth_delete", "SELECT plinth_delete_object($1, $2, $3)", 3 },
+      "LEFT JOIN version_parts vp ON vp.version_id = v.version_id "
+      "WHERE b.name = $1 ORDER BY vp.part_number", 2 },
+    [NGX_PLINTH_SQL_DELETE] =
+    { "plinth_delete", "SELECT plinth_delete_object_as($1, $2, $3)", 3 },
+    [NGX_PLINTH_SQL_LIST] =
     { "plinth_list",
       "SELECT key, is_prefix, size, etag, to_char(last_modified AT TIME ZONE "
       "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
-      "FROM plinth_list($1, $2, $3, $4, $5, $6)", 6 },
+      "FROM plinth_list_as($1, $2, $3, $4, $5, $6, $7)", 7 },
+    [NGX_PLINTH_SQL_ACCESS_KEY] =
+    { "plinth_access_key",
+      "SELECT k.secret_key, k.user_id, u.display_name FROM access_keys k "
+      "JOIN users u USING (user_id) "
+      "WHERE k.access_key_id = $1 AND k.status = 'active'", 1 },
+    [NGX_PLINTH_SQL_MPU_CREATE] =
+    { "plinth_mpu_create", "SELECT plinth_mpu_create($1, $2, $3, $4, $5)",
+      5 },
+    [NGX_PLINTH_SQL_PART_BEGIN] =
+    { "plinth_part_begin", "SELECT plinth_part_begin($1, $2, $3, $4)", 4 },
+    [NGX_PLINTH_SQL_PART_COMMIT] =
+    { "plinth_part_commit",
+      "SELECT plinth_part_commit($1, $2::integer, $3::uuid, $4::bigint, $5, "
+      "$6::integer[])", 6 },
+    [NGX_PLINTH_SQL_PART_ABORT] =
+    { "plinth_part_abort",
+      "SELECT plinth_part_abort($1::uuid, $2::integer[])", 2 },
+    [NGX_PLINTH_SQL_PART_ADD_NODE] =
+    { "plinth_part_add_node",
+      "SELECT plinth_part_add_node($1::uuid, $2::integer)", 2 },
+    [NGX_PLINTH_SQL_MPU_COMPLETE] =
+    { "plinth_mpu_complete",
+      "SELECT etag FROM plinth_mpu_complete($1, $2, $3, $4::integer[], "
+      "$5::text[], $6)", 6 },
+    [NGX_PLINTH_SQL_MPU_ABORT] =
+    { "plinth_mpu_abort", "SELECT plinth_mpu_abort($1, $2, $3, $4)", 4 },
+    [NGX_PLINTH_SQL_LIST_PARTS] =
+    { "plinth_list_parts",
+      "SELECT part_number, etag, size, to_char(uploaded AT TIME ZONE 'UTC', "
+      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), owner_id "
+      "FROM plinth_list_parts($1, $2, $3, $4, $5::integer, $6::integer)", 6 },
+    [NGX_PLINTH_SQL_LIST_UPLOADS] =
+    { "plinth_list_uploads",
+      "SELECT key, upload_id, is_prefix, to_char(initiated AT TIME ZONE "
+      "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), owner_id "
+      "FROM plinth_list_uploads($1, $2, $3, $4, $5, $6, $7::integer)", 7 },
 };
 
-const ngx_uint_t  ngx_http_plinth_nstmts =
-    sizeof(ngx_http_plinth_stmts) / sizeof(ngx_http_plinth_stmts[0]);
+const ngx_uint_t  ngx_http_plinth_nstmts = NGX_PLINTH_SQL_MAX;
 
 
 ngx_int_t
 ngx_http_plinth_s3_handler(ngx_http_request_t *r)
 {
-    ngx_str_t                     len;
     ngx_http_plinth_ctx_t        *ctx;
     const ngx_http_plinth_route_t *route;
 
@@ -171,9 +308,6 @@ ngx_http_plinth_s3_handler(ngx_http_request_t *r)
     ngx_http_set_ctx(r, ctx, ngx_http_plinth_module);
 
     ngx_http_plinth_request_id(r, ctx);
-
-    /* authentication arrives with SigV4; the identity slot is ready */
-    ngx_str_set(&ctx->identity, NGX_PLINTH_ANONYMOUS);
 
     /* the handler owns this reference until ngx_http_plinth_finalize() */
     r->main->count++;
@@ -215,28 +349,42 @@ ngx_http_plinth_s3_handler(ngx_http_request_t *r)
         return NGX_DONE;
     }
 
-    if (route->op != NGX_PLINTH_OP_PUT_OBJECT) {
-        if (ngx_http_discard_request_body(r) != NGX_OK) {
-            ngx_http_plinth_finalize(r, NGX_ERROR);
-            return NGX_DONE;
-        }
-
-    } else if (r->headers_in.content_length_n < 0 && !r->headers_in.chunked) {
+    if ((route->op == NGX_PLINTH_OP_PUT_OBJECT
+         || route->op == NGX_PLINTH_OP_UPLOAD_PART)
+        && r->headers_in.content_length_n < 0 && !r->headers_in.chunked)
+    {
         ngx_http_plinth_error(r, NGX_PLINTH_ERR_MISSING_CONTENT_LENGTH, NULL);
         return NGX_DONE;
     }
 
-    (void) len;
+    if (ngx_http_plinth_authenticate(r, ctx) != NGX_OK) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+
+    return NGX_DONE;
+}
+
+
+/* The caller is known (ctx->identity, or ctx->anonymous): run the route. */
+ngx_int_t
+ngx_http_plinth_dispatch(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
+{
+    const ngx_http_plinth_route_t  *route;
+
+    route = ctx->route;
+
+    if (!ngx_http_plinth_op_has_body(route->op)
+        && ngx_http_discard_request_body(r) != NGX_OK)
+    {
+        ngx_http_plinth_finalize(r, NGX_ERROR);
+        return NGX_OK;
+    }
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "plinth %s bucket:\"%V\" key:\"%V\"", route->name,
                    &ctx->bucket, &ctx->key);
 
-    if (route->handler(r, ctx) != NGX_OK) {
-        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-    }
-
-    return NGX_DONE;
+    return route->handler(r, ctx);
 }
 
 
@@ -818,26 +966,46 @@ ngx_http_plinth_pg_error(ngx_http_request_t *r, PGresult *res, ngx_int_t rc)
 }
 
 
+/* Plinth's SQLSTATEs (class PL, see sql/) and the S3 errors they are. */
+static struct {
+    const char        *state;
+    ngx_plinth_err_e   err;
+} ngx_http_plinth_sqlstates[] = {
+    { "PL001", NGX_PLINTH_ERR_NO_SUCH_BUCKET },
+    { "PL002", NGX_PLINTH_ERR_NO_SUCH_KEY },
+    { "PL003", NGX_PLINTH_ERR_BUCKET_NOT_EMPTY },
+    { "PL004", NGX_PLINTH_ERR_BUCKET_OWNED },
+    { "PL005", NGX_PLINTH_ERR_BUCKET_EXISTS },
+    { "PL006", NGX_PLINTH_ERR_SERVICE_UNAVAILABLE },
+    { "PL007", NGX_PLINTH_ERR_NO_SUCH_UPLOAD },
+    { "PL008", NGX_PLINTH_ERR_INVALID_PART },
+    { "PL009", NGX_PLINTH_ERR_INVALID_PART_ORDER },
+    { "PL010", NGX_PLINTH_ERR_ENTITY_TOO_SMALL },
+    { "PL011", NGX_PLINTH_ERR_ACCESS_DENIED },
+    { "PL012", NGX_PLINTH_ERR_MALFORMED_XML },
+    { NULL, NGX_PLINTH_ERR_INTERNAL }
+};
+
+
 static ngx_uint_t
 ngx_http_plinth_pg_sqlstate(PGresult *res)
 {
-    char  *state;
+    char        *state;
+    ngx_uint_t   i;
 
     state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
-    if (state == NULL || ngx_strncmp(state, "PL00", 4) != 0) {
+    if (state == NULL) {
         return NGX_PLINTH_ERR_INTERNAL;
     }
 
-    switch (state[4]) {
-    case '1': return NGX_PLINTH_ERR_NO_SUCH_BUCKET;
-    case '2': return NGX_PLINTH_ERR_NO_SUCH_KEY;
-    case '3': return NGX_PLINTH_ERR_BUCKET_NOT_EMPTY;
-    case '4': return NGX_PLINTH_ERR_BUCKET_OWNED;
-    case '5': return NGX_PLINTH_ERR_BUCKET_EXISTS;
-    case '6': return NGX_PLINTH_ERR_SERVICE_UNAVAILABLE;
-    default:  return NGX_PLINTH_ERR_INTERNAL;
+    for (i = 0; ngx_http_plinth_sqlstates[i].state; i++) {
+        if (ngx_strcmp(state, ngx_http_plinth_sqlstates[i].state) == 0) {
+            return ngx_http_plinth_sqlstates[i].err;
+        }
     }
+
+    return NGX_PLINTH_ERR_INTERNAL;
 }
 
 
@@ -847,6 +1015,76 @@ ngx_http_plinth_pg(ngx_http_request_t *r, ngx_uint_t stmt, ngx_uint_t nparams,
     const char *const *values, ngx_plinth_pg_handler_pt handler)
 {
     return ngx_plinth_pg_query(r, stmt, nparams, values, handler, NULL);
+}
+
+
+/*
+ * The canned ACL of x-amz-acl: "private" (also when absent) or
+ * "public-read". Others are answered (501 or 400) and NGX_DECLINED
+ * returned.
+ */
+ngx_int_t
+ngx_http_plinth_canned_acl(ngx_http_request_t *r, const char **acl)
+{
+    ngx_uint_t        i;
+    ngx_table_elt_t  *h;
+
+    static const char  *later[] = {
+        "public-read-write", "authenticated-read", "aws-exec-read",
+        "bucket-owner-read", "bucket-owner-full-control",
+        "log-delivery-write", NULL
+    };
+
+    *acl = "private";
+
+    h = ngx_http_plinth_header_in(r, "x-amz-acl");
+    if (h == NULL) {
+        return NGX_OK;
+    }
+
+    if (h->value.len == 7 && ngx_strncmp(h->value.data, "private", 7) == 0) {
+        return NGX_OK;
+    }
+
+    if (h->value.len == 11
+        && ngx_strncmp(h->value.data, "public-read", 11) == 0)
+    {
+        *acl = "public-read";
+        return NGX_OK;
+    }
+
+    for (i = 0; later[i]; i++) {
+        if (h->value.len == ngx_strlen(later[i])
+            && ngx_strncmp(h->value.data, later[i], h->value.len) == 0)
+        {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_NOT_IMPLEMENTED,
+                                  "Only the canned ACLs private and "
+                                  "public-read are supported.");
+            return NGX_DECLINED;
+        }
+    }
+
+    ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                          "Invalid canned ACL.");
+    return NGX_DECLINED;
+}
+
+
+/* The caller owns it (owner column), or it is public-read. */
+ngx_uint_t
+ngx_http_plinth_may_read(ngx_http_plinth_ctx_t *ctx, PGresult *res, int row,
+    int owner_col, const char *acl1, const char *acl2)
+{
+    if (!ctx->anonymous
+        && (size_t) PQgetlength(res, row, owner_col) == ctx->identity.len
+        && ngx_strncmp(PQgetvalue(res, row, owner_col), ctx->identity.data,
+                       ctx->identity.len) == 0)
+    {
+        return 1;
+    }
+
+    return (acl1 && ngx_strcmp(acl1, "public-read") == 0)
+           || (acl2 && ngx_strcmp(acl2, "public-read") == 0);
 }
 
 

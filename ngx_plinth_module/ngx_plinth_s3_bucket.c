@@ -43,6 +43,11 @@ ngx_http_plinth_list_buckets(ngx_http_request_t *r,
 {
     const char  *params[1];
 
+    if (ctx->anonymous) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_ACCESS_DENIED, NULL);
+        return NGX_OK;
+    }
+
     params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
     if (params[0] == NULL) {
         return NGX_ERROR;
@@ -103,16 +108,49 @@ ngx_http_plinth_list_buckets_done(ngx_http_request_t *r, void *data,
 static void
 ngx_http_plinth_owner_xml(ngx_plinth_xml_t *x, ngx_http_plinth_ctx_t *ctx)
 {
+    ngx_str_t  *name;
+
+    if (ctx->anonymous) {
+        return;
+    }
+
+    name = ctx->display_name.len ? &ctx->display_name : &ctx->identity;
+
     ngx_plinth_xml_lit(x, "<Owner>");
     ngx_plinth_xml_elem(x, "ID", ctx->identity.data, ctx->identity.len);
-    ngx_plinth_xml_elem(x, "DisplayName", ctx->identity.data,
-                        ctx->identity.len);
+    ngx_plinth_xml_elem(x, "DisplayName", name->data, name->len);
     ngx_plinth_xml_lit(x, "</Owner>");
 }
 
 
 ngx_int_t
 ngx_http_plinth_create_bucket(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx)
+{
+    const char  *params[3];
+
+    if (ctx->anonymous) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_ACCESS_DENIED, NULL);
+        return NGX_OK;
+    }
+
+    if (ngx_http_plinth_canned_acl(r, &params[2]) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+    if (params[0] == NULL || params[1] == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_BUCKET_CREATE, 3, params,
+                              ngx_http_plinth_ok_done);
+}
+
+
+ngx_int_t
+ngx_http_plinth_delete_bucket(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx)
 {
     const char  *params[2];
@@ -123,23 +161,7 @@ ngx_http_plinth_create_bucket(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_BUCKET_CREATE, 2, params,
-                              ngx_http_plinth_ok_done);
-}
-
-
-ngx_int_t
-ngx_http_plinth_delete_bucket(ngx_http_request_t *r,
-    ngx_http_plinth_ctx_t *ctx)
-{
-    const char  *params[1];
-
-    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
-    if (params[0] == NULL) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_BUCKET_DELETE, 1, params,
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_BUCKET_DELETE, 2, params,
                               ngx_http_plinth_ok_done);
 }
 
@@ -230,9 +252,10 @@ ngx_http_plinth_head_bucket_done(ngx_http_request_t *r, void *data,
         return;
     }
 
-    if ((size_t) PQgetlength(res, 0, 0) != ctx->identity.len
-        || ngx_strncmp(PQgetvalue(res, 0, 0), ctx->identity.data,
-                       ctx->identity.len) != 0)
+    /* anyone may HEAD a public-read bucket; only the owner asks where */
+    if (!ngx_http_plinth_may_read(ctx, res, 0, 0,
+                                  ctx->route->op == NGX_PLINTH_OP_HEAD_BUCKET
+                                  ? PQgetvalue(res, 0, 1) : NULL, NULL))
     {
         ngx_http_plinth_error(r, NGX_PLINTH_ERR_ACCESS_DENIED, NULL);
         return;
@@ -279,7 +302,7 @@ ngx_http_plinth_list_objects(ngx_http_request_t *r,
     u_char                       *p;
     ngx_int_t                     n;
     ngx_str_t                     v, after, dec;
-    const char                   *params[6];
+    const char                   *params[7];
     ngx_uint_t                    after_prefix;
     ngx_http_plinth_list_args_t  *la;
 
@@ -376,19 +399,20 @@ ngx_http_plinth_list_objects(ngx_http_request_t *r,
     *ngx_sprintf(p, "%i", la->max_keys) = '\0';
 
     params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
-    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &la->prefix);
-    params[2] = (char *) ngx_http_plinth_cstr(r->pool, &la->delimiter);
-    params[3] = (char *) ngx_http_plinth_cstr(r->pool, &after);
-    params[4] = after_prefix ? "true" : "false";
-    params[5] = (char *) p;
+    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+    params[2] = (char *) ngx_http_plinth_cstr(r->pool, &la->prefix);
+    params[3] = (char *) ngx_http_plinth_cstr(r->pool, &la->delimiter);
+    params[4] = (char *) ngx_http_plinth_cstr(r->pool, &after);
+    params[5] = after_prefix ? "true" : "false";
+    params[6] = (char *) p;
 
     if (params[0] == NULL || params[1] == NULL || params[2] == NULL
-        || params[3] == NULL)
+        || params[3] == NULL || params[4] == NULL)
     {
         return NGX_ERROR;
     }
 
-    return ngx_plinth_pg_query(r, NGX_PLINTH_SQL_LIST, 6, params,
+    return ngx_plinth_pg_query(r, NGX_PLINTH_SQL_LIST, 7, params,
                                ngx_http_plinth_list_done, la);
 }
 

@@ -15,6 +15,7 @@
 
 
 static void ngx_http_plinth_put_body_done(ngx_http_request_t *r);
+static void ngx_http_plinth_put_object_begin(ngx_http_request_t *r);
 static void ngx_http_plinth_put_begun(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 static void ngx_http_plinth_put_quorum(ngx_http_request_t *r);
@@ -26,11 +27,15 @@ static void ngx_http_plinth_put_node_added(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 static u_char *ngx_http_plinth_nodes_param(ngx_pool_t *pool, uint32_t *nodes,
     ngx_uint_t n);
-static ngx_int_t ngx_http_plinth_user_meta(ngx_http_request_t *r,
-    ngx_str_t *meta);
 static void ngx_http_plinth_get_done(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 static ngx_int_t ngx_http_plinth_parse_range(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+static ngx_uint_t ngx_http_plinth_parse_nodes(u_char *p, size_t len,
+    uint32_t *nodes);
+static ngx_int_t ngx_http_plinth_get_segments(ngx_http_request_t *r,
+    PGresult *res, ngx_plinth_object_t *obj);
+static ngx_int_t ngx_http_plinth_part_range(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 static ngx_int_t ngx_http_plinth_object_headers(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
@@ -40,6 +45,29 @@ static void ngx_http_plinth_delete_done(ngx_http_request_t *r, void *data,
 
 ngx_int_t
 ngx_http_plinth_put_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
+{
+    if (ctx->anonymous) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_ACCESS_DENIED, NULL);
+        return NGX_OK;
+    }
+
+    /* checked before the body is read: a bad header costs no upload */
+    if (ngx_http_plinth_canned_acl(r, &ctx->acl) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    return ngx_http_plinth_put_body(r, ctx, ngx_http_plinth_put_object_begin);
+}
+
+
+/*
+ * The body of PutObject and UploadPart: read in full, hashed (MD5, the
+ * ETag) as it arrives, its length and Content-MD5 checked; then begin(r)
+ * records the write and places it (ngx_http_plinth_put_place()).
+ */
+ngx_int_t
+ngx_http_plinth_put_body(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
+    void (*begin)(ngx_http_request_t *r))
 {
     ngx_int_t                     rc;
     ngx_http_plinth_main_conf_t  *pmcf;
@@ -53,6 +81,13 @@ ngx_http_plinth_put_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
 
     ngx_md5_init(&ctx->md5);
     ctx->hash_body = 1;
+    ctx->put_begin = begin;
+
+    if (ctx->want_sha256.len
+        && ngx_http_plinth_sha256_start(r, ctx) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     rc = ngx_http_read_client_request_body(r, ngx_http_plinth_put_body_done);
 
@@ -65,8 +100,13 @@ ngx_http_plinth_put_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
         return NGX_OK;
     }
 
-    /* the body reader holds the request now: drop the handler's reference */
-    r->main->count--;
+    /*
+     * The body reader took a reference of its own: give it back the way a
+     * content handler's NGX_DONE would, which also ends the request if the
+     * body handler has already answered (we may run after the content
+     * handler returned, once authentication is done).
+     */
+    ngx_http_finalize_request(r, NGX_DONE);
 
     return NGX_OK;
 }
@@ -75,9 +115,8 @@ ngx_http_plinth_put_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
 static void
 ngx_http_plinth_put_body_done(ngx_http_request_t *r)
 {
-    u_char                        digest[16], *size;
-    ngx_str_t                     cmd5, want, meta;
-    const char                   *params[7];
+    u_char                        digest[16];
+    ngx_str_t                     cmd5, want;
     ngx_table_elt_t              *h;
     ngx_http_plinth_ctx_t        *ctx;
     ngx_http_plinth_main_conf_t  *pmcf;
@@ -97,6 +136,11 @@ ngx_http_plinth_put_body_done(ngx_http_request_t *r)
     ctx->hash_body = 0;
     ngx_md5_final(digest, &ctx->md5);
     ngx_hex_dump(ctx->etag, digest, 16);
+
+    if (ctx->sha256 && ngx_http_plinth_sha256_check(ctx) != NGX_OK) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_SHA256_MISMATCH, NULL);
+        return;
+    }
 
     if (ctx->body_len > pmcf->max_object_size) {
         ngx_http_plinth_error(r, NGX_PLINTH_ERR_ENTITY_TOO_LARGE, NULL);
@@ -126,6 +170,21 @@ ngx_http_plinth_put_body_done(ngx_http_request_t *r)
         }
     }
 
+    ctx->put_begin(r);
+}
+
+
+/* PutObject: record the version as pending, then place and send it. */
+static void
+ngx_http_plinth_put_object_begin(ngx_http_request_t *r)
+{
+    u_char                 *size;
+    ngx_str_t               meta;
+    const char             *params[8];
+    ngx_http_plinth_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
     switch (ngx_http_plinth_user_meta(r, &meta)) {
     case NGX_OK:
         break;
@@ -154,6 +213,7 @@ ngx_http_plinth_put_body_done(ngx_http_request_t *r)
                 : NULL;
     params[5] = meta.len ? (char *) meta.data : NULL;
     params[6] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+    params[7] = ctx->acl ? ctx->acl : "private";
 
     if (params[0] == NULL || params[1] == NULL || params[3] == NULL
         || params[6] == NULL
@@ -166,7 +226,7 @@ ngx_http_plinth_put_body_done(ngx_http_request_t *r)
     ngx_memcpy((u_char *) params[3], ctx->etag, 32);
     ((u_char *) params[3])[32] = '\0';
 
-    if (ngx_http_plinth_pg(r, NGX_PLINTH_SQL_PUT_BEGIN, 7, params,
+    if (ngx_http_plinth_pg(r, NGX_PLINTH_SQL_PUT_BEGIN, 8, params,
                            ngx_http_plinth_put_begun)
         != NGX_OK)
     {
@@ -179,7 +239,7 @@ ngx_http_plinth_put_body_done(ngx_http_request_t *r)
  * x-amz-meta-* headers as "x-amz-meta-name:value\n" lines, names in lower
  * case, at most 2 KiB in all as S3 counts it. NGX_DECLINED when too large.
  */
-static ngx_int_t
+ngx_int_t
 ngx_http_plinth_user_meta(ngx_http_request_t *r, ngx_str_t *meta)
 {
     size_t            total;
@@ -248,10 +308,9 @@ static void
 ngx_http_plinth_put_begun(ngx_http_request_t *r, void *data, PGresult *res,
     ngx_int_t rc)
 {
-    size_t                        n;
-    u_char                       *hkey;
-    ngx_http_plinth_ctx_t        *ctx;
-    ngx_http_plinth_main_conf_t  *pmcf;
+    size_t                  n;
+    u_char                 *hkey;
+    ngx_http_plinth_ctx_t  *ctx;
 
     if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK
         || PQntuples(res) != 1)
@@ -261,7 +320,6 @@ ngx_http_plinth_put_begun(ngx_http_request_t *r, void *data, PGresult *res,
     }
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
-    pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
 
     if (ngx_http_plinth_copy_value(r->pool, res, 0, 0, &ctx->version_id)
             != NGX_OK
@@ -284,7 +342,24 @@ ngx_http_plinth_put_begun(ngx_http_request_t *r, void *data, PGresult *res,
     hkey[ctx->bucket.len] = '/';
     ngx_memcpy(hkey + ctx->bucket.len + 1, ctx->key.data, ctx->key.len);
 
-    ctx->ntargets = plinth_ring_lookup(pmcf->ring, hkey, n, NULL, NULL, 0,
+    ngx_http_plinth_put_place(r, ctx, hkey, n, ngx_http_plinth_put_quorum);
+}
+
+
+/*
+ * Sends the body of ctx->blob_id to the ring's RF nodes for hkey; decided(r)
+ * runs once W acknowledged or they cannot (ngx_http_plinth_put_nodes()
+ * tells which and gives the nodes to record).
+ */
+void
+ngx_http_plinth_put_place(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
+    u_char *hkey, size_t len, void (*decided)(ngx_http_request_t *r))
+{
+    ngx_http_plinth_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
+
+    ctx->ntargets = plinth_ring_lookup(pmcf->ring, hkey, len, NULL, NULL, 0,
                                        pmcf->rf, ctx->targets);
 
     if (ctx->ntargets < pmcf->w) {
@@ -292,15 +367,42 @@ ngx_http_plinth_put_begun(ngx_http_request_t *r, void *data, PGresult *res,
                       "plinth: only %ui data nodes for a write quorum of %ui",
                       ctx->ntargets, pmcf->w);
         ctx->state = 2;
-        ngx_http_plinth_put_quorum(r);
+        decided(r);
         return;
     }
 
-    if (ngx_http_plinth_fanout_put(r, ctx, ngx_http_plinth_put_quorum)
-        != NGX_OK)
-    {
+    if (ngx_http_plinth_fanout_put(r, ctx, decided) != NGX_OK) {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
     }
+}
+
+
+/*
+ * After the fan-out: *quorum tells whether W acknowledged; the result is
+ * the nodes to record as an integer[] literal: those that acknowledged, or
+ * for a failed write every node tried (where its garbage may be).
+ */
+u_char *
+ngx_http_plinth_put_nodes(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
+    ngx_uint_t *quorum)
+{
+    ngx_http_plinth_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
+
+    *quorum = (ctx->acked >= pmcf->w);
+
+    if (*quorum) {
+        return ngx_http_plinth_nodes_param(r->pool, ctx->acked_nodes,
+                                           ctx->acked);
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "plinth: write of blob %V reached %ui of %ui data "
+                  "nodes, quorum %ui",
+                  &ctx->blob_id, ctx->acked, ctx->ntargets, pmcf->w);
+
+    return ngx_http_plinth_nodes_param(r->pool, ctx->targets, ctx->ntargets);
 }
 
 
@@ -308,38 +410,22 @@ ngx_http_plinth_put_begun(ngx_http_request_t *r, void *data, PGresult *res,
 static void
 ngx_http_plinth_put_quorum(ngx_http_request_t *r)
 {
-    const char                   *params[2];
-    ngx_http_plinth_ctx_t        *ctx;
-    ngx_plinth_pg_handler_pt      handler;
-    ngx_http_plinth_main_conf_t  *pmcf;
+    const char                *params[2];
+    ngx_uint_t                 quorum;
+    ngx_http_plinth_ctx_t     *ctx;
+    ngx_plinth_pg_handler_pt   handler;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
-    pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
 
-    /* a failed write records every node tried: where its garbage may be */
     params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->version_id);
-    params[1] = (char *) (ctx->acked >= pmcf->w
-                          ? ngx_http_plinth_nodes_param(r->pool,
-                                                        ctx->acked_nodes,
-                                                        ctx->acked)
-                          : ngx_http_plinth_nodes_param(r->pool,
-                                                        ctx->targets,
-                                                        ctx->ntargets));
+    params[1] = (char *) ngx_http_plinth_put_nodes(r, ctx, &quorum);
     if (params[0] == NULL || params[1] == NULL) {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    if (ctx->acked >= pmcf->w) {
-        handler = ngx_http_plinth_put_committed;
-
-    } else {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "plinth: write of blob %V reached %ui of %ui data "
-                      "nodes, quorum %ui",
-                      &ctx->blob_id, ctx->acked, ctx->ntargets, pmcf->w);
-        handler = ngx_http_plinth_put_aborted;
-    }
+    handler = quorum ? ngx_http_plinth_put_committed
+                     : ngx_http_plinth_put_aborted;
 
     if (ngx_http_plinth_pg(r, handler == ngx_http_plinth_put_committed
                               ? NGX_PLINTH_SQL_PUT_COMMIT
@@ -381,9 +467,6 @@ static void
 ngx_http_plinth_put_committed(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc)
 {
-    ngx_int_t               sent;
-    ngx_str_t               etag;
-    ngx_uint_t              i;
     ngx_http_plinth_ctx_t  *ctx;
 
     if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -393,23 +476,39 @@ ngx_http_plinth_put_committed(ngx_http_request_t *r, void *data,
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
 
+    ngx_http_plinth_put_answer(r, ctx, NULL);
+}
+
+
+/*
+ * The write is committed: record the copies that landed meanwhile and
+ * answer 200 with the ETag (etag, or the body's MD5 when NULL).
+ */
+void
+ngx_http_plinth_put_answer(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
+    ngx_str_t *etag)
+{
+    ngx_int_t   sent;
+    ngx_str_t   v;
+    ngx_uint_t  i;
+
     ctx->committed = 1;
     for (i = 0; i < ctx->nlate; i++) {
         ngx_http_plinth_put_add_node(r, ctx, ctx->late_nodes[i]);
     }
 
-    etag.len = 34;
-    etag.data = ngx_pnalloc(r->pool, etag.len);
-    if (etag.data == NULL) {
+    v.len = (etag ? etag->len : 32) + 2;
+    v.data = ngx_pnalloc(r->pool, v.len);
+    if (v.data == NULL) {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    etag.data[0] = '"';
-    ngx_memcpy(etag.data + 1, ctx->etag, 32);
-    etag.data[33] = '"';
+    v.data[0] = '"';
+    ngx_memcpy(v.data + 1, etag ? etag->data : ctx->etag, v.len - 2);
+    v.data[v.len - 1] = '"';
 
-    if (ngx_http_plinth_add_header(r, "ETag", &etag) != NGX_OK) {
+    if (ngx_http_plinth_add_header(r, "ETag", &v) != NGX_OK) {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -431,8 +530,12 @@ ngx_http_plinth_put_add_node(ngx_http_request_t *r,
     u_char      *n;
     const char  *params[2];
 
+    /* a part (UploadPart) is known by its blob, a version by its id */
     n = ngx_pnalloc(r->pool, NGX_INT32_LEN + 1);
-    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->version_id);
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool,
+                                             ctx->upload_id.len
+                                             ? &ctx->blob_id
+                                             : &ctx->version_id);
     if (n == NULL || params[0] == NULL) {
         return;
     }
@@ -440,8 +543,10 @@ ngx_http_plinth_put_add_node(ngx_http_request_t *r,
     *ngx_sprintf(n, "%uD", node) = '\0';
     params[1] = (char *) n;
 
-    (void) ngx_http_plinth_pg(r, NGX_PLINTH_SQL_PUT_ADD_NODE, 2, params,
-                              ngx_http_plinth_put_node_added);
+    (void) ngx_http_plinth_pg(r, ctx->upload_id.len
+                                 ? NGX_PLINTH_SQL_PART_ADD_NODE
+                                 : NGX_PLINTH_SQL_PUT_ADD_NODE,
+                              2, params, ngx_http_plinth_put_node_added);
 }
 
 
@@ -449,7 +554,9 @@ static void
 ngx_http_plinth_put_node_added(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc)
 {
-    if (rc != NGX_OK || PQresultStatus(res) != PGRES_COMMAND_OK) {
+    if (rc != NGX_OK || (PQresultStatus(res) != PGRES_COMMAND_OK
+                         && PQresultStatus(res) != PGRES_TUPLES_OK))
+    {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "plinth: could not record a late replica; repair "
                       "will find it");
@@ -475,7 +582,29 @@ ngx_http_plinth_put_aborted(ngx_http_request_t *r, void *data, PGresult *res,
 ngx_int_t
 ngx_http_plinth_get_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
 {
+    ngx_int_t    n;
+    ngx_str_t    v;
     const char  *params[2];
+
+    /* ?partNumber=N: the N-th part of a multipart object, as a range */
+    if (ngx_http_plinth_arg(r, "partNumber", &v) == NGX_OK) {
+        n = ngx_atoi(v.data, v.len);
+        if (n < 1 || n > 10000) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                                  "Part number must be an integer between "
+                                  "1 and 10000, inclusive");
+            return NGX_OK;
+        }
+
+        if (r->headers_in.range) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_REQUEST,
+                                  "Cannot specify both Range header and "
+                                  "partNumber query parameter");
+            return NGX_OK;
+        }
+
+        ctx->part_number = n;
+    }
 
     params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
     params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->key);
@@ -492,9 +621,6 @@ static void
 ngx_http_plinth_get_done(ngx_http_request_t *r, void *data, PGresult *res,
     ngx_int_t rc)
 {
-    u_char                 *p, *last;
-    ngx_int_t               n;
-    ngx_str_t               v;
     ngx_http_plinth_ctx_t  *ctx;
     ngx_plinth_object_t    *obj;
 
@@ -511,9 +637,15 @@ ngx_http_plinth_get_done(ngx_http_request_t *r, void *data, PGresult *res,
         return;
     }
 
-    if ((size_t) PQgetlength(res, 0, 9) != ctx->identity.len
-        || ngx_strncmp(PQgetvalue(res, 0, 9), ctx->identity.data,
-                       ctx->identity.len) != 0)
+    /* the owner, or anyone when the bucket or the object is public-read */
+    if (!ngx_http_plinth_may_read(ctx, res, 0, PQfnumber(res, "owner_id"),
+                                  PQgetvalue(res, 0,
+                                             PQfnumber(res, "bucket_acl")),
+                                  PQgetisnull(res, 0,
+                                              PQfnumber(res, "object_acl"))
+                                  ? NULL
+                                  : PQgetvalue(res, 0,
+                                               PQfnumber(res, "object_acl"))))
     {
         ngx_http_plinth_error(r, NGX_PLINTH_ERR_ACCESS_DENIED, NULL);
         return;
@@ -546,31 +678,21 @@ ngx_http_plinth_get_done(ngx_http_request_t *r, void *data, PGresult *res,
                            PQgetlength(res, 0, 8));
 
     /* placement "1,2,3" */
-    p = (u_char *) PQgetvalue(res, 0, 7);
-    last = p + PQgetlength(res, 0, 7);
-    obj->nnodes = 0;
+    obj->nnodes = ngx_http_plinth_parse_nodes((u_char *) PQgetvalue(res, 0, 7),
+                                              PQgetlength(res, 0, 7),
+                                              obj->nodes);
 
-    while (p < last && obj->nnodes < NGX_PLINTH_MAX_RF) {
-        v.data = p;
-        while (p < last && *p != ',') {
-            p++;
-        }
-        v.len = p - v.data;
-        n = ngx_atoi(v.data, v.len);
-        if (n > 0) {
-            obj->nodes[obj->nnodes++] = (uint32_t) n;
-        }
-        p++;
-    }
-
-    if (obj->size < 0 || (obj->size > 0 && obj->blob_id.len == 0)) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "plinth: version %V has no blob", &obj->version_id);
+    if (ngx_http_plinth_get_segments(r, res, obj) != NGX_OK) {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    if (ngx_http_plinth_parse_range(r, ctx) != NGX_OK) {
+    if (ctx->part_number) {
+        if (ngx_http_plinth_part_range(r, ctx) != NGX_OK) {
+            return;
+        }
+
+    } else if (ngx_http_plinth_parse_range(r, ctx) != NGX_OK) {
         return;
     }
 
@@ -593,6 +715,148 @@ ngx_http_plinth_get_done(ngx_http_request_t *r, void *data, PGresult *res,
     if (ngx_http_plinth_read_start(r, ctx) != NGX_OK) {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
     }
+}
+
+
+static ngx_uint_t
+ngx_http_plinth_parse_nodes(u_char *p, size_t len, uint32_t *nodes)
+{
+    u_char      *last, *start;
+    ngx_int_t    n;
+    ngx_uint_t   nnodes;
+
+    last = p + len;
+    nnodes = 0;
+
+    while (p < last && nnodes < NGX_PLINTH_MAX_RF) {
+        start = p;
+        while (p < last && *p != ',') {
+            p++;
+        }
+        n = ngx_atoi(start, p - start);
+        if (n > 0) {
+            nodes[nnodes++] = (uint32_t) n;
+        }
+        p++;
+    }
+
+    return nnodes;
+}
+
+
+/*
+ * The object's bytes as segments: the version's blob for a single PUT,
+ * or one row per part (columns found by name) for a multipart object.
+ */
+static ngx_int_t
+ngx_http_plinth_get_segments(ngx_http_request_t *r, PGresult *res,
+    ngx_plinth_object_t *obj)
+{
+    int                    i, n, cparts, cpart, cblob, coff, csize, cnodes;
+    ngx_plinth_segment_t  *seg;
+
+    cparts = PQfnumber(res, "mp_parts");
+    cpart = PQfnumber(res, "seg_part");
+    cblob = PQfnumber(res, "seg_blob");
+    coff = PQfnumber(res, "seg_offset");
+    csize = PQfnumber(res, "seg_size");
+    cnodes = PQfnumber(res, "seg_nodes");
+
+    if (cparts < 0 || PQgetisnull(res, 0, cparts)) {
+        obj->parts = 0;
+
+        if (obj->size < 0 || (obj->size > 0 && obj->blob_id.len == 0)) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "plinth: version %V has no blob",
+                          &obj->version_id);
+            return NGX_ERROR;
+        }
+
+        obj->segs = ngx_pcalloc(r->pool, sizeof(ngx_plinth_segment_t));
+        if (obj->segs == NULL) {
+            return NGX_ERROR;
+        }
+
+        obj->nsegs = 1;
+        seg = &obj->segs[0];
+        seg->blob_id = obj->blob_id;
+        seg->size = obj->size;
+        seg->part_number = 1;
+        ngx_memcpy(seg->nodes, obj->nodes, sizeof(obj->nodes));
+        seg->nnodes = obj->nnodes;
+
+        return NGX_OK;
+    }
+
+    n = PQntuples(res);
+    obj->parts = ngx_atoi((u_char *) PQgetvalue(res, 0, cparts),
+                          PQgetlength(res, 0, cparts));
+
+    obj->segs = ngx_pcalloc(r->pool, n * sizeof(ngx_plinth_segment_t));
+    if (obj->segs == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        seg = &obj->segs[i];
+
+        if (PQgetisnull(res, i, cblob)
+            || ngx_http_plinth_copy_value(r->pool, res, i, cblob,
+                                          &seg->blob_id) != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "plinth: multipart version %V has no parts",
+                          &obj->version_id);
+            return NGX_ERROR;
+        }
+
+        seg->part_number = ngx_atoi((u_char *) PQgetvalue(res, i, cpart),
+                                    PQgetlength(res, i, cpart));
+        seg->offset = ngx_atoof((u_char *) PQgetvalue(res, i, coff),
+                                PQgetlength(res, i, coff));
+        seg->size = ngx_atoof((u_char *) PQgetvalue(res, i, csize),
+                              PQgetlength(res, i, csize));
+        seg->nnodes = ngx_http_plinth_parse_nodes(
+                          (u_char *) PQgetvalue(res, i, cnodes),
+                          PQgetlength(res, i, cnodes), seg->nodes);
+    }
+
+    obj->nsegs = n;
+
+    if ((ngx_uint_t) n != obj->parts
+        || obj->segs[n - 1].offset + obj->segs[n - 1].size != obj->size)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "plinth: the parts of version %V do not add up",
+                      &obj->version_id);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * ?partNumber=N: the N-th part (in object order) as a range; a single-PUT
+ * object is one part. Past the last part: 416 InvalidPartNumber.
+ */
+static ngx_int_t
+ngx_http_plinth_part_range(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
+{
+    ngx_plinth_segment_t  *seg;
+
+    if (ctx->part_number > ctx->obj.nsegs) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_PART_NUMBER, NULL);
+        return NGX_ERROR;
+    }
+
+    seg = &ctx->obj.segs[ctx->part_number - 1];
+
+    ctx->start = seg->offset;
+    ctx->end = seg->offset + seg->size;
+    ctx->ranged = 1;
+
+    return NGX_OK;
 }
 
 
@@ -734,6 +998,20 @@ ngx_http_plinth_object_headers(ngx_http_request_t *r,
     ngx_str_set(&v, "bytes");
     if (ngx_http_plinth_add_header(r, "Accept-Ranges", &v) != NGX_OK) {
         return NGX_ERROR;
+    }
+
+    if (ctx->part_number && obj->parts) {
+        v.data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (v.data == NULL) {
+            return NGX_ERROR;
+        }
+        v.len = ngx_sprintf(v.data, "%ui", obj->parts) - v.data;
+
+        if (ngx_http_plinth_add_header(r, "x-amz-mp-parts-count", &v)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     if (ctx->ranged) {

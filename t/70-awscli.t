@@ -1,6 +1,6 @@
 # End to end with real clients: Debian's awscli (/usr/bin/aws, through the
-# harness's aws() helper: endpoint, any keys, us-east-1) and python3-boto3
-# (/usr/bin/python3, path-style addressing).
+# harness's aws() helper: endpoint, the cluster's admin key, us-east-1) and
+# python3-boto3 (/usr/bin/python3, path-style addressing, the same key).
 use strict;
 use warnings;
 
@@ -205,7 +205,7 @@ if 'request_checksum_calculation' in getattr(Config, 'OPTION_DEFAULTS', {}):
 else:
     print('checksum options: not supported by botocore %s' % botocore.__version__)
 s3 = boto3.client('s3', endpoint_url=endpoint, region_name='us-east-1',
-                  aws_access_key_id='plinth', aws_secret_access_key='plinth',
+                  aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3],
                   config=Config(**kw))
 
 def check(cond, what):
@@ -258,7 +258,7 @@ check('botobucket' not in [b['Name'] for b in s3.list_buckets()['Buckets']], 'de
 print('DONE')
 PY
 my ($rc, $out) = Plinth::Cluster::run_command(
-    ['/usr/bin/python3', '-c', $py, $cluster->endpoint],
+    ['/usr/bin/python3', '-c', $py, $cluster->endpoint, client_credentials()],
     timeout => 120, merge => 1, cwd => $main::TMP,
     env => {
         AWS_CONFIG_FILE             => '/dev/null',

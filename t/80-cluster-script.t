@@ -55,15 +55,23 @@ is(scalar(grep { alive($_) } @first), 5, 'all of them alive');
 is($code, 0, 'a second start is harmless');
 like($out, qr/already running/, 'and says so');
 
+# curl signs with the admin key the first start wrote to run/credentials
+my %cred = map { /^(PLINTH_\w+)=(.*)$/ ? ($1, $2) : () }
+    split /\n/, do { local (@ARGV, $/) = "$dir/run/credentials"; <> // '' };
+ok($cred{PLINTH_ACCESS_KEY}, 'the first start wrote the access keys to run/credentials');
+my @sig = ('--aws-sigv4', 'aws:amz:' . ($cred{PLINTH_REGION} // 'us-east-1') . ':s3',
+    '--user', ($cred{PLINTH_ACCESS_KEY} // '') . ':' . ($cred{PLINTH_SECRET_KEY} // ''),
+    '-H', 'x-amz-content-sha256: UNSIGNED-PAYLOAD');
+
 my $body = join '', map { chr(($_ * 7) % 256) } 1 .. 300000;
 my ($c, $o) = Plinth::Cluster::run_command(
-    ['curl', '-s', '-f', '-m', '10', '-X', 'PUT', "http://127.0.0.1:$port/keep"]);
+    ['curl', '-s', '-f', '-m', '10', @sig, '-X', 'PUT', "http://127.0.0.1:$port/keep"]);
 is($c, 0, 'bucket created') or diag $o;
 open my $fh, '>:raw', "$dir/body" or die $!;
 print $fh $body;
 close $fh;
 ($c, $o) = Plinth::Cluster::run_command(
-    ['curl', '-s', '-f', '-m', '10', '-X', 'PUT', '--data-binary', "\@$dir/body",
+    ['curl', '-s', '-f', '-m', '10', @sig, '-X', 'PUT', '--data-binary', "\@$dir/body",
      "http://127.0.0.1:$port/keep/obj"]);
 is($c, 0, 'object stored') or diag $o;
 
@@ -76,7 +84,7 @@ ok(-d "$dir/run/pg" && -d "$dir/run/node1", 'the data stays in place');
 ($code, $out) = run('start');
 is($code, 0, 'start again') or diag $out;
 ($c, $o) = Plinth::Cluster::run_command(
-    ['curl', '-s', '-f', '-m', '10', "http://127.0.0.1:$port/keep/obj"]);
+    ['curl', '-s', '-f', '-m', '10', @sig, "http://127.0.0.1:$port/keep/obj"]);
 is($c, 0, 'GET after restart');
 ok($o eq $body, 'the object stored before is served, byte-identical');
 

@@ -21,16 +21,13 @@ use JSON::PP ();
 # Set to 1 when the gateway has the feature: the skipped block then runs,
 # and TODO: the option that avoids it below can go.
 
-# Multipart upload (?uploads answers 501 today).  Until then every command
-# gets --s3-upload-cutoff 5G (S3's largest single PUT; rclone's default
-# is 200M), so rclone never starts a multipart upload for a file of known
-# size; a stream (rcat) stays below --streaming-upload-cutoff (100k).
-our $MULTIPART = 0;
+# Multipart upload: implemented; rclone uses it above its upload cutoff
+# (200M by default, 16M in the multipart block) and for streams above
+# --streaming-upload-cutoff (100k).
+our $MULTIPART = 1;
 
-# Keys: authentication is off in this release (any key is accepted); the
-# next release checks SigV4 with real keys, given here.
-our $ACCESS_KEY = $ENV{PLINTH_TEST_ACCESS_KEY} // 'plinth';
-our $SECRET_KEY = $ENV{PLINTH_TEST_SECRET_KEY} // 'plinth';
+# Keys: the cluster's admin key (made at its first start), or
+# $PLINTH_TEST_ACCESS_KEY / $PLINTH_TEST_SECRET_KEY: client_credentials().
 
 our $RCLONE = '/usr/bin/rclone';
 our $TMP = tempdir('plinth-t92-XXXXXX', DIR => '/tmp', CLEANUP => 1);
@@ -59,6 +56,7 @@ sub read_file {
 sub rclone {
     my %o = ref $_[0] eq 'HASH' ? %{ shift() } : ();
     my $c = cluster();
+    my ($access_key, $secret_key) = client_credentials();
     mkdir "$TMP/home";
     my %env = (
         PATH => '/usr/bin:/bin',
@@ -67,8 +65,8 @@ sub rclone {
         RCLONE_CONFIG_PLINTH_TYPE            => 's3',
         RCLONE_CONFIG_PLINTH_PROVIDER        => 'Other',
         RCLONE_CONFIG_PLINTH_ENDPOINT        => $c->endpoint,
-        RCLONE_CONFIG_PLINTH_ACCESS_KEY_ID   => $ACCESS_KEY,
-        RCLONE_CONFIG_PLINTH_SECRET_ACCESS_KEY => $SECRET_KEY,
+        RCLONE_CONFIG_PLINTH_ACCESS_KEY_ID   => $access_key,
+        RCLONE_CONFIG_PLINTH_SECRET_ACCESS_KEY => $secret_key,
         RCLONE_CONFIG_PLINTH_REGION          => 'us-east-1',
         RCLONE_CONFIG_PLINTH_FORCE_PATH_STYLE => 'true',
         RCLONE_CONFIG_PLINTH_LIST_VERSION    => $o{list_version} // 0,  # 0: rclone's choice (1 here)
@@ -77,9 +75,6 @@ sub rclone {
         '--contimeout', '5s', '--timeout', '60s');
     if ($o{multipart}) {
         push @opts, '--s3-upload-cutoff', '16M', '--s3-chunk-size', '16M';
-    } else {
-        # TODO(multipart): remove when multipart upload is implemented
-        push @opts, '--s3-upload-cutoff', '5G';
     }
     return Plinth::Cluster::run_command(
         ['/usr/bin/env', '-i', map({ "$_=$env{$_}" } sort keys %env), $RCLONE, @opts, @_],

@@ -22,18 +22,17 @@ use File::Temp qw(tempdir);
 # ------------------------------------------------------------ switches
 # Set to 1 when the gateway has the feature: the skipped blocks then run.
 
-# Multipart upload (CreateMultipartUpload ... : ?uploads answers 501 today).
-our $MULTIPART = 0;
+# Multipart upload: implemented (multipart.mjs still runs with
+# requestChecksumCalculation 'WHEN_REQUIRED' until aws-chunked lands).
+our $MULTIPART = 1;
 
 # aws-chunked uploads and x-amz-checksum-* (the SDK's default checksums,
 # requestChecksumCalculation 'WHEN_SUPPORTED').  Until then basic.mjs runs
 # with 'WHEN_REQUIRED' (TODO(aws-chunked, checksums) there).
 our $AWS_CHUNKED = 0;
 
-# Keys: authentication is off in this release (any key is accepted); the
-# next release checks SigV4 with real keys, given here.
-our $ACCESS_KEY = $ENV{PLINTH_TEST_ACCESS_KEY} // 'plinth';
-our $SECRET_KEY = $ENV{PLINTH_TEST_SECRET_KEY} // 'plinth';
+# Keys: the cluster's admin key (made at its first start), or
+# $PLINTH_TEST_ACCESS_KEY / $PLINTH_TEST_SECRET_KEY: client_credentials().
 
 our $JS = "$Plinth::Cluster::ROOT/t/js";
 our $NODE = '/usr/bin/node';
@@ -93,14 +92,15 @@ sub npm_ci {
 sub node_script {
     my ($script, @args) = @_;
     my $c = cluster();
+    my ($access_key, $secret_key) = client_credentials();
     return Plinth::Cluster::run_command(
         ['/usr/bin/env', '-i',
          "PATH=/usr/bin:/bin",
          "HOME=$TMP",
          "TMPDIR=$TMP",
          "NODE_NO_WARNINGS=1",      # the SDK's "Node.js 22 from 2027" notice
-         "PLINTH_TEST_ACCESS_KEY=$ACCESS_KEY",
-         "PLINTH_TEST_SECRET_KEY=$SECRET_KEY",
+         "PLINTH_TEST_ACCESS_KEY=$access_key",
+         "PLINTH_TEST_SECRET_KEY=$secret_key",
          $NODE, "$JS/$script", $c->endpoint, @args],
         timeout => 300, cwd => $JS);
 }

@@ -22,6 +22,10 @@ package Plinth::Cluster;
 #   tmp/             nginx temp paths
 #   pids/            one pid file per process started
 #   ports            the ports chosen, reused by the next start
+#   credentials      the access keys made at the first start (mode 0600):
+#                    shell-style PLINTH_ACCESS_KEY=... lines (see below)
+#   aws-credentials  the same keys as an AWS shared credentials file
+#                    ([default] is the admin, [user2] the second user)
 
 use strict;
 use warnings;
@@ -49,6 +53,9 @@ my @COMPONENTS = qw(pg nodes nginx);
 
 sub new {
     my ($class, %o) = @_;
+    croak "Plinth::Cluster: auth must be sigv4 or off, not '"
+        . ($o{auth} // 'undef') . "'"
+        if exists $o{auth} && !(defined $o{auth} && $o{auth} =~ /^(sigv4|off)\z/);
 
     my $self = bless {
         nodes         => 3,
@@ -70,6 +77,8 @@ sub new {
         start_timeout => 30,
         stop_timeout  => 15,
         log           => sub { print STDERR "$_[0]\n" },
+        auth          => 'off',
+        region        => 'us-east-1',
         %o,
         owner_pid     => $$,
         started       => {},
@@ -78,7 +87,8 @@ sub new {
     my %known = map { $_ => 1 } qw(dir port pg_port node_ports nodes rf w
         node_opts per_node_opts http_extra server_extra cluster_yaml_extra
         pg_fast keep components template template_text sql_dir module
-        datanode start_timeout stop_timeout log owner_pid started);
+        datanode start_timeout stop_timeout log owner_pid started auth
+        region);
     for (keys %o) {
         croak "Plinth::Cluster: unknown option '$_'" unless $known{$_};
     }
@@ -123,9 +133,12 @@ sub node_yaml { my ($self, $i) = @_; "$self->{dir}/node$i.yaml" }
 sub cluster_yaml { "$_[0]{dir}/cluster.yaml" }
 sub nginx_conf   { "$_[0]{dir}/nginx.conf" }
 sub error_log_path { "$_[0]{dir}/logs/error.log" }
-sub pg_conninfo {
-    "host=127.0.0.1 port=$_[0]{pg_port} dbname=plinth user=plinth";
-}
+sub pg_conninfo { conninfo_for_port($_[0]{pg_port}) }
+sub conninfo_for_port { "host=127.0.0.1 port=$_[0] dbname=plinth user=plinth" }
+sub auth     { $_[0]{auth} }
+sub region   { $_[0]{region} }
+sub credentials_file     { "$_[0]{dir}/credentials" }
+sub aws_credentials_file { "$_[0]{dir}/aws-credentials" }
 
 sub blob_path {
     my ($self, $i, $id) = @_;
@@ -725,6 +738,7 @@ sub start_pg {
     }
     $self->_pg_bootstrap;
     $self->migrate;
+    $self->_ensure_credentials;
     return $self;
 }
 
@@ -765,6 +779,134 @@ sub migrate {
         push @applied, $v;
     }
     return @applied;
+}
+
+# --- access keys
+#
+# At the first start (migrations applied, no access key in the database)
+# two keys are made, as bin/plinth-admin makes them (Plinth::Admin): user
+# "admin" (is_admin) and user "user2" (not privileged: the second identity
+# for tests between users).  They are written to <dir>/credentials, mode
+# 0600, shell-style (sourceable; values are [A-Za-z0-9] only):
+#
+#   PLINTH_REGION=us-east-1
+#   PLINTH_USER=admin
+#   PLINTH_ACCESS_KEY=PL...
+#   PLINTH_SECRET_KEY=...
+#   PLINTH_USER2=user2
+#   PLINTH_USER2_ACCESS_KEY=PL...
+#   PLINTH_USER2_SECRET_KEY=...
+#
+# and to <dir>/aws-credentials ([default] and [user2] profiles).  Later
+# starts reuse them.  Nothing is made when migration 002 is not applied
+# (a test's own sql_dir) or when keys exist already.
+
+sub _write_private {
+    my ($path, $text) = @_;
+    my $tmp = "$path.tmp$$";
+    unlink $tmp;
+    sysopen(my $fh, $tmp, POSIX::O_WRONLY() | POSIX::O_CREAT() | POSIX::O_EXCL(),
+        0600) or croak "cannot write $tmp: $!";
+    print $fh $text;
+    close $fh or croak "cannot write $tmp: $!";
+    chmod 0600, $tmp;
+    rename $tmp, $path or croak "cannot rename to $path: $!";
+}
+
+sub _credentials_text {
+    my ($self, $c) = @_;
+    return "# Plinth access keys of the cluster in $self->{dir}, made at its first\n"
+        . "# start (bin/plinth-admin makes more).  Keep this file private.\n"
+        . "# Shell: . $self->{dir}/credentials\n"
+        . "PLINTH_REGION=$c->{region}\n"
+        . "PLINTH_USER=$c->{user}\n"
+        . "PLINTH_ACCESS_KEY=$c->{access_key}\n"
+        . "PLINTH_SECRET_KEY=$c->{secret_key}\n"
+        . "PLINTH_USER2=$c->{user2}\n"
+        . "PLINTH_USER2_ACCESS_KEY=$c->{user2_access_key}\n"
+        . "PLINTH_USER2_SECRET_KEY=$c->{user2_secret_key}\n";
+}
+
+sub _aws_credentials_text {
+    my ($self, $c) = @_;
+    return "# Plinth access keys (AWS_SHARED_CREDENTIALS_FILE=$self->{dir}/aws-credentials)\n"
+        . "[default]\n"
+        . "aws_access_key_id = $c->{access_key}\n"
+        . "aws_secret_access_key = $c->{secret_key}\n\n"
+        . "[user2]\n"
+        . "aws_access_key_id = $c->{user2_access_key}\n"
+        . "aws_secret_access_key = $c->{user2_secret_key}\n";
+}
+
+sub _read_credentials {
+    my ($self) = @_;
+    my $t = _read_file($self->credentials_file) // return undef;
+    my %v;
+    for (split /\n/, $t) {
+        next unless /^\s*(?:export\s+)?(PLINTH_\w+)=(["']?)(.*?)\2\s*$/;
+        $v{$1} = $3;
+    }
+    return undef unless $v{PLINTH_ACCESS_KEY} && $v{PLINTH_SECRET_KEY};
+    return {
+        access_key       => $v{PLINTH_ACCESS_KEY},
+        secret_key       => $v{PLINTH_SECRET_KEY},
+        user             => $v{PLINTH_USER} // 'admin',
+        user2_access_key => $v{PLINTH_USER2_ACCESS_KEY},
+        user2_secret_key => $v{PLINTH_USER2_SECRET_KEY},
+        user2            => $v{PLINTH_USER2} // 'user2',
+        region           => $v{PLINTH_REGION} // $self->{region},
+    };
+}
+
+sub _ensure_credentials {
+    my ($self) = @_;
+    require Plinth::Admin;
+    my $admin = Plinth::Admin->new(conninfo => $self->pg_conninfo);
+    return unless $admin->has_schema;
+    my $file = $self->credentials_file;
+    if ($admin->count_keys == 0) {
+        my $note = 'made by Plinth::Cluster at the first start';
+        my $k1 = $admin->create_key(user => 'admin', admin => 1,
+            display_name => 'admin', description => $note);
+        my $k2 = $admin->create_key(user => 'user2',
+            display_name => 'user2', description => $note);
+        my $c = {
+            access_key => $k1->{access_key_id}, secret_key => $k1->{secret_key},
+            user => 'admin',
+            user2_access_key => $k2->{access_key_id},
+            user2_secret_key => $k2->{secret_key}, user2 => 'user2',
+            region => $self->{region},
+        };
+        _write_private($file, $self->_credentials_text($c));
+        _write_private($self->aws_credentials_file,
+            $self->_aws_credentials_text($c));
+        $self->{credentials} = $c;
+        return;
+    }
+    my $c = $self->_read_credentials;
+    unless ($c) {
+        $self->_notice("plinth: the database has access keys but $file is "
+            . "missing: make one with bin/plinth-admin --dir $self->{dir} "
+            . "key create --user admin --admin");
+        return;
+    }
+    for my $id (grep { defined } @$c{qw(access_key user2_access_key)}) {
+        my $k = $admin->get_key($id);
+        $self->_notice("plinth: access key $id of $file is "
+            . ($k ? "inactive" : "no longer in the database"))
+            if !$k || $k->{status} ne 'active';
+    }
+    _write_private($self->aws_credentials_file, $self->_aws_credentials_text($c))
+        unless -e $self->aws_credentials_file;
+    $self->{credentials} = $c;
+}
+
+# credentials -> { access_key, secret_key, user, user2_access_key,
+# user2_secret_key, user2, region } from <dir>/credentials, or undef when
+# there is none (no PostgreSQL, or not started yet).
+sub credentials {
+    my ($self) = @_;
+    return $self->{credentials} ||= $self->_read_credentials;
 }
 
 sub stop_pg {
@@ -836,7 +978,8 @@ sub _template_text {
 }
 
 # render(%overrides) -> text of conf/nginx.conf with every @TOKEN@ replaced.
-# Overrides: any of http_extra server_extra rf w port module template_text.
+# Overrides: any of http_extra server_extra rf w port module template_text
+# auth.
 sub render {
     my ($self, %o) = @_;
     my $g = sub { exists $o{$_[0]} ? $o{$_[0]} : $self->{ $_[0] } };
@@ -851,6 +994,7 @@ sub render {
         CLUSTER_YAML => $self->cluster_yaml,
         RF           => $g->('rf'),
         W            => $g->('w'),
+        AUTH         => $g->('auth'),
         HTTP_EXTRA   => $g->('http_extra') // '',
         SERVER_EXTRA => $g->('server_extra') // '',
     );

@@ -21,8 +21,10 @@ package Plinth::Test;
 #                      arrayref: several requests on one connection, and
 #                      any expectation may then be an arrayref too.
 #   request_body_file  body read from a file (path relative to the repo)
-#   more_headers       Name: value, one a line
-#   raw_request        bytes sent as they are, on a new connection
+#   more_headers       Name: value, one a line (eval may give an arrayref of
+#                      such strings: one per request)
+#   raw_request        bytes sent as they are, on a new connection (never
+#                      signed)
 #   error_code  response_body  response_body_like  response_body_unlike
 #   response_headers   Name: value exact; "Name:" or "!Name": absent
 #   response_headers_like   Name: regex
@@ -39,6 +41,37 @@ package Plinth::Test;
 #   nginx_t_fails      regex that `nginx -t` output must match (with the
 #                      block's http_config/config); no request is sent
 #   timeout            seconds for each request (default 10)
+#
+# Signing: every `request` (and s3_request) is signed with SigV4 in the
+# Authorization header with the cluster's admin key (Plinth::Cluster makes
+# it: $cluster->credentials), the payload hash being the SHA-256 of the body
+# sent.  A request that carries its own Authorization header, or an
+# X-Amz-Signature in its query, is sent as it is; so is every request of a
+# cluster without credentials (no PostgreSQL).  The gateway ignores
+# signatures while plinth_auth is off.  Sections (eval may give an arrayref:
+# one value per request):
+#   unsigned           send as is: an anonymous request
+#   sign_as            admin (default), user2, or ACCESS_KEY_ID:SECRET
+#   presign            a presigned URL (X-Amz-* query parameters) valid this
+#                      many seconds, instead of the headers
+#   payload_hash       sent in X-Amz-Content-Sha256 and signed instead of the
+#                      body's hash: UNSIGNED-PAYLOAD, or a wrong hash for
+#                      negative tests; empty: no X-Amz-Content-Sha256 header
+#   sign_date          the signing time: seconds from now (-1200: 20 minutes
+#                      ago) or an x-amz-date (20130524T000000Z)
+#   sign_region        the region signed (default the cluster's, us-east-1)
+# An X-Amz-Content-Sha256 given in more_headers is signed as given.
+# For Perl-coded tests (each documented where it is defined):
+#   s3_request(...)    the same options: unsigned, sign_as, sign, presign,
+#                      payload_hash, sign_date, time, region
+#   sign_request($method, $uri, ...)   signed headers, for s3_request or
+#                      (format => 'raw') raw_request
+#   presign_url($method, $uri, expires => s, ...)   a presigned target
+#   sign_chunked($method, $uri, data => ..., mode => ...)   an aws-chunked
+#                      upload: headers and framed body
+#   client_credentials([user2])   keys for real clients
+# PLINTH_TEST_AUTH=sigv4 runs a .t file with plinth_auth sigv4 unless its
+# cluster_options say otherwise.
 
 use strict;
 use warnings;
@@ -46,6 +79,7 @@ use warnings;
 use Test::Base -base;
 use Test::Base::Filter ();
 use Plinth::Cluster;
+use Plinth::SigV4 ();
 
 use Digest::MD5 qw(md5_hex);
 use Errno qw(EAGAIN EINTR EWOULDBLOCK);
@@ -55,7 +89,8 @@ use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 
 our @EXPORT = qw(run_tests cluster cluster_options s3_request raw_request
-    aws random_bytes md5_hex done_testing note explain subtest BAIL_OUT);
+    aws random_bytes md5_hex done_testing note explain subtest BAIL_OUT
+    sign_request presign_url sign_chunked client_credentials);
 
 # Test::More functions Test::Base does not pass on
 *note = \&Test::More::note;
@@ -75,7 +110,11 @@ my %SECTIONS = map { $_ => 1 } qw(
     error_code response_body response_body_like response_body_unlike
     response_headers response_headers_like error_log no_error_log
     setup teardown check http_config config nginx_t_fails timeout
+    unsigned sign_as presign payload_hash sign_date sign_region
     ONLY SKIP LAST);
+
+my @SIGN_SECTIONS = qw(unsigned sign_as presign payload_hash sign_date
+    sign_region);
 
 my %OPTS;
 my $CLUSTER;
@@ -91,9 +130,12 @@ sub cluster_options {
     %OPTS = (%OPTS, @_);
 }
 
+# PLINTH_TEST_AUTH=sigv4 (or off) runs a file with that plinth_auth unless
+# its cluster_options say otherwise.
 sub _cluster {
-    $CLUSTER ||= Plinth::Cluster->new(pg_fast => 1, %OPTS, keep => 0,
-        log => sub { Test::More::diag($_[0]) });
+    $CLUSTER ||= Plinth::Cluster->new(pg_fast => 1,
+        ($ENV{PLINTH_TEST_AUTH} ? (auth => $ENV{PLINTH_TEST_AUTH}) : ()),
+        %OPTS, keep => 0, log => sub { Test::More::diag($_[0]) });
     return $CLUSTER;
 }
 
@@ -133,19 +175,23 @@ sub done_testing {
     Test::More::done_testing(@_);
 }
 
-# aws([{timeout => s, stdin => bytes},] @args) -> ($exit_code, $output)
+# aws([{timeout => s, stdin => bytes, as => 'user2'},] @args)
+#   -> ($exit_code, $output)
+# Signed with the cluster's admin key (as => 'user2': the second user's;
+# see client_credentials).
 sub aws {
     my %o = ref $_[0] eq 'HASH' ? %{ shift() } : ();
     my $c = cluster();
+    my ($ak, $sk) = client_credentials($o{as});
     my $home = tempdir('plinth-aws-XXXXXX', DIR => '/tmp', CLEANUP => 1);
     my ($rc, $out) = Plinth::Cluster::run_command(
         ['/usr/bin/aws', '--endpoint-url', $c->endpoint, @_],
         timeout => $o{timeout} // 120, merge => 1, stdin => $o{stdin},
         cwd => $home,
         env => {
-            AWS_ACCESS_KEY_ID          => 'plinth',
-            AWS_SECRET_ACCESS_KEY      => 'plinth',
-            AWS_DEFAULT_REGION         => 'us-east-1',
+            AWS_ACCESS_KEY_ID          => $ak,
+            AWS_SECRET_ACCESS_KEY      => $sk,
+            AWS_DEFAULT_REGION         => $c->region,
             AWS_CONFIG_FILE            => '/dev/null',
             AWS_SHARED_CREDENTIALS_FILE => '/dev/null',
             AWS_EC2_METADATA_DISABLED  => 'true',
@@ -157,9 +203,18 @@ sub aws {
 }
 
 # s3_request($method, $uri, headers => {..} | [n, v, ..], body => $bytes,
-#            timeout => s, version => 'HTTP/1.1') -> $res
+#            timeout => s, version => 'HTTP/1.1', signing options) -> $res
 # $res = { status, reason, headers => {lower-case name => value},
 #          header_list => [[name, value], ..], body, error }
+# Signed with the admin key unless told otherwise (see "Signing" above);
+# signing options, as the block sections:
+#   unsigned => 1 (or sign => 0)   sent as is
+#   sign_as => 'admin' | 'user2' | 'AKID:SECRET'
+#   sign => { access_key => .., secret_key => .. } (or 'user2')
+#   presign => $expires_seconds
+#   payload_hash => 'UNSIGNED-PAYLOAD' | hex | '' (no header)
+#   sign_date => -1200 | '20130524T000000Z';  time => epoch seconds
+#   region => 'us-east-1'
 sub s3_request {
     my ($method, $uri, %o) = @_;
     my $c = cluster();
@@ -168,10 +223,15 @@ sub s3_request {
         @h = map { [$_, $o{headers}{$_}] } sort keys %{ $o{headers} };
     } elsif (ref $o{headers} eq 'ARRAY') {
         my @l = @{ $o{headers} };
-        push @h, [splice(@l, 0, 2)] while @l;
+        if (@l && ref $l[0] eq 'ARRAY') {
+            @h = map { [@$_] } @l;
+        } else {
+            push @h, [splice(@l, 0, 2)] while @l;
+        }
     }
     my $req = { method => $method, uri => $uri, headers => \@h,
         body => $o{body} // '', version => $o{version} // 'HTTP/1.1' };
+    _sign($req, $c, %o);
     return _exchange($c->port, _build_request($req, $c->port), $method,
         $o{timeout} // $DEFAULT_TIMEOUT);
 }
@@ -181,6 +241,173 @@ sub raw_request {
     my ($bytes, %o) = @_;
     my $c = cluster();
     return _raw_exchange($c->port, $bytes, $o{timeout} // $DEFAULT_TIMEOUT);
+}
+
+# ---------------------------------------------------------------- signing
+
+# client_credentials([$who]) -> ($access_key, $secret_key) for real clients
+# (aws, boto3, s3cmd, rclone, the JS SDK): $PLINTH_TEST_ACCESS_KEY and
+# $PLINTH_TEST_SECRET_KEY if set, else the cluster's admin key ($who
+# 'user2': the second user's), else 'plinth', 'plinth' (a cluster without
+# PostgreSQL has no keys).
+sub client_credentials {
+    my ($who) = @_;
+    if ((!defined $who || $who eq 'admin')
+        && defined $ENV{PLINTH_TEST_ACCESS_KEY}
+        && defined $ENV{PLINTH_TEST_SECRET_KEY}) {
+        return ($ENV{PLINTH_TEST_ACCESS_KEY}, $ENV{PLINTH_TEST_SECRET_KEY});
+    }
+    my $k = _keys_of(cluster(), $who // 'admin', defined $who);
+    return $k ? ($k->{access_key}, $k->{secret_key}) : ('plinth', 'plinth');
+}
+
+# The key to sign with: undef (send unsigned) when the cluster has none and
+# none was asked for by name.
+sub _keys_of {
+    my ($c, $who, $explicit) = @_;
+    if (ref $who eq 'HASH') {
+        croak "sign: access_key and secret_key are needed"
+            unless defined $who->{access_key} && defined $who->{secret_key};
+        return $who;
+    }
+    $who =~ s/^\s+|\s+$//g;
+    if ($who =~ /^([^:\s]+):(\S+)$/) {
+        return { access_key => $1, secret_key => $2 };
+    }
+    my $cr = $c->credentials;
+    unless ($cr) {
+        return undef unless $explicit;
+        croak "sign_as $who: the cluster has no credentials file ("
+            . $c->credentials_file . ")";
+    }
+    return { access_key => $cr->{access_key}, secret_key => $cr->{secret_key} }
+        if $who eq 'admin' || $who eq 'default' || $who eq '';
+    return { access_key => $cr->{user2_access_key},
+        secret_key => $cr->{user2_secret_key} } if $who eq 'user2';
+    croak "sign_as '$who': admin, user2 or ACCESS_KEY_ID:SECRET";
+}
+
+sub _sign_time {
+    my (%o) = @_;
+    return (time => $o{time}) if defined $o{time};
+    my $d = $o{sign_date};
+    return () unless defined $d && $d =~ /\S/;
+    $d =~ s/^\s+|\s+$//g;
+    return (amz_date => $d) if $d =~ /^\d{8}T\d{6}Z$/;
+    croak "sign_date '$d': seconds from now (-1200) or YYYYMMDDTHHMMSSZ"
+        unless $d =~ /^[+-]?\d+$/;
+    return (time => time + $d);
+}
+
+# Sign $req ({method, uri, headers => [[n, v], ..], body}) in place, with
+# s3_request's signing options.  Returns the signer's result, or undef
+# when the request goes unsigned.
+sub _sign {
+    my ($req, $c, %o) = @_;
+    return undef if $o{unsigned} || (exists $o{sign} && !$o{sign});
+    my $h = $req->{headers};
+    return undef if grep { lc($_->[0]) eq 'authorization' } @$h;
+    return undef if ($req->{uri} // '') =~ /[?&]X-Amz-Signature=/i;
+    my $who = ref $o{sign} || (defined $o{sign} && $o{sign} ne '1')
+        ? $o{sign} : $o{sign_as};
+    my $k = _keys_of($c, $who // 'admin', defined $who) or return undef;
+    my %args = (access_key => $k->{access_key}, secret_key => $k->{secret_key},
+        region => $o{region} // $k->{region} // $c->region,
+        method => $req->{method}, _sign_time(%o));
+    my $host = "127.0.0.1:" . $c->port;
+
+    if (defined $o{presign} && $o{presign} =~ /\S/) {
+        (my $exp = $o{presign}) =~ s/^\s+|\s+$//g;
+        my ($hh) = grep { lc($_->[0]) eq 'host' } @$h;
+        my $p = Plinth::SigV4::presign(%args, uri => $req->{uri},
+            host => $hh ? $hh->[1] : $host, expires => $exp);
+        $req->{uri} = $p->{uri};
+        return $p;
+    }
+
+    unshift @$h, ['Host', $host] unless grep { lc($_->[0]) eq 'host' } @$h;
+    my %payload;
+    if (defined $o{payload_hash}) {
+        (my $ph = $o{payload_hash}) =~ s/^\s+|\s+$//g;
+        if ($ph eq '') {
+            @$h = grep { lc($_->[0]) ne 'x-amz-content-sha256' } @$h;
+            %payload = (content_sha256_header => 0, body => $req->{body});
+        } else {
+            %payload = (payload_hash => $ph);
+        }
+    } else {
+        my $body = $req->{body} // '';
+        if (grep { lc($_->[0]) eq 'transfer-encoding' && $_->[1] =~ /chunked/i } @$h) {
+            # the body is given framed: what the server hashes is the data
+            my $d = Plinth::SigV4::decode_http_chunked($body);
+            %payload = defined $d ? (body => $d) : (payload_hash => 'UNSIGNED-PAYLOAD');
+        } else {
+            %payload = (body => $body);
+        }
+    }
+    my $s = Plinth::SigV4::sign_request(%args, %payload, uri => $req->{uri},
+        headers => $h);
+    @$h = @{ $s->{headers} };
+    return $s;
+}
+
+# sign_request($method, $uri, body => $bytes, headers => {..} | [n, v, ..],
+#              signing options of s3_request, format => 'raw')
+# The headers of a request signed as s3_request would sign it: a flat list
+# (name, value, ...) with Host, X-Amz-Date, X-Amz-Content-Sha256 and
+# Authorization added to those given (an arrayref in scalar context); with
+# format => 'raw', the text "Name: value\r\n..." for raw_request.  Send it
+# with s3_request(..., headers => \@h, body => $bytes) (seen as signed
+# already) or raw_request.
+sub sign_request {
+    my ($method, $uri, %o) = @_;
+    my $c = cluster();
+    my $req = { method => $method, uri => $uri, body => $o{body} // '',
+        headers => Plinth::SigV4::_header_list($o{headers}) };
+    delete @o{qw(unsigned presign)};
+    my $sig = _sign($req, $c, %o, sign_as => $o{sign_as} // $o{as} // 'admin')
+        or croak "sign_request: the cluster has no credentials";
+    my @flat = map { @$_ } @{ $req->{headers} };
+    return join('', map { "$_->[0]: $_->[1]\r\n" } @{ $req->{headers} })
+        if ($o{format} // '') eq 'raw';
+    return wantarray ? @flat : \@flat;
+}
+
+# presign_url($method, $uri, expires => 3600, sign_as => 'admin', time =>
+#             epoch | sign_date => offset, region => .., full => 1)
+# The request target (path?query) of a presigned URL; full => 1: with
+# http://127.0.0.1:PORT in front.
+sub presign_url {
+    my ($method, $uri, %o) = @_;
+    my $c = cluster();
+    my $req = { method => $method, uri => $uri, headers =>
+        Plinth::SigV4::_header_list($o{headers}) };
+    $o{presign} = $o{expires} // 3600;
+    _sign($req, $c, %o, sign_as => $o{sign_as} // $o{as} // 'admin')
+        or croak "presign_url: the cluster has no credentials";
+    return $o{full} ? $c->endpoint . $req->{uri} : $req->{uri};
+}
+
+# sign_chunked($method, $uri, data => $bytes, mode => 'signed' |
+#     'signed-trailer' | 'unsigned-trailer', chunk_size => 65536 |
+#     chunk_sizes => [..], checksum => 'crc32' | trailers => [[n, v], ..],
+#     headers => .., signing options)
+#   -> (\@headers_flat, $body)
+# An aws-chunked upload (Content-Encoding: aws-chunked, STREAMING-* payload
+# hash, per-chunk signatures, trailer), for
+# s3_request($method, $uri, headers => $h, body => $body).
+sub sign_chunked {
+    my ($method, $uri, %o) = @_;
+    my $c = cluster();
+    my $k = _keys_of($c, $o{sign_as} // $o{as} // 'admin', 1);
+    my $h = Plinth::SigV4::_header_list($o{headers});
+    unshift @$h, ['Host', "127.0.0.1:" . $c->port]
+        unless grep { lc($_->[0]) eq 'host' } @$h;
+    my $s = Plinth::SigV4::sign_streaming(%o, method => $method, uri => $uri,
+        headers => $h, access_key => $k->{access_key},
+        secret_key => $k->{secret_key}, region => $o{region} // $c->region,
+        _sign_time(%o));
+    return ([map { @$_ } @{ $s->{headers} }], $s->{body});
 }
 
 # ---------------------------------------------------------------- client
@@ -707,7 +934,12 @@ sub _send_requests {
     my $exact = _filters_of($block, 'request') =~ /\beval\b/;
     my $r = $block->request;
     my @reqs = ref $r eq 'ARRAY' ? @$r : ($r);
-    my @headers = _parse_headers($block->more_headers);
+    my $mh = $block->more_headers;
+    my $per_request = ref $mh eq 'ARRAY' && @$mh
+        && !grep { ref $_ } @$mh;       # eval: one string per request
+    die "more_headers: " . scalar(@$mh) . " values for " . scalar(@reqs)
+        . " requests" if $per_request && @$mh != @reqs;
+    my @headers = $per_request ? () : _parse_headers($mh);
     my $file_body;
     if (_has($block, 'request_body_file')) {
         my $f = $block->request_body_file;
@@ -717,10 +949,20 @@ sub _send_requests {
         local $/;
         $file_body = <$fh>;
     }
-    for my $text (@reqs) {
-        my $req = _parse_request($text, $exact);
-        $req->{headers} = \@headers;
+    for my $i (0 .. $#reqs) {
+        my $req = _parse_request($reqs[$i], $exact);
+        $req->{headers} = [map { [@$_] }
+            $per_request ? _parse_headers($mh->[$i]) : @headers];
         $req->{body} = $file_body if defined $file_body;
+        my %sign;
+        for my $s (@SIGN_SECTIONS) {
+            next unless _has($block, $s);
+            my $v = _exp($block->$s, $i);
+            $v = 1 if $s eq 'unsigned' && !ref $block->$s;
+            $v =~ s/^\s+|\s+$//g if defined $v && !ref $v;
+            $sign{ $s eq 'sign_region' ? 'region' : $s } = $v;
+        }
+        _sign($req, $c, %sign);
         push @res, _exchange($c->port, _build_request($req, $c->port),
             $req->{method}, $timeout);
     }

@@ -1,0 +1,1104 @@
+/*
+ * S3 multipart upload: CreateMultipartUpload, UploadPart,
+ * CompleteMultipartUpload, AbortMultipartUpload, ListParts and
+ * ListMultipartUploads.
+ *
+ * A part is written exactly as a PutObject body is (ngx_plinth_s3_object.c:
+ * read and hashed, Content-MD5 checked, fanned out to RF nodes, answered
+ * after W), as a blob of its own placed on the ring by its blob id, so the
+ * parts of one object spread over the cluster. Completion never moves a
+ * byte: the database turns the listed parts into one version whose
+ * segments GET reads in order (ngx_plinth_fanout.c). Every check of the
+ * part list (order, ETags, sizes) and the multipart ETag are decided by
+ * plinth_mpu_complete() in one round trip (sql/003_multipart.sql).
+ */
+
+#include "ngx_plinth.h"
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+
+
+#define NGX_PLINTH_MPU_XML_HEAD  "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+#define NGX_PLINTH_MPU_XMLNS                                                 \
+    " xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\""
+
+/* 10,000 parts of about 100 bytes of XML each, with room to spare */
+#define NGX_PLINTH_MPU_MAX_XML   (4 * 1024 * 1024)
+#define NGX_PLINTH_MPU_MAX_PARTS 10000
+
+
+typedef struct {
+    ngx_str_t                     prefix;
+    ngx_str_t                     delimiter;
+    ngx_str_t                     key_marker;
+    ngx_str_t                     upload_id_marker;
+    ngx_int_t                     max;
+    ngx_int_t                     marker;       /* part-number-marker */
+    ngx_uint_t                    url;          /* encoding-type=url */
+} ngx_http_plinth_mpu_list_t;
+
+
+static ngx_int_t ngx_http_plinth_mpu_upload_id(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+static void ngx_http_plinth_mpu_created(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_part_begin(ngx_http_request_t *r);
+static void ngx_http_plinth_part_begun(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_part_decided(ngx_http_request_t *r);
+static void ngx_http_plinth_part_committed(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_part_aborted(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_complete_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_plinth_complete_parse(ngx_http_request_t *r,
+    u_char *xml, size_t len, u_char **parts, u_char **etags);
+static u_char *ngx_http_plinth_read_body(ngx_http_request_t *r,
+    size_t *len);
+static ngx_uint_t ngx_http_plinth_xml_is(xmlNodePtr node, const char *name);
+static void ngx_http_plinth_completed(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_mpu_aborted(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+static ngx_int_t ngx_http_plinth_mpu_int_arg(ngx_http_request_t *r,
+    const char *name, ngx_int_t *value, ngx_int_t min, ngx_int_t max);
+static ngx_int_t ngx_http_plinth_mpu_encoding(ngx_http_request_t *r,
+    ngx_uint_t *url);
+static void ngx_http_plinth_parts_listed(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_uploads_listed(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_mpu_owner(ngx_plinth_xml_t *x, const char *name,
+    ngx_str_t *id);
+static void ngx_http_plinth_mpu_send_xml(ngx_http_request_t *r,
+    ngx_plinth_xml_t *x);
+
+
+/* ?uploadId=X into ctx->upload_id; NGX_DECLINED after an error answer. */
+static ngx_int_t
+ngx_http_plinth_mpu_upload_id(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx)
+{
+    if (ngx_http_plinth_arg(r, "uploadId", &ctx->upload_id) != NGX_OK
+        || ctx->upload_id.len == 0)
+    {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_NO_SUCH_UPLOAD, NULL);
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_plinth_create_multipart_upload(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx)
+{
+    ngx_str_t    meta;
+    const char  *params[5];
+
+    switch (ngx_http_plinth_user_meta(r, &meta)) {
+    case NGX_OK:
+        break;
+    case NGX_DECLINED:
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_METADATA_TOO_LARGE, NULL);
+        return NGX_OK;
+    default:
+        return NGX_ERROR;
+    }
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->key);
+    params[2] = r->headers_in.content_type
+                ? (char *) ngx_http_plinth_cstr(r->pool,
+                                              &r->headers_in.content_type->value)
+                : NULL;
+    params[3] = meta.len ? (char *) meta.data : NULL;
+    params[4] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+
+    if (params[0] == NULL || params[1] == NULL || params[4] == NULL
+        || (r->headers_in.content_type && params[2] == NULL))
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_MPU_CREATE, 5, params,
+                              ngx_http_plinth_mpu_created);
+}
+
+
+static void
+ngx_http_plinth_mpu_created(ngx_http_request_t *r, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    ngx_plinth_xml_t        x;
+    ngx_http_plinth_ctx_t  *ctx;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK
+        || PQntuples(res) != 1)
+    {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    ngx_plinth_xml_init(&x, r->pool);
+    ngx_plinth_xml_lit(&x, NGX_PLINTH_MPU_XML_HEAD
+                           "<InitiateMultipartUploadResult"
+                           NGX_PLINTH_MPU_XMLNS ">");
+    ngx_plinth_xml_elem(&x, "Bucket", ctx->bucket.data, ctx->bucket.len);
+    ngx_plinth_xml_elem(&x, "Key", ctx->key.data, ctx->key.len);
+    ngx_plinth_xml_elem(&x, "UploadId", (u_char *) PQgetvalue(res, 0, 0),
+                        PQgetlength(res, 0, 0));
+    ngx_plinth_xml_lit(&x, "</InitiateMultipartUploadResult>");
+
+    ngx_http_plinth_mpu_send_xml(r, &x);
+}
+
+
+/*
+ * UploadPart: the PutObject body path; the part is recorded only after W
+ * data nodes hold it, replacing a part of the same number.
+ */
+ngx_int_t
+ngx_http_plinth_upload_part(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
+{
+    ngx_int_t  n;
+    ngx_str_t  v;
+
+    if (ngx_http_plinth_header_in(r, "x-amz-copy-source")) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_NOT_IMPLEMENTED,
+                              "UploadPartCopy is not supported yet.");
+        return NGX_OK;
+    }
+
+    n = NGX_ERROR;
+    if (ngx_http_plinth_arg(r, "partNumber", &v) == NGX_OK) {
+        n = ngx_atoi(v.data, v.len);
+    }
+
+    if (n < 1 || n > NGX_PLINTH_MPU_MAX_PARTS) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                              "Part number must be an integer between 1 and "
+                              "10000, inclusive");
+        return NGX_OK;
+    }
+
+    ctx->part_number = n;
+
+    if (ngx_http_plinth_mpu_upload_id(r, ctx) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    return ngx_http_plinth_put_body(r, ctx, ngx_http_plinth_part_begin);
+}
+
+
+static void
+ngx_http_plinth_part_begin(ngx_http_request_t *r)
+{
+    const char             *params[4];
+    ngx_http_plinth_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->key);
+    params[2] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->upload_id);
+    params[3] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+
+    if (params[0] == NULL || params[1] == NULL || params[2] == NULL
+        || params[3] == NULL
+        || ngx_http_plinth_pg(r, NGX_PLINTH_SQL_PART_BEGIN, 4, params,
+                              ngx_http_plinth_part_begun)
+           != NGX_OK)
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+}
+
+
+static void
+ngx_http_plinth_part_begun(ngx_http_request_t *r, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    ngx_http_plinth_ctx_t  *ctx;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK
+        || PQntuples(res) != 1)
+    {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    if (ngx_http_plinth_copy_value(r->pool, res, 0, 0, &ctx->blob_id)
+        != NGX_OK)
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* placement: the ring's RF nodes for the part's own blob id */
+    ngx_http_plinth_put_place(r, ctx, ctx->blob_id.data, ctx->blob_id.len,
+                              ngx_http_plinth_part_decided);
+}
+
+
+static void
+ngx_http_plinth_part_decided(ngx_http_request_t *r)
+{
+    u_char                 *pn, *size, *etag;
+    const char             *params[6];
+    ngx_uint_t              quorum;
+    ngx_http_plinth_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->upload_id);
+    params[2] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->blob_id);
+    params[5] = (char *) ngx_http_plinth_put_nodes(r, ctx, &quorum);
+
+    if (params[0] == NULL || params[2] == NULL || params[5] == NULL) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (!quorum) {
+        params[0] = params[2];
+        params[1] = params[5];
+
+        if (ngx_http_plinth_pg(r, NGX_PLINTH_SQL_PART_ABORT, 2, params,
+                               ngx_http_plinth_part_aborted)
+            != NGX_OK)
+        {
+            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        }
+
+        return;
+    }
+
+    pn = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
+    size = ngx_pnalloc(r->pool, NGX_OFF_T_LEN + 1);
+    etag = ngx_pnalloc(r->pool, 33);
+    if (pn == NULL || size == NULL || etag == NULL) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    *ngx_sprintf(pn, "%ui", ctx->part_number) = '\0';
+    *ngx_sprintf(size, "%O", ctx->body_len) = '\0';
+    ngx_memcpy(etag, ctx->etag, 32);
+    etag[32] = '\0';
+
+    params[1] = (char *) pn;
+    params[3] = (char *) size;
+    params[4] = (char *) etag;
+
+    if (ngx_http_plinth_pg(r, NGX_PLINTH_SQL_PART_COMMIT, 6, params,
+                           ngx_http_plinth_part_committed)
+        != NGX_OK)
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+}
+
+
+static void
+ngx_http_plinth_part_committed(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc)
+{
+    ngx_http_plinth_ctx_t  *ctx;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    ngx_http_plinth_put_answer(r, ctx, NULL);
+}
+
+
+static void
+ngx_http_plinth_part_aborted(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc)
+{
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "plinth: could not record a failed part write; "
+                      "garbage collection will find its blobs as orphans");
+    }
+
+    ngx_http_plinth_error(r, NGX_PLINTH_ERR_SERVICE_UNAVAILABLE,
+                          "Not enough data nodes acknowledged the write.");
+}
+
+
+ngx_int_t
+ngx_http_plinth_complete_multipart_upload(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
+    if (ngx_http_plinth_mpu_upload_id(r, ctx) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    if (r->headers_in.content_length_n > NGX_PLINTH_MPU_MAX_XML) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML,
+                              "The XML you provided is too large.");
+        return NGX_OK;
+    }
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_plinth_complete_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_REQUEST, NULL);
+        return NGX_OK;
+    }
+
+    /* the body reader holds the request now: drop the handler's reference */
+    r->main->count--;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_plinth_complete_body(ngx_http_request_t *r)
+{
+    u_char                 *xml, *parts, *etags;
+    size_t                  len;
+    ngx_int_t               rc;
+    const char             *params[6];
+    ngx_http_plinth_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    if (ctx->finalized) {
+        return;
+    }
+
+    xml = ngx_http_plinth_read_body(r, &len);
+    if (xml == NULL) {
+        if (len > NGX_PLINTH_MPU_MAX_XML) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML,
+                                  "The XML you provided is too large.");
+            return;
+        }
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = ngx_http_plinth_complete_parse(r, xml, len, &parts, &etags);
+    if (rc != NGX_OK) {
+        if (rc == NGX_ERROR) {
+            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        }
+        return;
+    }
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->key);
+    params[2] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->upload_id);
+    params[3] = (char *) parts;
+    params[4] = (char *) etags;
+    params[5] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+
+    if (params[0] == NULL || params[1] == NULL || params[2] == NULL
+        || params[5] == NULL
+        || ngx_http_plinth_pg(r, NGX_PLINTH_SQL_MPU_COMPLETE, 6, params,
+                              ngx_http_plinth_completed)
+           != NGX_OK)
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+}
+
+
+/*
+ * The request body in one NUL-terminated buffer (nginx may have spooled
+ * it to a temp file). NULL with *len over the limit when too large.
+ */
+static u_char *
+ngx_http_plinth_read_body(ngx_http_request_t *r, size_t *len)
+{
+    off_t         size;
+    u_char       *buf, *p;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    *len = 0;
+
+    if (r->request_body == NULL) {
+        return NULL;
+    }
+
+    size = 0;
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        size += ngx_buf_size(cl->buf);
+    }
+
+    if (size > NGX_PLINTH_MPU_MAX_XML) {
+        *len = (size_t) size;
+        return NULL;
+    }
+
+    buf = ngx_pnalloc(r->pool, (size_t) size + 1);
+    if (buf == NULL) {
+        return NULL;
+    }
+
+    p = buf;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (ngx_buf_in_memory(b)) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        if (b->in_file && b->file_last > b->file_pos) {
+            n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "plinth: could not read the request body back "
+                              "from its temp file");
+                return NULL;
+            }
+            p += n;
+        }
+    }
+
+    *p = '\0';
+    *len = p - buf;
+
+    return buf;
+}
+
+
+static ngx_uint_t
+ngx_http_plinth_xml_is(xmlNodePtr node, const char *name)
+{
+    return node->type == XML_ELEMENT_NODE
+           && xmlStrcmp(node->name, (const xmlChar *) name) == 0;
+}
+
+
+/*
+ * <CompleteMultipartUpload><Part><PartNumber>1</PartNumber>
+ * <ETag>"..."</ETag></Part>...</CompleteMultipartUpload>, in the client's
+ * order, as two PostgreSQL array literals (integer[] and text[]): the
+ * database checks order, existence, ETags and sizes. Namespaces and other
+ * elements of a Part (checksums) are ignored. NGX_DECLINED after an error
+ * answer.
+ */
+static ngx_int_t
+ngx_http_plinth_complete_parse(ngx_http_request_t *r, u_char *xml,
+    size_t len, u_char **parts, u_char **etags)
+{
+    u_char      *pp, *ep, *s;
+    size_t       plen, elen;
+    xmlChar     *text;
+    ngx_int_t    n, rc;
+    xmlDocPtr    doc;
+    xmlNodePtr   root, part, f, pnode, enode;
+    ngx_uint_t   count;
+
+    doc = xmlReadMemory((const char *) xml, (int) len, NULL, NULL,
+                        XML_PARSE_NONET | XML_PARSE_NOERROR
+                        | XML_PARSE_NOWARNING);
+    if (doc == NULL) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
+        return NGX_DECLINED;
+    }
+
+    rc = NGX_DECLINED;
+    root = xmlDocGetRootElement(doc);
+
+    if (root == NULL
+        || !ngx_http_plinth_xml_is(root, "CompleteMultipartUpload"))
+    {
+        goto malformed;
+    }
+
+    count = 0;
+    plen = 2;
+    elen = 2;
+
+    for (part = root->children; part; part = part->next) {
+        if (part->type != XML_ELEMENT_NODE) {
+            continue;
+        }
+        if (!ngx_http_plinth_xml_is(part, "Part")) {
+            goto malformed;
+        }
+        count++;
+        plen += NGX_INT_T_LEN + 1;
+        for (f = part->children; f; f = f->next) {
+            if (ngx_http_plinth_xml_is(f, "ETag")) {
+                text = xmlNodeGetContent(f);
+                /* each byte may be escaped, plus quotes and a comma */
+                elen += (text ? 2 * xmlStrlen(text) : 0) + 3;
+                xmlFree(text);
+            }
+        }
+    }
+
+    if (count == 0 || count > NGX_PLINTH_MPU_MAX_PARTS) {
+        goto malformed;
+    }
+
+    *parts = ngx_pnalloc(r->pool, plen + 1);
+    *etags = ngx_pnalloc(r->pool, elen + 1);
+    if (*parts == NULL || *etags == NULL) {
+        rc = NGX_ERROR;
+        goto done;
+    }
+
+    pp = *parts;
+    ep = *etags;
+    *pp++ = '{';
+    *ep++ = '{';
+
+    for (part = root->children; part; part = part->next) {
+        if (part->type != XML_ELEMENT_NODE) {
+            continue;
+        }
+
+        pnode = NULL;
+        enode = NULL;
+
+        for (f = part->children; f; f = f->next) {
+            if (ngx_http_plinth_xml_is(f, "PartNumber")) {
+                if (pnode) {
+                    goto malformed;
+                }
+                pnode = f;
+
+            } else if (ngx_http_plinth_xml_is(f, "ETag")) {
+                if (enode) {
+                    goto malformed;
+                }
+                enode = f;
+            }
+        }
+
+        if (pnode == NULL || enode == NULL) {
+            goto malformed;
+        }
+
+        text = xmlNodeGetContent(pnode);
+        n = text ? ngx_atoi(text, xmlStrlen(text)) : NGX_ERROR;
+        xmlFree(text);
+
+        if (n == NGX_ERROR) {
+            goto malformed;
+        }
+
+        if (n < 1 || n > NGX_PLINTH_MPU_MAX_PARTS) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                                  "Part number must be an integer between 1 "
+                                  "and 10000, inclusive");
+            goto done;
+        }
+
+        if (pp[-1] != '{') {
+            *pp++ = ',';
+            *ep++ = ',';
+        }
+
+        pp = ngx_sprintf(pp, "%i", n);
+
+        text = xmlNodeGetContent(enode);
+        *ep++ = '"';
+        for (s = text; s && *s; s++) {
+            if (*s == '"' || *s == '\\') {
+                *ep++ = '\\';
+            }
+            *ep++ = *s;
+        }
+        *ep++ = '"';
+        xmlFree(text);
+    }
+
+    *pp++ = '}';
+    *pp = '\0';
+    *ep++ = '}';
+    *ep = '\0';
+
+    rc = NGX_OK;
+    goto done;
+
+malformed:
+
+    ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
+
+done:
+
+    xmlFreeDoc(doc);
+
+    return rc;
+}
+
+
+static void
+ngx_http_plinth_completed(ngx_http_request_t *r, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    u_char                 *p, *q;
+    ngx_str_t               path, host, loc;
+    ngx_plinth_xml_t        x;
+    ngx_http_plinth_ctx_t  *ctx;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK
+        || PQntuples(res) != 1)
+    {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    /* Location: the object's URL, as the client addressed it */
+    path = r->unparsed_uri;
+    q = ngx_strlchr(path.data, path.data + path.len, '?');
+    if (q) {
+        path.len = q - path.data;
+    }
+
+    if (r->headers_in.host) {
+        host = r->headers_in.host->value;
+    } else {
+        ngx_str_set(&host, "localhost");
+    }
+
+    loc.data = ngx_pnalloc(r->pool, sizeof("https://") - 1 + host.len
+                                    + path.len);
+    if (loc.data == NULL) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    p = loc.data;
+#if (NGX_HTTP_SSL)
+    if (r->connection->ssl) {
+        p = ngx_cpymem(p, "https://", sizeof("https://") - 1);
+    } else
+#endif
+    {
+        p = ngx_cpymem(p, "http://", sizeof("http://") - 1);
+    }
+    p = ngx_cpymem(p, host.data, host.len);
+    p = ngx_cpymem(p, path.data, path.len);
+    loc.len = p - loc.data;
+
+    ngx_plinth_xml_init(&x, r->pool);
+    ngx_plinth_xml_lit(&x, NGX_PLINTH_MPU_XML_HEAD
+                           "<CompleteMultipartUploadResult"
+                           NGX_PLINTH_MPU_XMLNS ">");
+    ngx_plinth_xml_elem(&x, "Location", loc.data, loc.len);
+    ngx_plinth_xml_elem(&x, "Bucket", ctx->bucket.data, ctx->bucket.len);
+    ngx_plinth_xml_elem(&x, "Key", ctx->key.data, ctx->key.len);
+    ngx_plinth_xml_lit(&x, "<ETag>&quot;");
+    ngx_plinth_xml_text(&x, (u_char *) PQgetvalue(res, 0, 0),
+                        PQgetlength(res, 0, 0));
+    ngx_plinth_xml_lit(&x, "&quot;</ETag></CompleteMultipartUploadResult>");
+
+    ngx_http_plinth_mpu_send_xml(r, &x);
+}
+
+
+ngx_int_t
+ngx_http_plinth_abort_multipart_upload(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx)
+{
+    const char  *params[4];
+
+    if (ngx_http_plinth_mpu_upload_id(r, ctx) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->key);
+    params[2] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->upload_id);
+    params[3] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+
+    if (params[0] == NULL || params[1] == NULL || params[2] == NULL
+        || params[3] == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_MPU_ABORT, 4, params,
+                              ngx_http_plinth_mpu_aborted);
+}
+
+
+static void
+ngx_http_plinth_mpu_aborted(ngx_http_request_t *r, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    ngx_http_plinth_finalize(r, ngx_http_plinth_send_body(r,
+                                    NGX_HTTP_NO_CONTENT, NULL, NULL));
+}
+
+
+/* An integer query argument in [min, max], or the default left in *value;
+ * NGX_DECLINED after a 400 InvalidArgument answer. */
+static ngx_int_t
+ngx_http_plinth_mpu_int_arg(ngx_http_request_t *r, const char *name,
+    ngx_int_t *value, ngx_int_t min, ngx_int_t max)
+{
+    ngx_int_t  n;
+    ngx_str_t  v;
+    u_char     msg[128];
+
+    if (ngx_http_plinth_arg(r, name, &v) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    n = ngx_atoi(v.data, v.len);
+
+    if (n == NGX_ERROR || n < min) {
+        *ngx_snprintf(msg, sizeof(msg) - 1,
+                      "Provided %s not an integer or within integer range",
+                      name) = '\0';
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                              (char *) msg);
+        return NGX_DECLINED;
+    }
+
+    *value = n > max ? max : n;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_plinth_mpu_encoding(ngx_http_request_t *r, ngx_uint_t *url)
+{
+    ngx_str_t  v;
+
+    *url = 0;
+
+    if (ngx_http_plinth_arg(r, "encoding-type", &v) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    if (v.len != 3 || ngx_strncmp(v.data, "url", 3) != 0) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                              "Invalid Encoding Method specified in Request");
+        return NGX_DECLINED;
+    }
+
+    *url = 1;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_plinth_list_parts(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
+{
+    u_char                      *marker, *max;
+    const char                  *params[6];
+    ngx_http_plinth_mpu_list_t  *ml;
+
+    ml = ngx_pcalloc(r->pool, sizeof(ngx_http_plinth_mpu_list_t));
+    if (ml == NULL) {
+        return NGX_ERROR;
+    }
+
+    ml->max = 1000;
+
+    if (ngx_http_plinth_mpu_upload_id(r, ctx) != NGX_OK
+        || ngx_http_plinth_mpu_int_arg(r, "max-parts", &ml->max, 0, 1000)
+           != NGX_OK
+        || ngx_http_plinth_mpu_int_arg(r, "part-number-marker", &ml->marker,
+                                       0, NGX_PLINTH_MPU_MAX_PARTS)
+           != NGX_OK
+        || ngx_http_plinth_mpu_encoding(r, &ml->url) != NGX_OK)
+    {
+        return NGX_OK;
+    }
+
+    marker = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
+    max = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
+    if (marker == NULL || max == NULL) {
+        return NGX_ERROR;
+    }
+    *ngx_sprintf(marker, "%i", ml->marker) = '\0';
+    *ngx_sprintf(max, "%i", ml->max) = '\0';
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->key);
+    params[2] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->upload_id);
+    params[3] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+    params[4] = (char *) marker;
+    params[5] = (char *) max;
+
+    if (params[0] == NULL || params[1] == NULL || params[2] == NULL
+        || params[3] == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_plinth_pg_query(r, NGX_PLINTH_SQL_LIST_PARTS, 6, params,
+                               ngx_http_plinth_parts_listed, ml);
+}
+
+
+static void
+ngx_http_plinth_parts_listed(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc)
+{
+    ngx_http_plinth_mpu_list_t  *ml = data;
+
+    int                     i, n, shown;
+    ngx_uint_t              truncated;
+    ngx_plinth_xml_t        x;
+    ngx_http_plinth_ctx_t  *ctx;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    n = PQntuples(res);
+    truncated = (ml->max > 0 && n > ml->max);
+    shown = n > ml->max ? (int) ml->max : n;
+
+    ngx_plinth_xml_init(&x, r->pool);
+    ngx_plinth_xml_lit(&x, NGX_PLINTH_MPU_XML_HEAD "<ListPartsResult"
+                           NGX_PLINTH_MPU_XMLNS ">");
+    ngx_plinth_xml_elem(&x, "Bucket", ctx->bucket.data, ctx->bucket.len);
+    ngx_plinth_xml_elem_url(&x, "Key", ctx->key.data, ctx->key.len, ml->url);
+    ngx_plinth_xml_elem(&x, "UploadId", ctx->upload_id.data,
+                        ctx->upload_id.len);
+    if (ml->url) {
+        ngx_plinth_xml_lit(&x, "<EncodingType>url</EncodingType>");
+    }
+    ngx_http_plinth_mpu_owner(&x, "Initiator", &ctx->identity);
+    ngx_http_plinth_mpu_owner(&x, "Owner", &ctx->identity);
+    ngx_plinth_xml_lit(&x, "<StorageClass>STANDARD</StorageClass>");
+    ngx_plinth_xml_elem_int(&x, "PartNumberMarker", ml->marker);
+    if (shown > 0) {
+        ngx_plinth_xml_elem(&x, "NextPartNumberMarker",
+                            (u_char *) PQgetvalue(res, shown - 1, 0),
+                            PQgetlength(res, shown - 1, 0));
+    }
+    ngx_plinth_xml_elem_int(&x, "MaxParts", ml->max);
+    ngx_plinth_xml_lit(&x, truncated ? "<IsTruncated>true</IsTruncated>"
+                                     : "<IsTruncated>false</IsTruncated>");
+
+    for (i = 0; i < shown; i++) {
+        ngx_plinth_xml_lit(&x, "<Part>");
+        ngx_plinth_xml_elem(&x, "PartNumber", (u_char *) PQgetvalue(res, i, 0),
+                            PQgetlength(res, i, 0));
+        ngx_plinth_xml_elem(&x, "LastModified",
+                            (u_char *) PQgetvalue(res, i, 3),
+                            PQgetlength(res, i, 3));
+        ngx_plinth_xml_lit(&x, "<ETag>&quot;");
+        ngx_plinth_xml_text(&x, (u_char *) PQgetvalue(res, i, 1),
+                            PQgetlength(res, i, 1));
+        ngx_plinth_xml_lit(&x, "&quot;</ETag>");
+        ngx_plinth_xml_elem(&x, "Size", (u_char *) PQgetvalue(res, i, 2),
+                            PQgetlength(res, i, 2));
+        ngx_plinth_xml_lit(&x, "</Part>");
+    }
+
+    ngx_plinth_xml_lit(&x, "</ListPartsResult>");
+
+    ngx_http_plinth_mpu_send_xml(r, &x);
+}
+
+
+ngx_int_t
+ngx_http_plinth_list_multipart_uploads(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx)
+{
+    u_char                      *max;
+    const char                  *params[7];
+    ngx_http_plinth_mpu_list_t  *ml;
+
+    ml = ngx_pcalloc(r->pool, sizeof(ngx_http_plinth_mpu_list_t));
+    if (ml == NULL) {
+        return NGX_ERROR;
+    }
+
+    ml->max = 1000;
+
+    if (ngx_http_plinth_mpu_int_arg(r, "max-uploads", &ml->max, 0, 1000)
+        != NGX_OK
+        || ngx_http_plinth_mpu_encoding(r, &ml->url) != NGX_OK)
+    {
+        return NGX_OK;
+    }
+
+    (void) ngx_http_plinth_arg(r, "prefix", &ml->prefix);
+    (void) ngx_http_plinth_arg(r, "delimiter", &ml->delimiter);
+    (void) ngx_http_plinth_arg(r, "key-marker", &ml->key_marker);
+    (void) ngx_http_plinth_arg(r, "upload-id-marker", &ml->upload_id_marker);
+
+    max = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
+    if (max == NULL) {
+        return NGX_ERROR;
+    }
+    *ngx_sprintf(max, "%i", ml->max) = '\0';
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+    params[2] = (char *) ngx_http_plinth_cstr(r->pool, &ml->prefix);
+    params[3] = (char *) ngx_http_plinth_cstr(r->pool, &ml->delimiter);
+    params[4] = (char *) ngx_http_plinth_cstr(r->pool, &ml->key_marker);
+    params[5] = (char *) ngx_http_plinth_cstr(r->pool, &ml->upload_id_marker);
+    params[6] = (char *) max;
+
+    if (params[0] == NULL || params[1] == NULL || params[2] == NULL
+        || params[3] == NULL || params[4] == NULL || params[5] == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_plinth_pg_query(r, NGX_PLINTH_SQL_LIST_UPLOADS, 7, params,
+                               ngx_http_plinth_uploads_listed, ml);
+}
+
+
+static void
+ngx_http_plinth_uploads_listed(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc)
+{
+    ngx_http_plinth_mpu_list_t  *ml = data;
+
+    int                     i, n, shown;
+    ngx_str_t               owner;
+    ngx_uint_t              truncated;
+    ngx_plinth_xml_t        x;
+    ngx_http_plinth_ctx_t  *ctx;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    n = PQntuples(res);
+    truncated = (ml->max > 0 && n > ml->max);
+    shown = n > ml->max ? (int) ml->max : n;
+
+    ngx_plinth_xml_init(&x, r->pool);
+    ngx_plinth_xml_lit(&x, NGX_PLINTH_MPU_XML_HEAD
+                           "<ListMultipartUploadsResult"
+                           NGX_PLINTH_MPU_XMLNS ">");
+    ngx_plinth_xml_elem(&x, "Bucket", ctx->bucket.data, ctx->bucket.len);
+    ngx_plinth_xml_elem_url(&x, "KeyMarker", ml->key_marker.data,
+                            ml->key_marker.len, ml->url);
+    ngx_plinth_xml_elem(&x, "UploadIdMarker", ml->upload_id_marker.data,
+                        ml->upload_id_marker.len);
+
+    if (truncated && shown > 0) {
+        ngx_plinth_xml_elem_url(&x, "NextKeyMarker",
+                                (u_char *) PQgetvalue(res, shown - 1, 0),
+                                PQgetlength(res, shown - 1, 0), ml->url);
+        ngx_plinth_xml_elem(&x, "NextUploadIdMarker",
+                            (u_char *) PQgetvalue(res, shown - 1, 1),
+                            PQgetlength(res, shown - 1, 1));
+    }
+
+    if (ml->delimiter.len) {
+        ngx_plinth_xml_elem_url(&x, "Delimiter", ml->delimiter.data,
+                                ml->delimiter.len, ml->url);
+    }
+    ngx_plinth_xml_elem_url(&x, "Prefix", ml->prefix.data, ml->prefix.len,
+                            ml->url);
+    if (ml->url) {
+        ngx_plinth_xml_lit(&x, "<EncodingType>url</EncodingType>");
+    }
+    ngx_plinth_xml_elem_int(&x, "MaxUploads", ml->max);
+    ngx_plinth_xml_lit(&x, truncated ? "<IsTruncated>true</IsTruncated>"
+                                     : "<IsTruncated>false</IsTruncated>");
+
+    for (i = 0; i < shown; i++) {
+        if (PQgetvalue(res, i, 2)[0] == 't') {
+            continue;
+        }
+
+        owner.data = (u_char *) PQgetvalue(res, i, 4);
+        owner.len = PQgetlength(res, i, 4);
+
+        ngx_plinth_xml_lit(&x, "<Upload>");
+        ngx_plinth_xml_elem_url(&x, "Key", (u_char *) PQgetvalue(res, i, 0),
+                                PQgetlength(res, i, 0), ml->url);
+        ngx_plinth_xml_elem(&x, "UploadId", (u_char *) PQgetvalue(res, i, 1),
+                            PQgetlength(res, i, 1));
+        ngx_http_plinth_mpu_owner(&x, "Initiator", &owner);
+        ngx_http_plinth_mpu_owner(&x, "Owner", &owner);
+        ngx_plinth_xml_lit(&x, "<StorageClass>STANDARD</StorageClass>");
+        ngx_plinth_xml_elem(&x, "Initiated", (u_char *) PQgetvalue(res, i, 3),
+                            PQgetlength(res, i, 3));
+        ngx_plinth_xml_lit(&x, "</Upload>");
+    }
+
+    for (i = 0; i < shown; i++) {
+        if (PQgetvalue(res, i, 2)[0] != 't') {
+            continue;
+        }
+
+        ngx_plinth_xml_lit(&x, "<CommonPrefixes>");
+        ngx_plinth_xml_elem_url(&x, "Prefix",
+                                (u_char *) PQgetvalue(res, i, 0),
+                                PQgetlength(res, i, 0), ml->url);
+        ngx_plinth_xml_lit(&x, "</CommonPrefixes>");
+    }
+
+    ngx_plinth_xml_lit(&x, "</ListMultipartUploadsResult>");
+
+    ngx_http_plinth_mpu_send_xml(r, &x);
+}
+
+
+static void
+ngx_http_plinth_mpu_owner(ngx_plinth_xml_t *x, const char *name,
+    ngx_str_t *id)
+{
+    ngx_plinth_xml_lit(x, "<");
+    ngx_plinth_xml_lit(x, name);
+    ngx_plinth_xml_lit(x, ">");
+    ngx_plinth_xml_elem(x, "ID", id->data, id->len);
+    ngx_plinth_xml_elem(x, "DisplayName", id->data, id->len);
+    ngx_plinth_xml_lit(x, "</");
+    ngx_plinth_xml_lit(x, name);
+    ngx_plinth_xml_lit(x, ">");
+}
+
+
+static void
+ngx_http_plinth_mpu_send_xml(ngx_http_request_t *r, ngx_plinth_xml_t *x)
+{
+    if (x->error) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_plinth_finalize(r, ngx_http_plinth_send_body(r, NGX_HTTP_OK,
+                                                          x->first,
+                                                          "application/xml"));
+}
