@@ -20,6 +20,8 @@ static char *ngx_http_plinth_blob_location(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_plinth_pg_conninfo(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_plinth_auth_mode(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_plinth_init_process(ngx_cycle_t *cycle);
 static void ngx_http_plinth_exit_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_plinth_header_filter(ngx_http_request_t *r);
@@ -111,7 +113,7 @@ static ngx_command_t  ngx_http_plinth_commands[] = {
 
     { ngx_string("plinth_auth"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_plinth_auth_mode,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_plinth_main_conf_t, auth),
       &ngx_http_plinth_auth_modes },
@@ -348,6 +350,15 @@ ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf)
     if (pmcf->region.data == NULL) {
         ngx_str_set(&pmcf->region, "us-east-1");
     }
+
+    if (pmcf->region.len == 0 || pmcf->region.len > 64
+        || ngx_strlchr(pmcf->region.data,
+                       pmcf->region.data + pmcf->region.len, '/'))
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "invalid plinth_region \"%V\"", &pmcf->region);
+        return NGX_CONF_ERROR;
+    }
     ngx_conf_init_uint_value(pmcf->rf, 3);
     ngx_conf_init_uint_value(pmcf->w, 2);
     if (pmcf->max_object_size == NGX_CONF_UNSET) {
@@ -433,6 +444,37 @@ ngx_http_plinth_s3(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf->handler = ngx_http_plinth_s3_handler;
 
     return NGX_CONF_OK;
+}
+
+
+/* nginx's enum slot says only "invalid value": name the choices. */
+static char *
+ngx_http_plinth_auth_mode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_plinth_main_conf_t  *pmcf = conf;
+
+    ngx_str_t        *value;
+    ngx_conf_enum_t  *e;
+
+    if (pmcf->auth != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (e = cmd->post; e->name.len; e++) {
+        if (e->name.len == value[1].len
+            && ngx_strcmp(e->name.data, value[1].data) == 0)
+        {
+            pmcf->auth = e->value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid plinth_auth \"%V\": it must be \"sigv4\" "
+                       "or \"off\"", &value[1]);
+    return NGX_CONF_ERROR;
 }
 
 

@@ -968,3 +968,48 @@ kill 'CONT', $::hung;
 plinth_straggler_timeout soon;
 --- nginx_t_fails
 \[emerg\].*"plinth_straggler_timeout" directive invalid value in \S+:\d+
+
+
+
+=== TEST 39: plinth_auth sigv4 refuses an unsigned write; off lets it through
+--- setup
+$cluster->restart_nginx(auth => 'sigv4');
+$::r1 = s3_request(PUT => '/authdirective', unsigned => 1);
+$::r2 = s3_request(PUT => '/authdirective');
+$cluster->restart_nginx(auth => 'off');
+$::r3 = s3_request(PUT => '/authoff', unsigned => 1);
+$cluster->restart_nginx;
+--- check
+is($::r1->{status}, 403, 'sigv4: unsigned CreateBucket is AccessDenied');
+like($::r1->{body}, qr{<Code>AccessDenied</Code>}, 'sigv4: AccessDenied');
+is($::r2->{status}, 200, 'sigv4: a signed CreateBucket succeeds');
+is($::r3->{status}, 200, 'off: an unsigned CreateBucket succeeds');
+
+
+
+=== TEST 40: plinth_auth with a bad value
+--- check
+nginx_t_fails_like({ auth => 'maybe' },
+    qr/\[emerg\].*invalid plinth_auth "maybe": it must be "sigv4" or "off" in \S+:\d+/,
+    'plinth_auth maybe');
+
+
+
+=== TEST 41: plinth_region: a credential scoped to another region is refused
+--- setup
+$cluster->restart_nginx(
+    template_text => template_with('plinth_region' => '    plinth_region eu-west-1;'),
+    auth => 'sigv4');
+$::r = s3_request(GET => '/');
+$cluster->restart_nginx;
+--- check
+is($::r->{status}, 400, 'status 400');
+like($::r->{body}, qr{<Code>AuthorizationHeaderMalformed</Code>},
+     'AuthorizationHeaderMalformed');
+
+
+
+=== TEST 42: plinth_region with a bad value
+--- check
+nginx_t_fails_like(template_with('plinth_region' => '    plinth_region "";'),
+    qr/\[emerg\].*invalid plinth_region ""/, 'plinth_region ""');
