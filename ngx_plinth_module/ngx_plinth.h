@@ -91,6 +91,7 @@ typedef enum {
     NGX_PLINTH_ERR_INVALID_URI,
     NGX_PLINTH_ERR_INVALID_ACCESS_KEY,
     NGX_PLINTH_ERR_SHA256_MISMATCH,
+    NGX_PLINTH_ERR_INCOMPLETE_BODY,
     NGX_PLINTH_ERR_NO_SUCH_UPLOAD,          /* multipart */
     NGX_PLINTH_ERR_INVALID_PART,
     NGX_PLINTH_ERR_INVALID_PART_ORDER,
@@ -131,6 +132,7 @@ typedef enum {
 
 
 typedef struct ngx_http_plinth_ctx_s  ngx_http_plinth_ctx_t;
+typedef struct ngx_http_plinth_body_s  ngx_http_plinth_body_t;
 
 typedef ngx_int_t (*ngx_http_plinth_op_pt)(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
@@ -207,6 +209,12 @@ struct ngx_http_plinth_ctx_s {
     const char                   *acl;        /* x-amz-acl of a write */
     ngx_str_t                     want_sha256;  /* x-amz-content-sha256 */
     EVP_MD_CTX                   *sha256;
+    ngx_http_plinth_body_t       *body;       /* aws-chunked decoding */
+    ngx_plinth_err_e              body_error; /* NGX_PLINTH_ERR_MAX: none */
+    const char                   *body_message;
+    ngx_str_t                     want_crc32; /* x-amz-checksum-crc32 */
+    ngx_str_t                     got_crc32;  /* ... sent as a trailer */
+    uint32_t                      crc32;
     unsigned                      anonymous:1;  /* no signature */
 
     /* request body (PUT): hashed by the request body filter */
@@ -323,6 +331,21 @@ ngx_int_t ngx_http_plinth_sha256_start(ngx_http_request_t *r,
 void ngx_http_plinth_sha256_update(ngx_http_plinth_ctx_t *ctx, u_char *p,
     size_t len);
 ngx_int_t ngx_http_plinth_sha256_check(ngx_http_plinth_ctx_t *ctx);
+
+/* ngx_plinth_body.c */
+ngx_int_t ngx_http_plinth_body_chunked(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_uint_t payload, const u_char key[32],
+    ngx_str_t *amz_date, ngx_str_t *scope, const u_char seed[64]);
+ngx_int_t ngx_http_plinth_request_body(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_chain_t *in, ngx_chain_t **out);
+ngx_int_t ngx_http_plinth_checksum_trailer(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_str_t *name, const u_char *value,
+    size_t len);
+ngx_int_t ngx_http_plinth_body_prepare(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, off_t *length);
+ngx_uint_t ngx_http_plinth_aws_chunked(ngx_http_request_t *r);
+ngx_int_t ngx_http_plinth_body_check(ngx_http_plinth_ctx_t *ctx,
+    ngx_plinth_err_e *err, const char **message);
 
 /* ngx_plinth_s3_bucket.c */
 ngx_int_t ngx_http_plinth_list_buckets(ngx_http_request_t *r,

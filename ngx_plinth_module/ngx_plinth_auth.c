@@ -222,6 +222,8 @@ ngx_http_plinth_auth_verify(ngx_http_request_t *r, ngx_http_plinth_auth_t *a,
 {
     u_char                 *p, *end, key[32], sig[64];
     size_t                  size, n;
+    ngx_int_t               rc2;
+    ngx_str_t               date, scope;
     ngx_uint_t              i, nh;
     ngx_list_part_t        *part;
     ngx_table_elt_t        *h;
@@ -291,6 +293,34 @@ ngx_http_plinth_auth_verify(ngx_http_request_t *r, ngx_http_plinth_auth_t *a,
     }
 
     rc = plinth_sigv4_verify(&req, &a->auth, key, p, n, sig);
+
+    if (rc == PLINTH_SIGV4_OK
+        && (a->payload == PLINTH_SIGV4_PAYLOAD_STREAMING
+            || a->payload == PLINTH_SIGV4_PAYLOAD_STREAMING_TRAILER
+            || a->payload == PLINTH_SIGV4_PAYLOAD_STREAMING_UNSIGNED_TRAILER))
+    {
+        /* the request's signature seeds the chain of chunk signatures */
+        date.data = (u_char *) a->auth.amz_date.data;
+        date.len = a->auth.amz_date.len;
+        scope.data = (u_char *) a->auth.scope.data;
+        scope.len = a->auth.scope.len;
+
+        rc2 = ngx_http_plinth_body_chunked(r, ctx, a->payload,
+                  a->payload == PLINTH_SIGV4_PAYLOAD_STREAMING_UNSIGNED_TRAILER
+                  ? NULL : key, &date, &scope, sig);
+        ngx_memzero(key, sizeof(key));
+
+        if (rc2 == NGX_DECLINED) {
+            return NGX_DECLINED;
+        }
+        if (rc2 != NGX_OK) {
+            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
     ngx_memzero(key, sizeof(key));
 
     if (rc != PLINTH_SIGV4_OK) {
@@ -314,13 +344,6 @@ ngx_http_plinth_auth_verify(ngx_http_request_t *r, ngx_http_plinth_auth_t *a,
         }
 
         ctx->want_sha256 = a->payload_hash;
-
-    } else if (a->payload != PLINTH_SIGV4_PAYLOAD_SHA256
-               && a->payload != PLINTH_SIGV4_PAYLOAD_UNSIGNED)
-    {
-        ngx_http_plinth_error(r, NGX_PLINTH_ERR_NOT_IMPLEMENTED,
-                              "aws-chunked uploads are not supported yet.");
-        return NGX_DECLINED;
     }
 
     return NGX_OK;

@@ -654,43 +654,25 @@ ngx_http_plinth_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 }
 
 
-/* PUT bodies: MD5 (the ETag) and length, as the bytes arrive. */
+/* Write bodies, as the bytes arrive: ngx_plinth_body.c. */
 static ngx_int_t
 ngx_http_plinth_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
-    ngx_chain_t                  *cl;
-    ngx_http_plinth_ctx_t        *ctx;
-    ngx_http_plinth_main_conf_t  *pmcf;
+    ngx_int_t               rc;
+    ngx_chain_t            *out;
+    ngx_http_plinth_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
 
     if (ctx && ctx->hash_body && r == r->main) {
-        pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
-
-        for (cl = in; cl; cl = cl->next) {
-            if (cl->buf->in_file && !ngx_buf_in_memory(cl->buf)) {
-                /* nginx never hands the filter file-only buffers */
-                ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                              "plinth: request body buffer in a file");
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            ngx_md5_update(&ctx->md5, cl->buf->pos,
-                           cl->buf->last - cl->buf->pos);
-            if (ctx->sha256) {
-                ngx_http_plinth_sha256_update(ctx, cl->buf->pos,
-                                              cl->buf->last - cl->buf->pos);
-            }
-            ctx->body_len += cl->buf->last - cl->buf->pos;
+        rc = ngx_http_plinth_request_body(r, ctx, in, &out);
+        if (rc != NGX_OK) {
+            return rc;
         }
 
-        /* a chunked body has no length to check up front */
-        if (ctx->body_len > pmcf->max_object_size) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "plinth: body over plinth_max_object_size");
-            return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
-        }
+        return ngx_http_next_request_body_filter(r, out);
     }
 
     return ngx_http_next_request_body_filter(r, in);
 }
+

@@ -27,7 +27,6 @@ static ngx_int_t ngx_http_plinth_valid_utf8(ngx_str_t *s);
 static void ngx_http_plinth_request_id(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 static ngx_uint_t ngx_http_plinth_pg_sqlstate(PGresult *res);
-static ngx_uint_t ngx_http_plinth_aws_chunked(ngx_http_request_t *r);
 
 
 /* one row per ngx_plinth_err_e, by name: the order does not matter */
@@ -135,6 +134,10 @@ static ngx_http_plinth_err_t  ngx_http_plinth_errors[NGX_PLINTH_ERR_MAX] = {
     [NGX_PLINTH_ERR_INVALID_PART_NUMBER] =
         { "InvalidPartNumber", 416,
           "The requested partnumber is not satisfiable" },
+    [NGX_PLINTH_ERR_INCOMPLETE_BODY] =
+        { "IncompleteBody", NGX_HTTP_BAD_REQUEST,
+          "You did not provide the number of bytes specified by the "
+          "Content-Length HTTP header." },
     [NGX_PLINTH_ERR_SHA256_MISMATCH] =
         { "XAmzContentSHA256Mismatch", NGX_HTTP_BAD_REQUEST,
           "The provided 'x-amz-content-sha256' header does not match what "
@@ -307,6 +310,7 @@ ngx_http_plinth_s3_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, ctx, ngx_http_plinth_module);
 
+    ctx->body_error = NGX_PLINTH_ERR_MAX;
     ngx_http_plinth_request_id(r, ctx);
 
     /* the handler owns this reference until ngx_http_plinth_finalize() */
@@ -340,13 +344,6 @@ ngx_http_plinth_s3_handler(ngx_http_request_t *r)
                                   "Object key must be valid UTF-8.");
             return NGX_DONE;
         }
-    }
-
-    if (ngx_http_plinth_aws_chunked(r)) {
-        /* until the decoder lands: never store the framing as data */
-        ngx_http_plinth_error(r, NGX_PLINTH_ERR_NOT_IMPLEMENTED,
-                              "aws-chunked uploads are not supported yet.");
-        return NGX_DONE;
     }
 
     if ((route->op == NGX_PLINTH_OP_PUT_OBJECT
@@ -412,7 +409,7 @@ ngx_http_plinth_finalize(ngx_http_request_t *r, ngx_int_t rc)
 
 
 /* An aws-chunked body: Content-Encoding or a STREAMING-* payload hash. */
-static ngx_uint_t
+ngx_uint_t
 ngx_http_plinth_aws_chunked(ngx_http_request_t *r)
 {
     ngx_table_elt_t  *h;

@@ -69,12 +69,18 @@ ngx_int_t
 ngx_http_plinth_put_body(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     void (*begin)(ngx_http_request_t *r))
 {
+    off_t                         length;
     ngx_int_t                     rc;
     ngx_http_plinth_main_conf_t  *pmcf;
 
     pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
 
-    if (r->headers_in.content_length_n > pmcf->max_object_size) {
+    rc = ngx_http_plinth_body_prepare(r, ctx, &length);
+    if (rc != NGX_OK) {
+        return rc == NGX_DECLINED ? NGX_OK : rc;
+    }
+
+    if (length > pmcf->max_object_size) {
         ngx_http_plinth_error(r, NGX_PLINTH_ERR_ENTITY_TOO_LARGE, NULL);
         return NGX_OK;
     }
@@ -117,6 +123,8 @@ ngx_http_plinth_put_body_done(ngx_http_request_t *r)
 {
     u_char                        digest[16];
     ngx_str_t                     cmd5, want;
+    const char                   *message;
+    ngx_plinth_err_e              err;
     ngx_table_elt_t              *h;
     ngx_http_plinth_ctx_t        *ctx;
     ngx_http_plinth_main_conf_t  *pmcf;
@@ -136,6 +144,14 @@ ngx_http_plinth_put_body_done(ngx_http_request_t *r)
     ctx->hash_body = 0;
     ngx_md5_final(digest, &ctx->md5);
     ngx_hex_dump(ctx->etag, digest, 16);
+
+    if (ngx_http_plinth_body_check(ctx, &err, &message) != NGX_OK) {
+        ngx_http_plinth_error(r, err, message);
+        return;
+    }
+
+    /* the data nodes get the payload: aws-chunked framing is gone */
+    r->headers_in.content_length_n = ctx->body_len;
 
     if (ctx->sha256 && ngx_http_plinth_sha256_check(ctx) != NGX_OK) {
         ngx_http_plinth_error(r, NGX_PLINTH_ERR_SHA256_MISMATCH, NULL);
@@ -509,6 +525,17 @@ ngx_http_plinth_put_answer(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     v.data[v.len - 1] = '"';
 
     if (ngx_http_plinth_add_header(r, "ETag", &v) != NGX_OK) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* the checksum the client sent was verified: say so, as S3 does */
+    if (ctx->want_crc32.len
+        && ngx_http_plinth_add_header(r, "x-amz-checksum-crc32",
+                                      ctx->got_crc32.len ? &ctx->got_crc32
+                                                         : &ctx->want_crc32)
+           != NGX_OK)
+    {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }

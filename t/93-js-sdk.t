@@ -29,7 +29,7 @@ our $MULTIPART = 1;
 # aws-chunked uploads and x-amz-checksum-* (the SDK's default checksums,
 # requestChecksumCalculation 'WHEN_SUPPORTED').  Until then basic.mjs runs
 # with 'WHEN_REQUIRED' (TODO(aws-chunked, checksums) there).
-our $AWS_CHUNKED = 0;
+our $AWS_CHUNKED = 1;
 
 # Keys: the cluster's admin key (made at its first start), or
 # $PLINTH_TEST_ACCESS_KEY / $PLINTH_TEST_SECRET_KEY: client_credentials().

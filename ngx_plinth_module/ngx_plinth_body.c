@@ -1,0 +1,634 @@
+/*
+ * Request bodies of writes (PutObject, UploadPart), as they arrive.
+ *
+ * The module's request body filter hands every buffer of the body here
+ * before nginx stores it (in memory or in the client body temp file). We
+ * compute the MD5 (the ETag), the SHA-256 announced in
+ * x-amz-content-sha256, and the CRC-32 announced in x-amz-checksum-crc32.
+ * An aws-chunked body (Content-Encoding: aws-chunked, a STREAMING-*
+ * payload hash) is decoded here: only the payload goes on to be stored,
+ * as buffers pointing into nginx's own read buffer (no copy), and every
+ * chunk signature, the trailer signature and the trailer checksum are
+ * verified as the chunks complete. The first failure is remembered
+ * (ctx->body_error) and the rest of the body is read and dropped, so the
+ * client gets S3's error document once the body is in, and nothing is
+ * stored.
+ */
+
+#include "ngx_plinth.h"
+#include "ngx_plinth_sigv4.h"
+#include "ngx_plinth_chunked.h"
+#include <ngx_crc32.h>
+
+
+struct ngx_http_plinth_body_s {
+    plinth_chunked_t              dec;
+    plinth_sigv4_chain_t          chain;
+    EVP_MD_CTX                   *chunk_sha;    /* signed modes: per chunk */
+    EVP_MD_CTX                   *trailer_sha;  /* signed trailer */
+    unsigned                      signed_chunks:1;
+    unsigned                      signed_trailer:1;
+    unsigned                      done:1;
+    u_char                        sig[64];      /* the current chunk's */
+};
+
+
+static void ngx_http_plinth_body_cleanup(void *data);
+static ngx_int_t ngx_http_plinth_body_data(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, u_char *p, size_t len, ngx_chain_t ***ll);
+static ngx_int_t ngx_http_plinth_body_event(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, plinth_chunked_event_t *ev);
+static void ngx_http_plinth_body_fail(ngx_http_plinth_ctx_t *ctx,
+    ngx_plinth_err_e err, const char *message);
+
+
+/*
+ * Prepares an aws-chunked body: mode from the payload hash, the declared
+ * decoded length, and the signature chain seeded with the request's own
+ * signature (signed modes). NGX_DECLINED after answering a bad request.
+ */
+ngx_int_t
+ngx_http_plinth_body_chunked(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
+    ngx_uint_t payload, const u_char key[32], ngx_str_t *amz_date,
+    ngx_str_t *scope, const u_char seed[64])
+{
+    off_t                     n;
+    plinth_sv_str_t           date, sc, sd;
+    ngx_table_elt_t          *h;
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_plinth_body_t   *b;
+    plinth_chunked_mode_t     mode;
+
+    switch (payload) {
+    case PLINTH_SIGV4_PAYLOAD_STREAMING:
+        mode = PLINTH_CHUNKED_SIGNED;
+        break;
+    case PLINTH_SIGV4_PAYLOAD_STREAMING_TRAILER:
+        mode = PLINTH_CHUNKED_SIGNED_TRAILER;
+        break;
+    default:
+        mode = PLINTH_CHUNKED_UNSIGNED_TRAILER;
+        break;
+    }
+
+    n = -1;
+    h = ngx_http_plinth_header_in(r, "x-amz-decoded-content-length");
+    if (h) {
+        n = ngx_atoof(h->value.data, h->value.len);
+        if (n < 0) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                                  "Invalid x-amz-decoded-content-length.");
+            return NGX_DECLINED;
+        }
+
+    } else if (mode != PLINTH_CHUNKED_UNSIGNED_TRAILER) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_MISSING_CONTENT_LENGTH,
+                              "x-amz-decoded-content-length is required.");
+        return NGX_DECLINED;
+    }
+
+    b = ngx_pcalloc(r->pool, sizeof(ngx_http_plinth_body_t));
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (b == NULL || cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_plinth_body_cleanup;
+    cln->data = b;
+
+    plinth_chunked_init(&b->dec, mode, n);
+
+    if (mode != PLINTH_CHUNKED_UNSIGNED_TRAILER) {
+        b->dec.min_chunk_size = PLINTH_CHUNKED_S3_MIN_CHUNK;
+    }
+
+    /* without a key (plinth_auth off) the framing is decoded, not checked */
+    if (mode != PLINTH_CHUNKED_UNSIGNED_TRAILER && key != NULL) {
+        b->signed_chunks = 1;
+        b->signed_trailer = (mode == PLINTH_CHUNKED_SIGNED_TRAILER);
+
+        b->chunk_sha = EVP_MD_CTX_new();
+        b->trailer_sha = EVP_MD_CTX_new();
+        if (b->chunk_sha == NULL || b->trailer_sha == NULL
+            || plinth_sigv4_sha256_init(b->trailer_sha) != PLINTH_SIGV4_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        date.data = amz_date->data;
+        date.len = amz_date->len;
+        sc.data = scope->data;
+        sc.len = scope->len;
+        sd.data = seed;
+        sd.len = 64;
+
+        if (plinth_sigv4_chain_init(&b->chain, key, date, sc, sd)
+            != PLINTH_SIGV4_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    ctx->body = b;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_plinth_body_cleanup(void *data)
+{
+    ngx_http_plinth_body_t  *b = data;
+
+    EVP_MD_CTX_free(b->chunk_sha);
+    EVP_MD_CTX_free(b->trailer_sha);
+}
+
+
+/* The request body filter's work: see the top of this file. */
+ngx_int_t
+ngx_http_plinth_request_body(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_chain_t *in, ngx_chain_t **out)
+{
+    ngx_int_t                     rc;
+    ngx_buf_t                    *last;
+    ngx_uint_t                    is_last;
+    ngx_chain_t                  *cl, **ll;
+    const u_char                 *pos, *end;
+    plinth_chunked_rc_t           drc;
+    plinth_chunked_event_t        ev;
+    ngx_http_plinth_body_t       *b;
+    ngx_http_plinth_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
+    b = ctx->body;
+    *out = NULL;
+    ll = out;
+    is_last = 0;
+
+    for (cl = in; cl; cl = cl->next) {
+
+        if (cl->buf->in_file && !ngx_buf_in_memory(cl->buf)) {
+            /* nginx never hands the filter file-only buffers */
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "plinth: request body buffer in a file");
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (cl->buf->last_buf) {
+            is_last = 1;
+        }
+
+        pos = cl->buf->pos;
+        end = cl->buf->last;
+
+        /*
+         * What goes on are buffers of our own over the same memory; nginx
+         * sees its own buffer consumed, as if the next filter had taken it
+         */
+        cl->buf->pos = cl->buf->last;
+
+        if (b == NULL) {
+            rc = ngx_http_plinth_body_data(r, ctx, (u_char *) pos, end - pos,
+                                           &ll);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+            continue;
+        }
+
+        while (ctx->body_error == NGX_PLINTH_ERR_MAX) {
+            drc = plinth_chunked_next(&b->dec, &pos, end, &ev);
+
+            if (drc == PLINTH_CHUNKED_AGAIN) {
+                break;
+            }
+
+            if (drc != PLINTH_CHUNKED_OK) {
+                ngx_http_plinth_body_fail(ctx,
+                    drc == PLINTH_CHUNKED_ERR_SIGNATURE
+                    ? NGX_PLINTH_ERR_SIGNATURE
+                    : (drc == PLINTH_CHUNKED_ERR_TRAILER
+                       ? NGX_PLINTH_ERR_INVALID_ARGUMENT
+                       : NGX_PLINTH_ERR_INCOMPLETE_BODY),
+                    plinth_chunked_strerror(drc));
+                break;
+            }
+
+            if (ev.type == PLINTH_CHUNKED_EV_DATA) {
+                rc = ngx_http_plinth_body_data(r, ctx, (u_char *) ev.data,
+                                               ev.len, &ll);
+                if (rc != NGX_OK) {
+                    return rc;
+                }
+                continue;
+            }
+
+            rc = ngx_http_plinth_body_event(r, ctx, &ev);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+        }
+    }
+
+    if (ctx->body_len > pmcf->max_object_size) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "plinth: body over plinth_max_object_size");
+        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+
+    if (is_last) {
+        if (b && ctx->body_error == NGX_PLINTH_ERR_MAX && !b->done) {
+            drc = plinth_chunked_finish(&b->dec);
+            ngx_http_plinth_body_fail(ctx, NGX_PLINTH_ERR_INCOMPLETE_BODY,
+                                      plinth_chunked_strerror(
+                                          drc == PLINTH_CHUNKED_OK
+                                          ? PLINTH_CHUNKED_ERR_TRUNCATED
+                                          : drc));
+        }
+
+        last = ngx_calloc_buf(r->pool);
+        cl = ngx_alloc_chain_link(r->pool);
+        if (last == NULL || cl == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        last->last_buf = 1;
+        cl->buf = last;
+        cl->next = NULL;
+        *ll = cl;
+    }
+
+    return NGX_OK;
+}
+
+
+/* Payload bytes: hashed, counted, and passed on (unless failing). */
+static ngx_int_t
+ngx_http_plinth_body_data(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
+    u_char *p, size_t len, ngx_chain_t ***ll)
+{
+    ngx_buf_t               *buf;
+    ngx_chain_t             *cl;
+    ngx_http_plinth_body_t  *b;
+
+    if (len == 0 || ctx->body_error != NGX_PLINTH_ERR_MAX) {
+        return NGX_OK;
+    }
+
+    b = ctx->body;
+
+    ngx_md5_update(&ctx->md5, p, len);
+    ctx->body_len += len;
+
+    if (ctx->sha256) {
+        ngx_http_plinth_sha256_update(ctx, p, len);
+    }
+
+    if (ctx->want_crc32.len) {
+        ngx_crc32_update(&ctx->crc32, p, len);
+    }
+
+    if (b && b->signed_chunks) {
+        (void) plinth_sigv4_sha256_update(b->chunk_sha, p, len);
+    }
+
+    /* a buffer of our own over nginx's memory: no copy */
+    buf = ngx_calloc_buf(r->pool);
+    cl = ngx_alloc_chain_link(r->pool);
+    if (buf == NULL || cl == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    buf->temporary = 1;
+    buf->start = p;
+    buf->pos = p;
+    buf->last = p + len;
+    buf->end = p + len;
+
+    cl->buf = buf;
+    cl->next = NULL;
+    **ll = cl;
+    *ll = &cl->next;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_plinth_body_event(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
+    plinth_chunked_event_t *ev)
+{
+    u_char                   md[32];
+    ngx_str_t                name;
+    plinth_sv_str_t          claimed, n, v;
+    ngx_http_plinth_body_t  *b;
+
+    b = ctx->body;
+
+    switch (ev->type) {
+
+    case PLINTH_CHUNKED_EV_CHUNK:
+        if (b->signed_chunks) {
+            ngx_memcpy(b->sig, ev->signature, 64);
+            if (plinth_sigv4_sha256_init(b->chunk_sha) != PLINTH_SIGV4_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+        return NGX_OK;
+
+    case PLINTH_CHUNKED_EV_CHUNK_END:
+    case PLINTH_CHUNKED_EV_LAST:
+        if (!b->signed_chunks) {
+            return NGX_OK;
+        }
+
+        if (ev->type == PLINTH_CHUNKED_EV_LAST) {
+            ngx_memcpy(b->sig, ev->signature, 64);
+            if (plinth_sigv4_sha256_init(b->chunk_sha) != PLINTH_SIGV4_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        if (plinth_sigv4_sha256_final(b->chunk_sha, md) != PLINTH_SIGV4_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        claimed.data = b->sig;
+        claimed.len = 64;
+
+        if (plinth_sigv4_chain_chunk(&b->chain, md, claimed)
+            != PLINTH_SIGV4_OK)
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "plinth: aws-chunked chunk signature mismatch");
+            ngx_http_plinth_body_fail(ctx, NGX_PLINTH_ERR_SIGNATURE,
+                                      "A chunk signature does not match.");
+        }
+        return NGX_OK;
+
+    case PLINTH_CHUNKED_EV_TRAILER:
+        name.data = (u_char *) ev->name;
+        name.len = ev->name_len;
+
+        if (name.len == sizeof("x-amz-trailer-signature") - 1
+            && ngx_strncasecmp(name.data, (u_char *) "x-amz-trailer-signature",
+                               name.len) == 0)
+        {
+            if (!b->signed_trailer) {
+                ngx_http_plinth_body_fail(ctx,
+                                          NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                                          "Unexpected trailer signature.");
+                return NGX_OK;
+            }
+
+            if (plinth_sigv4_sha256_final(b->trailer_sha, md)
+                != PLINTH_SIGV4_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            claimed.data = ev->data;
+            claimed.len = ev->len;
+
+            if (plinth_sigv4_chain_trailer(&b->chain, md, claimed)
+                != PLINTH_SIGV4_OK)
+            {
+                ngx_http_plinth_body_fail(ctx, NGX_PLINTH_ERR_SIGNATURE,
+                                          "The trailer signature does not "
+                                          "match.");
+            }
+
+            b->signed_trailer = 0;
+            return NGX_OK;
+        }
+
+        if (b->signed_trailer) {
+            n.data = ev->name;
+            n.len = ev->name_len;
+            v.data = ev->data;
+            v.len = ev->len;
+            (void) plinth_sigv4_trailer_update(b->trailer_sha, n, v);
+        }
+
+        return ngx_http_plinth_checksum_trailer(r, ctx, &name, ev->data,
+                                                ev->len);
+
+    case PLINTH_CHUNKED_EV_DONE:
+        b->done = 1;
+
+        if (b->signed_trailer) {
+            /* a signed-trailer body must end with its trailer signature */
+            ngx_http_plinth_body_fail(ctx, NGX_PLINTH_ERR_SIGNATURE,
+                                      "The trailer signature is missing.");
+        }
+        return NGX_OK;
+
+    default:
+        return NGX_OK;
+    }
+}
+
+
+/*
+ * A checksum sent as a trailer (x-amz-checksum-*): CRC-32 is checked like
+ * the x-amz-checksum-crc32 header; other algorithms are not supported yet.
+ */
+ngx_int_t
+ngx_http_plinth_checksum_trailer(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_str_t *name, const u_char *value,
+    size_t len)
+{
+    if (name->len < 15
+        || ngx_strncasecmp(name->data, (u_char *) "x-amz-checksum-", 15) != 0)
+    {
+        return NGX_OK;
+    }
+
+    if (name->len != 20
+        || ngx_strncasecmp(name->data + 15, (u_char *) "crc32", 5) != 0)
+    {
+        ngx_http_plinth_body_fail(ctx, NGX_PLINTH_ERR_NOT_IMPLEMENTED,
+                                  "Only the CRC32 checksum algorithm is "
+                                  "supported yet.");
+        return NGX_OK;
+    }
+
+    ctx->got_crc32.data = ngx_pnalloc(r->pool, len);
+    if (ctx->got_crc32.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(ctx->got_crc32.data, value, len);
+    ctx->got_crc32.len = len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Before a write's body is read: sets up aws-chunked decoding when
+ * authentication has not (plinth_auth off: the framing is decoded, the
+ * signatures not checked) and the checksum the client announced. *length
+ * is the payload's length as announced (-1 unknown). NGX_DECLINED after
+ * answering.
+ */
+ngx_int_t
+ngx_http_plinth_body_prepare(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, off_t *length)
+{
+    ngx_int_t                 rc;
+    ngx_str_t                 trailer = ngx_string("x-amz-trailer");
+    ngx_uint_t                i;
+    ngx_list_part_t          *part;
+    ngx_table_elt_t          *h, *sha;
+    plinth_sv_str_t           v;
+    plinth_sigv4_payload_t    kind;
+
+    *length = r->headers_in.content_length_n;
+
+    sha = ngx_http_plinth_header_in(r, "x-amz-content-sha256");
+    kind = PLINTH_SIGV4_PAYLOAD_UNSIGNED;
+    if (sha) {
+        v.data = sha->value.data;
+        v.len = sha->value.len;
+        kind = plinth_sigv4_payload_kind(v);
+    }
+
+    if (ctx->body == NULL && ngx_http_plinth_aws_chunked(r)) {
+        rc = ngx_http_plinth_body_chunked(r, ctx,
+                 kind == PLINTH_SIGV4_PAYLOAD_STREAMING
+                 || kind == PLINTH_SIGV4_PAYLOAD_STREAMING_TRAILER
+                 ? kind : PLINTH_SIGV4_PAYLOAD_STREAMING_UNSIGNED_TRAILER,
+                 NULL, NULL, NULL, NULL);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    if (ctx->body && ctx->body->dec.decoded_length >= 0) {
+        *length = ctx->body->dec.decoded_length;
+    }
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+        for (i = 0; i < part->nelts; i++) {
+
+            if (h[i].key.len == 13
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "x-amz-trailer",
+                                   13) == 0)
+            {
+                if (h[i].value.len == 20
+                    && ngx_strncasecmp(h[i].value.data,
+                                       (u_char *) "x-amz-checksum-crc32", 20)
+                       == 0)
+                {
+                    ctx->want_crc32 = trailer;
+                    ngx_crc32_init(ctx->crc32);
+                }
+                continue;
+            }
+
+            if (h[i].key.len < 15
+                || ngx_strncasecmp(h[i].key.data,
+                                   (u_char *) "x-amz-checksum-", 15) != 0
+                || (h[i].key.len == 20
+                    && ngx_strncasecmp(h[i].key.data + 15,
+                                       (u_char *) "-mode", 5) == 0))
+            {
+                continue;
+            }
+
+            if (h[i].key.len == 20
+                && ngx_strncasecmp(h[i].key.data + 15, (u_char *) "crc32", 5)
+                   == 0)
+            {
+                ctx->want_crc32 = h[i].value;
+                ngx_crc32_init(ctx->crc32);
+                continue;
+            }
+
+            if (h[i].key.len == 31
+                && ngx_strncasecmp(h[i].key.data + 15,
+                                   (u_char *) "-algorithm", 10) == 0)
+            {
+                continue;
+            }
+
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_NOT_IMPLEMENTED,
+                                  "Only the CRC32 checksum algorithm is "
+                                  "supported yet.");
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * After the whole body: NGX_OK, or the S3 error to answer (and its
+ * message in *message).
+ */
+ngx_int_t
+ngx_http_plinth_body_check(ngx_http_plinth_ctx_t *ctx, ngx_plinth_err_e *err,
+    const char **message)
+{
+    u_char     be[4], b64[8];
+    uint32_t   crc;
+    ngx_str_t  src, dst, *want;
+
+    if (ctx->body_error != NGX_PLINTH_ERR_MAX) {
+        *err = ctx->body_error;
+        *message = ctx->body_message;
+        return NGX_ERROR;
+    }
+
+    if (ctx->want_crc32.len == 0) {
+        return NGX_OK;
+    }
+
+    /* a trailer brings the value at the end; a header brought it first */
+    want = ctx->got_crc32.len ? &ctx->got_crc32 : &ctx->want_crc32;
+
+    if (want->len == 13 && ngx_strncmp(want->data, "x-amz-trailer", 13) == 0)
+    {
+        *err = NGX_PLINTH_ERR_INVALID_REQUEST;
+        *message = "The announced checksum trailer was not sent.";
+        return NGX_ERROR;
+    }
+
+    crc = ctx->crc32;
+    ngx_crc32_final(crc);
+
+    be[0] = (u_char) (crc >> 24);
+    be[1] = (u_char) (crc >> 16);
+    be[2] = (u_char) (crc >> 8);
+    be[3] = (u_char) crc;
+
+    src.data = be;
+    src.len = 4;
+    dst.data = b64;
+    ngx_encode_base64(&dst, &src);
+
+    if (dst.len != want->len || ngx_strncmp(dst.data, want->data, dst.len))
+    {
+        *err = NGX_PLINTH_ERR_BAD_DIGEST;
+        *message = "The CRC32 you specified did not match the calculated "
+                   "checksum.";
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_plinth_body_fail(ngx_http_plinth_ctx_t *ctx, ngx_plinth_err_e err,
+    const char *message)
+{
+    if (ctx->body_error == NGX_PLINTH_ERR_MAX) {
+        ctx->body_error = err;
+        ctx->body_message = message;
+    }
+}
