@@ -92,6 +92,7 @@ typedef enum {
     NGX_PLINTH_ERR_INVALID_ACCESS_KEY,
     NGX_PLINTH_ERR_SHA256_MISMATCH,
     NGX_PLINTH_ERR_INCOMPLETE_BODY,
+    NGX_PLINTH_ERR_PRECONDITION_FAILED,
     NGX_PLINTH_ERR_NO_SUCH_UPLOAD,          /* multipart */
     NGX_PLINTH_ERR_INVALID_PART,
     NGX_PLINTH_ERR_INVALID_PART_ORDER,
@@ -207,6 +208,8 @@ struct ngx_http_plinth_ctx_s {
     void                         *auth;       /* ngx_plinth_auth.c's state */
     ngx_str_t                     display_name;
     const char                   *acl;        /* x-amz-acl of a write */
+    ngx_str_t                     if_match;   /* conditional write */
+    unsigned                      if_none_match:1;
     ngx_str_t                     want_sha256;  /* x-amz-content-sha256 */
     EVP_MD_CTX                   *sha256;
     ngx_http_plinth_body_t       *body;       /* aws-chunked decoding */
@@ -331,6 +334,12 @@ ngx_int_t ngx_http_plinth_sha256_start(ngx_http_request_t *r,
 void ngx_http_plinth_sha256_update(ngx_http_plinth_ctx_t *ctx, u_char *p,
     size_t len);
 ngx_int_t ngx_http_plinth_sha256_check(ngx_http_plinth_ctx_t *ctx);
+
+/* ngx_plinth_conditional.c */
+ngx_int_t ngx_http_plinth_get_conditions(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_put_conditions(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
 
 /* ngx_plinth_body.c */
 ngx_int_t ngx_http_plinth_body_chunked(ngx_http_request_t *r,

@@ -134,6 +134,10 @@ static ngx_http_plinth_err_t  ngx_http_plinth_errors[NGX_PLINTH_ERR_MAX] = {
     [NGX_PLINTH_ERR_INVALID_PART_NUMBER] =
         { "InvalidPartNumber", 416,
           "The requested partnumber is not satisfiable" },
+    [NGX_PLINTH_ERR_PRECONDITION_FAILED] =
+        { "PreconditionFailed", NGX_HTTP_PRECONDITION_FAILED,
+          "At least one of the pre-conditions you specified did not "
+          "hold" },
     [NGX_PLINTH_ERR_INCOMPLETE_BODY] =
         { "IncompleteBody", NGX_HTTP_BAD_REQUEST,
           "You did not provide the number of bytes specified by the "
@@ -225,7 +229,8 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "SELECT version_id, blob_id FROM "
       "plinth_put_begin($1, $2, $3, $4, $5, $6, $7, $8)", 8 },
     [NGX_PLINTH_SQL_PUT_COMMIT] =
-    { "plinth_put_commit", "SELECT plinth_put_commit($1, $2::integer[])", 2 },
+    { "plinth_put_commit",
+      "SELECT plinth_put_commit($1, $2::integer[], $3::boolean, $4)", 4 },
     [NGX_PLINTH_SQL_PUT_ABORT] =
     { "plinth_put_abort", "SELECT plinth_put_abort($1, $2::integer[])", 2 },
     [NGX_PLINTH_SQL_PUT_ADD_NODE] =
@@ -312,6 +317,10 @@ ngx_http_plinth_s3_handler(ngx_http_request_t *r)
 
     ctx->body_error = NGX_PLINTH_ERR_MAX;
     ngx_http_plinth_request_id(r, ctx);
+
+    /* conditional headers are S3's to evaluate (ngx_plinth_conditional.c),
+     * not nginx's not-modified filter's (it would answer a PUT with 304) */
+    r->disable_not_modified = 1;
 
     /* the handler owns this reference until ngx_http_plinth_finalize() */
     r->main->count++;

@@ -56,6 +56,15 @@ ngx_http_plinth_put_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
         return NGX_OK;
     }
 
+    switch (ngx_http_plinth_put_conditions(r, ctx)) {
+    case NGX_OK:
+        break;
+    case NGX_DECLINED:
+        return NGX_OK;
+    default:
+        return NGX_ERROR;
+    }
+
     return ngx_http_plinth_put_body(r, ctx, ngx_http_plinth_put_object_begin);
 }
 
@@ -426,7 +435,7 @@ ngx_http_plinth_put_nodes(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
 static void
 ngx_http_plinth_put_quorum(ngx_http_request_t *r)
 {
-    const char                *params[2];
+    const char                *params[4];
     ngx_uint_t                 quorum;
     ngx_http_plinth_ctx_t     *ctx;
     ngx_plinth_pg_handler_pt   handler;
@@ -435,6 +444,8 @@ ngx_http_plinth_put_quorum(ngx_http_request_t *r)
 
     params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->version_id);
     params[1] = (char *) ngx_http_plinth_put_nodes(r, ctx, &quorum);
+    params[2] = ctx->if_none_match ? "true" : "false";
+    params[3] = ctx->if_match.len ? (char *) ctx->if_match.data : NULL;
     if (params[0] == NULL || params[1] == NULL) {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
@@ -446,7 +457,8 @@ ngx_http_plinth_put_quorum(ngx_http_request_t *r)
     if (ngx_http_plinth_pg(r, handler == ngx_http_plinth_put_committed
                               ? NGX_PLINTH_SQL_PUT_COMMIT
                               : NGX_PLINTH_SQL_PUT_ABORT,
-                           2, params, handler)
+                           handler == ngx_http_plinth_put_committed ? 4 : 2,
+                           params, handler)
         != NGX_OK)
     {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -491,6 +503,17 @@ ngx_http_plinth_put_committed(ngx_http_request_t *r, void *data,
     }
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    /* a conditional write that did not hold is garbage already */
+    if (ngx_strcmp(PQgetvalue(res, 0, 0), "PreconditionFailed") == 0) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_PRECONDITION_FAILED, NULL);
+        return;
+    }
+
+    if (ngx_strcmp(PQgetvalue(res, 0, 0), "NoSuchKey") == 0) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_NO_SUCH_KEY, NULL);
+        return;
+    }
 
     ngx_http_plinth_put_answer(r, ctx, NULL);
 }
@@ -711,6 +734,10 @@ ngx_http_plinth_get_done(ngx_http_request_t *r, void *data, PGresult *res,
 
     if (ngx_http_plinth_get_segments(r, res, obj) != NGX_OK) {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ngx_http_plinth_get_conditions(r, ctx) != NGX_OK) {
         return;
     }
 

@@ -187,12 +187,12 @@ like($err, qr/^plinth-admin: /, '... with a message') or diag($err);
 {
     my $c = Plinth::Cluster->new(nodes => 0, components => ['nginx'],
         template_text => "plinth_auth \@AUTH\@;\n# plinth_auth \@AUTH\@;\n");
-    is($c->render, "plinth_auth off;\n# plinth_auth \@AUTH\@;\n", '@AUTH@: off by default');
-    is($c->render(auth => 'sigv4'), "plinth_auth sigv4;\n# plinth_auth \@AUTH\@;\n",
+    is($c->render, "plinth_auth sigv4;\n# plinth_auth \@AUTH\@;\n", '@AUTH@: sigv4 by default');
+    is($c->render(auth => 'off'), "plinth_auth off;\n# plinth_auth \@AUTH\@;\n",
         '@AUTH@: a render override');
-    my $s = Plinth::Cluster->new(nodes => 0, components => ['nginx'], auth => 'sigv4',
+    my $s = Plinth::Cluster->new(nodes => 0, components => ['nginx'], auth => 'off',
         template_text => "plinth_auth \@AUTH\@;\n");
-    is($s->render, "plinth_auth sigv4;\n", '@AUTH@: the auth option');
+    is($s->render, "plinth_auth off;\n", '@AUTH@: the auth option');
     ok(!eval { Plinth::Cluster->new(nodes => 0, auth => 'maybe'); 1 }, 'auth => maybe dies');
     like($@, qr/sigv4 or off/, '... saying what it may be');
 }

@@ -52,7 +52,7 @@ GET /
 --- response_headers
 Content-Type: application/xml
 --- response_body_like
-<ListAllMyBucketsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Owner><ID>anonymous</ID><DisplayName>anonymous</DisplayName></Owner><Buckets><Bucket><Name>alpha</Name><CreationDate>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z</CreationDate></Bucket><Bucket><Name>beta</Name>
+<ListAllMyBucketsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Owner><ID>admin</ID><DisplayName>admin</DisplayName></Owner><Buckets><Bucket><Name>alpha</Name><CreationDate>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z</CreationDate></Bucket><Bucket><Name>beta</Name>
 
 
 

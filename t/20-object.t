@@ -1123,7 +1123,10 @@ Content-Range: bytes 5-9/20
 
 === TEST 95: PUT without Content-Length and not chunked: 411 MissingContentLength
 --- raw_request eval
-"PUT /objects/nolength HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+"PUT /objects/nolength HTTP/1.1\r\n"
+. sign_request(PUT => '/objects/nolength', format => 'raw',
+    headers => [Host => 'localhost', Connection => 'close'])
+. "\r\n"
 --- error_code: 411
 --- response_headers_like
 x-amz-request-id: ^[0-9A-F]{16}$
@@ -1141,8 +1144,12 @@ HEAD /objects/nolength
 
 === TEST 97: chunked PUT stores the decoded body
 --- raw_request eval
-"PUT /objects/chunked HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
-. "5\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\n\r\n"
+my $body = "5\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\n\r\n";
+"PUT /objects/chunked HTTP/1.1\r\n"
+. sign_request(PUT => '/objects/chunked', format => 'raw', body => $body,
+    headers => [Host => 'localhost', Connection => 'close',
+        'Transfer-Encoding' => 'chunked'])
+. "\r\n" . $body
 --- error_code: 200
 --- response_headers
 ETag: "5eb63bbbe01eeed093cb22bb8f5acdc3"
@@ -1166,13 +1173,17 @@ hello world
 $main::BODY{chunked} = random_bytes(3 * 1024 * 1024 + 5);
 --- check
 my $b = $main::BODY{chunked};
-my $raw = "PUT /objects/chunked-big HTTP/1.1\r\nHost: localhost\r\n"
-    . "Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n";
+my $framed = '';
 for (my $o = 0; $o < length $b; $o += 65536) {
     my $c = substr($b, $o, 65536);
-    $raw .= sprintf("%x\r\n", length $c) . $c . "\r\n";
+    $framed .= sprintf("%x\r\n", length $c) . $c . "\r\n";
 }
-$raw .= "0\r\n\r\n";
+$framed .= "0\r\n\r\n";
+my $raw = "PUT /objects/chunked-big HTTP/1.1\r\n"
+    . sign_request(PUT => '/objects/chunked-big', format => 'raw',
+        body => $framed, headers => [Host => 'localhost',
+            Connection => 'close', 'Transfer-Encoding' => 'chunked'])
+    . "\r\n" . $framed;
 my $r = raw_request($raw, timeout => 60);
 is($r->{status}, 200, 'PUT 200');
 is($r->{headers}{etag}, '"' . md5_hex($b) . '"', 'ETag');
@@ -1184,8 +1195,12 @@ is(md5_hex($g->{body}), md5_hex($b), 'byte-identical');
 
 === TEST 100: chunked PUT with a wrong Content-MD5: 400 BadDigest
 --- raw_request eval
-"PUT /objects/chunked HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nTransfer-Encoding: chunked\r\nContent-MD5: " . b64md5("other") . "\r\n\r\n"
-. "7\r\nchanged\r\n0\r\n\r\n"
+my $body = "7\r\nchanged\r\n0\r\n\r\n";
+"PUT /objects/chunked HTTP/1.1\r\n"
+. sign_request(PUT => '/objects/chunked', format => 'raw', body => $body,
+    headers => [Host => 'localhost', Connection => 'close',
+        'Transfer-Encoding' => 'chunked', 'Content-MD5' => b64md5("other")])
+. "\r\n" . $body
 --- error_code: 400
 --- response_body_like
 <Code>BadDigest</Code>
@@ -1194,7 +1209,12 @@ is(md5_hex($g->{body}), md5_hex($b), 'byte-identical');
 
 === TEST 101: a PUT larger than the maximum object size: 400 EntityTooLarge
 --- raw_request eval
-"PUT /objects/huge HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 5368709121\r\n\r\n"
+"PUT /objects/huge HTTP/1.1\r\n"
+. sign_request(PUT => '/objects/huge', format => 'raw',
+    payload_hash => 'UNSIGNED-PAYLOAD',
+    headers => [Host => 'localhost', Connection => 'close',
+        'Content-Length' => 5368709121])
+. "\r\n"
 --- error_code: 400
 --- response_headers_like
 x-amz-request-id: ^[0-9A-F]{16}$

@@ -202,7 +202,7 @@ qr{<Contents><Key>b</Key><LastModified>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z</L
 ["GET /list?list-type=2&prefix=b", "GET /list?list-type=2&prefix=b&fetch-owner=true"]
 --- error_code: 200
 --- response_body_like eval
-["^(?!.*<Owner>)", "<Contents><Key>b</Key>.*<Owner><ID>anonymous</ID><DisplayName>anonymous</DisplayName></Owner>.*</Contents>"]
+["^(?!.*<Owner>)", "<Contents><Key>b</Key>.*<Owner><ID>admin</ID><DisplayName>admin</DisplayName></Owner>.*</Contents>"]
 
 
 
@@ -694,7 +694,7 @@ is($p->{Marker}, '', 'Marker empty');
 is($p->{n_KeyCount}, 0, 'no KeyCount');
 is($p->{n_NextMarker}, 0, 'no NextMarker');
 is($p->{IsTruncated}, 'false', 'not truncated');
-is(scalar(grep { m{<Owner><ID>anonymous</ID>} } @{ $p->{contents} }), 13,
+is(scalar(grep { m{<Owner><ID>admin</ID>} } @{ $p->{contents} }), 13,
     'an Owner in every Contents');
 
 

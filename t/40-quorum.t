@@ -37,8 +37,8 @@ sub put_ok {
     return $r;
 }
 
-# Sends every request before reading any answer: the server sees them at
-# once. Returns the status codes in order.
+# Sends every request (signed with the admin key) before reading any
+# answer: the server sees them at once. Returns the status codes in order.
 sub concurrent_puts {
     my ($port, @reqs) = @_;
     my @socks;
@@ -48,9 +48,12 @@ sub concurrent_puts {
                                       PeerPort => $port, Timeout => 5)
             or die "connect: $!";
         binmode $s;
-        push @socks, [$s, "PUT $uri HTTP/1.1\r\nHost: localhost\r\n"
-            . "Content-Length: " . length($body)
-            . "\r\nConnection: close\r\n\r\n" . $body];
+        push @socks, [$s, "PUT $uri HTTP/1.1\r\n"
+            . sign_request(PUT => $uri, body => $body, format => 'raw',
+                headers => [Host => 'localhost',
+                    'Content-Length' => length($body),
+                    Connection => 'close'])
+            . "\r\n" . $body];
     }
     for my $p (@socks) {
         my ($s, $data) = @$p;

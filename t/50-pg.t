@@ -99,8 +99,9 @@ sub wait_for {
 
 # --- requests on their own connections, in parallel
 
-# http_start($method, $uri, body => .., headers => {..}): connect, send the
-# whole request (Connection: close) and return a handle for http_wait.
+# http_start($method, $uri, body => .., headers => {..}, unsigned => 1):
+# connect, send the whole request (Connection: close; signed with the admin
+# key unless unsigned) and return a handle for http_wait.
 sub http_start {
     my ($method, $uri, %o) = @_;
     my $c = cluster();
@@ -109,11 +110,17 @@ sub http_start {
         or die "connect to nginx: $!";
     binmode $s;
     my $body = $o{body} // '';
-    my $req = "$method $uri HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-    $req .= "$_: $o{headers}{$_}\r\n" for sort keys %{ $o{headers} || {} };
-    $req .= "Content-Length: " . length($body) . "\r\n"
+    my @h = (['Host', '127.0.0.1'], ['Connection', 'close']);
+    push @h, [$_, $o{headers}{$_}] for sort keys %{ $o{headers} || {} };
+    push @h, ['Content-Length', length $body]
         if length $body || $method eq 'PUT';
-    $req .= "\r\n$body";
+    # signed with the admin key (SigV4, as s3_request signs); unsigned => 1:
+    # an anonymous request
+    my $head = $o{unsigned}
+        ? join('', map { "$_->[0]: $_->[1]\r\n" } @h)
+        : sign_request($method, $uri, body => $body, headers => \@h,
+            format => 'raw');
+    my $req = "$method $uri HTTP/1.1\r\n$head\r\n$body";
     local $SIG{PIPE} = 'IGNORE';
     my $off = 0;
     while ($off < length $req) {

@@ -98,8 +98,9 @@ sub wait_for {
 
 # --- requests on their own connections, in parallel
 
-# http_start($method, $uri, body => .., headers => {..}): connect, send the
-# whole request (Connection: close) and return a handle for http_wait.
+# http_start($method, $uri, body => .., headers => {..}, unsigned => 1):
+# connect, send the whole request (Connection: close; signed with the admin
+# key unless unsigned) and return a handle for http_wait.
 sub http_start {
     my ($method, $uri, %o) = @_;
     my $c = cluster();
@@ -108,11 +109,17 @@ sub http_start {
         or die "connect to nginx: $!";
     binmode $s;
     my $body = $o{body} // '';
-    my $req = "$method $uri HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-    $req .= "$_: $o{headers}{$_}\r\n" for sort keys %{ $o{headers} || {} };
-    $req .= "Content-Length: " . length($body) . "\r\n"
+    my @h = (['Host', '127.0.0.1'], ['Connection', 'close']);
+    push @h, [$_, $o{headers}{$_}] for sort keys %{ $o{headers} || {} };
+    push @h, ['Content-Length', length $body]
         if length $body || $method eq 'PUT';
-    $req .= "\r\n$body";
+    # signed with the admin key (SigV4, as s3_request signs); unsigned => 1:
+    # an anonymous request
+    my $head = $o{unsigned}
+        ? join('', map { "$_->[0]: $_->[1]\r\n" } @h)
+        : sign_request($method, $uri, body => $body, headers => \@h,
+            format => 'raw');
+    my $req = "$method $uri HTTP/1.1\r\n$head\r\n$body";
     local $SIG{PIPE} = 'IGNORE';
     my $off = 0;
     while ($off < length $req) {
@@ -345,7 +352,7 @@ PUT /pgbucket
 --- error_code: 200
 --- check
 is_deeply([$cluster->psql("select owner_id from buckets where name = 'pgbucket'")],
-    [['anonymous']], 'the bucket is in the database of plinth_pg');
+    [['admin']], 'the bucket is in the database of plinth_pg');
 my $n = $cluster->psql("select count(*) from pg_stat_activity "
     . "where application_name = 'plinth_gw_t60'")->[0][0];
 ok($n >= 1, "the gateway's connections carry the conninfo's application_name ($n)");
@@ -764,9 +771,12 @@ s3_request(PUT => '/maxbucket');
 --- http_config
 plinth_max_object_size 1k;
 --- raw_request eval
-"PUT /maxbucket/chunked HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-. "Transfer-Encoding: chunked\r\n\r\n"
-. "400\r\n" . ('c' x 1024) . "\r\n" . "10\r\n" . ('c' x 16) . "\r\n0\r\n\r\n"
+my $body = "400\r\n" . ('c' x 1024) . "\r\n" . "10\r\n" . ('c' x 16) . "\r\n0\r\n\r\n";
+"PUT /maxbucket/chunked HTTP/1.1\r\n"
+. sign_request(PUT => '/maxbucket/chunked', format => 'raw', body => $body,
+    headers => [Host => '127.0.0.1', Connection => 'close',
+        'Transfer-Encoding' => 'chunked'])
+. "\r\n" . $body
 --- error_code: 400
 --- response_body_like
 <Code>EntityTooLarge</Code>

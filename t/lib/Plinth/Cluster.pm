@@ -77,7 +77,7 @@ sub new {
         start_timeout => 30,
         stop_timeout  => 15,
         log           => sub { print STDERR "$_[0]\n" },
-        auth          => 'off',
+        auth          => 'sigv4',
         region        => 'us-east-1',
         %o,
         owner_pid     => $$,
