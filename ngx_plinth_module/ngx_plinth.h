@@ -22,6 +22,7 @@
 #include <ngx_http.h>
 #include <ngx_md5.h>
 #include <openssl/evp.h>
+#include <libxml/tree.h>
 
 #include "ngx_plinth_pg.h"
 #include "ngx_plinth_ring.h"
@@ -122,6 +123,7 @@ typedef enum {
     NGX_PLINTH_OP_ABORT_MULTIPART_UPLOAD,
     NGX_PLINTH_OP_LIST_PARTS,
     NGX_PLINTH_OP_LIST_MULTIPART_UPLOADS,
+    NGX_PLINTH_OP_DELETE_OBJECTS,
     NGX_PLINTH_OP_MAX
 } ngx_plinth_op_e;
 
@@ -129,7 +131,8 @@ typedef enum {
 /* operations whose request body is read (and hashed), never discarded */
 #define ngx_http_plinth_op_has_body(op)                                      \
     ((op) == NGX_PLINTH_OP_PUT_OBJECT || (op) == NGX_PLINTH_OP_UPLOAD_PART    \
-     || (op) == NGX_PLINTH_OP_COMPLETE_MULTIPART_UPLOAD)
+     || (op) == NGX_PLINTH_OP_COMPLETE_MULTIPART_UPLOAD                    \
+     || (op) == NGX_PLINTH_OP_DELETE_OBJECTS)
 
 
 typedef struct ngx_http_plinth_ctx_s  ngx_http_plinth_ctx_t;
@@ -311,6 +314,7 @@ enum {
     NGX_PLINTH_SQL_DELETE,
     NGX_PLINTH_SQL_LIST,
     NGX_PLINTH_SQL_ACCESS_KEY,
+    NGX_PLINTH_SQL_DELETE_OBJECTS,
     /* multipart: designated rows in ngx_plinth_s3.c's table */
     NGX_PLINTH_SQL_MPU_CREATE,
     NGX_PLINTH_SQL_PART_BEGIN,
@@ -368,6 +372,10 @@ ngx_int_t ngx_http_plinth_head_bucket(ngx_http_request_t *r,
 ngx_int_t ngx_http_plinth_get_bucket_location(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 ngx_int_t ngx_http_plinth_list_objects(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+
+/* ngx_plinth_s3_delete.c */
+ngx_int_t ngx_http_plinth_delete_objects(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 
 /* ngx_plinth_s3_object.c */
@@ -434,6 +442,11 @@ void ngx_plinth_xml_elem_url(ngx_plinth_xml_t *x, const char *name,
     const u_char *s, size_t len, ngx_uint_t url);
 void ngx_plinth_xml_elem_int(ngx_plinth_xml_t *x, const char *name,
     int64_t v);
+
+u_char *ngx_http_plinth_read_body(ngx_http_request_t *r, size_t max,
+    size_t *len);
+u_char *ngx_plinth_pg_array_elem(u_char *p, const u_char *s, size_t len);
+ngx_uint_t ngx_http_plinth_xml_is(xmlNodePtr node, const char *name);
 
 /* ngx_plinth_upstream.c */
 char *ngx_http_plinth_cluster(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

@@ -170,6 +170,8 @@ static ngx_http_plinth_route_t  ngx_http_plinth_routes[] = {
       NULL, ngx_http_plinth_delete_bucket },
     { NGX_PLINTH_OP_HEAD_BUCKET, "HeadBucket", NGX_HTTP_HEAD, 1, 0, NULL,
       ngx_http_plinth_head_bucket },
+    { NGX_PLINTH_OP_DELETE_OBJECTS, "DeleteObjects", NGX_HTTP_POST, 1, 0,
+      "delete", ngx_http_plinth_delete_objects },
     { NGX_PLINTH_OP_CREATE_MULTIPART_UPLOAD, "CreateMultipartUpload",
       NGX_HTTP_POST, 1, 1, "uploads",
       ngx_http_plinth_create_multipart_upload },
@@ -200,7 +202,7 @@ static const char  *ngx_http_plinth_unsupported[] = {
     "acl", "versioning", "versions", "tagging",
     "policy", "lifecycle", "cors", "website", "logging", "notification",
     "replication", "encryption", "object-lock", "retention", "legal-hold",
-    "torrent", "restore", "select", "delete", "accelerate", "analytics",
+    "torrent", "restore", "select", "accelerate", "analytics",
     "intelligent-tiering", "inventory", "metrics", "ownershipControls",
     "publicAccessBlock", "requestPayment", "attributes", "policyStatus",
     NULL
@@ -261,6 +263,9 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "SELECT key, is_prefix, size, etag, to_char(last_modified AT TIME ZONE "
       "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
       "FROM plinth_list_as($1, $2, $3, $4, $5, $6, $7)", 7 },
+    [NGX_PLINTH_SQL_DELETE_OBJECTS] =
+    { "plinth_delete_objects",
+      "SELECT key, code FROM plinth_delete_objects($1, $2, $3::text[])", 3 },
     [NGX_PLINTH_SQL_ACCESS_KEY] =
     { "plinth_access_key",
       "SELECT k.secret_key, k.user_id, u.display_name FROM access_keys k "

@@ -54,9 +54,6 @@ static void ngx_http_plinth_part_aborted(ngx_http_request_t *r, void *data,
 static void ngx_http_plinth_complete_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_plinth_complete_parse(ngx_http_request_t *r,
     u_char *xml, size_t len, u_char **parts, u_char **etags);
-static u_char *ngx_http_plinth_read_body(ngx_http_request_t *r,
-    size_t *len);
-static ngx_uint_t ngx_http_plinth_xml_is(xmlNodePtr node, const char *name);
 static void ngx_http_plinth_completed(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 static void ngx_http_plinth_mpu_aborted(ngx_http_request_t *r, void *data,
@@ -384,7 +381,7 @@ ngx_http_plinth_complete_body(ngx_http_request_t *r)
         return;
     }
 
-    xml = ngx_http_plinth_read_body(r, &len);
+    xml = ngx_http_plinth_read_body(r, NGX_PLINTH_MPU_MAX_XML, &len);
     if (xml == NULL) {
         if (len > NGX_PLINTH_MPU_MAX_XML) {
             ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML,
@@ -422,78 +419,6 @@ ngx_http_plinth_complete_body(ngx_http_request_t *r)
 
 
 /*
- * The request body in one NUL-terminated buffer (nginx may have spooled
- * it to a temp file). NULL with *len over the limit when too large.
- */
-static u_char *
-ngx_http_plinth_read_body(ngx_http_request_t *r, size_t *len)
-{
-    off_t         size;
-    u_char       *buf, *p;
-    ssize_t       n;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
-
-    *len = 0;
-
-    if (r->request_body == NULL) {
-        return NULL;
-    }
-
-    size = 0;
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        size += ngx_buf_size(cl->buf);
-    }
-
-    if (size > NGX_PLINTH_MPU_MAX_XML) {
-        *len = (size_t) size;
-        return NULL;
-    }
-
-    buf = ngx_pnalloc(r->pool, (size_t) size + 1);
-    if (buf == NULL) {
-        return NULL;
-    }
-
-    p = buf;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (ngx_buf_in_memory(b)) {
-            p = ngx_cpymem(p, b->pos, b->last - b->pos);
-            continue;
-        }
-
-        if (b->in_file && b->file_last > b->file_pos) {
-            n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
-                              b->file_pos);
-            if (n != b->file_last - b->file_pos) {
-                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "plinth: could not read the request body back "
-                              "from its temp file");
-                return NULL;
-            }
-            p += n;
-        }
-    }
-
-    *p = '\0';
-    *len = p - buf;
-
-    return buf;
-}
-
-
-static ngx_uint_t
-ngx_http_plinth_xml_is(xmlNodePtr node, const char *name)
-{
-    return node->type == XML_ELEMENT_NODE
-           && xmlStrcmp(node->name, (const xmlChar *) name) == 0;
-}
-
-
-/*
  * <CompleteMultipartUpload><Part><PartNumber>1</PartNumber>
  * <ETag>"..."</ETag></Part>...</CompleteMultipartUpload>, in the client's
  * order, as two PostgreSQL array literals (integer[] and text[]): the
@@ -505,7 +430,7 @@ static ngx_int_t
 ngx_http_plinth_complete_parse(ngx_http_request_t *r, u_char *xml,
     size_t len, u_char **parts, u_char **etags)
 {
-    u_char      *pp, *ep, *s;
+    u_char      *pp, *ep;
     size_t       plen, elen;
     xmlChar     *text;
     ngx_int_t    n, rc;
@@ -619,14 +544,8 @@ ngx_http_plinth_complete_parse(ngx_http_request_t *r, u_char *xml,
         pp = ngx_sprintf(pp, "%i", n);
 
         text = xmlNodeGetContent(enode);
-        *ep++ = '"';
-        for (s = text; s && *s; s++) {
-            if (*s == '"' || *s == '\\') {
-                *ep++ = '\\';
-            }
-            *ep++ = *s;
-        }
-        *ep++ = '"';
+        ep = ngx_plinth_pg_array_elem(ep, text ? text : (xmlChar *) "",
+                                      text ? (size_t) xmlStrlen(text) : 0);
         xmlFree(text);
     }
 

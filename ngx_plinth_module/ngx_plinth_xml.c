@@ -7,6 +7,7 @@
  */
 
 #include "ngx_plinth.h"
+#include <libxml/parser.h>
 
 
 #define NGX_PLINTH_XML_CHUNK  8192
@@ -176,4 +177,99 @@ ngx_plinth_xml_elem_int(ngx_plinth_xml_t *x, const char *name, int64_t v)
 
     p = ngx_sprintf(buf, "%L", v);
     ngx_plinth_xml_elem(x, name, buf, p - buf);
+}
+
+
+/*
+ * The request body in one NUL-terminated buffer (nginx may have spooled
+ * it to a temp file), at most max bytes. NULL with *len over max when too
+ * large. For small control documents (XML), never object bodies.
+ */
+u_char *
+ngx_http_plinth_read_body(ngx_http_request_t *r, size_t max, size_t *len)
+{
+    off_t         size;
+    u_char       *buf, *p;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    *len = 0;
+
+    if (r->request_body == NULL) {
+        return NULL;
+    }
+
+    size = 0;
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        size += ngx_buf_size(cl->buf);
+    }
+
+    if (size > (off_t) max) {
+        *len = (size_t) size;
+        return NULL;
+    }
+
+    buf = ngx_pnalloc(r->pool, (size_t) size + 1);
+    if (buf == NULL) {
+        return NULL;
+    }
+
+    p = buf;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (ngx_buf_in_memory(b)) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        if (b->in_file && b->file_last > b->file_pos) {
+            n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "plinth: could not read the request body back "
+                              "from its temp file");
+                return NULL;
+            }
+            p += n;
+        }
+    }
+
+    *p = '\0';
+    *len = p - buf;
+
+    return buf;
+}
+
+
+ngx_uint_t
+ngx_http_plinth_xml_is(xmlNodePtr node, const char *name)
+{
+    return node->type == XML_ELEMENT_NODE
+           && xmlStrcmp(node->name, (const xmlChar *) name) == 0;
+}
+
+
+/*
+ * Appends s as one element of a PostgreSQL array literal: quoted, with '"'
+ * and '\\' escaped. p must have room for 2 * len + 3 bytes.
+ */
+u_char *
+ngx_plinth_pg_array_elem(u_char *p, const u_char *s, size_t len)
+{
+    *p++ = '"';
+
+    while (len--) {
+        if (*s == '"' || *s == '\\') {
+            *p++ = '\\';
+        }
+        *p++ = *s++;
+    }
+
+    *p++ = '"';
+
+    return p;
 }

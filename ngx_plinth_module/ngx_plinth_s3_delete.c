@@ -1,0 +1,313 @@
+/*
+ * DeleteObjects (POST /bucket?delete): the multi-delete XML body
+ *
+ *   <Delete><Quiet>true</Quiet><Object><Key>k</Key></Object>...</Delete>
+ *
+ * parsed with libxml2 (no network, no entities), at most 1,000 keys, then
+ * one statement deletes them all (sql/005). The answer lists each key as
+ * Deleted or as an Error with its code; Quiet leaves out the successes.
+ * S3 asked for Content-MD5 on this call; today's SDKs send a CRC checksum
+ * or nothing, so neither is required (a Content-MD5 that is sent must
+ * match, as everywhere).
+ */
+
+#include "ngx_plinth.h"
+#include <libxml/parser.h>
+
+
+#define NGX_PLINTH_DELETE_MAX_KEYS  1000
+#define NGX_PLINTH_DELETE_MAX_XML   (2 * 1024 * 1024)
+
+
+typedef struct {
+    ngx_uint_t                    quiet;
+} ngx_http_plinth_delete_t;
+
+
+static void ngx_http_plinth_delete_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_plinth_delete_parse(ngx_http_request_t *r,
+    u_char *xml, size_t len, ngx_http_plinth_delete_t *d, u_char **keys);
+static void ngx_http_plinth_objects_deleted(ngx_http_request_t *r,
+    void *data, PGresult *res, ngx_int_t rc);
+
+
+ngx_int_t
+ngx_http_plinth_delete_objects(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
+    if (ctx->anonymous) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_ACCESS_DENIED, NULL);
+        return NGX_OK;
+    }
+
+    ngx_md5_init(&ctx->md5);
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_plinth_delete_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_REQUEST, NULL);
+        return NGX_OK;
+    }
+
+    /* give the body reader's reference back (see ngx_http_plinth_put_body) */
+    ngx_http_finalize_request(r, NGX_DONE);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_plinth_delete_body(ngx_http_request_t *r)
+{
+    u_char                    *xml, *keys, digest[16];
+    size_t                     len;
+    ngx_int_t                  rc;
+    ngx_str_t                  want, cmd5;
+    const char                *params[3];
+    ngx_table_elt_t           *h;
+    ngx_http_plinth_ctx_t     *ctx;
+    ngx_http_plinth_delete_t  *d;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    if (ctx->finalized) {
+        return;
+    }
+
+    xml = ngx_http_plinth_read_body(r, NGX_PLINTH_DELETE_MAX_XML, &len);
+    if (xml == NULL) {
+        if (len > NGX_PLINTH_DELETE_MAX_XML) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML,
+                                  "The XML you provided is too large.");
+            return;
+        }
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
+        return;
+    }
+
+    h = ngx_http_plinth_header_in(r, "Content-MD5");
+    if (h) {
+        ngx_md5_update(&ctx->md5, xml, len);
+        ngx_md5_final(digest, &ctx->md5);
+
+        cmd5 = h->value;
+        want.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(cmd5.len));
+        if (want.data == NULL) {
+            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        if (ngx_decode_base64(&want, &cmd5) != NGX_OK || want.len != 16) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_DIGEST, NULL);
+            return;
+        }
+
+        if (ngx_memcmp(want.data, digest, 16) != 0) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_BAD_DIGEST, NULL);
+            return;
+        }
+    }
+
+    d = ngx_pcalloc(r->pool, sizeof(ngx_http_plinth_delete_t));
+    if (d == NULL) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = ngx_http_plinth_delete_parse(r, xml, len, d, &keys);
+    if (rc != NGX_OK) {
+        if (rc == NGX_ERROR) {
+            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        }
+        return;
+    }
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+    params[2] = (char *) keys;
+
+    if (params[0] == NULL || params[1] == NULL
+        || ngx_plinth_pg_query(r, NGX_PLINTH_SQL_DELETE_OBJECTS, 3, params,
+                               ngx_http_plinth_objects_deleted, d)
+           != NGX_OK)
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+}
+
+
+/* The keys as a PostgreSQL text[] literal, in the client's order. */
+static ngx_int_t
+ngx_http_plinth_delete_parse(ngx_http_request_t *r, u_char *xml, size_t len,
+    ngx_http_plinth_delete_t *d, u_char **keys)
+{
+    u_char      *p;
+    size_t       size;
+    xmlChar     *text;
+    ngx_int_t    rc;
+    xmlDocPtr    doc;
+    xmlNodePtr   root, obj, f, knode;
+    ngx_uint_t   count;
+
+    doc = xmlReadMemory((const char *) xml, (int) len, NULL, NULL,
+                        XML_PARSE_NONET | XML_PARSE_NOERROR
+                        | XML_PARSE_NOWARNING);
+    if (doc == NULL) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
+        return NGX_DECLINED;
+    }
+
+    rc = NGX_DECLINED;
+    root = xmlDocGetRootElement(doc);
+
+    if (root == NULL || !ngx_http_plinth_xml_is(root, "Delete")) {
+        goto malformed;
+    }
+
+    count = 0;
+    size = 3;
+
+    for (obj = root->children; obj; obj = obj->next) {
+        if (obj->type != XML_ELEMENT_NODE) {
+            continue;
+        }
+
+        if (ngx_http_plinth_xml_is(obj, "Quiet")) {
+            text = xmlNodeGetContent(obj);
+            d->quiet = (text && xmlStrcmp(text, (xmlChar *) "true") == 0);
+            xmlFree(text);
+            continue;
+        }
+
+        if (!ngx_http_plinth_xml_is(obj, "Object")) {
+            goto malformed;
+        }
+
+        knode = NULL;
+        for (f = obj->children; f; f = f->next) {
+            if (ngx_http_plinth_xml_is(f, "Key")) {
+                if (knode) {
+                    goto malformed;
+                }
+                knode = f;
+            }
+        }
+
+        if (knode == NULL) {
+            goto malformed;
+        }
+
+        text = xmlNodeGetContent(knode);
+        size += (text ? 2 * (size_t) xmlStrlen(text) : 0) + 3;
+        xmlFree(text);
+        count++;
+    }
+
+    if (count == 0 || count > NGX_PLINTH_DELETE_MAX_KEYS) {
+        goto malformed;
+    }
+
+    *keys = ngx_pnalloc(r->pool, size + 1);
+    if (*keys == NULL) {
+        rc = NGX_ERROR;
+        goto done;
+    }
+
+    p = *keys;
+    *p++ = '{';
+
+    for (obj = root->children; obj; obj = obj->next) {
+        if (!ngx_http_plinth_xml_is(obj, "Object")) {
+            continue;
+        }
+
+        for (f = obj->children; f; f = f->next) {
+            if (ngx_http_plinth_xml_is(f, "Key")) {
+                break;
+            }
+        }
+
+        if (p[-1] != '{') {
+            *p++ = ',';
+        }
+
+        text = xmlNodeGetContent(f);
+        p = ngx_plinth_pg_array_elem(p, text ? text : (xmlChar *) "",
+                                     text ? (size_t) xmlStrlen(text) : 0);
+        xmlFree(text);
+    }
+
+    *p++ = '}';
+    *p = '\0';
+
+    rc = NGX_OK;
+    goto done;
+
+malformed:
+
+    ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
+
+done:
+
+    xmlFreeDoc(doc);
+
+    return rc;
+}
+
+
+static void
+ngx_http_plinth_objects_deleted(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc)
+{
+    ngx_http_plinth_delete_t *d = data;
+
+    int                     i, n;
+    ngx_int_t               sent;
+    ngx_plinth_xml_t        x;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    ngx_plinth_xml_init(&x, r->pool);
+    ngx_plinth_xml_lit(&x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                           "<DeleteResult xmlns=\"http://s3.amazonaws.com/"
+                           "doc/2006-03-01/\">");
+
+    n = PQntuples(res);
+
+    for (i = 0; i < n; i++) {
+        if (PQgetisnull(res, i, 1)) {
+            if (d->quiet) {
+                continue;
+            }
+            ngx_plinth_xml_lit(&x, "<Deleted>");
+            ngx_plinth_xml_elem(&x, "Key", (u_char *) PQgetvalue(res, i, 0),
+                                PQgetlength(res, i, 0));
+            ngx_plinth_xml_lit(&x, "</Deleted>");
+            continue;
+        }
+
+        ngx_plinth_xml_lit(&x, "<Error>");
+        ngx_plinth_xml_elem(&x, "Key", (u_char *) PQgetvalue(res, i, 0),
+                            PQgetlength(res, i, 0));
+        ngx_plinth_xml_elem(&x, "Code", (u_char *) PQgetvalue(res, i, 1),
+                            PQgetlength(res, i, 1));
+        ngx_plinth_xml_lit(&x, "<Message>The key could not be deleted."
+                               "</Message></Error>");
+    }
+
+    ngx_plinth_xml_lit(&x, "</DeleteResult>");
+
+    if (x.error) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    sent = ngx_http_plinth_send_body(r, NGX_HTTP_OK, x.first,
+                                     "application/xml");
+    ngx_http_plinth_finalize(r, sent);
+}
