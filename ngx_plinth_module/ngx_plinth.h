@@ -315,6 +315,7 @@ enum {
     NGX_PLINTH_SQL_LIST,
     NGX_PLINTH_SQL_ACCESS_KEY,
     NGX_PLINTH_SQL_DELETE_OBJECTS,
+    NGX_PLINTH_SQL_COPY_OBJECT,
     /* multipart: designated rows in ngx_plinth_s3.c's table */
     NGX_PLINTH_SQL_MPU_CREATE,
     NGX_PLINTH_SQL_PART_BEGIN,
@@ -373,6 +374,10 @@ ngx_int_t ngx_http_plinth_get_bucket_location(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 ngx_int_t ngx_http_plinth_list_objects(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
+
+/* ngx_plinth_s3_copy.c */
+ngx_int_t ngx_http_plinth_copy_object(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_table_elt_t *source);
 
 /* ngx_plinth_s3_delete.c */
 ngx_int_t ngx_http_plinth_delete_objects(ngx_http_request_t *r,

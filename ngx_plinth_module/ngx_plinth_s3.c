@@ -266,6 +266,11 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
     [NGX_PLINTH_SQL_DELETE_OBJECTS] =
     { "plinth_delete_objects",
       "SELECT key, code FROM plinth_delete_objects($1, $2, $3::text[])", 3 },
+    [NGX_PLINTH_SQL_COPY_OBJECT] =
+    { "plinth_copy_object",
+      "SELECT etag, last_modified FROM plinth_copy_object($1, $2, $3, $4, "
+      "$5, $6::boolean, $7, $8, $9, $10, $11, to_timestamp($12::bigint), "
+      "to_timestamp($13::bigint))", 13 },
     [NGX_PLINTH_SQL_ACCESS_KEY] =
     { "plinth_access_key",
       "SELECT k.secret_key, k.user_id, u.display_name FROM access_keys k "
@@ -993,6 +998,7 @@ static struct {
     { "PL009", NGX_PLINTH_ERR_INVALID_PART_ORDER },
     { "PL010", NGX_PLINTH_ERR_ENTITY_TOO_SMALL },
     { "PL011", NGX_PLINTH_ERR_ACCESS_DENIED },
+    { "PL013", NGX_PLINTH_ERR_PRECONDITION_FAILED },
     { "PL012", NGX_PLINTH_ERR_MALFORMED_XML },
     { NULL, NGX_PLINTH_ERR_INTERNAL }
 };

@@ -46,9 +46,16 @@ static void ngx_http_plinth_delete_done(ngx_http_request_t *r, void *data,
 ngx_int_t
 ngx_http_plinth_put_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
 {
+    ngx_table_elt_t  *source;
+
     if (ctx->anonymous) {
         ngx_http_plinth_error(r, NGX_PLINTH_ERR_ACCESS_DENIED, NULL);
         return NGX_OK;
+    }
+
+    source = ngx_http_plinth_header_in(r, "x-amz-copy-source");
+    if (source) {
+        return ngx_http_plinth_copy_object(r, ctx, source);
     }
 
     /* checked before the body is read: a bad header costs no upload */

@@ -1,0 +1,288 @@
+/*
+ * CopyObject: PUT /bucket/key with x-amz-copy-source: /srcbucket/srckey.
+ *
+ * The copy is made in the database alone (sql/006): a new version that
+ * refers to the source's blobs, so a copy of any size moves no byte and is
+ * one round trip. x-amz-metadata-directive COPY (the default) keeps the
+ * source's Content-Type and user metadata, REPLACE takes the request's;
+ * copying an object onto itself needs REPLACE, as in S3. The
+ * x-amz-copy-source-if-* conditions are checked against the source by
+ * the same statement.
+ */
+
+#include "ngx_plinth.h"
+
+
+static ngx_int_t ngx_http_plinth_copy_source(ngx_http_request_t *r,
+    ngx_str_t *value, ngx_str_t *bucket, ngx_str_t *key);
+static char *ngx_http_plinth_copy_etag(ngx_http_request_t *r,
+    const char *name);
+static char *ngx_http_plinth_copy_time(ngx_http_request_t *r,
+    const char *name, ngx_int_t *bad);
+static void ngx_http_plinth_copied(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+
+
+ngx_int_t
+ngx_http_plinth_copy_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
+    ngx_table_elt_t *source)
+{
+    ngx_int_t         bad;
+    ngx_str_t         sbucket, skey, meta;
+    ngx_uint_t        replace;
+    const char       *params[13];
+    ngx_table_elt_t  *h;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_plinth_copy_source(r, &source->value, &sbucket, &skey)
+        != NGX_OK)
+    {
+        return NGX_OK;
+    }
+
+    replace = 0;
+    h = ngx_http_plinth_header_in(r, "x-amz-metadata-directive");
+
+    if (h) {
+        if (h->value.len == 7
+            && ngx_strncmp(h->value.data, "REPLACE", 7) == 0)
+        {
+            replace = 1;
+
+        } else if (h->value.len != 4
+                   || ngx_strncmp(h->value.data, "COPY", 4) != 0)
+        {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                                  "Unknown metadata directive.");
+            return NGX_OK;
+        }
+    }
+
+    if (!replace
+        && sbucket.len == ctx->bucket.len && skey.len == ctx->key.len
+        && ngx_strncmp(sbucket.data, ctx->bucket.data, sbucket.len) == 0
+        && ngx_strncmp(skey.data, ctx->key.data, skey.len) == 0)
+    {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_REQUEST,
+                              "This copy request is illegal because it is "
+                              "trying to copy an object to itself without "
+                              "changing the object's metadata, storage "
+                              "class, website redirect location or "
+                              "encryption attributes.");
+        return NGX_OK;
+    }
+
+    if (ngx_http_plinth_canned_acl(r, &ctx->acl) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    meta.len = 0;
+    meta.data = NULL;
+
+    if (replace) {
+        switch (ngx_http_plinth_user_meta(r, &meta)) {
+        case NGX_OK:
+            break;
+        case NGX_DECLINED:
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_METADATA_TOO_LARGE, NULL);
+            return NGX_OK;
+        default:
+            return NGX_ERROR;
+        }
+    }
+
+    bad = 0;
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &sbucket);
+    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &skey);
+    params[2] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    params[3] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->key);
+    params[4] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+    params[5] = replace ? "true" : "false";
+    params[6] = (replace && r->headers_in.content_type)
+                ? (char *) ngx_http_plinth_cstr(r->pool,
+                                             &r->headers_in.content_type->value)
+                : NULL;
+    params[7] = meta.len ? (char *) meta.data : NULL;
+    params[8] = ctx->acl;
+    params[9] = ngx_http_plinth_copy_etag(r, "x-amz-copy-source-if-match");
+    params[10] = ngx_http_plinth_copy_etag(r,
+                                           "x-amz-copy-source-if-none-match");
+    params[11] = ngx_http_plinth_copy_time(r,
+                     "x-amz-copy-source-if-modified-since", &bad);
+    params[12] = ngx_http_plinth_copy_time(r,
+                     "x-amz-copy-source-if-unmodified-since", &bad);
+
+    if (params[0] == NULL || params[1] == NULL || params[2] == NULL
+        || params[3] == NULL || params[4] == NULL || bad == NGX_ERROR)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_COPY_OBJECT, 13, params,
+                              ngx_http_plinth_copied);
+}
+
+
+/*
+ * "/bucket/key", "bucket/key", percent-encoded, optionally with
+ * "?versionId=": only the current version can be copied yet.
+ */
+static ngx_int_t
+ngx_http_plinth_copy_source(ngx_http_request_t *r, ngx_str_t *value,
+    ngx_str_t *bucket, ngx_str_t *key)
+{
+    u_char  *src, *dst, *p, *end, *q;
+
+    src = value->data;
+    end = src + value->len;
+
+    q = ngx_strlchr(src, end, '?');
+    if (q) {
+        if (end - q != sizeof("?versionId=null") - 1
+            || ngx_strncmp(q, "?versionId=null", end - q) != 0)
+        {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_NOT_IMPLEMENTED,
+                                  "Copying a version other than the "
+                                  "current one is not supported yet.");
+            return NGX_DECLINED;
+        }
+        end = q;
+    }
+
+    if (src < end && *src == '/') {
+        src++;
+    }
+
+    dst = ngx_pnalloc(r->pool, end - src + 1);
+    if (dst == NULL) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_ERROR;
+    }
+
+    p = dst;
+    ngx_unescape_uri(&p, &src, end - src, 0);
+
+    bucket->data = dst;
+    for (q = dst; q < p && *q != '/'; q++) { /* void */ }
+    bucket->len = q - dst;
+
+    if (q >= p - 1 || bucket->len == 0) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                              "Copy Source must mention the source bucket "
+                              "and key: sourcebucket/sourcekey");
+        return NGX_DECLINED;
+    }
+
+    key->data = q + 1;
+    key->len = p - (q + 1);
+
+    if (key->len > NGX_PLINTH_MAX_KEY_LEN
+        || ngx_strlchr(key->data, key->data + key->len, '\0'))
+    {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                              "Invalid copy source key.");
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* An ETag condition without its quotes; NULL when the header is absent. */
+static char *
+ngx_http_plinth_copy_etag(ngx_http_request_t *r, const char *name)
+{
+    u_char           *p, *last, *s;
+    ngx_table_elt_t  *h;
+
+    h = ngx_http_plinth_header_in(r, name);
+    if (h == NULL) {
+        return NULL;
+    }
+
+    p = h->value.data;
+    last = p + h->value.len;
+
+    if (last - p >= 2 && *p == '"' && last[-1] == '"') {
+        p++;
+        last--;
+    }
+
+    s = ngx_pnalloc(r->pool, last - p + 1);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    *ngx_cpymem(s, p, last - p) = '\0';
+
+    return (char *) s;
+}
+
+
+/* An HTTP-date condition as epoch seconds; a bad date is ignored, as S3. */
+static char *
+ngx_http_plinth_copy_time(ngx_http_request_t *r, const char *name,
+    ngx_int_t *bad)
+{
+    u_char           *s;
+    time_t            t;
+    ngx_table_elt_t  *h;
+
+    h = ngx_http_plinth_header_in(r, name);
+    if (h == NULL) {
+        return NULL;
+    }
+
+    t = ngx_parse_http_time(h->value.data, h->value.len);
+    if (t == NGX_ERROR) {
+        return NULL;
+    }
+
+    s = ngx_pnalloc(r->pool, NGX_TIME_T_LEN + 1);
+    if (s == NULL) {
+        *bad = NGX_ERROR;
+        return NULL;
+    }
+
+    *ngx_sprintf(s, "%T", t) = '\0';
+
+    return (char *) s;
+}
+
+
+static void
+ngx_http_plinth_copied(ngx_http_request_t *r, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    ngx_int_t          sent;
+    ngx_plinth_xml_t   x;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    ngx_plinth_xml_init(&x, r->pool);
+    ngx_plinth_xml_lit(&x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                           "<CopyObjectResult xmlns=\"http://s3.amazonaws."
+                           "com/doc/2006-03-01/\">");
+    ngx_plinth_xml_elem(&x, "LastModified", (u_char *) PQgetvalue(res, 0, 1),
+                        PQgetlength(res, 0, 1));
+    ngx_plinth_xml_lit(&x, "<ETag>&quot;");
+    ngx_plinth_xml_text(&x, (u_char *) PQgetvalue(res, 0, 0),
+                        PQgetlength(res, 0, 0));
+    ngx_plinth_xml_lit(&x, "&quot;</ETag></CopyObjectResult>");
+
+    if (x.error) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    sent = ngx_http_plinth_send_body(r, NGX_HTTP_OK, x.first,
+                                     "application/xml");
+    ngx_http_plinth_finalize(r, sent);
+}
