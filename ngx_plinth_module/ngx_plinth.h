@@ -48,6 +48,7 @@ typedef struct {
     ngx_msec_t                    straggler_timeout;
     ngx_uint_t                    auth;       /* NGX_PLINTH_AUTH_* */
     ngx_str_t                     region;
+    ngx_str_t                     vhost_suffix;
     ngx_str_t                     blob_location;   /* "/_plinth/blobs/" */
 
     /* from plinth_cluster in the data-node upstream block */

@@ -125,6 +125,13 @@ static ngx_command_t  ngx_http_plinth_commands[] = {
       offsetof(ngx_http_plinth_main_conf_t, region),
       NULL },
 
+    { ngx_string("plinth_virtual_host_suffix"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, vhost_suffix),
+      NULL },
+
     { ngx_string("plinth_straggler_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -349,6 +356,22 @@ ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf)
 
     if (pmcf->region.data == NULL) {
         ngx_str_set(&pmcf->region, "us-east-1");
+    }
+
+    if (pmcf->vhost_suffix.len
+        && (pmcf->vhost_suffix.data[0] == '.'
+            || ngx_strlchr(pmcf->vhost_suffix.data,
+                           pmcf->vhost_suffix.data + pmcf->vhost_suffix.len,
+                           ':')
+            || ngx_strlchr(pmcf->vhost_suffix.data,
+                           pmcf->vhost_suffix.data + pmcf->vhost_suffix.len,
+                           '/')))
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "invalid plinth_virtual_host_suffix \"%V\": a domain "
+                      "name without a leading dot, port or path",
+                      &pmcf->vhost_suffix);
+        return NGX_CONF_ERROR;
     }
 
     if (pmcf->region.len == 0 || pmcf->region.len > 64

@@ -23,6 +23,8 @@ static ngx_int_t ngx_http_plinth_parse_path(ngx_http_request_t *r,
 static const ngx_http_plinth_route_t *ngx_http_plinth_route(
     ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx);
 static ngx_int_t ngx_http_plinth_valid_bucket(ngx_str_t *name);
+static ngx_int_t ngx_http_plinth_virtual_host(ngx_http_request_t *r,
+    ngx_str_t *bucket);
 static ngx_int_t ngx_http_plinth_valid_utf8(ngx_str_t *s);
 static void ngx_http_plinth_request_id(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
@@ -453,6 +455,54 @@ ngx_http_plinth_aws_chunked(ngx_http_request_t *r)
 
 
 /*
+ * Virtual-hosted style: with plinth_virtual_host_suffix s3.example.com, a
+ * request for Host "photos.s3.example.com" addresses bucket "photos"
+ * (the port, if any, is ignored). NGX_DECLINED: path style.
+ */
+static ngx_int_t
+ngx_http_plinth_virtual_host(ngx_http_request_t *r, ngx_str_t *bucket)
+{
+    u_char                       *host, *colon;
+    size_t                        len;
+    ngx_str_t                    *suffix;
+    ngx_http_plinth_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
+    suffix = &pmcf->vhost_suffix;
+
+    if (suffix->len == 0 || r->headers_in.host == NULL) {
+        return NGX_DECLINED;
+    }
+
+    host = r->headers_in.host->value.data;
+    len = r->headers_in.host->value.len;
+
+    colon = ngx_strlchr(host, host + len, ':');
+    if (colon) {
+        len = colon - host;
+    }
+
+    if (len <= suffix->len + 1
+        || host[len - suffix->len - 1] != '.'
+        || ngx_strncasecmp(host + len - suffix->len, suffix->data,
+                           suffix->len) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    bucket->len = len - suffix->len - 1;
+    bucket->data = ngx_pnalloc(r->pool, bucket->len);
+    if (bucket->data == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ngx_strlow(bucket->data, host, bucket->len);
+
+    return NGX_OK;
+}
+
+
+/*
  * Path-style addressing: /bucket/key. The key is taken from the raw URI
  * (percent-decoded here) so nginx's slash merging and dot-segment
  * normalization never change it: "a//b" and "a/./b" are distinct keys.
@@ -486,15 +536,22 @@ ngx_http_plinth_parse_path(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
     start = dst;
     ngx_unescape_uri(&dst, &p, end - p, 0);
 
-    ctx->bucket.data = start;
+    if (ngx_http_plinth_virtual_host(r, &ctx->bucket) == NGX_OK) {
+        /* virtual-hosted style: the whole path is the key */
+        ctx->key.data = start;
+        ctx->key.len = dst - start;
 
-    for (p = start; p < dst && *p != '/'; p++) { /* void */ }
+    } else {
+        ctx->bucket.data = start;
 
-    ctx->bucket.len = p - start;
+        for (p = start; p < dst && *p != '/'; p++) { /* void */ }
 
-    if (p < dst) {
-        ctx->key.data = p + 1;
-        ctx->key.len = dst - (p + 1);
+        ctx->bucket.len = p - start;
+
+        if (p < dst) {
+            ctx->key.data = p + 1;
+            ctx->key.len = dst - (p + 1);
+        }
     }
 
     if (ngx_strlchr(ctx->key.data, ctx->key.data + ctx->key.len, '\0')) {

@@ -1023,3 +1023,31 @@ like($::r->{body}, qr{<Code>AuthorizationHeaderMalformed</Code>},
 --- check
 nginx_t_fails_like(template_with('plinth_region' => '    plinth_region "";'),
     qr/\[emerg\].*invalid plinth_region ""/, 'plinth_region ""');
+
+
+
+=== TEST 43: plinth_virtual_host_suffix: bucket.suffix addresses the bucket, the path is the key
+--- http_config
+plinth_virtual_host_suffix s3.plinth.test;
+--- setup
+my $r = s3_request(PUT => '/vhbucket');
+die "create: $r->{status}" unless $r->{status} == 200;
+--- request eval
+["PUT /dir/key.txt\nvirtual hosted", "GET /dir/key.txt", "GET /?list-type=2"]
+--- more_headers eval
+["Host: vhbucket.s3.plinth.test", "Host: VHBucket.s3.plinth.test:9000", "Host: vhbucket.s3.plinth.test"]
+--- error_code eval
+[200, 200, 200]
+--- response_body_like eval
+["^\\z", "^virtual hosted\\z", "<Name>vhbucket</Name>.*<Key>dir/key.txt</Key>"]
+--- check
+my $r = s3_request(GET => '/vhbucket/dir/key.txt');
+is($r->{body}, 'virtual hosted', 'the same object path-style');
+
+
+
+=== TEST 44: plinth_virtual_host_suffix with a bad value
+--- http_config
+plinth_virtual_host_suffix .s3.plinth.test;
+--- nginx_t_fails
+\[emerg\].*invalid plinth_virtual_host_suffix "\.s3\.plinth\.test": a domain name without a leading dot, port or path
