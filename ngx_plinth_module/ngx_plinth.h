@@ -292,6 +292,8 @@ ngx_int_t ngx_http_plinth_pg(ngx_http_request_t *r, ngx_uint_t stmt,
     ngx_uint_t nparams, const char *const *values,
     ngx_plinth_pg_handler_pt handler);
 u_char *ngx_http_plinth_cstr(ngx_pool_t *pool, ngx_str_t *s);
+void ngx_http_plinth_read_request_body(ngx_http_request_t *r,
+    ngx_http_client_body_handler_pt done);
 ngx_int_t ngx_http_plinth_canned_acl(ngx_http_request_t *r, const char **acl);
 ngx_uint_t ngx_http_plinth_may_read(ngx_http_plinth_ctx_t *ctx, PGresult *res,
     int row, int owner_col, const char *acl1, const char *acl2);

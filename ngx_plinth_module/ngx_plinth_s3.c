@@ -1162,6 +1162,34 @@ ngx_http_plinth_may_read(ngx_http_plinth_ctx_t *ctx, PGresult *res, int row,
 }
 
 
+/*
+ * Reads the request body, then calls done (at once when it is already in).
+ * The body reader takes a reference of its own; it is given back the way
+ * a content handler's NGX_DONE would, which also ends the request if done
+ * has already answered: this runs after the content handler returned (once
+ * authentication is done), where count-- would leak the request.
+ */
+void
+ngx_http_plinth_read_request_body(ngx_http_request_t *r,
+    ngx_http_client_body_handler_pt done)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_read_client_request_body(r, done);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        /* nginx gave the body's reference back already */
+        ngx_http_plinth_error(r, rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
+                                 ? NGX_PLINTH_ERR_ENTITY_TOO_LARGE
+                                 : NGX_PLINTH_ERR_INVALID_REQUEST,
+                              NULL);
+        return;
+    }
+
+    ngx_http_finalize_request(r, NGX_DONE);
+}
+
+
 u_char *
 ngx_http_plinth_cstr(ngx_pool_t *pool, ngx_str_t *s)
 {

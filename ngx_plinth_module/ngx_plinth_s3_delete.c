@@ -35,8 +35,6 @@ ngx_int_t
 ngx_http_plinth_delete_objects(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx)
 {
-    ngx_int_t  rc;
-
     if (ctx->anonymous) {
         ngx_http_plinth_error(r, NGX_PLINTH_ERR_ACCESS_DENIED, NULL);
         return NGX_OK;
@@ -44,15 +42,7 @@ ngx_http_plinth_delete_objects(ngx_http_request_t *r,
 
     ngx_md5_init(&ctx->md5);
 
-    rc = ngx_http_read_client_request_body(r, ngx_http_plinth_delete_body);
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_REQUEST, NULL);
-        return NGX_OK;
-    }
-
-    /* give the body reader's reference back (see ngx_http_plinth_put_body) */
-    ngx_http_finalize_request(r, NGX_DONE);
+    ngx_http_plinth_read_request_body(r, ngx_http_plinth_delete_body);
 
     return NGX_OK;
 }

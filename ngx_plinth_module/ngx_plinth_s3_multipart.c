@@ -340,8 +340,6 @@ ngx_int_t
 ngx_http_plinth_complete_multipart_upload(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx)
 {
-    ngx_int_t  rc;
-
     if (ngx_http_plinth_mpu_upload_id(r, ctx) != NGX_OK) {
         return NGX_OK;
     }
@@ -352,15 +350,7 @@ ngx_http_plinth_complete_multipart_upload(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    rc = ngx_http_read_client_request_body(r, ngx_http_plinth_complete_body);
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_REQUEST, NULL);
-        return NGX_OK;
-    }
-
-    /* the body reader holds the request now: drop the handler's reference */
-    r->main->count--;
+    ngx_http_plinth_read_request_body(r, ngx_http_plinth_complete_body);
 
     return NGX_OK;
 }

@@ -111,24 +111,7 @@ ngx_http_plinth_put_body(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    rc = ngx_http_read_client_request_body(r, ngx_http_plinth_put_body_done);
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        /* nginx gave the body's reference back already */
-        ngx_http_plinth_error(r, rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
-                                 ? NGX_PLINTH_ERR_ENTITY_TOO_LARGE
-                                 : NGX_PLINTH_ERR_INVALID_REQUEST,
-                              NULL);
-        return NGX_OK;
-    }
-
-    /*
-     * The body reader took a reference of its own: give it back the way a
-     * content handler's NGX_DONE would, which also ends the request if the
-     * body handler has already answered (we may run after the content
-     * handler returned, once authentication is done).
-     */
-    ngx_http_finalize_request(r, NGX_DONE);
+    ngx_http_plinth_read_request_body(r, ngx_http_plinth_put_body_done);
 
     return NGX_OK;
 }

@@ -112,7 +112,8 @@ sub garbage_count {
     return $r[0][0];
 }
 
-# the AWS CLI with a config file that makes 5 MiB files multipart
+# the AWS CLI with a config file that makes 5 MiB files multipart, signed
+# with the admin key (client_credentials)
 sub aws_mp {
     my @args = @_;
     my $c = cluster();
@@ -121,12 +122,13 @@ sub aws_mp {
     print $fh "[default]\nregion = us-east-1\ns3 =\n"
             . "    multipart_threshold = 5MB\n    multipart_chunksize = 5MB\n";
     close $fh;
+    my ($ak, $sk) = client_credentials();
     return Plinth::Cluster::run_command(
         ['/usr/bin/aws', '--endpoint-url', $c->endpoint, @args],
         timeout => 300, merge => 1, cwd => $home,
         env => {
-            AWS_ACCESS_KEY_ID           => 'plinth',
-            AWS_SECRET_ACCESS_KEY       => 'plinth',
+            AWS_ACCESS_KEY_ID           => $ak,
+            AWS_SECRET_ACCESS_KEY       => $sk,
             AWS_DEFAULT_REGION          => 'us-east-1',
             AWS_CONFIG_FILE             => "$home/config",
             AWS_SHARED_CREDENTIALS_FILE => '/dev/null',

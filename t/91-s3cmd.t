@@ -22,7 +22,7 @@ our $MULTIPART = 1;
 # DeleteObjects (POST /bucket?delete: 501 today), which `s3cmd del
 # --recursive` and `s3cmd rb --recursive` use, with no option to avoid it.
 # Until then objects are deleted one by one (s3cmd del KEY KEY ...).
-our $MULTI_DELETE = 0;
+our $MULTI_DELETE = 1;
 
 # Keys: the cluster's admin key (made at its first start), or
 # $PLINTH_TEST_ACCESS_KEY / $PLINTH_TEST_SECRET_KEY: client_credentials().

@@ -22,13 +22,13 @@ use File::Temp qw(tempdir);
 # ------------------------------------------------------------ switches
 # Set to 1 when the gateway has the feature: the skipped blocks then run.
 
-# Multipart upload: implemented (multipart.mjs still runs with
-# requestChecksumCalculation 'WHEN_REQUIRED' until aws-chunked lands).
+# Multipart upload: implemented (multipart.mjs runs with the SDK's default
+# checksums).
 our $MULTIPART = 1;
 
-# aws-chunked uploads and x-amz-checksum-* (the SDK's default checksums,
-# requestChecksumCalculation 'WHEN_SUPPORTED').  Until then basic.mjs runs
-# with 'WHEN_REQUIRED' (TODO(aws-chunked, checksums) there).
+# aws-chunked uploads and x-amz-checksum-crc32 (the SDK's default checksums,
+# requestChecksumCalculation 'WHEN_SUPPORTED'): implemented.  basic.mjs runs
+# both with them (TEST 3) and with 'WHEN_REQUIRED' (TEST 2).
 our $AWS_CHUNKED = 1;
 
 # Keys: the cluster's admin key (made at its first start), or
@@ -156,8 +156,8 @@ ok(-f "$main::JS/node_modules/\@aws-sdk/lib-storage/package.json", '@aws-sdk/lib
 
 
 === TEST 2: the SDK with checksums WHEN_REQUIRED: buckets, put, get, head, list, delete
-# TODO(aws-chunked, checksums): the defaults in TEST 3 replace this once
-# the gateway decodes aws-chunked uploads and verifies x-amz-checksum-*.
+# A client configured to send checksums only when required: plain PUTs
+# (UNSIGNED-PAYLOAD, Content-Length); TEST 3 runs the SDK's defaults.
 --- timeout: 300
 --- check
 main::relay_tap('basic.mjs', main::node_script('basic.mjs', '--checksums', 'when-required',

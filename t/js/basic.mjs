@@ -5,9 +5,8 @@
 //                                [--bucket NAME]
 //
 // --checksums when-required (the default here): requestChecksumCalculation
-//   and responseChecksumValidation 'WHEN_REQUIRED'.
-//   TODO(aws-chunked, checksums): Plinth does not decode aws-chunked bodies
-//   nor verify x-amz-checksum-* yet; drop this option when it does.
+//   and responseChecksumValidation 'WHEN_REQUIRED', as a client configured
+//   so sends them: plain PUTs, no aws-chunked, no x-amz-checksum-*.
 // --checksums defaults: the SDK's own defaults ('WHEN_SUPPORTED'): every
 //   PutObject carries a CRC32 (a header for a body of known length, an
 //   aws-chunked trailer for a stream).
@@ -55,8 +54,6 @@ const config = {
   requestHandler: { requestTimeout: 60000, connectionTimeout: 5000 },
 };
 if (opt.checksums === 'when-required') {
-  // TODO(aws-chunked, checksums): remove when Plinth decodes aws-chunked
-  // uploads and verifies (and returns) x-amz-checksum-crc32.
   config.requestChecksumCalculation = 'WHEN_REQUIRED';
   config.responseChecksumValidation = 'WHEN_REQUIRED';
 }

@@ -4,8 +4,7 @@
 //
 //   node t/js/multipart.mjs ENDPOINT [--bucket NAME]
 //
-// Checksums as in basic.mjs: 'WHEN_REQUIRED'.
-// TODO(aws-chunked, checksums): use the SDK's defaults when Plinth has them.
+// The SDK's default checksums ('WHEN_SUPPORTED': a CRC32 with each part).
 
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -39,9 +38,6 @@ const s3 = new S3Client({
   },
   maxAttempts: 1,
   requestHandler: { requestTimeout: 120000, connectionTimeout: 5000 },
-  // TODO(aws-chunked, checksums): remove these two with basic.mjs's
-  requestChecksumCalculation: 'WHEN_REQUIRED',
-  responseChecksumValidation: 'WHEN_REQUIRED',
 });
 
 const MiB = 1024 * 1024;
