@@ -37,6 +37,7 @@ static ngx_int_t ngx_http_plinth_get_segments(ngx_http_request_t *r,
     PGresult *res, ngx_plinth_object_t *obj);
 static ngx_int_t ngx_http_plinth_part_range(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
+static ngx_int_t ngx_http_plinth_response_overrides(ngx_http_request_t *r);
 static ngx_int_t ngx_http_plinth_object_headers(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 static void ngx_http_plinth_delete_done(ngx_http_request_t *r, void *data,
@@ -251,15 +252,153 @@ ngx_http_plinth_put_object_begin(ngx_http_request_t *r)
 
 
 /*
- * x-amz-meta-* headers as "x-amz-meta-name:value\n" lines, names in lower
- * case, at most 2 KiB in all as S3 counts it. NGX_DECLINED when too large.
+ * GET's response-* query parameters replace the stored headers in this
+ * answer only (S3: response-content-type, -content-language, -expires,
+ * -cache-control, -content-disposition, -content-encoding).
  */
+static ngx_int_t
+ngx_http_plinth_response_overrides(ngx_http_request_t *r)
+{
+    ngx_str_t         v;
+    ngx_uint_t        i, k;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *found;
+
+    static const char  *params[][2] = {
+        { "response-content-type", "Content-Type" },
+        { "response-content-language", "Content-Language" },
+        { "response-expires", "Expires" },
+        { "response-cache-control", "Cache-Control" },
+        { "response-content-disposition", "Content-Disposition" },
+        { "response-content-encoding", "Content-Encoding" },
+        { NULL, NULL }
+    };
+
+    for (k = 0; params[k][0]; k++) {
+        if (ngx_http_plinth_arg(r, params[k][0], &v) != NGX_OK) {
+            continue;
+        }
+
+        if (k == 0) {
+            r->headers_out.content_type = v;
+            r->headers_out.content_type_len = v.len;
+            continue;
+        }
+
+        found = NULL;
+        for (part = &r->headers_out.headers.part; part; part = part->next) {
+            h = part->elts;
+            for (i = 0; i < part->nelts; i++) {
+                if (h[i].hash
+                    && h[i].key.len == ngx_strlen(params[k][1])
+                    && ngx_strncasecmp(h[i].key.data, (u_char *) params[k][1],
+                                       h[i].key.len) == 0)
+                {
+                    found = &h[i];
+                }
+            }
+        }
+
+        if (found) {
+            found->value = v;
+            continue;
+        }
+
+        if (ngx_http_plinth_add_header(r, params[k][1], &v) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The headers an object keeps: x-amz-meta-* (names lower-cased, at most
+ * 2 KiB in all as S3 counts it) and the standard ones S3 stores and
+ * returns (Cache-Control, Content-Disposition, Content-Encoding without
+ * its aws-chunked token, Content-Language, Expires). Kept as
+ * "name:value" lines joined by "\n" (names cannot hold ':', values cannot
+ * hold '\n'). NGX_DECLINED when the user metadata is too large.
+ */
+static const char  *ngx_http_plinth_kept_headers[] = {
+    "Cache-Control", "Content-Disposition", "Content-Encoding",
+    "Content-Language", "Expires", NULL
+};
+
+
+static const char *
+ngx_http_plinth_kept_name(ngx_table_elt_t *h)
+{
+    ngx_uint_t  k;
+
+    if (h->key.len > 11
+        && ngx_strncasecmp(h->key.data, (u_char *) "x-amz-meta-", 11) == 0)
+    {
+        return "";
+    }
+
+    for (k = 0; ngx_http_plinth_kept_headers[k]; k++) {
+        if (h->key.len == ngx_strlen(ngx_http_plinth_kept_headers[k])
+            && ngx_strncasecmp(h->key.data,
+                               (u_char *) ngx_http_plinth_kept_headers[k],
+                               h->key.len) == 0)
+        {
+            return ngx_http_plinth_kept_headers[k];
+        }
+    }
+
+    return NULL;
+}
+
+
+/* Content-Encoding less "aws-chunked" (transport framing, not content). */
+static void
+ngx_http_plinth_strip_aws_chunked(ngx_str_t *v)
+{
+    u_char  *p, *q, *last, *start, *end;
+
+    p = v->data;
+    last = p + v->len;
+    q = p;
+
+    while (p < last) {
+        while (p < last && (*p == ' ' || *p == ',')) {
+            p++;
+        }
+        start = p;
+        while (p < last && *p != ',') {
+            p++;
+        }
+        end = p;
+        while (end > start && end[-1] == ' ') {
+            end--;
+        }
+        if (end - start == 11
+            && ngx_strncasecmp(start, (u_char *) "aws-chunked", 11) == 0)
+        {
+            continue;
+        }
+        if (end > start) {
+            if (q != v->data) {
+                *q++ = ',';
+            }
+            q = ngx_movemem(q, start, end - start);
+        }
+    }
+
+    v->len = q - v->data;
+}
+
+
 ngx_int_t
 ngx_http_plinth_user_meta(ngx_http_request_t *r, ngx_str_t *meta)
 {
     size_t            total;
     u_char           *p;
+    ngx_str_t         v;
     ngx_uint_t        i;
+    const char       *name;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
@@ -270,13 +409,14 @@ ngx_http_plinth_user_meta(ngx_http_request_t *r, ngx_str_t *meta)
     for (part = &r->headers_in.headers.part; part; part = part->next) {
         h = part->elts;
         for (i = 0; i < part->nelts; i++) {
-            if (h[i].key.len > 11
-                && ngx_strncasecmp(h[i].key.data, (u_char *) "x-amz-meta-",
-                                   11) == 0)
-            {
-                total += h[i].key.len - 11 + h[i].value.len;
-                meta->len += h[i].key.len + 1 + h[i].value.len + 1;
+            name = ngx_http_plinth_kept_name(&h[i]);
+            if (name == NULL) {
+                continue;
             }
+            if (*name == '\0') {
+                total += h[i].key.len - 11 + h[i].value.len;
+            }
+            meta->len += h[i].key.len + 1 + h[i].value.len + 1;
         }
     }
 
@@ -298,21 +438,45 @@ ngx_http_plinth_user_meta(ngx_http_request_t *r, ngx_str_t *meta)
     for (part = &r->headers_in.headers.part; part; part = part->next) {
         h = part->elts;
         for (i = 0; i < part->nelts; i++) {
-            if (h[i].key.len > 11
-                && ngx_strncasecmp(h[i].key.data, (u_char *) "x-amz-meta-",
-                                   11) == 0)
-            {
+            name = ngx_http_plinth_kept_name(&h[i]);
+            if (name == NULL) {
+                continue;
+            }
+
+            v.len = h[i].value.len;
+            v.data = ngx_pnalloc(r->pool, v.len + 1);
+            if (v.data == NULL) {
+                return NGX_ERROR;
+            }
+            ngx_memcpy(v.data, h[i].value.data, v.len);
+
+            if (*name == 'C' && ngx_strcmp(name, "Content-Encoding") == 0) {
+                ngx_http_plinth_strip_aws_chunked(&v);
+                if (v.len == 0) {
+                    continue;
+                }
+            }
+
+            if (*name == '\0') {
                 ngx_strlow(p, h[i].key.data, h[i].key.len);
                 p += h[i].key.len;
-                *p++ = ':';
-                p = ngx_cpymem(p, h[i].value.data, h[i].value.len);
-                *p++ = '\n';
+            } else {
+                p = ngx_cpymem(p, name, ngx_strlen(name));
             }
+            *p++ = ':';
+            p = ngx_cpymem(p, v.data, v.len);
+            *p++ = '\n';
         }
     }
 
+    if (p == meta->data) {
+        meta->len = 0;
+        meta->data = NULL;
+        return NGX_OK;
+    }
+
     /* no trailing newline */
-    meta->len--;
+    meta->len = p - meta->data - 1;
     meta->data[meta->len] = '\0';
 
     return NGX_OK;
@@ -1098,6 +1262,10 @@ ngx_http_plinth_object_headers(ngx_http_request_t *r,
             h->value.len = nl - (colon + 1);
         }
         p = nl + 1;
+    }
+
+    if (ngx_http_plinth_response_overrides(r) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     if (ngx_http_plinth_add_header(r, "x-amz-request-id", &ctx->request_id)

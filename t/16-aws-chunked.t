@@ -143,3 +143,15 @@ my $r = put_chunked('liar', data => random_bytes(20_000), chunk_size => 8192,
 is($r->{status}, 400, 'status 400');
 like($r->{body}, qr{<Code>IncompleteBody</Code>}, 'IncompleteBody');
 absent('liar', 'decoded length lie');
+
+
+
+=== TEST 11: Content-Encoding "aws-chunked,gzip" is stored as "gzip"
+--- check
+my $data = random_bytes(9000);
+my $r = put_chunked('gz', data => $data, chunk_size => 8192, mode => 'signed',
+                    headers => [['Content-Encoding', 'gzip']]);
+is($r->{status}, 200, 'PUT 200') or diag $r->{body};
+$r = s3_request(GET => '/chunky/gz');
+is($r->{headers}{'content-encoding'}, 'gzip', 'aws-chunked is not part of the stored encoding');
+ok($r->{body} eq $data, 'byte-identical');

@@ -1264,3 +1264,28 @@ GET /objects/no%20such?x=1
 [404, 400, 200]
 --- response_body_like eval
 ["<Code>NoSuchKey</Code>", "<Code>InvalidArgument</Code>", "^hello world\$"]
+
+
+
+=== TEST 106: standard headers are stored and returned
+--- request eval
+["PUT /objects/headers\nhello", "GET /objects/headers", "HEAD /objects/headers"]
+--- more_headers eval
+["Cache-Control: max-age=60\nContent-Disposition: attachment; filename=\"h.txt\"\nContent-Encoding: identity\nContent-Language: en\nExpires: Thu, 01 Dec 2094 16:00:00 GMT", "", ""]
+--- error_code eval
+[200, 200, 200]
+--- response_headers eval
+["", "Cache-Control: max-age=60\nContent-Disposition: attachment; filename=\"h.txt\"\nContent-Encoding: identity\nContent-Language: en\nExpires: Thu, 01 Dec 2094 16:00:00 GMT",
+ "Cache-Control: max-age=60\nContent-Language: en"]
+
+
+
+=== TEST 107: response-* overrides on GET change this answer only
+--- request eval
+["GET /objects/headers?response-content-type=text%2Fplain&response-cache-control=no-cache&response-content-disposition=inline&response-expires=0&response-content-language=fr&response-content-encoding=gzip",
+ "GET /objects/headers"]
+--- error_code eval
+[200, 200]
+--- response_headers eval
+["Content-Type: text/plain\nCache-Control: no-cache\nContent-Disposition: inline\nExpires: 0\nContent-Language: fr\nContent-Encoding: gzip",
+ "Cache-Control: max-age=60\nContent-Language: en"]
