@@ -125,6 +125,10 @@ typedef enum {
     NGX_PLINTH_OP_LIST_PARTS,
     NGX_PLINTH_OP_LIST_MULTIPART_UPLOADS,
     NGX_PLINTH_OP_DELETE_OBJECTS,
+    NGX_PLINTH_OP_GET_BUCKET_ACL,
+    NGX_PLINTH_OP_PUT_BUCKET_ACL,
+    NGX_PLINTH_OP_GET_OBJECT_ACL,
+    NGX_PLINTH_OP_PUT_OBJECT_ACL,
     NGX_PLINTH_OP_MAX
 } ngx_plinth_op_e;
 
@@ -319,6 +323,10 @@ enum {
     NGX_PLINTH_SQL_ACCESS_KEY,
     NGX_PLINTH_SQL_DELETE_OBJECTS,
     NGX_PLINTH_SQL_COPY_OBJECT,
+    NGX_PLINTH_SQL_BUCKET_ACL,
+    NGX_PLINTH_SQL_OBJECT_ACL,
+    NGX_PLINTH_SQL_SET_BUCKET_ACL,
+    NGX_PLINTH_SQL_SET_OBJECT_ACL,
     /* multipart: designated rows in ngx_plinth_s3.c's table */
     NGX_PLINTH_SQL_MPU_CREATE,
     NGX_PLINTH_SQL_PART_BEGIN,
@@ -376,6 +384,12 @@ ngx_int_t ngx_http_plinth_head_bucket(ngx_http_request_t *r,
 ngx_int_t ngx_http_plinth_get_bucket_location(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 ngx_int_t ngx_http_plinth_list_objects(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+
+/* ngx_plinth_s3_acl.c */
+ngx_int_t ngx_http_plinth_get_acl(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_put_acl(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 
 /* ngx_plinth_s3_copy.c */

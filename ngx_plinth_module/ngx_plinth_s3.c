@@ -153,9 +153,19 @@ static ngx_http_plinth_err_t  ngx_http_plinth_errors[NGX_PLINTH_ERR_MAX] = {
 
 /*
  * The routing table: the first row whose method, shape (bucket, key) and
- * subresource match wins. A new operation is one row here and a handler.
+ * subresource match wins, so rows with a subresource come before the plain
+ * row of the same method and shape. A new operation is one row here and a
+ * handler.
  */
 static ngx_http_plinth_route_t  ngx_http_plinth_routes[] = {
+    { NGX_PLINTH_OP_GET_BUCKET_ACL, "GetBucketAcl", NGX_HTTP_GET, 1, 0,
+      "acl", ngx_http_plinth_get_acl },
+    { NGX_PLINTH_OP_PUT_BUCKET_ACL, "PutBucketAcl", NGX_HTTP_PUT, 1, 0,
+      "acl", ngx_http_plinth_put_acl },
+    { NGX_PLINTH_OP_GET_OBJECT_ACL, "GetObjectAcl", NGX_HTTP_GET, 1, 1,
+      "acl", ngx_http_plinth_get_acl },
+    { NGX_PLINTH_OP_PUT_OBJECT_ACL, "PutObjectAcl", NGX_HTTP_PUT, 1, 1,
+      "acl", ngx_http_plinth_put_acl },
     { NGX_PLINTH_OP_LIST_BUCKETS, "ListBuckets", NGX_HTTP_GET, 0, 0, NULL,
       ngx_http_plinth_list_buckets },
     { NGX_PLINTH_OP_GET_BUCKET_LOCATION, "GetBucketLocation", NGX_HTTP_GET,
@@ -201,7 +211,7 @@ static ngx_http_plinth_route_t  ngx_http_plinth_routes[] = {
 
 /* Subresources this version does not serve: 501, never a wrong answer. */
 static const char  *ngx_http_plinth_unsupported[] = {
-    "acl", "versioning", "versions", "tagging",
+    "versioning", "versions", "tagging",
     "policy", "lifecycle", "cors", "website", "logging", "notification",
     "replication", "encryption", "object-lock", "retention", "legal-hold",
     "torrent", "restore", "select", "accelerate", "analytics",
@@ -273,6 +283,20 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "SELECT etag, last_modified FROM plinth_copy_object($1, $2, $3, $4, "
       "$5, $6::boolean, $7, $8, $9, $10, $11, to_timestamp($12::bigint), "
       "to_timestamp($13::bigint))", 13 },
+    [NGX_PLINTH_SQL_BUCKET_ACL] =
+    { "plinth_bucket_acl",
+      "SELECT owner_id, display_name, acl FROM plinth_bucket_acl($1, $2)",
+      2 },
+    [NGX_PLINTH_SQL_OBJECT_ACL] =
+    { "plinth_object_acl",
+      "SELECT owner_id, display_name, acl FROM plinth_object_acl($1, $2, $3)",
+      3 },
+    [NGX_PLINTH_SQL_SET_BUCKET_ACL] =
+    { "plinth_set_bucket_acl", "SELECT plinth_set_bucket_acl($1, $2, $3)",
+      3 },
+    [NGX_PLINTH_SQL_SET_OBJECT_ACL] =
+    { "plinth_set_object_acl",
+      "SELECT plinth_set_object_acl($1, $2, $3, $4)", 4 },
     [NGX_PLINTH_SQL_ACCESS_KEY] =
     { "plinth_access_key",
       "SELECT k.secret_key, k.user_id, u.display_name FROM access_keys k "

@@ -241,3 +241,58 @@ die "put: $r->{status}" unless $r->{status} == 200;
 ["x-amz-acl: authenticated-read", "x-amz-acl: everyone-please"]
 --- error_code eval
 [501, 400]
+
+
+
+=== TEST 22: GetBucketAcl: the owner has FULL_CONTROL
+--- request
+GET /authb?acl
+--- error_code: 200
+--- response_body_like
+<AccessControlPolicy xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Owner><ID>admin</ID><DisplayName>admin</DisplayName></Owner><AccessControlList><Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser"><ID>admin</ID><DisplayName>admin</DisplayName></Grantee><Permission>FULL_CONTROL</Permission></Grant></AccessControlList></AccessControlPolicy>
+
+
+
+=== TEST 23: PutBucketAcl public-read opens reads to anyone; private closes them again
+--- request eval
+["PUT /authb?acl", "GET /authb?acl"]
+--- more_headers eval
+["x-amz-acl: public-read", ""]
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+["", "<URI>http://acs.amazonaws.com/groups/global/AllUsers</URI></Grantee><Permission>READ</Permission>"]
+--- check
+my $r = s3_request(GET => '/authb/k', unsigned => 1);
+is($r->{status}, 200, 'anyone reads now');
+$r = s3_request(PUT => '/authb?acl', headers => { 'x-amz-acl' => 'private' });
+is($r->{status}, 200, 'back to private');
+$r = s3_request(GET => '/authb/k', unsigned => 1);
+is($r->{status}, 403, 'closed again');
+
+
+
+=== TEST 24: GetObjectAcl and PutObjectAcl
+--- request eval
+["GET /authb/k?acl", "PUT /authb/k?acl", "GET /authb/k?acl", "GET /authb/nothere?acl"]
+--- more_headers eval
+["", "x-amz-acl: public-read", "", ""]
+--- error_code eval
+[200, 200, 200, 404]
+--- response_body_like eval
+["<Permission>FULL_CONTROL</Permission></Grant></AccessControlList>", "", "AllUsers</URI></Grantee><Permission>READ</Permission>", "<Code>NoSuchKey</Code>"]
+--- check
+my $r = s3_request(GET => '/authb/k', unsigned => 1);
+is($r->{status}, 200, 'the object is readable by anyone');
+
+
+
+=== TEST 25: ACLs are the owner's alone; a full ACL document is not supported
+--- request eval
+["GET /authb?acl", "PUT /authb?acl", "PUT /authb?acl\n<AccessControlPolicy/>"]
+--- sign_as eval
+["user2", "user2", "admin"]
+--- more_headers eval
+["", "x-amz-acl: public-read", ""]
+--- error_code eval
+[403, 403, 501]
