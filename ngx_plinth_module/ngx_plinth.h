@@ -223,9 +223,11 @@ struct ngx_http_plinth_ctx_s {
     ngx_http_plinth_body_t       *body;       /* aws-chunked decoding */
     ngx_plinth_err_e              body_error; /* NGX_PLINTH_ERR_MAX: none */
     const char                   *body_message;
-    ngx_str_t                     want_crc32; /* x-amz-checksum-crc32 */
-    ngx_str_t                     got_crc32;  /* ... sent as a trailer */
-    uint32_t                      crc32;
+    ngx_uint_t                    cks_alg;    /* x-amz-checksum-<alg> */
+    ngx_str_t                     cks_want;   /* its header value */
+    ngx_str_t                     cks_got;    /* ... or its trailer's */
+    uint32_t                      cks_crc;    /* CRC32, CRC32C state */
+    EVP_MD_CTX                   *cks_md;     /* SHA-1, SHA-256 state */
     unsigned                      anonymous:1;  /* no signature */
 
     /* request body (PUT): hashed by the request body filter */
@@ -365,6 +367,10 @@ ngx_int_t ngx_http_plinth_request_body(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx, ngx_chain_t *in, ngx_chain_t **out);
 ngx_int_t ngx_http_plinth_checksum_trailer(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx, ngx_str_t *name, const u_char *value,
+    size_t len);
+ngx_int_t ngx_http_plinth_checksum_header(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+void ngx_http_plinth_checksum_update(ngx_http_plinth_ctx_t *ctx, u_char *p,
     size_t len);
 ngx_int_t ngx_http_plinth_body_prepare(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx, off_t *length);

@@ -707,12 +707,7 @@ ngx_http_plinth_put_answer(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     }
 
     /* the checksum the client sent was verified: say so, as S3 does */
-    if (ctx->want_crc32.len
-        && ngx_http_plinth_add_header(r, "x-amz-checksum-crc32",
-                                      ctx->got_crc32.len ? &ctx->got_crc32
-                                                         : &ctx->want_crc32)
-           != NGX_OK)
-    {
+    if (ngx_http_plinth_checksum_header(r, ctx) != NGX_OK) {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }

@@ -3,6 +3,7 @@
 use lib 't/lib';
 use Plinth::Test;
 use MIME::Base64 ();
+use Digest::SHA ();
 
 # ---------------------------------------------------------------- helpers
 # (package main: setup, check and eval sections call them)
@@ -1289,3 +1290,31 @@ GET /objects/no%20such?x=1
 --- response_headers eval
 ["Content-Type: text/plain\nCache-Control: no-cache\nContent-Disposition: inline\nExpires: 0\nContent-Language: fr\nContent-Encoding: gzip",
  "Cache-Control: max-age=60\nContent-Language: en"]
+
+
+
+=== TEST 108: x-amz-checksum-* headers are verified and echoed (CRC32, CRC32C, SHA1, SHA256)
+--- request eval
+["PUT /objects/cks1\n123456789", "PUT /objects/cks2\n123456789", "PUT /objects/cks3\n123456789", "PUT /objects/cks4\n123456789"]
+--- more_headers eval
+["x-amz-checksum-crc32: y/Q5Jg==", "x-amz-checksum-crc32c: 4waSgw==",
+ "x-amz-checksum-sha1: " . Digest::SHA::sha1_base64('123456789') . "=",
+ "x-amz-checksum-sha256: " . Digest::SHA::sha256_base64('123456789') . "="]
+--- error_code eval
+[200, 200, 200, 200]
+--- response_headers eval
+["x-amz-checksum-crc32: y/Q5Jg==", "x-amz-checksum-crc32c: 4waSgw==",
+ "x-amz-checksum-sha1: " . Digest::SHA::sha1_base64('123456789') . "=",
+ "x-amz-checksum-sha256: " . Digest::SHA::sha256_base64('123456789') . "="]
+
+
+
+=== TEST 109: a wrong checksum is BadDigest and stores nothing; CRC64NVME is not supported yet
+--- request eval
+["PUT /objects/cksbad\n123456789", "PUT /objects/cksbad\n123456789", "PUT /objects/cksbad\n123456789", "GET /objects/cksbad"]
+--- more_headers eval
+["x-amz-checksum-crc32c: AAAAAA==", "x-amz-checksum-sha256: " . Digest::SHA::sha256_base64('12345678') . "=", "x-amz-checksum-crc64nvme: AAAAAAAAAAA=", ""]
+--- error_code eval
+[400, 400, 501, 404]
+--- response_body_like eval
+["<Code>BadDigest</Code>", "<Code>BadDigest</Code>", "<Code>NotImplemented</Code>", "<Code>NoSuchKey</Code>"]
