@@ -47,6 +47,7 @@ typedef struct {
     off_t                         max_object_size;
     ngx_msec_t                    straggler_timeout;
     ngx_uint_t                    auth;       /* NGX_PLINTH_AUTH_* */
+    ngx_flag_t                    api_keys;   /* X-Plinth-Api-Key */
     ngx_str_t                     region;
     ngx_str_t                     vhost_suffix;
     ngx_str_t                     blob_location;   /* "/_plinth/blobs/" */
@@ -101,6 +102,7 @@ typedef enum {
     NGX_PLINTH_ERR_ENTITY_TOO_SMALL,
     NGX_PLINTH_ERR_MALFORMED_XML,
     NGX_PLINTH_ERR_INVALID_PART_NUMBER,
+    NGX_PLINTH_ERR_NO_SUCH_VERSION,         /* versioning */
     NGX_PLINTH_ERR_MAX
 } ngx_plinth_err_e;
 
@@ -129,6 +131,9 @@ typedef enum {
     NGX_PLINTH_OP_PUT_BUCKET_ACL,
     NGX_PLINTH_OP_GET_OBJECT_ACL,
     NGX_PLINTH_OP_PUT_OBJECT_ACL,
+    NGX_PLINTH_OP_GET_BUCKET_VERSIONING,
+    NGX_PLINTH_OP_PUT_BUCKET_VERSIONING,
+    NGX_PLINTH_OP_LIST_OBJECT_VERSIONS,
     NGX_PLINTH_OP_MAX
 } ngx_plinth_op_e;
 
@@ -137,7 +142,8 @@ typedef enum {
 #define ngx_http_plinth_op_has_body(op)                                      \
     ((op) == NGX_PLINTH_OP_PUT_OBJECT || (op) == NGX_PLINTH_OP_UPLOAD_PART    \
      || (op) == NGX_PLINTH_OP_COMPLETE_MULTIPART_UPLOAD                    \
-     || (op) == NGX_PLINTH_OP_DELETE_OBJECTS)
+     || (op) == NGX_PLINTH_OP_DELETE_OBJECTS                               \
+     || (op) == NGX_PLINTH_OP_PUT_BUCKET_VERSIONING)
 
 
 typedef struct ngx_http_plinth_ctx_s  ngx_http_plinth_ctx_t;
@@ -218,6 +224,9 @@ struct ngx_http_plinth_ctx_s {
     const char                   *acl;        /* x-amz-acl of a write */
     ngx_str_t                     if_match;   /* conditional write */
     unsigned                      if_none_match:1;
+    ngx_str_t                     vid;        /* S3 version id: ?versionId=,
+                                                 or the version written */
+    unsigned                      versioned:1;  /* bucket ever versioned */
     ngx_str_t                     want_sha256;  /* x-amz-content-sha256 */
     EVP_MD_CTX                   *sha256;
     ngx_http_plinth_body_t       *body;       /* aws-chunked decoding */
@@ -329,6 +338,9 @@ enum {
     NGX_PLINTH_SQL_OBJECT_ACL,
     NGX_PLINTH_SQL_SET_BUCKET_ACL,
     NGX_PLINTH_SQL_SET_OBJECT_ACL,
+    NGX_PLINTH_SQL_BUCKET_VERSIONING,
+    NGX_PLINTH_SQL_SET_BUCKET_VERSIONING,
+    NGX_PLINTH_SQL_LIST_VERSIONS,
     /* multipart: designated rows in ngx_plinth_s3.c's table */
     NGX_PLINTH_SQL_MPU_CREATE,
     NGX_PLINTH_SQL_PART_BEGIN,
@@ -391,6 +403,12 @@ ngx_int_t ngx_http_plinth_get_bucket_location(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 ngx_int_t ngx_http_plinth_list_objects(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_get_bucket_versioning(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_put_bucket_versioning(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_list_object_versions(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
 
 /* ngx_plinth_s3_acl.c */
 ngx_int_t ngx_http_plinth_get_acl(ngx_http_request_t *r,
@@ -427,6 +445,8 @@ void ngx_http_plinth_put_answer(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx, ngx_str_t *etag);
 ngx_int_t ngx_http_plinth_user_meta(ngx_http_request_t *r,
     ngx_str_t *meta);
+ngx_int_t ngx_http_plinth_version_arg(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
 
 /* ngx_plinth_s3_multipart.c */
 ngx_int_t ngx_http_plinth_create_multipart_upload(ngx_http_request_t *r,

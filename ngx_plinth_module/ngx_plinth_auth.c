@@ -19,12 +19,15 @@
 
 #include "ngx_plinth.h"
 #include "ngx_plinth_sigv4.h"
+#include <openssl/crypto.h>
 
 
 typedef struct {
     plinth_sigv4_auth_t           auth;
     plinth_sigv4_payload_t        payload;
     ngx_str_t                     payload_hash;
+    ngx_str_t                     api_secret;  /* API-key mode */
+    unsigned                      api_key:1;
 } ngx_http_plinth_auth_t;
 
 
@@ -51,10 +54,11 @@ ngx_int_t
 ngx_http_plinth_authenticate(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx)
 {
+    u_char                       *p;
     ngx_str_t                     q;
     const char                   *params[1];
     plinth_sigv4_rc_t             rc;
-    ngx_table_elt_t              *h, *date, *sha;
+    ngx_table_elt_t              *h, *date, *sha, *api;
     ngx_http_plinth_auth_t       *a;
     ngx_http_plinth_main_conf_t  *pmcf;
 
@@ -73,7 +77,29 @@ ngx_http_plinth_authenticate(ngx_http_request_t *r,
     h = r->headers_in.authorization;
     q = r->args;
 
-    if (h) {
+    api = pmcf->api_keys ? ngx_http_plinth_header_in(r, "X-Plinth-Api-Key")
+                         : NULL;
+
+    if (api) {
+        /* "<access key id>:<secret>": for internal tools, over TLS */
+        p = ngx_strlchr(api->value.data, api->value.data + api->value.len,
+                        ':');
+        if (p == NULL || p == api->value.data
+            || p == api->value.data + api->value.len - 1)
+        {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                                  "X-Plinth-Api-Key is <access key id>:"
+                                  "<secret>.");
+            return NGX_OK;
+        }
+
+        a->api_key = 1;
+        a->auth.access_key.data = api->value.data;
+        a->auth.access_key.len = p - api->value.data;
+        a->api_secret.data = p + 1;
+        a->api_secret.len = api->value.data + api->value.len - (p + 1);
+
+    } else if (h) {
         rc = plinth_sigv4_parse_authorization(ngx_plinth_sv(&h->value),
                                               &a->auth);
         if (rc != PLINTH_SIGV4_OK) {
@@ -144,11 +170,12 @@ ngx_http_plinth_authenticate(ngx_http_request_t *r,
         return ngx_http_plinth_dispatch(r, ctx);
     }
 
-    if (a->auth.service.len != 2
+    if (!a->api_key
+        && (a->auth.service.len != 2
         || ngx_strncmp(a->auth.service.data, "s3", 2) != 0
         || a->auth.region.len != pmcf->region.len
         || ngx_strncmp(a->auth.region.data, pmcf->region.data,
-                       pmcf->region.len) != 0)
+                       pmcf->region.len) != 0))
     {
         ngx_http_plinth_error(r, a->auth.presigned
                                  ? NGX_PLINTH_ERR_AUTH_QUERY
@@ -205,7 +232,18 @@ ngx_http_plinth_auth_key_done(ngx_http_request_t *r, void *data,
         return;
     }
 
-    if (ngx_http_plinth_auth_verify(r, a, &secret) != NGX_OK) {
+    if (a->api_key) {
+        /* constant time: no early exit on the first differing byte */
+        if (a->api_secret.len != secret.len
+            || CRYPTO_memcmp(a->api_secret.data, secret.data, secret.len)
+               != 0)
+        {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_SIGNATURE,
+                                  "The API key's secret is wrong.");
+            return;
+        }
+
+    } else if (ngx_http_plinth_auth_verify(r, a, &secret) != NGX_OK) {
         return;
     }
 

@@ -118,6 +118,13 @@ static ngx_command_t  ngx_http_plinth_commands[] = {
       offsetof(ngx_http_plinth_main_conf_t, auth),
       &ngx_http_plinth_auth_modes },
 
+    { ngx_string("plinth_api_keys"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, api_keys),
+      NULL },
+
     { ngx_string("plinth_region"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -337,6 +344,7 @@ ngx_http_plinth_create_main_conf(ngx_conf_t *cf)
     pmcf->max_object_size = NGX_CONF_UNSET;
     pmcf->straggler_timeout = NGX_CONF_UNSET_MSEC;
     pmcf->auth = NGX_CONF_UNSET_UINT;
+    pmcf->api_keys = NGX_CONF_UNSET;
 
     return pmcf;
 }
@@ -353,6 +361,7 @@ ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(pmcf->pg.query_timeout, 10000);
     ngx_conf_init_msec_value(pmcf->straggler_timeout, 1000);
     ngx_conf_init_uint_value(pmcf->auth, NGX_PLINTH_AUTH_SIGV4);
+    ngx_conf_init_value(pmcf->api_keys, 0);
 
     if (pmcf->region.data == NULL) {
         ngx_str_set(&pmcf->region, "us-east-1");

@@ -1051,3 +1051,43 @@ is($r->{body}, 'virtual hosted', 'the same object path-style');
 plinth_virtual_host_suffix .s3.plinth.test;
 --- nginx_t_fails
 \[emerg\].*invalid plinth_virtual_host_suffix "\.s3\.plinth\.test": a domain name without a leading dot, port or path
+
+
+
+=== TEST 45: plinth_api_keys on: X-Plinth-Api-Key <id>:<secret> authenticates internal tools
+--- http_config
+plinth_api_keys on;
+--- setup
+my $c = $cluster->credentials;
+$::good = "$c->{access_key}:$c->{secret_key}";
+$::bad = "$c->{access_key}:" . ('x' x 40);
+--- check
+my $r = s3_request(PUT => '/apikeyb', unsigned => 1, headers => { 'X-Plinth-Api-Key' => $::good });
+is($r->{status}, 200, 'CreateBucket with the API key');
+$r = s3_request(PUT => '/apikeyb/k', unsigned => 1, body => 'tool data',
+                headers => { 'X-Plinth-Api-Key' => $::good });
+is($r->{status}, 200, 'PutObject with the API key');
+$r = s3_request(GET => '/apikeyb/k', unsigned => 1, headers => { 'X-Plinth-Api-Key' => $::good });
+is($r->{body}, 'tool data', 'GetObject with the API key');
+$r = s3_request(GET => '/apikeyb/k', unsigned => 1, headers => { 'X-Plinth-Api-Key' => $::bad });
+is($r->{status}, 403, 'a wrong secret is refused');
+like($r->{body}, qr{<Code>SignatureDoesNotMatch</Code>}, 'SignatureDoesNotMatch');
+$r = s3_request(GET => '/apikeyb/k', unsigned => 1, headers => { 'X-Plinth-Api-Key' => 'PLNOSUCHKEY0000000000:secret' });
+like($r->{body}, qr{<Code>InvalidAccessKeyId</Code>}, 'an unknown key is InvalidAccessKeyId');
+
+
+
+=== TEST 46: plinth_api_keys off (the default): the header is ignored
+--- check
+my $c = $cluster->credentials;
+my $r = s3_request(PUT => '/apikeyoff', unsigned => 1,
+                   headers => { 'X-Plinth-Api-Key' => "$c->{access_key}:$c->{secret_key}" });
+is($r->{status}, 403, 'anonymous: AccessDenied');
+
+
+
+=== TEST 47: plinth_api_keys with a bad value
+--- http_config
+plinth_api_keys maybe;
+--- nginx_t_fails
+\[emerg\].*invalid value "maybe" in "plinth_api_keys" directive, it must be "on" or "off"
