@@ -227,6 +227,8 @@ struct ngx_http_plinth_ctx_s {
     ngx_str_t                     vid;        /* S3 version id: ?versionId=,
                                                  or the version written */
     unsigned                      versioned:1;  /* bucket ever versioned */
+    ngx_str_t                     marker_vid; /* an error about a delete
+                                                 marker names it */
     ngx_str_t                     want_sha256;  /* x-amz-content-sha256 */
     EVP_MD_CTX                   *sha256;
     ngx_http_plinth_body_t       *body;       /* aws-chunked decoding */

@@ -355,6 +355,8 @@ ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_plinth_main_conf_t  *pmcf = conf;
 
+    ngx_uint_t  i;
+
     ngx_conf_init_uint_value(pmcf->pg.size, 4);
     ngx_conf_init_uint_value(pmcf->pg.queue_max, 1024);
     ngx_conf_init_msec_value(pmcf->pg.queue_timeout, 5000);
@@ -405,6 +407,15 @@ ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf)
     pmcf->pg.reconnect_max = 5000;
     pmcf->pg.stmts = ngx_http_plinth_stmts;
     pmcf->pg.nstmts = ngx_http_plinth_nstmts;
+
+    /* a statement index without its row is a build mistake: say so here */
+    for (i = 0; i < pmcf->pg.nstmts; i++) {
+        if (pmcf->pg.stmts[i].name == NULL || pmcf->pg.stmts[i].sql == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "plinth: SQL statement %ui has no text", i);
+            return NGX_CONF_ERROR;
+        }
+    }
 
     if (pmcf->w > pmcf->rf) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,

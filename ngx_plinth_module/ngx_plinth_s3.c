@@ -136,6 +136,9 @@ static ngx_http_plinth_err_t  ngx_http_plinth_errors[NGX_PLINTH_ERR_MAX] = {
     [NGX_PLINTH_ERR_INVALID_PART_NUMBER] =
         { "InvalidPartNumber", 416,
           "The requested partnumber is not satisfiable" },
+    [NGX_PLINTH_ERR_NO_SUCH_VERSION] =
+        { "NoSuchVersion", NGX_HTTP_NOT_FOUND,
+          "The specified version does not exist." },
     [NGX_PLINTH_ERR_PRECONDITION_FAILED] =
         { "PreconditionFailed", NGX_HTTP_PRECONDITION_FAILED,
           "At least one of the pre-conditions you specified did not "
@@ -166,6 +169,15 @@ static ngx_http_plinth_route_t  ngx_http_plinth_routes[] = {
       "acl", ngx_http_plinth_get_acl },
     { NGX_PLINTH_OP_PUT_OBJECT_ACL, "PutObjectAcl", NGX_HTTP_PUT, 1, 1,
       "acl", ngx_http_plinth_put_acl },
+    { NGX_PLINTH_OP_GET_BUCKET_VERSIONING, "GetBucketVersioning",
+      NGX_HTTP_GET, 1, 0, "versioning",
+      ngx_http_plinth_get_bucket_versioning },
+    { NGX_PLINTH_OP_PUT_BUCKET_VERSIONING, "PutBucketVersioning",
+      NGX_HTTP_PUT, 1, 0, "versioning",
+      ngx_http_plinth_put_bucket_versioning },
+    { NGX_PLINTH_OP_LIST_OBJECT_VERSIONS, "ListObjectVersions",
+      NGX_HTTP_GET, 1, 0, "versions",
+      ngx_http_plinth_list_object_versions },
     { NGX_PLINTH_OP_LIST_BUCKETS, "ListBuckets", NGX_HTTP_GET, 0, 0, NULL,
       ngx_http_plinth_list_buckets },
     { NGX_PLINTH_OP_GET_BUCKET_LOCATION, "GetBucketLocation", NGX_HTTP_GET,
@@ -211,7 +223,7 @@ static ngx_http_plinth_route_t  ngx_http_plinth_routes[] = {
 
 /* Subresources this version does not serve: 501, never a wrong answer. */
 static const char  *ngx_http_plinth_unsupported[] = {
-    "versioning", "versions", "tagging",
+    "tagging",
     "policy", "lifecycle", "cors", "website", "logging", "notification",
     "replication", "encryption", "object-lock", "retention", "legal-hold",
     "torrent", "restore", "select", "accelerate", "analytics",
@@ -240,8 +252,8 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "WHERE owner_id = $1 ORDER BY name", 1 },
     [NGX_PLINTH_SQL_PUT_BEGIN] =
     { "plinth_put_begin",
-      "SELECT version_id, blob_id FROM "
-      "plinth_put_begin($1, $2, $3, $4, $5, $6, $7, $8)", 8 },
+      "SELECT version_id, blob_id, vid, versioned FROM "
+      "plinth_put_begin_v($1, $2, $3, $4, $5, $6, $7, $8)", 8 },
     [NGX_PLINTH_SQL_PUT_COMMIT] =
     { "plinth_put_commit",
       "SELECT plinth_put_commit($1, $2::integer[], $3::boolean, $4)", 4 },
@@ -262,14 +274,28 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "v.parts AS mp_parts, vp.part_number AS seg_part, "
       "replace(vp.blob_id::text, '-', '') AS seg_blob, "
       "vp.part_offset AS seg_offset, vp.size AS seg_size, "
-      "array_to_string(vp.nodes, ',') AS seg_nodes "
+      "array_to_string(vp.nodes, ',') AS seg_nodes, "
+      /* versioning: the version served, by S3 id ($3: NULL, the current) */
+      "b.versioning <> 'Unversioned' AS versioned, "
+      "coalesce(v.vid, 'null') AS vid "
       "FROM buckets b "
-      "LEFT JOIN objects o ON o.bucket_id = b.bucket_id AND o.key = $2 "
+      "LEFT JOIN LATERAL ("
+      "(SELECT o.version_id, o.deleted FROM objects o "
+      "WHERE $3::text IS NULL AND o.bucket_id = b.bucket_id AND o.key = $2) "
+      "UNION ALL "
+      "(SELECT x.version_id, x.delete_marker FROM versions x "
+      "WHERE $3::text IS NOT NULL AND x.bucket_id = b.bucket_id "
+      "AND x.key = $2 AND x.state = 'committed' "
+      "AND CASE WHEN $3 = 'null' THEN x.vid IS NULL ELSE x.vid = $3 END "
+      "AND NOT (x.delete_marker AND b.versioning = 'Unversioned') "
+      "ORDER BY x.ts DESC, x.version_id DESC LIMIT 1)) o ON true "
       "LEFT JOIN versions v ON v.version_id = o.version_id "
       "LEFT JOIN version_parts vp ON vp.version_id = v.version_id "
-      "WHERE b.name = $1 ORDER BY vp.part_number", 2 },
+      "WHERE b.name = $1 ORDER BY vp.part_number", 3 },
     [NGX_PLINTH_SQL_DELETE] =
-    { "plinth_delete", "SELECT plinth_delete_object_as($1, $2, $3)", 3 },
+    { "plinth_delete",
+      "SELECT version_id, delete_marker, versioned "
+      "FROM plinth_delete_version($1, $2, $3, $4)", 4 },
     [NGX_PLINTH_SQL_LIST] =
     { "plinth_list",
       "SELECT key, is_prefix, size, etag, to_char(last_modified AT TIME ZONE "
@@ -297,6 +323,18 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
     [NGX_PLINTH_SQL_SET_OBJECT_ACL] =
     { "plinth_set_object_acl",
       "SELECT plinth_set_object_acl($1, $2, $3, $4)", 4 },
+    [NGX_PLINTH_SQL_BUCKET_VERSIONING] =
+    { "plinth_bucket_versioning",
+      "SELECT plinth_bucket_versioning($1, $2)", 2 },
+    [NGX_PLINTH_SQL_SET_BUCKET_VERSIONING] =
+    { "plinth_set_bucket_versioning",
+      "SELECT plinth_set_bucket_versioning($1, $2, $3)", 3 },
+    [NGX_PLINTH_SQL_LIST_VERSIONS] =
+    { "plinth_list_versions",
+      "SELECT key, version_id, is_prefix, is_latest, delete_marker, size, "
+      "etag, to_char(last_modified AT TIME ZONE 'UTC', "
+      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), owner_id "
+      "FROM plinth_list_versions($1, $2, $3, $4, $5, $6, $7::integer)", 7 },
     [NGX_PLINTH_SQL_ACCESS_KEY] =
     { "plinth_access_key",
       "SELECT k.secret_key, k.user_id, u.display_name FROM access_keys k "
@@ -1012,6 +1050,20 @@ ngx_http_plinth_error(ngx_http_request_t *r, ngx_plinth_err_e err,
             - r->headers_out.content_range->value.data;
     }
 
+    if (ctx && ctx->marker_vid.len) {
+        ngx_str_t  t = ngx_string("true");
+
+        if (ngx_http_plinth_add_header(r, "x-amz-delete-marker", &t)
+               != NGX_OK
+            || ngx_http_plinth_add_header(r, "x-amz-version-id",
+                                          &ctx->marker_vid)
+               != NGX_OK)
+        {
+            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+    }
+
     if (e->status == NGX_HTTP_SERVICE_UNAVAILABLE) {
         ngx_str_t  retry = ngx_string("1");
         (void) ngx_http_plinth_add_header(r, "Retry-After", &retry);
@@ -1081,6 +1133,8 @@ static struct {
     { "PL011", NGX_PLINTH_ERR_ACCESS_DENIED },
     { "PL013", NGX_PLINTH_ERR_PRECONDITION_FAILED },
     { "PL012", NGX_PLINTH_ERR_MALFORMED_XML },
+    { "PL014", NGX_PLINTH_ERR_NO_SUCH_VERSION },
+    { "PL015", NGX_PLINTH_ERR_INVALID_ARGUMENT },
     { NULL, NGX_PLINTH_ERR_INTERNAL }
 };
 

@@ -1,11 +1,13 @@
 /*
  * S3 bucket operations: ListBuckets, CreateBucket, DeleteBucket,
- * HeadBucket, GetBucketLocation, ListObjects (v1) and ListObjectsV2.
+ * HeadBucket, GetBucketLocation, ListObjects (v1) and ListObjectsV2;
+ * GetBucketVersioning, PutBucketVersioning and ListObjectVersions.
  * Each is one prepared statement and an XML answer; the database decides
  * the errors (SQLSTATE PLnnn, see sql/001_schema.sql).
  */
 
 #include "ngx_plinth.h"
+#include <libxml/parser.h>
 
 
 #define NGX_PLINTH_XML_HEAD  "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -547,6 +549,498 @@ ngx_http_plinth_list_done(ngx_http_request_t *r, void *data, PGresult *res,
     ngx_plinth_xml_lit(&x, "</ListBucketResult>");
 
     (void) nkeys;
+
+    if (x.error) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    sent = ngx_http_plinth_send_body(r, NGX_HTTP_OK, x.first,
+                                     "application/xml");
+    ngx_http_plinth_finalize(r, sent);
+}
+
+
+/* ------------------------------------------------------------ versioning */
+
+#define NGX_PLINTH_VERSIONING_MAX_XML  (64 * 1024)
+
+
+typedef struct {
+    ngx_str_t                     prefix;
+    ngx_str_t                     delimiter;
+    ngx_str_t                     key_marker;
+    ngx_str_t                     vid_marker;
+    ngx_int_t                     max_keys;
+    ngx_uint_t                    url;
+} ngx_http_plinth_versions_args_t;
+
+
+static void ngx_http_plinth_versioning_got(ngx_http_request_t *r,
+    void *data, PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_versioning_body(ngx_http_request_t *r);
+static const char *ngx_http_plinth_versioning_parse(ngx_http_request_t *r,
+    u_char *xml, size_t len);
+static void ngx_http_plinth_versions_done(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+
+
+ngx_int_t
+ngx_http_plinth_get_bucket_versioning(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx)
+{
+    const char  *params[2];
+
+    if (ctx->anonymous) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_ACCESS_DENIED, NULL);
+        return NGX_OK;
+    }
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+    if (params[0] == NULL || params[1] == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_BUCKET_VERSIONING, 2, params,
+                              ngx_http_plinth_versioning_got);
+}
+
+
+static void
+ngx_http_plinth_versioning_got(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc)
+{
+    char              *status;
+    ngx_int_t          sent;
+    ngx_plinth_xml_t   x;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK
+        || PQntuples(res) != 1)
+    {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    status = PQgetvalue(res, 0, 0);
+
+    ngx_plinth_xml_init(&x, r->pool);
+
+    /* never versioned: an empty configuration, as S3 answers */
+    if (ngx_strcmp(status, "Enabled") != 0
+        && ngx_strcmp(status, "Suspended") != 0)
+    {
+        ngx_plinth_xml_lit(&x, NGX_PLINTH_XML_HEAD "<VersioningConfiguration"
+                               NGX_PLINTH_XMLNS "/>");
+
+    } else {
+        ngx_plinth_xml_lit(&x, NGX_PLINTH_XML_HEAD "<VersioningConfiguration"
+                               NGX_PLINTH_XMLNS ">");
+        ngx_plinth_xml_elem(&x, "Status", (u_char *) status,
+                            ngx_strlen(status));
+        ngx_plinth_xml_lit(&x, "</VersioningConfiguration>");
+    }
+
+    if (x.error) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    sent = ngx_http_plinth_send_body(r, NGX_HTTP_OK, x.first,
+                                     "application/xml");
+    ngx_http_plinth_finalize(r, sent);
+}
+
+
+ngx_int_t
+ngx_http_plinth_put_bucket_versioning(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx)
+{
+    if (ctx->anonymous) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_ACCESS_DENIED, NULL);
+        return NGX_OK;
+    }
+
+    ngx_http_plinth_read_request_body(r, ngx_http_plinth_versioning_body);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_plinth_versioning_body(ngx_http_request_t *r)
+{
+    u_char                 *xml, digest[16];
+    size_t                  len;
+    ngx_md5_t               md5;
+    ngx_str_t               want, cmd5;
+    const char             *params[3];
+    ngx_table_elt_t        *h;
+    ngx_http_plinth_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    if (ctx->finalized) {
+        return;
+    }
+
+    xml = ngx_http_plinth_read_body(r, NGX_PLINTH_VERSIONING_MAX_XML, &len);
+    if (xml == NULL) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
+        return;
+    }
+
+    h = ngx_http_plinth_header_in(r, "Content-MD5");
+    if (h) {
+        ngx_md5_init(&md5);
+        ngx_md5_update(&md5, xml, len);
+        ngx_md5_final(digest, &md5);
+
+        cmd5 = h->value;
+        want.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(cmd5.len));
+        if (want.data == NULL) {
+            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        if (ngx_decode_base64(&want, &cmd5) != NGX_OK || want.len != 16) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_DIGEST, NULL);
+            return;
+        }
+
+        if (ngx_memcmp(want.data, digest, 16) != 0) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_BAD_DIGEST, NULL);
+            return;
+        }
+    }
+
+    params[2] = ngx_http_plinth_versioning_parse(r, xml, len);
+    if (params[2] == NULL) {
+        return;
+    }
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+
+    if (params[0] == NULL || params[1] == NULL
+        || ngx_http_plinth_pg(r, NGX_PLINTH_SQL_SET_BUCKET_VERSIONING, 3,
+                              params, ngx_http_plinth_ok_done)
+           != NGX_OK)
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+}
+
+
+/*
+ * <VersioningConfiguration><Status>Enabled|Suspended</Status>
+ * [<MfaDelete>Disabled</MfaDelete>]</VersioningConfiguration>: the status,
+ * or NULL once answered (MalformedXML; MFA delete is not supported).
+ */
+static const char *
+ngx_http_plinth_versioning_parse(ngx_http_request_t *r, u_char *xml,
+    size_t len)
+{
+    xmlChar      *text;
+    xmlDocPtr     doc;
+    xmlNodePtr    root, n;
+    const char   *status;
+    ngx_uint_t    mfa, seen;
+
+    doc = xmlReadMemory((const char *) xml, (int) len, NULL, NULL,
+                        XML_PARSE_NONET | XML_PARSE_NOERROR
+                        | XML_PARSE_NOWARNING);
+    if (doc == NULL) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
+        return NULL;
+    }
+
+    status = NULL;
+    mfa = 0;
+    seen = 0;
+    root = xmlDocGetRootElement(doc);
+
+    if (root == NULL || !ngx_http_plinth_xml_is(root, "VersioningConfiguration"))
+    {
+        goto malformed;
+    }
+
+    for (n = root->children; n; n = n->next) {
+        if (n->type != XML_ELEMENT_NODE) {
+            continue;
+        }
+
+        if (ngx_http_plinth_xml_is(n, "Status")) {
+            if (seen++) {
+                goto malformed;
+            }
+            text = xmlNodeGetContent(n);
+            if (text && xmlStrcmp(text, (xmlChar *) "Enabled") == 0) {
+                status = "Enabled";
+            } else if (text && xmlStrcmp(text, (xmlChar *) "Suspended") == 0) {
+                status = "Suspended";
+            }
+            xmlFree(text);
+            if (status == NULL) {
+                goto malformed;
+            }
+            continue;
+        }
+
+        if (ngx_http_plinth_xml_is(n, "MfaDelete")) {
+            text = xmlNodeGetContent(n);
+            if (text && xmlStrcmp(text, (xmlChar *) "Enabled") == 0) {
+                mfa = 1;
+            } else if (text == NULL
+                       || xmlStrcmp(text, (xmlChar *) "Disabled") != 0)
+            {
+                xmlFree(text);
+                goto malformed;
+            }
+            xmlFree(text);
+            continue;
+        }
+
+        goto malformed;
+    }
+
+    xmlFreeDoc(doc);
+
+    if (mfa) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_NOT_IMPLEMENTED,
+                              "MFA delete is not supported.");
+        return NULL;
+    }
+
+    if (status == NULL) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
+    }
+
+    return status;
+
+malformed:
+
+    xmlFreeDoc(doc);
+    ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
+
+    return NULL;
+}
+
+
+/*
+ * ListObjectVersions: one statement per page (sql/008's
+ * plinth_list_versions), entries in key order, newest first within a
+ * key; a page ends after max-keys entries (versions, delete markers and
+ * common prefixes alike) and names where the next begins.
+ */
+ngx_int_t
+ngx_http_plinth_list_object_versions(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx)
+{
+    u_char                           *p;
+    ngx_int_t                         n;
+    ngx_str_t                         v;
+    ngx_uint_t                        i, ok;
+    const char                       *params[7];
+    ngx_http_plinth_versions_args_t  *va;
+
+    va = ngx_pcalloc(r->pool, sizeof(ngx_http_plinth_versions_args_t));
+    if (va == NULL) {
+        return NGX_ERROR;
+    }
+
+    va->max_keys = 1000;
+
+    (void) ngx_http_plinth_arg(r, "prefix", &va->prefix);
+    (void) ngx_http_plinth_arg(r, "delimiter", &va->delimiter);
+    (void) ngx_http_plinth_arg(r, "key-marker", &va->key_marker);
+    (void) ngx_http_plinth_arg(r, "version-id-marker", &va->vid_marker);
+
+    if (ngx_http_plinth_arg(r, "encoding-type", &v) == NGX_OK) {
+        if (v.len != 3 || ngx_strncmp(v.data, "url", 3) != 0) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                                  "Invalid Encoding Method specified in "
+                                  "Request");
+            return NGX_OK;
+        }
+        va->url = 1;
+    }
+
+    if (ngx_http_plinth_arg(r, "max-keys", &v) == NGX_OK) {
+        n = ngx_atoi(v.data, v.len);
+        if (n < 0) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                                  "Provided max-keys not an integer or "
+                                  "within integer range");
+            return NGX_OK;
+        }
+        va->max_keys = n > 1000 ? 1000 : n;
+    }
+
+    if (va->vid_marker.len) {
+        if (va->key_marker.len == 0) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                                  "A version-id marker cannot be specified "
+                                  "without a key marker.");
+            return NGX_OK;
+        }
+
+        ok = (va->vid_marker.len == 4
+              && ngx_strncmp(va->vid_marker.data, "null", 4) == 0);
+
+        if (!ok && va->vid_marker.len == 32) {
+            ok = 1;
+            for (i = 0; i < 32; i++) {
+                if (!((va->vid_marker.data[i] >= '0'
+                       && va->vid_marker.data[i] <= '9')
+                      || (va->vid_marker.data[i] >= 'a'
+                          && va->vid_marker.data[i] <= 'f')))
+                {
+                    ok = 0;
+                }
+            }
+        }
+
+        if (!ok) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                                  "Invalid version id specified");
+            return NGX_OK;
+        }
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+    *ngx_sprintf(p, "%i", va->max_keys) = '\0';
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+    params[2] = (char *) ngx_http_plinth_cstr(r->pool, &va->prefix);
+    params[3] = (char *) ngx_http_plinth_cstr(r->pool, &va->delimiter);
+    params[4] = (char *) ngx_http_plinth_cstr(r->pool, &va->key_marker);
+    params[5] = va->vid_marker.len
+                ? (char *) ngx_http_plinth_cstr(r->pool, &va->vid_marker)
+                : NULL;
+    params[6] = (char *) p;
+
+    if (params[0] == NULL || params[1] == NULL || params[2] == NULL
+        || params[3] == NULL || params[4] == NULL
+        || (va->vid_marker.len && params[5] == NULL))
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_plinth_pg_query(r, NGX_PLINTH_SQL_LIST_VERSIONS, 7, params,
+                               ngx_http_plinth_versions_done, va);
+}
+
+
+static void
+ngx_http_plinth_versions_done(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc)
+{
+    ngx_http_plinth_versions_args_t  *va = data;
+
+    int                     i, n, shown;
+    ngx_int_t               sent;
+    ngx_uint_t              truncated, marker;
+    ngx_plinth_xml_t        x;
+    ngx_http_plinth_ctx_t  *ctx;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    n = PQntuples(res);
+    truncated = (va->max_keys > 0 && n > va->max_keys);
+    shown = n > va->max_keys ? (int) va->max_keys : n;
+
+    ngx_plinth_xml_init(&x, r->pool);
+    ngx_plinth_xml_lit(&x, NGX_PLINTH_XML_HEAD "<ListVersionsResult"
+                           NGX_PLINTH_XMLNS ">");
+    ngx_plinth_xml_elem(&x, "Name", ctx->bucket.data, ctx->bucket.len);
+    ngx_plinth_xml_elem_url(&x, "Prefix", va->prefix.data, va->prefix.len,
+                            va->url);
+    ngx_plinth_xml_elem_url(&x, "KeyMarker", va->key_marker.data,
+                            va->key_marker.len, va->url);
+    ngx_plinth_xml_elem(&x, "VersionIdMarker", va->vid_marker.data,
+                        va->vid_marker.len);
+
+    if (truncated && shown > 0) {
+        ngx_plinth_xml_elem_url(&x, "NextKeyMarker",
+                                (u_char *) PQgetvalue(res, shown - 1, 0),
+                                PQgetlength(res, shown - 1, 0), va->url);
+        if (PQgetvalue(res, shown - 1, 2)[0] != 't') {
+            ngx_plinth_xml_elem(&x, "NextVersionIdMarker",
+                                (u_char *) PQgetvalue(res, shown - 1, 1),
+                                PQgetlength(res, shown - 1, 1));
+        }
+    }
+
+    ngx_plinth_xml_elem_int(&x, "MaxKeys", va->max_keys);
+    if (va->delimiter.len) {
+        ngx_plinth_xml_elem_url(&x, "Delimiter", va->delimiter.data,
+                                va->delimiter.len, va->url);
+    }
+    if (va->url) {
+        ngx_plinth_xml_lit(&x, "<EncodingType>url</EncodingType>");
+    }
+    ngx_plinth_xml_lit(&x, truncated ? "<IsTruncated>true</IsTruncated>"
+                                     : "<IsTruncated>false</IsTruncated>");
+
+    for (i = 0; i < shown; i++) {
+        if (PQgetvalue(res, i, 2)[0] == 't') {
+            continue;
+        }
+
+        marker = (PQgetvalue(res, i, 4)[0] == 't');
+
+        ngx_plinth_xml_lit(&x, marker ? "<DeleteMarker>" : "<Version>");
+        ngx_plinth_xml_elem_url(&x, "Key", (u_char *) PQgetvalue(res, i, 0),
+                                PQgetlength(res, i, 0), va->url);
+        ngx_plinth_xml_elem(&x, "VersionId", (u_char *) PQgetvalue(res, i, 1),
+                            PQgetlength(res, i, 1));
+        ngx_plinth_xml_lit(&x, PQgetvalue(res, i, 3)[0] == 't'
+                               ? "<IsLatest>true</IsLatest>"
+                               : "<IsLatest>false</IsLatest>");
+        ngx_plinth_xml_elem(&x, "LastModified",
+                            (u_char *) PQgetvalue(res, i, 7),
+                            PQgetlength(res, i, 7));
+
+        if (marker) {
+            ngx_http_plinth_owner_xml(&x, ctx);
+            ngx_plinth_xml_lit(&x, "</DeleteMarker>");
+            continue;
+        }
+
+        ngx_plinth_xml_lit(&x, "<ETag>&quot;");
+        ngx_plinth_xml_text(&x, (u_char *) PQgetvalue(res, i, 6),
+                            PQgetlength(res, i, 6));
+        ngx_plinth_xml_lit(&x, "&quot;</ETag>");
+        ngx_plinth_xml_elem(&x, "Size", (u_char *) PQgetvalue(res, i, 5),
+                            PQgetlength(res, i, 5));
+        ngx_http_plinth_owner_xml(&x, ctx);
+        ngx_plinth_xml_lit(&x, "<StorageClass>STANDARD</StorageClass>"
+                               "</Version>");
+    }
+
+    for (i = 0; i < shown; i++) {
+        if (PQgetvalue(res, i, 2)[0] != 't') {
+            continue;
+        }
+
+        ngx_plinth_xml_lit(&x, "<CommonPrefixes>");
+        ngx_plinth_xml_elem_url(&x, "Prefix",
+                                (u_char *) PQgetvalue(res, i, 0),
+                                PQgetlength(res, i, 0), va->url);
+        ngx_plinth_xml_lit(&x, "</CommonPrefixes>");
+    }
+
+    ngx_plinth_xml_lit(&x, "</ListVersionsResult>");
 
     if (x.error) {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);

@@ -177,6 +177,13 @@ ngx_http_plinth_delete_parse(ngx_http_request_t *r, u_char *xml, size_t len,
 
         knode = NULL;
         for (f = obj->children; f; f = f->next) {
+            if (ngx_http_plinth_xml_is(f, "VersionId")) {
+                /* never a delete marker where a version was named */
+                ngx_http_plinth_error(r, NGX_PLINTH_ERR_NOT_IMPLEMENTED,
+                                      "DeleteObjects with VersionId is not "
+                                      "supported yet.");
+                goto done;
+            }
             if (ngx_http_plinth_xml_is(f, "Key")) {
                 if (knode) {
                     goto malformed;

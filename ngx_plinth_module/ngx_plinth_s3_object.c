@@ -42,6 +42,8 @@ static ngx_int_t ngx_http_plinth_object_headers(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 static void ngx_http_plinth_delete_done(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_delete_marker(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, PGresult *res);
 
 
 ngx_int_t
@@ -503,11 +505,15 @@ ngx_http_plinth_put_begun(ngx_http_request_t *r, void *data, PGresult *res,
     if (ngx_http_plinth_copy_value(r->pool, res, 0, 0, &ctx->version_id)
             != NGX_OK
         || ngx_http_plinth_copy_value(r->pool, res, 0, 1, &ctx->blob_id)
+            != NGX_OK
+        || ngx_http_plinth_copy_value(r->pool, res, 0, 2, &ctx->vid)
             != NGX_OK)
     {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
+
+    ctx->versioned = (PQgetvalue(res, 0, 3)[0] == 't');
 
     /* placement: the ring's RF nodes for "bucket/key" */
     n = ctx->bucket.len + 1 + ctx->key.len;
@@ -706,6 +712,14 @@ ngx_http_plinth_put_answer(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
         return;
     }
 
+    if (ctx->versioned && ctx->vid.len
+        && ngx_http_plinth_add_header(r, "x-amz-version-id", &ctx->vid)
+           != NGX_OK)
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
     /* the checksum the client sent was verified: say so, as S3 does */
     if (ngx_http_plinth_checksum_header(r, ctx) != NGX_OK) {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -783,7 +797,11 @@ ngx_http_plinth_get_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
 {
     ngx_int_t    n;
     ngx_str_t    v;
-    const char  *params[2];
+    const char  *params[3];
+
+    if (ngx_http_plinth_version_arg(r, ctx) != NGX_OK) {
+        return NGX_OK;
+    }
 
     /* ?partNumber=N: the N-th part of a multipart object, as a range */
     if (ngx_http_plinth_arg(r, "partNumber", &v) == NGX_OK) {
@@ -807,11 +825,12 @@ ngx_http_plinth_get_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
 
     params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
     params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->key);
+    params[2] = ctx->vid.len ? (char *) ctx->vid.data : NULL;
     if (params[0] == NULL || params[1] == NULL) {
         return NGX_ERROR;
     }
 
-    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_GET, 2, params,
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_GET, 3, params,
                               ngx_http_plinth_get_done);
 }
 
@@ -850,8 +869,29 @@ ngx_http_plinth_get_done(ngx_http_request_t *r, void *data, PGresult *res,
         return;
     }
 
-    if (PQgetisnull(res, 0, 0) || PQgetvalue(res, 0, 0)[0] == 't') {
-        ngx_http_plinth_error(r, NGX_PLINTH_ERR_NO_SUCH_KEY, NULL);
+    ctx->versioned = (PQgetvalue(res, 0, PQfnumber(res, "versioned"))[0]
+                      == 't');
+
+    if (PQgetisnull(res, 0, 0)) {
+        ngx_http_plinth_error(r, ctx->vid.len ? NGX_PLINTH_ERR_NO_SUCH_VERSION
+                                              : NGX_PLINTH_ERR_NO_SUCH_KEY,
+                              NULL);
+        return;
+    }
+
+    if (PQgetvalue(res, 0, 0)[0] == 't') {
+        ngx_http_plinth_delete_marker(r, ctx, res);
+        return;
+    }
+
+    if (ctx->versioned
+        && (ngx_http_plinth_copy_value(r->pool, res, 0,
+                                       PQfnumber(res, "vid"), &ctx->vid)
+            != NGX_OK
+            || ngx_http_plinth_add_header(r, "x-amz-version-id", &ctx->vid)
+               != NGX_OK))
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
@@ -1279,17 +1319,100 @@ ngx_int_t
 ngx_http_plinth_delete_object(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx)
 {
-    const char  *params[3];
+    const char  *params[4];
+
+    if (ngx_http_plinth_version_arg(r, ctx) != NGX_OK) {
+        return NGX_OK;
+    }
 
     params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
     params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->key);
     params[2] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+    params[3] = ctx->vid.len ? (char *) ctx->vid.data : NULL;
     if (params[0] == NULL || params[1] == NULL || params[2] == NULL) {
         return NGX_ERROR;
     }
 
-    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_DELETE, 3, params,
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_DELETE, 4, params,
                               ngx_http_plinth_delete_done);
+}
+
+
+/*
+ * ?versionId=: "null" or an id Plinth made (32 hex digits), kept in
+ * ctx->vid (NUL-terminated); anything else is 400 InvalidArgument
+ * (answered here: NGX_DECLINED). Absent: ctx->vid is empty.
+ */
+ngx_int_t
+ngx_http_plinth_version_arg(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
+{
+    ngx_str_t   v;
+    ngx_uint_t  i, ok;
+
+    if (ngx_http_plinth_arg(r, "versionId", &v) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    ok = (v.len == 4 && ngx_strncmp(v.data, "null", 4) == 0);
+
+    if (!ok && v.len == 32) {
+        ok = 1;
+        for (i = 0; i < v.len; i++) {
+            if (!((v.data[i] >= '0' && v.data[i] <= '9')
+                  || (v.data[i] >= 'a' && v.data[i] <= 'f')))
+            {
+                ok = 0;
+                break;
+            }
+        }
+    }
+
+    if (!ok) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                              "Invalid version id specified");
+        return NGX_DECLINED;
+    }
+
+    ctx->vid.data = ngx_http_plinth_cstr(r->pool, &v);
+    if (ctx->vid.data == NULL) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_ERROR;
+    }
+    ctx->vid.len = v.len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * GET or HEAD of a delete marker: of the key (its current version) 404
+ * NoSuchKey, of the marker by versionId 405 MethodNotAllowed; both with
+ * x-amz-delete-marker in a versioned bucket.
+ */
+static void
+ngx_http_plinth_delete_marker(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, PGresult *res)
+{
+    ngx_plinth_err_e  err;
+
+    err = ctx->vid.len ? NGX_PLINTH_ERR_METHOD_NOT_ALLOWED
+                       : NGX_PLINTH_ERR_NO_SUCH_KEY;
+
+    if (!ctx->versioned) {
+        ngx_http_plinth_error(r, err, NULL);
+        return;
+    }
+
+    /* the error answer carries them (ngx_http_plinth_error()) */
+    if (ngx_http_plinth_copy_value(r->pool, res, 0, PQfnumber(res, "vid"),
+                                   &ctx->marker_vid)
+        != NGX_OK)
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_plinth_error(r, err, NULL);
 }
 
 
@@ -1297,9 +1420,34 @@ static void
 ngx_http_plinth_delete_done(ngx_http_request_t *r, void *data, PGresult *res,
     ngx_int_t rc)
 {
-    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+    ngx_str_t  v;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK
+        || PQntuples(res) != 1)
+    {
         ngx_http_plinth_pg_error(r, res, rc);
         return;
+    }
+
+    /* a versioned bucket: the marker written, or the version deleted */
+    if (PQgetvalue(res, 0, 2)[0] == 't') {
+        if (PQgetvalue(res, 0, 1)[0] == 't') {
+            ngx_str_set(&v, "true");
+            if (ngx_http_plinth_add_header(r, "x-amz-delete-marker", &v)
+                != NGX_OK)
+            {
+                ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return;
+            }
+        }
+
+        if (ngx_http_plinth_copy_value(r->pool, res, 0, 0, &v) != NGX_OK
+            || ngx_http_plinth_add_header(r, "x-amz-version-id", &v)
+               != NGX_OK)
+        {
+            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
     }
 
     ngx_http_plinth_finalize(r, ngx_http_plinth_send_body(r,

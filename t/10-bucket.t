@@ -112,7 +112,7 @@ DELETE /alpha
 
 === TEST 12: a subresource not served yet is 501, never a wrong answer
 --- request
-GET /beta?versioning
+GET /beta?tagging
 --- error_code: 501
 --- response_body_like
 <Code>NotImplemented</Code>

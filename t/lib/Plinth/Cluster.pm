@@ -195,6 +195,7 @@ sub _choose_ports {
         }
         return free_port();
     };
+    $self->{port_chosen} = !defined $self->{port};
     $self->{pg_port} //= $pick->('pg');
     $self->{port} //= $pick->('nginx');
     $USED_PORTS{ $self->{port} } = 1;
@@ -1048,6 +1049,13 @@ sub start_nginx {
     $self->prepare unless -d "$self->{dir}/pids";
     $self->_install_conf(%o);
     my $port = exists $o{port} ? $o{port} : $self->{port};
+    if (!port_free($port) && !exists $o{port} && $self->{port_chosen}
+        && !$self->_alive_name('nginx')) {
+        # a port we chose was taken meanwhile (another test run): choose again
+        $self->{port} = $port = free_port();
+        $self->_save_ports;
+        $self->_install_conf(%o);
+    }
     my $log = "$self->{dir}/logs/nginx.stderr";
     croak "port $port (nginx) is in use by another program" unless port_free($port);
     my $pid = $self->_spawn('nginx', [$NGINX, '-p', "$self->{dir}/",
