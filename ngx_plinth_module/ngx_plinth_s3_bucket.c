@@ -35,6 +35,8 @@ static void ngx_http_plinth_head_bucket_done(ngx_http_request_t *r,
     void *data, PGresult *res, ngx_int_t rc);
 static void ngx_http_plinth_list_done(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
+static ngx_int_t ngx_http_plinth_list_args(ngx_http_request_t *r,
+    ngx_int_t *max_keys, ngx_uint_t *url);
 static void ngx_http_plinth_owner_xml(ngx_plinth_xml_t *x,
     ngx_http_plinth_ctx_t *ctx);
 
@@ -293,6 +295,42 @@ ngx_http_plinth_head_bucket_done(ngx_http_request_t *r, void *data,
 
 
 /*
+ * encoding-type=url and max-keys (at most 1,000), as every S3 listing
+ * takes them. NGX_DECLINED after answering a bad value.
+ */
+static ngx_int_t
+ngx_http_plinth_list_args(ngx_http_request_t *r, ngx_int_t *max_keys,
+    ngx_uint_t *url)
+{
+    ngx_int_t  n;
+    ngx_str_t  v;
+
+    if (ngx_http_plinth_arg(r, "encoding-type", &v) == NGX_OK) {
+        if (v.len != 3 || ngx_strncmp(v.data, "url", 3) != 0) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                                  "Invalid Encoding Method specified in "
+                                  "Request");
+            return NGX_DECLINED;
+        }
+        *url = 1;
+    }
+
+    if (ngx_http_plinth_arg(r, "max-keys", &v) == NGX_OK) {
+        n = ngx_atoi(v.data, v.len);
+        if (n < 0) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                                  "Provided max-keys not an integer or "
+                                  "within integer range");
+            return NGX_DECLINED;
+        }
+        *max_keys = n > 1000 ? 1000 : n;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * ListObjects and ListObjectsV2. The continuation token is opaque to
  * clients: "K" or "P" (the last entry was a key or a common prefix) and
  * the entry, base64url-encoded, so the next page starts right after it.
@@ -302,7 +340,6 @@ ngx_http_plinth_list_objects(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx)
 {
     u_char                       *p;
-    ngx_int_t                     n;
     ngx_str_t                     v, after, dec;
     const char                   *params[7];
     ngx_uint_t                    after_prefix;
@@ -319,25 +356,8 @@ ngx_http_plinth_list_objects(ngx_http_request_t *r,
     (void) ngx_http_plinth_arg(r, "prefix", &la->prefix);
     (void) ngx_http_plinth_arg(r, "delimiter", &la->delimiter);
 
-    if (ngx_http_plinth_arg(r, "encoding-type", &v) == NGX_OK) {
-        if (v.len != 3 || ngx_strncmp(v.data, "url", 3) != 0) {
-            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
-                                  "Invalid Encoding Method specified in "
-                                  "Request");
-            return NGX_OK;
-        }
-        la->url = 1;
-    }
-
-    if (ngx_http_plinth_arg(r, "max-keys", &v) == NGX_OK) {
-        n = ngx_atoi(v.data, v.len);
-        if (n < 0) {
-            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
-                                  "Provided max-keys not an integer or "
-                                  "within integer range");
-            return NGX_OK;
-        }
-        la->max_keys = n > 1000 ? 1000 : n;
+    if (ngx_http_plinth_list_args(r, &la->max_keys, &la->url) != NGX_OK) {
+        return NGX_OK;
     }
 
     after.len = 0;
@@ -838,8 +858,6 @@ ngx_http_plinth_list_object_versions(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx)
 {
     u_char                           *p;
-    ngx_int_t                         n;
-    ngx_str_t                         v;
     ngx_uint_t                        i, ok;
     const char                       *params[7];
     ngx_http_plinth_versions_args_t  *va;
@@ -856,25 +874,8 @@ ngx_http_plinth_list_object_versions(ngx_http_request_t *r,
     (void) ngx_http_plinth_arg(r, "key-marker", &va->key_marker);
     (void) ngx_http_plinth_arg(r, "version-id-marker", &va->vid_marker);
 
-    if (ngx_http_plinth_arg(r, "encoding-type", &v) == NGX_OK) {
-        if (v.len != 3 || ngx_strncmp(v.data, "url", 3) != 0) {
-            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
-                                  "Invalid Encoding Method specified in "
-                                  "Request");
-            return NGX_OK;
-        }
-        va->url = 1;
-    }
-
-    if (ngx_http_plinth_arg(r, "max-keys", &v) == NGX_OK) {
-        n = ngx_atoi(v.data, v.len);
-        if (n < 0) {
-            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
-                                  "Provided max-keys not an integer or "
-                                  "within integer range");
-            return NGX_OK;
-        }
-        va->max_keys = n > 1000 ? 1000 : n;
+    if (ngx_http_plinth_list_args(r, &va->max_keys, &va->url) != NGX_OK) {
+        return NGX_OK;
     }
 
     if (va->vid_marker.len) {
