@@ -36,6 +36,10 @@
 #define NGX_PLINTH_MAX_META_SIZE     2048
 #define NGX_PLINTH_ANONYMOUS         "anonymous"
 
+/* the start of every S3 XML document the gateway writes */
+#define NGX_PLINTH_XML_HEAD  "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+#define NGX_PLINTH_XMLNS     " xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\""
+
 #define NGX_PLINTH_AUTH_OFF          0
 #define NGX_PLINTH_AUTH_SIGV4        1
 
@@ -483,6 +487,7 @@ typedef struct {
 } ngx_plinth_xml_t;
 
 void ngx_plinth_xml_init(ngx_plinth_xml_t *x, ngx_pool_t *pool);
+void ngx_http_plinth_send_xml(ngx_http_request_t *r, ngx_plinth_xml_t *x);
 void ngx_plinth_xml_raw(ngx_plinth_xml_t *x, const u_char *s, size_t len);
 void ngx_plinth_xml_lit(ngx_plinth_xml_t *x, const char *s);
 void ngx_plinth_xml_text(ngx_plinth_xml_t *x, const u_char *s, size_t len);

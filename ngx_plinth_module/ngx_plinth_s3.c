@@ -972,6 +972,21 @@ ngx_http_plinth_send_body(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/* Answers 200 with an XML document built by ngx_plinth_xml_*, and ends. */
+void
+ngx_http_plinth_send_xml(ngx_http_request_t *r, ngx_plinth_xml_t *x)
+{
+    if (x->error) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_plinth_finalize(r, ngx_http_plinth_send_body(r, NGX_HTTP_OK,
+                                                          x->first,
+                                                          "application/xml"));
+}
+
+
 void
 ngx_http_plinth_error(ngx_http_request_t *r, ngx_plinth_err_e err,
     const char *message)
@@ -1005,7 +1020,7 @@ ngx_http_plinth_error(ngx_http_request_t *r, ngx_plinth_err_e err,
     }
 
     ngx_plinth_xml_init(&x, r->pool);
-    ngx_plinth_xml_lit(&x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    ngx_plinth_xml_lit(&x, NGX_PLINTH_XML_HEAD
                            "<Error>");
     ngx_plinth_xml_elem(&x, "Code", (u_char *) e->code, ngx_strlen(e->code));
     message = message ? message : e->message;

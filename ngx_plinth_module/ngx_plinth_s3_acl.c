@@ -53,7 +53,6 @@ static void
 ngx_http_plinth_acl_got(ngx_http_request_t *r, void *data, PGresult *res,
     ngx_int_t rc)
 {
-    ngx_int_t          sent;
     ngx_plinth_xml_t   x;
 
     if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK
@@ -64,9 +63,8 @@ ngx_http_plinth_acl_got(ngx_http_request_t *r, void *data, PGresult *res,
     }
 
     ngx_plinth_xml_init(&x, r->pool);
-    ngx_plinth_xml_lit(&x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                           "<AccessControlPolicy xmlns=\"http://s3."
-                           "amazonaws.com/doc/2006-03-01/\"><Owner>");
+    ngx_plinth_xml_lit(&x, NGX_PLINTH_XML_HEAD
+                           "<AccessControlPolicy" NGX_PLINTH_XMLNS "><Owner>");
     ngx_plinth_xml_elem(&x, "ID", (u_char *) PQgetvalue(res, 0, 0),
                         PQgetlength(res, 0, 0));
     ngx_plinth_xml_elem(&x, "DisplayName", (u_char *) PQgetvalue(res, 0, 1),
@@ -91,14 +89,7 @@ ngx_http_plinth_acl_got(ngx_http_request_t *r, void *data, PGresult *res,
 
     ngx_plinth_xml_lit(&x, "</AccessControlList></AccessControlPolicy>");
 
-    if (x.error) {
-        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    sent = ngx_http_plinth_send_body(r, NGX_HTTP_OK, x.first,
-                                     "application/xml");
-    ngx_http_plinth_finalize(r, sent);
+    ngx_http_plinth_send_xml(r, &x);
 }
 
 

@@ -10,8 +10,6 @@
 #include <libxml/parser.h>
 
 
-#define NGX_PLINTH_XML_HEAD  "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-#define NGX_PLINTH_XMLNS     " xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\""
 
 
 typedef struct {
@@ -67,7 +65,6 @@ ngx_http_plinth_list_buckets_done(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc)
 {
     int                     i, n;
-    ngx_int_t               sent;
     ngx_plinth_xml_t        x;
     ngx_http_plinth_ctx_t  *ctx;
 
@@ -98,14 +95,7 @@ ngx_http_plinth_list_buckets_done(ngx_http_request_t *r, void *data,
 
     ngx_plinth_xml_lit(&x, "</Buckets></ListAllMyBucketsResult>");
 
-    if (x.error) {
-        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    sent = ngx_http_plinth_send_body(r, NGX_HTTP_OK, x.first,
-                                     "application/xml");
-    ngx_http_plinth_finalize(r, sent);
+    ngx_http_plinth_send_xml(r, &x);
 }
 
 
@@ -283,14 +273,7 @@ ngx_http_plinth_head_bucket_done(ngx_http_request_t *r, void *data,
     ngx_plinth_xml_lit(&x, NGX_PLINTH_XML_HEAD "<LocationConstraint"
                            NGX_PLINTH_XMLNS "></LocationConstraint>");
 
-    if (x.error) {
-        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    sent = ngx_http_plinth_send_body(r, NGX_HTTP_OK, x.first,
-                                     "application/xml");
-    ngx_http_plinth_finalize(r, sent);
+    ngx_http_plinth_send_xml(r, &x);
 }
 
 
@@ -447,7 +430,6 @@ ngx_http_plinth_list_done(ngx_http_request_t *r, void *data, PGresult *res,
 
     int                     i, n, shown, nkeys;
     u_char                 *kind;
-    ngx_int_t               sent;
     ngx_str_t               last, raw, tok;
     ngx_uint_t              truncated;
     ngx_plinth_xml_t        x;
@@ -570,14 +552,7 @@ ngx_http_plinth_list_done(ngx_http_request_t *r, void *data, PGresult *res,
 
     (void) nkeys;
 
-    if (x.error) {
-        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    sent = ngx_http_plinth_send_body(r, NGX_HTTP_OK, x.first,
-                                     "application/xml");
-    ngx_http_plinth_finalize(r, sent);
+    ngx_http_plinth_send_xml(r, &x);
 }
 
 
@@ -632,7 +607,6 @@ ngx_http_plinth_versioning_got(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc)
 {
     char              *status;
-    ngx_int_t          sent;
     ngx_plinth_xml_t   x;
 
     if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK
@@ -661,14 +635,7 @@ ngx_http_plinth_versioning_got(ngx_http_request_t *r, void *data,
         ngx_plinth_xml_lit(&x, "</VersioningConfiguration>");
     }
 
-    if (x.error) {
-        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    sent = ngx_http_plinth_send_body(r, NGX_HTTP_OK, x.first,
-                                     "application/xml");
-    ngx_http_plinth_finalize(r, sent);
+    ngx_http_plinth_send_xml(r, &x);
 }
 
 
@@ -944,7 +911,6 @@ ngx_http_plinth_versions_done(ngx_http_request_t *r, void *data,
     ngx_http_plinth_versions_args_t  *va = data;
 
     int                     i, n, shown;
-    ngx_int_t               sent;
     ngx_uint_t              truncated, marker;
     ngx_plinth_xml_t        x;
     ngx_http_plinth_ctx_t  *ctx;
@@ -1043,12 +1009,5 @@ ngx_http_plinth_versions_done(ngx_http_request_t *r, void *data,
 
     ngx_plinth_xml_lit(&x, "</ListVersionsResult>");
 
-    if (x.error) {
-        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    sent = ngx_http_plinth_send_body(r, NGX_HTTP_OK, x.first,
-                                     "application/xml");
-    ngx_http_plinth_finalize(r, sent);
+    ngx_http_plinth_send_xml(r, &x);
 }

@@ -258,7 +258,6 @@ static void
 ngx_http_plinth_copied(ngx_http_request_t *r, void *data, PGresult *res,
     ngx_int_t rc)
 {
-    ngx_int_t          sent;
     ngx_plinth_xml_t   x;
 
     if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -267,9 +266,8 @@ ngx_http_plinth_copied(ngx_http_request_t *r, void *data, PGresult *res,
     }
 
     ngx_plinth_xml_init(&x, r->pool);
-    ngx_plinth_xml_lit(&x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                           "<CopyObjectResult xmlns=\"http://s3.amazonaws."
-                           "com/doc/2006-03-01/\">");
+    ngx_plinth_xml_lit(&x, NGX_PLINTH_XML_HEAD
+                           "<CopyObjectResult" NGX_PLINTH_XMLNS ">");
     ngx_plinth_xml_elem(&x, "LastModified", (u_char *) PQgetvalue(res, 0, 1),
                         PQgetlength(res, 0, 1));
     ngx_plinth_xml_lit(&x, "<ETag>&quot;");
@@ -277,12 +275,5 @@ ngx_http_plinth_copied(ngx_http_request_t *r, void *data, PGresult *res,
                         PQgetlength(res, 0, 0));
     ngx_plinth_xml_lit(&x, "&quot;</ETag></CopyObjectResult>");
 
-    if (x.error) {
-        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    sent = ngx_http_plinth_send_body(r, NGX_HTTP_OK, x.first,
-                                     "application/xml");
-    ngx_http_plinth_finalize(r, sent);
+    ngx_http_plinth_send_xml(r, &x);
 }

@@ -261,7 +261,6 @@ ngx_http_plinth_objects_deleted(ngx_http_request_t *r, void *data,
     ngx_http_plinth_delete_t *d = data;
 
     int                     i, n;
-    ngx_int_t               sent;
     ngx_plinth_xml_t        x;
 
     if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -270,9 +269,8 @@ ngx_http_plinth_objects_deleted(ngx_http_request_t *r, void *data,
     }
 
     ngx_plinth_xml_init(&x, r->pool);
-    ngx_plinth_xml_lit(&x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                           "<DeleteResult xmlns=\"http://s3.amazonaws.com/"
-                           "doc/2006-03-01/\">");
+    ngx_plinth_xml_lit(&x, NGX_PLINTH_XML_HEAD
+                           "<DeleteResult" NGX_PLINTH_XMLNS ">");
 
     n = PQntuples(res);
 
@@ -299,12 +297,5 @@ ngx_http_plinth_objects_deleted(ngx_http_request_t *r, void *data,
 
     ngx_plinth_xml_lit(&x, "</DeleteResult>");
 
-    if (x.error) {
-        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    sent = ngx_http_plinth_send_body(r, NGX_HTTP_OK, x.first,
-                                     "application/xml");
-    ngx_http_plinth_finalize(r, sent);
+    ngx_http_plinth_send_xml(r, &x);
 }

@@ -19,9 +19,6 @@
 #include <libxml/tree.h>
 
 
-#define NGX_PLINTH_MPU_XML_HEAD  "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-#define NGX_PLINTH_MPU_XMLNS                                                 \
-    " xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\""
 
 /* 10,000 parts of about 100 bytes of XML each, with room to spare */
 #define NGX_PLINTH_MPU_MAX_XML   (4 * 1024 * 1024)
@@ -68,8 +65,6 @@ static void ngx_http_plinth_uploads_listed(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 static void ngx_http_plinth_mpu_owner(ngx_plinth_xml_t *x, const char *name,
     ngx_str_t *id);
-static void ngx_http_plinth_mpu_send_xml(ngx_http_request_t *r,
-    ngx_plinth_xml_t *x);
 
 
 /* ?uploadId=X into ctx->upload_id; NGX_DECLINED after an error answer. */
@@ -142,16 +137,16 @@ ngx_http_plinth_mpu_created(ngx_http_request_t *r, void *data, PGresult *res,
     ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
 
     ngx_plinth_xml_init(&x, r->pool);
-    ngx_plinth_xml_lit(&x, NGX_PLINTH_MPU_XML_HEAD
+    ngx_plinth_xml_lit(&x, NGX_PLINTH_XML_HEAD
                            "<InitiateMultipartUploadResult"
-                           NGX_PLINTH_MPU_XMLNS ">");
+                           NGX_PLINTH_XMLNS ">");
     ngx_plinth_xml_elem(&x, "Bucket", ctx->bucket.data, ctx->bucket.len);
     ngx_plinth_xml_elem(&x, "Key", ctx->key.data, ctx->key.len);
     ngx_plinth_xml_elem(&x, "UploadId", (u_char *) PQgetvalue(res, 0, 0),
                         PQgetlength(res, 0, 0));
     ngx_plinth_xml_lit(&x, "</InitiateMultipartUploadResult>");
 
-    ngx_http_plinth_mpu_send_xml(r, &x);
+    ngx_http_plinth_send_xml(r, &x);
 }
 
 
@@ -611,9 +606,9 @@ ngx_http_plinth_completed(ngx_http_request_t *r, void *data, PGresult *res,
     loc.len = p - loc.data;
 
     ngx_plinth_xml_init(&x, r->pool);
-    ngx_plinth_xml_lit(&x, NGX_PLINTH_MPU_XML_HEAD
+    ngx_plinth_xml_lit(&x, NGX_PLINTH_XML_HEAD
                            "<CompleteMultipartUploadResult"
-                           NGX_PLINTH_MPU_XMLNS ">");
+                           NGX_PLINTH_XMLNS ">");
     ngx_plinth_xml_elem(&x, "Location", loc.data, loc.len);
     ngx_plinth_xml_elem(&x, "Bucket", ctx->bucket.data, ctx->bucket.len);
     ngx_plinth_xml_elem(&x, "Key", ctx->key.data, ctx->key.len);
@@ -622,7 +617,7 @@ ngx_http_plinth_completed(ngx_http_request_t *r, void *data, PGresult *res,
                         PQgetlength(res, 0, 0));
     ngx_plinth_xml_lit(&x, "&quot;</ETag></CompleteMultipartUploadResult>");
 
-    ngx_http_plinth_mpu_send_xml(r, &x);
+    ngx_http_plinth_send_xml(r, &x);
 }
 
 
@@ -794,8 +789,8 @@ ngx_http_plinth_parts_listed(ngx_http_request_t *r, void *data,
     shown = n > ml->max ? (int) ml->max : n;
 
     ngx_plinth_xml_init(&x, r->pool);
-    ngx_plinth_xml_lit(&x, NGX_PLINTH_MPU_XML_HEAD "<ListPartsResult"
-                           NGX_PLINTH_MPU_XMLNS ">");
+    ngx_plinth_xml_lit(&x, NGX_PLINTH_XML_HEAD "<ListPartsResult"
+                           NGX_PLINTH_XMLNS ">");
     ngx_plinth_xml_elem(&x, "Bucket", ctx->bucket.data, ctx->bucket.len);
     ngx_plinth_xml_elem_url(&x, "Key", ctx->key.data, ctx->key.len, ml->url);
     ngx_plinth_xml_elem(&x, "UploadId", ctx->upload_id.data,
@@ -834,7 +829,7 @@ ngx_http_plinth_parts_listed(ngx_http_request_t *r, void *data,
 
     ngx_plinth_xml_lit(&x, "</ListPartsResult>");
 
-    ngx_http_plinth_mpu_send_xml(r, &x);
+    ngx_http_plinth_send_xml(r, &x);
 }
 
 
@@ -914,9 +909,9 @@ ngx_http_plinth_uploads_listed(ngx_http_request_t *r, void *data,
     shown = n > ml->max ? (int) ml->max : n;
 
     ngx_plinth_xml_init(&x, r->pool);
-    ngx_plinth_xml_lit(&x, NGX_PLINTH_MPU_XML_HEAD
+    ngx_plinth_xml_lit(&x, NGX_PLINTH_XML_HEAD
                            "<ListMultipartUploadsResult"
-                           NGX_PLINTH_MPU_XMLNS ">");
+                           NGX_PLINTH_XMLNS ">");
     ngx_plinth_xml_elem(&x, "Bucket", ctx->bucket.data, ctx->bucket.len);
     ngx_plinth_xml_elem_url(&x, "KeyMarker", ml->key_marker.data,
                             ml->key_marker.len, ml->url);
@@ -980,7 +975,7 @@ ngx_http_plinth_uploads_listed(ngx_http_request_t *r, void *data,
 
     ngx_plinth_xml_lit(&x, "</ListMultipartUploadsResult>");
 
-    ngx_http_plinth_mpu_send_xml(r, &x);
+    ngx_http_plinth_send_xml(r, &x);
 }
 
 
@@ -996,18 +991,4 @@ ngx_http_plinth_mpu_owner(ngx_plinth_xml_t *x, const char *name,
     ngx_plinth_xml_lit(x, "</");
     ngx_plinth_xml_lit(x, name);
     ngx_plinth_xml_lit(x, ">");
-}
-
-
-static void
-ngx_http_plinth_mpu_send_xml(ngx_http_request_t *r, ngx_plinth_xml_t *x)
-{
-    if (x->error) {
-        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_http_plinth_finalize(r, ngx_http_plinth_send_body(r, NGX_HTTP_OK,
-                                                          x->first,
-                                                          "application/xml"));
 }
