@@ -19,7 +19,8 @@ DATANODE_HDRS := $(wildcard datanode/*.h)
 DATANODE_LIBS := -lmicrohttpd -lyaml -lprotobuf-c -lxxhash -lpthread
 
 UNIT_TESTS := $(B)/unit/test_ring $(B)/unit/test_blockfile \
-              $(B)/unit/test_sigv4 $(B)/unit/test_chunked
+              $(B)/unit/test_sigv4 $(B)/unit/test_chunked \
+              $(B)/unit/test_crc
 
 .PHONY: all module datanode proto deps unit test run stop clean
 
@@ -66,6 +67,11 @@ $(B)/unit/test_chunked: t/unit/test_chunked.c ngx_plinth_module/ngx_plinth_chunk
 	$(CC) $(CFLAGS) $(WARN) -Ingx_plinth_module -o $@ \
 	    t/unit/test_chunked.c ngx_plinth_module/ngx_plinth_chunked.c \
 	    ngx_plinth_module/ngx_plinth_sigv4.c -lcrypto
+
+$(B)/unit/test_crc: t/unit/test_crc.c ngx_plinth_module/ngx_plinth_crc.c ngx_plinth_module/ngx_plinth_crc.h
+	mkdir -p $(B)/unit
+	$(CC) $(CFLAGS) $(WARN) -Ingx_plinth_module -o $@ \
+	    t/unit/test_crc.c ngx_plinth_module/ngx_plinth_crc.c -lisal -lz
 
 unit: $(UNIT_TESTS)
 

@@ -241,7 +241,7 @@ struct ngx_http_plinth_ctx_s {
     ngx_uint_t                    cks_alg;    /* x-amz-checksum-<alg> */
     ngx_str_t                     cks_want;   /* its header value */
     ngx_str_t                     cks_got;    /* ... or its trailer's */
-    uint32_t                      cks_crc;    /* CRC32, CRC32C state */
+    uint64_t                      cks_crc;    /* CRC state */
     EVP_MD_CTX                   *cks_md;     /* SHA-1, SHA-256 state */
     unsigned                      anonymous:1;  /* no signature */
 
@@ -377,7 +377,24 @@ ngx_int_t ngx_http_plinth_get_conditions(ngx_http_request_t *r,
 ngx_int_t ngx_http_plinth_put_conditions(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 
-/* ngx_plinth_body.c */
+/* ngx_plinth_body.c: the flexible checksums, in this order */
+enum {
+    NGX_PLINTH_CKS_NONE = 0,
+    NGX_PLINTH_CKS_CRC32,
+    NGX_PLINTH_CKS_CRC32C,
+    NGX_PLINTH_CKS_SHA1,
+    NGX_PLINTH_CKS_SHA256,
+    NGX_PLINTH_CKS_CRC64NVME
+};
+
+extern const char  *ngx_http_plinth_cks_names[];
+extern const char  *ngx_http_plinth_cks_headers[];
+
+ngx_uint_t ngx_http_plinth_checksum_alg(const u_char *name, size_t len);
+ngx_uint_t ngx_http_plinth_checksum_alg_name(const u_char *name, size_t len);
+ngx_int_t ngx_http_plinth_checksum_params(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, const char **alg, const char **value);
+void ngx_http_plinth_crc_bytes(uint64_t crc, u_char *md, ngx_uint_t n);
 ngx_int_t ngx_http_plinth_body_chunked(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx, ngx_uint_t payload, const u_char key[32],
     ngx_str_t *amz_date, ngx_str_t *scope, const u_char seed[64]);
@@ -451,6 +468,7 @@ void ngx_http_plinth_put_answer(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx, ngx_str_t *etag);
 ngx_int_t ngx_http_plinth_user_meta(ngx_http_request_t *r,
     ngx_str_t *meta);
+ngx_uint_t ngx_http_plinth_vid_valid(const u_char *p, size_t len);
 ngx_int_t ngx_http_plinth_version_arg(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 

@@ -18,6 +18,7 @@
 #include "ngx_plinth.h"
 #include "ngx_plinth_sigv4.h"
 #include "ngx_plinth_chunked.h"
+#include "ngx_plinth_crc.h"
 #include <ngx_crc32.h>
 #include <isa-l/crc.h>
 #include <openssl/evp.h>
@@ -435,34 +436,25 @@ ngx_http_plinth_body_event(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
 /*
  * The flexible checksums of S3 (x-amz-checksum-<alg>, in a header or as a
  * trailer): CRC32 (nginx's own), CRC32C (ISA-L), SHA1 and SHA256
- * (OpenSSL) are computed over the payload as it arrives, compared at the
- * end (BadDigest), and echoed in the answer. CRC64NVME is not available
- * from the libraries at hand yet: 501.
+ * (OpenSSL), CRC64NVME (ngx_plinth_crc.c: no Debian library has it) are
+ * computed over the payload as it arrives, compared at the end (BadDigest),
+ * echoed in the answer and stored with the object or part.
  */
-enum {
-    NGX_PLINTH_CKS_NONE = 0,
-    NGX_PLINTH_CKS_CRC32,
-    NGX_PLINTH_CKS_CRC32C,
-    NGX_PLINTH_CKS_SHA1,
-    NGX_PLINTH_CKS_SHA256
+const char  *ngx_http_plinth_cks_names[] = {
+    "", "crc32", "crc32c", "sha1", "sha256", "crc64nvme", NULL
 };
 
-static const char  *ngx_http_plinth_cks_names[] = {
-    "", "crc32", "crc32c", "sha1", "sha256", NULL
-};
-
-static const char  *ngx_http_plinth_cks_headers[] = {
+const char  *ngx_http_plinth_cks_headers[] = {
     "", "x-amz-checksum-crc32", "x-amz-checksum-crc32c",
-    "x-amz-checksum-sha1", "x-amz-checksum-sha256", NULL
+    "x-amz-checksum-sha1", "x-amz-checksum-sha256",
+    "x-amz-checksum-crc64nvme", NULL
 };
 
 
 /* The algorithm named by "x-amz-checksum-<alg>" (case-insensitive), or 0. */
-static ngx_uint_t
+ngx_uint_t
 ngx_http_plinth_checksum_alg(const u_char *name, size_t len)
 {
-    ngx_uint_t  a;
-
     if (len <= 15
         || ngx_strncasecmp((u_char *) name, (u_char *) "x-amz-checksum-", 15)
            != 0)
@@ -470,11 +462,21 @@ ngx_http_plinth_checksum_alg(const u_char *name, size_t len)
         return NGX_PLINTH_CKS_NONE;
     }
 
+    return ngx_http_plinth_checksum_alg_name(name + 15, len - 15);
+}
+
+
+/* The algorithm of a name ("crc32", "CRC32"; case-insensitive), or 0. */
+ngx_uint_t
+ngx_http_plinth_checksum_alg_name(const u_char *name, size_t len)
+{
+    ngx_uint_t  a;
+
     for (a = 1; ngx_http_plinth_cks_names[a]; a++) {
-        if (len - 15 == ngx_strlen(ngx_http_plinth_cks_names[a])
-            && ngx_strncasecmp((u_char *) name + 15,
-                               (u_char *) ngx_http_plinth_cks_names[a],
-                               len - 15) == 0)
+        if (len == ngx_strlen(ngx_http_plinth_cks_names[a])
+            && ngx_strncasecmp((u_char *) name,
+                               (u_char *) ngx_http_plinth_cks_names[a], len)
+               == 0)
         {
             return a;
         }
@@ -507,6 +509,9 @@ ngx_http_plinth_checksum_start(ngx_http_request_t *r,
     case NGX_PLINTH_CKS_CRC32C:
         ctx->cks_crc = 0xffffffff;
         break;
+    case NGX_PLINTH_CKS_CRC64NVME:
+        ctx->cks_crc = PLINTH_CRC64NVME_INIT;
+        break;
     default:
         if (ctx->cks_md) {
             break;
@@ -534,14 +539,21 @@ void
 ngx_http_plinth_checksum_update(ngx_http_plinth_ctx_t *ctx, u_char *p,
     size_t len)
 {
+    uint32_t  crc32;
+
     switch (ctx->cks_alg) {
     case NGX_PLINTH_CKS_CRC32:
-        ngx_crc32_update(&ctx->cks_crc, p, len);
+        crc32 = (uint32_t) ctx->cks_crc;
+        ngx_crc32_update(&crc32, p, len);
+        ctx->cks_crc = crc32;
+        break;
+    case NGX_PLINTH_CKS_CRC64NVME:
+        ctx->cks_crc = plinth_crc64nvme(ctx->cks_crc, p, len);
         break;
     case NGX_PLINTH_CKS_CRC32C:
         while (len) {
             size_t  n = len > 0x40000000 ? 0x40000000 : len;
-            ctx->cks_crc = crc32_iscsi(p, (int) n, ctx->cks_crc);
+            ctx->cks_crc = crc32_iscsi(p, (int) n, (uint32_t) ctx->cks_crc);
             p += n;
             len -= n;
         }
@@ -606,6 +618,30 @@ ngx_http_plinth_checksum_header(ngx_http_request_t *r,
     return ngx_http_plinth_add_header(r,
                ngx_http_plinth_cks_headers[ctx->cks_alg],
                ctx->cks_got.len ? &ctx->cks_got : &ctx->cks_want);
+}
+
+
+/*
+ * The verified checksum as statement parameters: its algorithm and value
+ * as C strings, or NULLs when the write carried none.
+ */
+ngx_int_t
+ngx_http_plinth_checksum_params(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, const char **alg, const char **value)
+{
+    *alg = NULL;
+    *value = NULL;
+
+    if (ctx->cks_alg == NGX_PLINTH_CKS_NONE) {
+        return NGX_OK;
+    }
+
+    *alg = ngx_http_plinth_cks_names[ctx->cks_alg];
+    *value = (char *) ngx_http_plinth_cstr(r->pool, ctx->cks_got.len
+                                                    ? &ctx->cks_got
+                                                    : &ctx->cks_want);
+
+    return *value ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -720,7 +756,7 @@ ngx_http_plinth_body_check(ngx_http_plinth_ctx_t *ctx, ngx_plinth_err_e *err,
     const char **message)
 {
     u_char        md[EVP_MAX_MD_SIZE], b64[2 * EVP_MAX_MD_SIZE];
-    uint32_t      crc;
+    uint64_t      crc;
     ngx_str_t     src, dst, *want;
     unsigned int  n;
 
@@ -747,17 +783,14 @@ ngx_http_plinth_body_check(ngx_http_plinth_ctx_t *ctx, ngx_plinth_err_e *err,
     switch (ctx->cks_alg) {
     case NGX_PLINTH_CKS_CRC32:
     case NGX_PLINTH_CKS_CRC32C:
-        crc = ctx->cks_crc;
-        if (ctx->cks_alg == NGX_PLINTH_CKS_CRC32) {
-            ngx_crc32_final(crc);
-        } else {
-            crc = ~crc;
-        }
-        md[0] = (u_char) (crc >> 24);
-        md[1] = (u_char) (crc >> 16);
-        md[2] = (u_char) (crc >> 8);
-        md[3] = (u_char) crc;
+        crc = ~ctx->cks_crc & 0xffffffff;   /* ngx_crc32_final, too */
         n = 4;
+        ngx_http_plinth_crc_bytes(crc, md, n);
+        break;
+    case NGX_PLINTH_CKS_CRC64NVME:
+        crc = ctx->cks_crc;
+        n = 8;
+        ngx_http_plinth_crc_bytes(crc, md, n);
         break;
     default:
         if (EVP_DigestFinal_ex(ctx->cks_md, md, &n) != 1) {
@@ -781,6 +814,17 @@ ngx_http_plinth_body_check(ngx_http_plinth_ctx_t *ctx, ngx_plinth_err_e *err,
     }
 
     return NGX_OK;
+}
+
+
+/* A CRC as S3 prints it: big-endian bytes (then base64). */
+void
+ngx_http_plinth_crc_bytes(uint64_t crc, u_char *md, ngx_uint_t n)
+{
+    while (n--) {
+        md[n] = (u_char) crc;
+        crc >>= 8;
+    }
 }
 
 

@@ -256,7 +256,8 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "plinth_put_begin_v($1, $2, $3, $4, $5, $6, $7, $8)", 8 },
     [NGX_PLINTH_SQL_PUT_COMMIT] =
     { "plinth_put_commit",
-      "SELECT plinth_put_commit($1, $2::integer[], $3::boolean, $4)", 4 },
+      "SELECT plinth_put_commit($1, $2::integer[], $3::boolean, $4, $5, $6)",
+      6 },
     [NGX_PLINTH_SQL_PUT_ABORT] =
     { "plinth_put_abort", "SELECT plinth_put_abort($1, $2::integer[])", 2 },
     [NGX_PLINTH_SQL_PUT_ADD_NODE] =
@@ -275,6 +276,10 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "replace(vp.blob_id::text, '-', '') AS seg_blob, "
       "vp.part_offset AS seg_offset, vp.size AS seg_size, "
       "array_to_string(vp.nodes, ',') AS seg_nodes, "
+      /* x-amz-checksum-mode: the object's, or the part's for partNumber */
+      "v.checksum_alg AS cks_alg, v.checksum AS cks, "
+      "v.checksum_type AS cks_type, vp.checksum_alg AS seg_cks_alg, "
+      "vp.checksum AS seg_cks, "
       /* versioning: the version served, by S3 id ($3: NULL, the current) */
       "b.versioning <> 'Unversioned' AS versioned, "
       "coalesce(v.vid, 'null') AS vid "
@@ -306,9 +311,10 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "SELECT key, code FROM plinth_delete_objects($1, $2, $3::text[])", 3 },
     [NGX_PLINTH_SQL_COPY_OBJECT] =
     { "plinth_copy_object",
-      "SELECT etag, last_modified FROM plinth_copy_object($1, $2, $3, $4, "
+      "SELECT etag, last_modified, vid, versioned, src_vid "
+      "FROM plinth_copy_object($1, $2, $3, $4, "
       "$5, $6::boolean, $7, $8, $9, $10, $11, to_timestamp($12::bigint), "
-      "to_timestamp($13::bigint))", 13 },
+      "to_timestamp($13::bigint), $14)", 14 },
     [NGX_PLINTH_SQL_BUCKET_ACL] =
     { "plinth_bucket_acl",
       "SELECT owner_id, display_name, acl FROM plinth_bucket_acl($1, $2)",
@@ -348,7 +354,7 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
     [NGX_PLINTH_SQL_PART_COMMIT] =
     { "plinth_part_commit",
       "SELECT plinth_part_commit($1, $2::integer, $3::uuid, $4::bigint, $5, "
-      "$6::integer[])", 6 },
+      "$6::integer[], $7, $8)", 8 },
     [NGX_PLINTH_SQL_PART_ABORT] =
     { "plinth_part_abort",
       "SELECT plinth_part_abort($1::uuid, $2::integer[])", 2 },
@@ -357,8 +363,8 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "SELECT plinth_part_add_node($1::uuid, $2::integer)", 2 },
     [NGX_PLINTH_SQL_MPU_COMPLETE] =
     { "plinth_mpu_complete",
-      "SELECT etag FROM plinth_mpu_complete($1, $2, $3, $4::integer[], "
-      "$5::text[], $6)", 6 },
+      "SELECT etag, vid, versioned FROM plinth_mpu_complete($1, $2, $3, "
+      "$4::integer[], $5::text[], $6, $7::boolean, $8)", 8 },
     [NGX_PLINTH_SQL_MPU_ABORT] =
     { "plinth_mpu_abort", "SELECT plinth_mpu_abort($1, $2, $3, $4)", 4 },
     [NGX_PLINTH_SQL_LIST_PARTS] =
@@ -1150,6 +1156,7 @@ static struct {
     { "PL012", NGX_PLINTH_ERR_MALFORMED_XML },
     { "PL014", NGX_PLINTH_ERR_NO_SUCH_VERSION },
     { "PL015", NGX_PLINTH_ERR_INVALID_ARGUMENT },
+    { "PL016", NGX_PLINTH_ERR_INVALID_REQUEST },
     { NULL, NGX_PLINTH_ERR_INTERNAL }
 };
 

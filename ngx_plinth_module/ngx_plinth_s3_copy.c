@@ -14,7 +14,7 @@
 
 
 static ngx_int_t ngx_http_plinth_copy_source(ngx_http_request_t *r,
-    ngx_str_t *value, ngx_str_t *bucket, ngx_str_t *key);
+    ngx_str_t *value, ngx_str_t *bucket, ngx_str_t *key, ngx_str_t *vid);
 static char *ngx_http_plinth_copy_etag(ngx_http_request_t *r,
     const char *name);
 static char *ngx_http_plinth_copy_time(ngx_http_request_t *r,
@@ -28,16 +28,17 @@ ngx_http_plinth_copy_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     ngx_table_elt_t *source)
 {
     ngx_int_t         bad;
-    ngx_str_t         sbucket, skey, meta;
+    ngx_str_t         sbucket, skey, svid, meta;
     ngx_uint_t        replace;
-    const char       *params[13];
+    const char       *params[14];
     ngx_table_elt_t  *h;
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    if (ngx_http_plinth_copy_source(r, &source->value, &sbucket, &skey)
+    if (ngx_http_plinth_copy_source(r, &source->value, &sbucket, &skey,
+                                    &svid)
         != NGX_OK)
     {
         return NGX_OK;
@@ -61,7 +62,7 @@ ngx_http_plinth_copy_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
         }
     }
 
-    if (!replace
+    if (!replace && svid.len == 0
         && sbucket.len == ctx->bucket.len && skey.len == ctx->key.len
         && ngx_strncmp(sbucket.data, ctx->bucket.data, sbucket.len) == 0
         && ngx_strncmp(skey.data, ctx->key.data, skey.len) == 0)
@@ -115,6 +116,7 @@ ngx_http_plinth_copy_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
                      "x-amz-copy-source-if-modified-since", &bad);
     params[12] = ngx_http_plinth_copy_time(r,
                      "x-amz-copy-source-if-unmodified-since", &bad);
+    params[13] = svid.len ? (char *) svid.data : NULL;
 
     if (params[0] == NULL || params[1] == NULL || params[2] == NULL
         || params[3] == NULL || params[4] == NULL || bad == NGX_ERROR)
@@ -122,34 +124,46 @@ ngx_http_plinth_copy_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_COPY_OBJECT, 13, params,
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_COPY_OBJECT, 14, params,
                               ngx_http_plinth_copied);
 }
 
 
 /*
  * "/bucket/key", "bucket/key", percent-encoded, optionally with
- * "?versionId=": only the current version can be copied yet.
+ * "?versionId=<id>" (*vid, NUL-terminated; empty when absent).
  */
 static ngx_int_t
 ngx_http_plinth_copy_source(ngx_http_request_t *r, ngx_str_t *value,
-    ngx_str_t *bucket, ngx_str_t *key)
+    ngx_str_t *bucket, ngx_str_t *key, ngx_str_t *vid)
 {
     u_char  *src, *dst, *p, *end, *q;
 
     src = value->data;
     end = src + value->len;
+    vid->len = 0;
+    vid->data = NULL;
 
     q = ngx_strlchr(src, end, '?');
     if (q) {
-        if (end - q != sizeof("?versionId=null") - 1
-            || ngx_strncmp(q, "?versionId=null", end - q) != 0)
+        if (end - q <= (ssize_t) sizeof("?versionId=") - 1
+            || ngx_strncmp(q, "?versionId=", sizeof("?versionId=") - 1) != 0
+            || !ngx_http_plinth_vid_valid(q + sizeof("?versionId=") - 1,
+                                          end - q - sizeof("?versionId=") + 1))
         {
-            ngx_http_plinth_error(r, NGX_PLINTH_ERR_NOT_IMPLEMENTED,
-                                  "Copying a version other than the "
-                                  "current one is not supported yet.");
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                                  "Invalid version id specified in the "
+                                  "copy source.");
             return NGX_DECLINED;
         }
+        vid->len = end - q - (sizeof("?versionId=") - 1);
+        vid->data = ngx_pnalloc(r->pool, vid->len + 1);
+        if (vid->data == NULL) {
+            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return NGX_ERROR;
+        }
+        *ngx_cpymem(vid->data, q + sizeof("?versionId=") - 1, vid->len) =
+            '\0';
         end = q;
     }
 
@@ -258,10 +272,27 @@ static void
 ngx_http_plinth_copied(ngx_http_request_t *r, void *data, PGresult *res,
     ngx_int_t rc)
 {
+    ngx_str_t          vid;
     ngx_plinth_xml_t   x;
 
     if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
         ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    /* the new version's id in a versioned bucket; the source's, if any */
+    if ((PQgetvalue(res, 0, 3)[0] == 't'
+         && (ngx_http_plinth_copy_value(r->pool, res, 0, 2, &vid) != NGX_OK
+             || ngx_http_plinth_add_header(r, "x-amz-version-id", &vid)
+                != NGX_OK))
+        || (!PQgetisnull(res, 0, 4)
+            && (ngx_http_plinth_copy_value(r->pool, res, 0, 4, &vid)
+                != NGX_OK
+                || ngx_http_plinth_add_header(r,
+                       "x-amz-copy-source-version-id", &vid)
+                   != NGX_OK)))
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 

@@ -244,7 +244,7 @@ static void
 ngx_http_plinth_part_decided(ngx_http_request_t *r)
 {
     u_char                 *pn, *size, *etag;
-    const char             *params[6];
+    const char             *params[8];
     ngx_uint_t              quorum;
     ngx_http_plinth_ctx_t  *ctx;
 
@@ -290,7 +290,14 @@ ngx_http_plinth_part_decided(ngx_http_request_t *r)
     params[3] = (char *) size;
     params[4] = (char *) etag;
 
-    if (ngx_http_plinth_pg(r, NGX_PLINTH_SQL_PART_COMMIT, 6, params,
+    if (ngx_http_plinth_checksum_params(r, ctx, &params[6], &params[7])
+        != NGX_OK)
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ngx_http_plinth_pg(r, NGX_PLINTH_SQL_PART_COMMIT, 8, params,
                            ngx_http_plinth_part_committed)
         != NGX_OK)
     {
@@ -339,6 +346,16 @@ ngx_http_plinth_complete_multipart_upload(ngx_http_request_t *r,
         return NGX_OK;
     }
 
+    /* If-None-Match: * and If-Match, decided atomically by the database */
+    switch (ngx_http_plinth_put_conditions(r, ctx)) {
+    case NGX_OK:
+        break;
+    case NGX_DECLINED:
+        return NGX_OK;
+    default:
+        return NGX_ERROR;
+    }
+
     if (r->headers_in.content_length_n > NGX_PLINTH_MPU_MAX_XML) {
         ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML,
                               "The XML you provided is too large.");
@@ -357,7 +374,7 @@ ngx_http_plinth_complete_body(ngx_http_request_t *r)
     u_char                 *xml, *parts, *etags;
     size_t                  len;
     ngx_int_t               rc;
-    const char             *params[6];
+    const char             *params[8];
     ngx_http_plinth_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
@@ -391,10 +408,12 @@ ngx_http_plinth_complete_body(ngx_http_request_t *r)
     params[3] = (char *) parts;
     params[4] = (char *) etags;
     params[5] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+    params[6] = ctx->if_none_match ? "true" : "false";
+    params[7] = ctx->if_match.len ? (char *) ctx->if_match.data : NULL;
 
     if (params[0] == NULL || params[1] == NULL || params[2] == NULL
         || params[5] == NULL
-        || ngx_http_plinth_pg(r, NGX_PLINTH_SQL_MPU_COMPLETE, 6, params,
+        || ngx_http_plinth_pg(r, NGX_PLINTH_SQL_MPU_COMPLETE, 8, params,
                               ngx_http_plinth_completed)
            != NGX_OK)
     {
@@ -571,6 +590,16 @@ ngx_http_plinth_completed(ngx_http_request_t *r, void *data, PGresult *res,
     }
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    if (PQgetvalue(res, 0, 2)[0] == 't'
+        && (ngx_http_plinth_copy_value(r->pool, res, 0, 1, &ctx->vid)
+            != NGX_OK
+            || ngx_http_plinth_add_header(r, "x-amz-version-id", &ctx->vid)
+               != NGX_OK))
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
 
     /* Location: the object's URL, as the client addressed it */
     path = r->unparsed_uri;

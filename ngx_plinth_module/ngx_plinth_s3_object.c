@@ -31,6 +31,8 @@ static void ngx_http_plinth_get_done(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 static ngx_int_t ngx_http_plinth_parse_range(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
+static ngx_int_t ngx_http_plinth_checksum_out(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, PGresult *res);
 static ngx_uint_t ngx_http_plinth_parse_nodes(u_char *p, size_t len,
     uint32_t *nodes);
 static ngx_int_t ngx_http_plinth_get_segments(ngx_http_request_t *r,
@@ -595,7 +597,7 @@ ngx_http_plinth_put_nodes(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
 static void
 ngx_http_plinth_put_quorum(ngx_http_request_t *r)
 {
-    const char                *params[4];
+    const char                *params[6];
     ngx_uint_t                 quorum;
     ngx_http_plinth_ctx_t     *ctx;
     ngx_plinth_pg_handler_pt   handler;
@@ -606,7 +608,10 @@ ngx_http_plinth_put_quorum(ngx_http_request_t *r)
     params[1] = (char *) ngx_http_plinth_put_nodes(r, ctx, &quorum);
     params[2] = ctx->if_none_match ? "true" : "false";
     params[3] = ctx->if_match.len ? (char *) ctx->if_match.data : NULL;
-    if (params[0] == NULL || params[1] == NULL) {
+    if (params[0] == NULL || params[1] == NULL
+        || ngx_http_plinth_checksum_params(r, ctx, &params[4], &params[5])
+           != NGX_OK)
+    {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -617,7 +622,7 @@ ngx_http_plinth_put_quorum(ngx_http_request_t *r)
     if (ngx_http_plinth_pg(r, handler == ngx_http_plinth_put_committed
                               ? NGX_PLINTH_SQL_PUT_COMMIT
                               : NGX_PLINTH_SQL_PUT_ABORT,
-                           handler == ngx_http_plinth_put_committed ? 4 : 2,
+                           handler == ngx_http_plinth_put_committed ? 6 : 2,
                            params, handler)
         != NGX_OK)
     {
@@ -939,7 +944,9 @@ ngx_http_plinth_get_done(ngx_http_request_t *r, void *data, PGresult *res,
         return;
     }
 
-    if (ngx_http_plinth_object_headers(r, ctx) != NGX_OK) {
+    if (ngx_http_plinth_object_headers(r, ctx) != NGX_OK
+        || ngx_http_plinth_checksum_out(r, ctx, res) != NGX_OK)
+    {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -958,6 +965,71 @@ ngx_http_plinth_get_done(ngx_http_request_t *r, void *data, PGresult *res,
     if (ngx_http_plinth_read_start(r, ctx) != NGX_OK) {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
     }
+}
+
+
+/*
+ * x-amz-checksum-mode: ENABLED: the stored checksum of what is sent, as
+ * S3 does: the object's for a whole GET/HEAD, the part's for partNumber,
+ * none for a Range (the client could not check it).
+ */
+static ngx_int_t
+ngx_http_plinth_checksum_out(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, PGresult *res)
+{
+    int               row, calg, cval;
+    ngx_str_t         value, type;
+    ngx_uint_t        alg;
+    ngx_table_elt_t  *h;
+
+    h = ngx_http_plinth_header_in(r, "x-amz-checksum-mode");
+
+    if (h == NULL || h->value.len != 7
+        || ngx_strncasecmp(h->value.data, (u_char *) "ENABLED", 7) != 0
+        || r->headers_in.range)
+    {
+        return NGX_OK;
+    }
+
+    row = 0;
+    calg = PQfnumber(res, "cks_alg");
+    cval = PQfnumber(res, "cks");
+    ngx_str_set(&type, "FULL_OBJECT");
+
+    if (ctx->part_number && ctx->obj.parts) {
+        row = (int) ctx->part_number - 1;
+        calg = PQfnumber(res, "seg_cks_alg");
+        cval = PQfnumber(res, "seg_cks");
+
+    } else if (!PQgetisnull(res, 0, PQfnumber(res, "cks_type"))) {
+        type.data = (u_char *) PQgetvalue(res, 0, PQfnumber(res, "cks_type"));
+        type.len = ngx_strlen(type.data);
+    }
+
+    if (row >= PQntuples(res) || PQgetisnull(res, row, calg)
+        || PQgetisnull(res, row, cval))
+    {
+        return NGX_OK;
+    }
+
+    alg = ngx_http_plinth_checksum_alg_name((u_char *) PQgetvalue(res, row,
+                                                                  calg),
+                                            PQgetlength(res, row, calg));
+    if (alg == NGX_PLINTH_CKS_NONE
+        || ngx_http_plinth_copy_value(r->pool, res, row, cval, &value)
+           != NGX_OK)
+    {
+        return NGX_OK;
+    }
+
+    if (ngx_http_plinth_add_header(r, ngx_http_plinth_cks_headers[alg],
+                                   &value)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_plinth_add_header(r, "x-amz-checksum-type", &type);
 }
 
 
@@ -1338,36 +1410,45 @@ ngx_http_plinth_delete_object(ngx_http_request_t *r,
 }
 
 
+/* A version id: "null" or an id Plinth made (32 lowercase hex digits). */
+ngx_uint_t
+ngx_http_plinth_vid_valid(const u_char *p, size_t len)
+{
+    size_t  i;
+
+    if (len == 4 && ngx_strncmp(p, "null", 4) == 0) {
+        return 1;
+    }
+
+    if (len != 32) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f'))) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 /*
- * ?versionId=: "null" or an id Plinth made (32 hex digits), kept in
- * ctx->vid (NUL-terminated); anything else is 400 InvalidArgument
- * (answered here: NGX_DECLINED). Absent: ctx->vid is empty.
+ * ?versionId=, kept in ctx->vid (NUL-terminated); anything but a valid id
+ * is 400 InvalidArgument (answered here: NGX_DECLINED). Absent: ctx->vid
+ * is empty.
  */
 ngx_int_t
 ngx_http_plinth_version_arg(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
 {
-    ngx_str_t   v;
-    ngx_uint_t  i, ok;
+    ngx_str_t  v;
 
     if (ngx_http_plinth_arg(r, "versionId", &v) != NGX_OK) {
         return NGX_OK;
     }
 
-    ok = (v.len == 4 && ngx_strncmp(v.data, "null", 4) == 0);
-
-    if (!ok && v.len == 32) {
-        ok = 1;
-        for (i = 0; i < v.len; i++) {
-            if (!((v.data[i] >= '0' && v.data[i] <= '9')
-                  || (v.data[i] >= 'a' && v.data[i] <= 'f')))
-            {
-                ok = 0;
-                break;
-            }
-        }
-    }
-
-    if (!ok) {
+    if (!ngx_http_plinth_vid_valid(v.data, v.len)) {
         ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
                               "Invalid version id specified");
         return NGX_DECLINED;

@@ -13,44 +13,6 @@ cluster_options(auth => 'sigv4');
 
 sub http_date { strftime('%a, %d %b %Y %H:%M:%S GMT', gmtime($_[0])) }
 
-# Sends every request before reading any answer; returns the statuses.
-sub racing_puts {
-    my ($uri, @bodies) = @_;
-    my $port = cluster()->port;
-    my @socks;
-    for my $body (@bodies) {
-        my $head = sign_request(PUT => $uri, body => $body, format => 'raw',
-            headers => ['Host' => "127.0.0.1:$port", 'If-None-Match' => '*']);
-        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-            PeerPort => $port, Timeout => 5) or die "connect: $!";
-        binmode $s;
-        push @socks, [$s, "PUT $uri HTTP/1.1\r\n$head"
-            . "Content-Length: " . length($body)
-            . "\r\nConnection: close\r\n\r\n$body"];
-    }
-    for my $p (@socks) {
-        my ($s, $d) = @$p;
-        my $off = 0;
-        while ($off < length $d) {
-            my $n = syswrite($s, $d, length($d) - $off, $off);
-            die "write: $!" unless defined $n;
-            $off += $n;
-        }
-    }
-    my @codes;
-    for my $p (@socks) {
-        my ($s) = @$p;
-        my ($buf, $deadline) = ('', time + 15);
-        while (time < $deadline) {
-            my $n = sysread($s, $buf, 65536, length $buf);
-            last unless $n;
-        }
-        push @codes, $buf =~ m{^HTTP/1\.1 (\d+)} ? $1 : 0;
-        close $s;
-    }
-    return @codes;
-}
-
 run_tests();
 
 __DATA__
@@ -180,7 +142,9 @@ is(s3_request(GET => '/cond/missing')->{status}, 404, 'still missing');
 --- check
 for my $round (1 .. 3) {
     my @bodies = map { "creator $_ of round $round " . ('z' x (1000 * $_)) } 1 .. 10;
-    my @codes = racing_puts("/cond/race$round", @bodies);
+    my @codes = racing_requests(map { [PUT => "/cond/race$round", body => $_,
+                                       headers => ['If-None-Match' => '*']] }
+                                @bodies);
     my @won = grep { $codes[$_] == 200 } 0 .. $#codes;
     is(scalar(@won), 1, "round $round: exactly one 200 (@codes)");
     is(scalar(grep { $_ == 412 } @codes), 9, "round $round: nine 412");

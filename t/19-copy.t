@@ -165,3 +165,58 @@ die "user2 bucket: $r->{status}" unless $r->{status} == 200;
 ["x-amz-copy-source: /copysrc/c", "x-amz-copy-source: /user2copy/stolen"]
 --- error_code eval
 [403, 403]
+
+
+
+=== TEST 11: copy of an older version by ?versionId=: its bytes, its checksum; both version ids answered
+--- check
+my $v = '<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>';
+is(s3_request(PUT => '/copyver')->{status}, 200, 'bucket');
+is(s3_request(PUT => '/copyver?versioning', body => $v)->{status}, 200, 'versioning on');
+my $r = s3_request(PUT => '/copyver/k', body => 'version one',
+                   headers => ['x-amz-checksum-sha256' => checksum_base64('sha256', 'version one')]);
+my $v1 = $r->{headers}{'x-amz-version-id'};
+$r = s3_request(PUT => '/copyver/k', body => 'version two');
+my $v2 = $r->{headers}{'x-amz-version-id'};
+ok($v1 && $v2 && $v1 ne $v2, 'two versions');
+$r = s3_request(PUT => '/copydst/from-v1', headers => ['x-amz-copy-source' => "/copyver/k?versionId=$v1"]);
+is($r->{status}, 200, 'copy of version one: 200') or diag $r->{body};
+is($r->{headers}{'x-amz-copy-source-version-id'}, $v1, 'x-amz-copy-source-version-id names the source version');
+ok(!exists $r->{headers}{'x-amz-version-id'}, 'no x-amz-version-id into an unversioned bucket');
+is(s3_request(GET => '/copydst/from-v1')->{body}, 'version one', 'the copy has the old bytes');
+$r = s3_request(HEAD => '/copydst/from-v1', headers => ['x-amz-checksum-mode' => 'ENABLED']);
+is($r->{headers}{'x-amz-checksum-sha256'}, checksum_base64('sha256', 'version one'), 'and its checksum');
+# into the versioned bucket itself: a new version, answered
+$r = s3_request(PUT => '/copyver/k', headers => ['x-amz-copy-source' => "/copyver/k?versionId=$v1"]);
+is($r->{status}, 200, 'restoring version one over the key: 200 (no REPLACE needed for a version)') or diag $r->{body};
+my $v3 = $r->{headers}{'x-amz-version-id'} // '';
+like($v3, qr/^[0-9a-f]{32}$/, 'x-amz-version-id of the new version');
+ok($v3 ne $v1 && $v3 ne $v2, 'a new version id');
+is(s3_request(GET => '/copyver/k')->{body}, 'version one', 'the current version has the restored bytes');
+is(s3_request(GET => "/copyver/k?versionId=$v2")->{body}, 'version two', 'version two is still there');
+
+
+
+=== TEST 12: copy source versions that do not exist, a delete marker, a malformed id
+--- check
+my $r = s3_request(DELETE => '/copyver/k');
+my $marker = $r->{headers}{'x-amz-version-id'};
+ok($marker, 'a delete marker');
+$r = s3_request(PUT => '/copydst/bad1', headers => ['x-amz-copy-source' => '/copyver/k?versionId=' . ('0' x 32)]);
+is($r->{status}, 404, 'unknown version: 404');
+like($r->{body}, qr{<Code>NoSuchVersion</Code>}, 'NoSuchVersion');
+$r = s3_request(PUT => '/copydst/bad2', headers => ['x-amz-copy-source' => "/copyver/k?versionId=$marker"]);
+is($r->{status}, 400, 'a delete marker by version id: 400');
+like($r->{body}, qr{<Code>InvalidRequest</Code>}, 'InvalidRequest');
+$r = s3_request(PUT => '/copydst/bad3', headers => ['x-amz-copy-source' => '/copyver/k?versionId=nope']);
+is($r->{status}, 400, 'a malformed version id: 400');
+like($r->{body}, qr{<Code>InvalidArgument</Code>}, 'InvalidArgument');
+$r = s3_request(PUT => '/copydst/bad4', headers => ['x-amz-copy-source' => '/copyver/k']);
+is($r->{status}, 404, 'the current version is a delete marker: 404');
+like($r->{body}, qr{<Code>NoSuchKey</Code>}, 'NoSuchKey');
+is(s3_request(GET => "/copydst/bad$_")->{status}, 404, "nothing copied ($_)") for 1 .. 4;
+s3_request(PUT => '/copysrc/plain', body => 'plain bytes');
+$r = s3_request(PUT => '/copydst/null-src', headers => ['x-amz-copy-source' => '/copysrc/plain?versionId=null']);
+is($r->{status}, 200, 'the null version of an unversioned source: 200');
+is($r->{headers}{'x-amz-copy-source-version-id'}, undef, 'an unversioned source has no version id to answer');
+is(s3_request(GET => '/copydst/null-src')->{body}, 'plain bytes', 'copied');

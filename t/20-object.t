@@ -1309,12 +1309,44 @@ GET /objects/no%20such?x=1
 
 
 
-=== TEST 109: a wrong checksum is BadDigest and stores nothing; CRC64NVME is not supported yet
+=== TEST 109: a wrong checksum is BadDigest and stores nothing (CRC32C, SHA256, CRC64NVME)
 --- request eval
 ["PUT /objects/cksbad\n123456789", "PUT /objects/cksbad\n123456789", "PUT /objects/cksbad\n123456789", "GET /objects/cksbad"]
 --- more_headers eval
 ["x-amz-checksum-crc32c: AAAAAA==", "x-amz-checksum-sha256: " . Digest::SHA::sha256_base64('12345678') . "=", "x-amz-checksum-crc64nvme: AAAAAAAAAAA=", ""]
 --- error_code eval
-[400, 400, 501, 404]
+[400, 400, 400, 404]
 --- response_body_like eval
-["<Code>BadDigest</Code>", "<Code>BadDigest</Code>", "<Code>NotImplemented</Code>", "<Code>NoSuchKey</Code>"]
+["<Code>BadDigest</Code>", "<Code>BadDigest</Code>", "<Code>BadDigest</Code>", "<Code>NoSuchKey</Code>"]
+
+
+
+=== TEST 109a: every checksum is stored and returned with x-amz-checksum-mode: ENABLED (HEAD, GET), not without it, not for a Range
+--- check
+for my $alg (qw(crc32 crc32c sha1 sha256 crc64nvme)) {
+    my $data = random_bytes(3000 + length $alg);
+    my $want = checksum_base64($alg, $data);
+    my $r = s3_request(PUT => "/objects/stored-$alg", body => $data,
+                       headers => ["x-amz-checksum-$alg" => $want]);
+    is($r->{status}, 200, "$alg: PUT 200") or diag $r->{body};
+    is($r->{headers}{"x-amz-checksum-$alg"}, $want, "$alg: the PUT answer echoes it");
+    for my $m (qw(HEAD GET)) {
+        $r = s3_request($m => "/objects/stored-$alg",
+                        headers => ['x-amz-checksum-mode' => 'ENABLED']);
+        is($r->{headers}{"x-amz-checksum-$alg"}, $want, "$alg: $m with checksum mode returns the stored value");
+        is($r->{headers}{'x-amz-checksum-type'}, 'FULL_OBJECT', "$alg: $m: type FULL_OBJECT");
+    }
+    is($r->{body}, $data, "$alg: GET body intact");
+    $r = s3_request(GET => "/objects/stored-$alg");
+    ok(!exists $r->{headers}{"x-amz-checksum-$alg"}, "$alg: no checksum without the mode");
+    $r = s3_request(GET => "/objects/stored-$alg",
+                    headers => ['x-amz-checksum-mode' => 'ENABLED', Range => 'bytes=0-9']);
+    is($r->{status}, 206, "$alg: Range GET 206");
+    ok(!exists $r->{headers}{"x-amz-checksum-$alg"}, "$alg: no checksum for a Range");
+}
+my $r = s3_request(PUT => "/objects/stored-none", body => 'plain');
+$r = s3_request(HEAD => "/objects/stored-none", headers => ['x-amz-checksum-mode' => 'ENABLED']);
+ok(!grep(/^x-amz-checksum/, keys %{ $r->{headers} }), 'an object written without a checksum has none');
+
+
+

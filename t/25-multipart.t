@@ -741,3 +741,85 @@ my $g = s3_request(GET => '/mpb/cli/big.bin');
 ok($g->{body} eq $body, 'GET is byte-identical');
 my $mp = s3_request(GET => '/mpb?uploads&prefix=cli/');
 unlike($mp->{body}, qr{<Upload>}, 'no upload left open');
+
+
+
+=== TEST 44: conditional Complete: If-None-Match: * on an existing key is 412, the upload stays open, the object is untouched
+--- check
+put_ok('/mpb/cond', 'the old one');
+my $id = create_upload('/mpb/cond');
+my $e = upload_part('/mpb/cond', $id, 1, 'part one');
+my $r = s3_request(POST => "/mpb/cond?uploadId=$id", body => complete_xml([1, $e]),
+                   headers => ['If-None-Match' => '*']);
+is($r->{status}, 412, 'If-None-Match: * over an object: 412');
+like($r->{body}, qr{<Code>PreconditionFailed</Code>}, 'PreconditionFailed');
+is(s3_request(GET => '/mpb/cond')->{body}, 'the old one', 'the object is untouched');
+is(s3_request(GET => "/mpb/cond?uploadId=$id")->{status}, 200, 'the upload is still open (ListParts 200)');
+$r = s3_request(POST => "/mpb/cond?uploadId=$id", body => complete_xml([1, $e]),
+                headers => ['If-Match' => '"' . md5_hex('not it') . '"']);
+is($r->{status}, 412, 'If-Match with another ETag: 412');
+$r = s3_request(POST => "/mpb/cond?uploadId=$id", body => complete_xml([1, $e]),
+                headers => ['If-Match' => '"' . md5_hex('the old one') . '"']);
+is($r->{status}, 200, 'If-Match with the current ETag: 200') or diag $r->{body};
+is(s3_request(GET => '/mpb/cond')->{body}, 'part one', 'the completed object is served');
+
+
+
+=== TEST 45: conditional Complete: If-Match on a missing key is 404 NoSuchKey and the upload stays open; If-None-Match: * creates
+--- check
+my $id = create_upload('/mpb/cond-new');
+my $e = upload_part('/mpb/cond-new', $id, 1, 'fresh');
+my $r = s3_request(POST => "/mpb/cond-new?uploadId=$id", body => complete_xml([1, $e]),
+                   headers => ['If-Match' => '"' . md5_hex('x') . '"']);
+is($r->{status}, 404, 'If-Match on no object: 404');
+like($r->{body}, qr{<Code>NoSuchKey</Code>}, 'NoSuchKey');
+is(s3_request(GET => '/mpb/cond-new')->{status}, 404, 'nothing was created');
+$r = s3_request(POST => "/mpb/cond-new?uploadId=$id", body => complete_xml([1, $e]),
+                headers => ['If-None-Match' => '*']);
+is($r->{status}, 200, 'If-None-Match: * on no object: 200') or diag $r->{body};
+is(s3_request(GET => '/mpb/cond-new')->{body}, 'fresh', 'created');
+$r = s3_request(POST => "/mpb/cond-new?uploadId=$id", body => complete_xml([1, $e]),
+                headers => ['If-Match' => 'a"b']);
+is($r->{status}, 400, 'a malformed If-Match: 400');
+
+
+
+=== TEST 46: ten racing Completes with If-None-Match: * on one new key: exactly one wins, nine get 412
+--- check
+for my $round (1 .. 3) {
+    my (@ids, @etags, @bodies);
+    for my $i (0 .. 9) {
+        push @ids, create_upload("/mpb/race$round");
+        push @bodies, "upload $i of round $round";
+        push @etags, upload_part("/mpb/race$round", $ids[-1], 1, $bodies[-1]);
+    }
+    my @codes = racing_requests(map {
+        [POST => "/mpb/race$round?uploadId=$ids[$_]", body => complete_xml([1, $etags[$_]]),
+         headers => ['If-None-Match' => '*']] } 0 .. 9);
+    my @won = grep { $codes[$_] == 200 } 0 .. 9;
+    is(scalar @won, 1, "round $round: exactly one 200 (@codes)");
+    is(scalar(grep { $_ == 412 } @codes), 9, "round $round: nine 412");
+    my $r = s3_request(GET => "/mpb/race$round");
+    ok(@won == 1 && $r->{body} eq $bodies[$won[0]], "round $round: the winner's object is served");
+}
+
+
+
+=== TEST 47: in a versioned bucket Complete answers x-amz-version-id, and that version can be read by it
+--- check
+is(s3_request(PUT => '/mpv')->{status}, 200, 'bucket');
+is(s3_request(PUT => '/mpv?versioning', body => '<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>')->{status}, 200, 'versioning on');
+put_ok('/mpv/k', 'first');
+my $id = create_upload('/mpv/k');
+my $e = upload_part('/mpv/k', $id, 1, 'second, multipart');
+my $r = complete('/mpv/k', $id, [1, $e]);
+is($r->{status}, 200, 'Complete 200');
+my $vid = $r->{headers}{'x-amz-version-id'} // '';
+like($vid, qr/^[0-9a-f]{32}$/, 'x-amz-version-id answered');
+is(s3_request(GET => "/mpv/k?versionId=$vid")->{body}, 'second, multipart', 'GET by that version id');
+is(s3_request(HEAD => '/mpv/k')->{headers}{'x-amz-version-id'}, $vid, 'it is the current version');
+$id = create_upload('/mpb/unv');
+$e = upload_part('/mpb/unv', $id, 1, 'unversioned');
+$r = complete('/mpb/unv', $id, [1, $e]);
+is($r->{status}, 200, 'Complete in an unversioned bucket: 200');
+ok(!exists $r->{headers}{'x-amz-version-id'}, 'an unversioned bucket answers no version id');

@@ -334,15 +334,35 @@ sub presign {
 # ---------------------------------------------------------------- aws-chunked
 
 # checksum_base64($algorithm, $bytes): the value of x-amz-checksum-<alg>:
-# base64 of the big-endian CRC32, or of the SHA-1 / SHA-256 digest.
+# base64 of the big-endian CRC32, CRC32C or CRC64NVME, or of the SHA-1 /
+# SHA-256 digest. CRC32 is zlib's; CRC32C and CRC64NVME are computed here
+# bit by bit from the catalogue's parameters (reflected, init and xorout
+# all ones), independently of the gateway's code: keep the data small.
 sub checksum_base64 {
+    no warnings 'portable';    # 64-bit constants; this perl has 64-bit ints
     my ($alg, $data) = @_;
     $alg = lc $alg;
     my $raw = $alg eq 'crc32' ? pack('N', Compress::Zlib::crc32($data))
+        : $alg eq 'crc32c' ? pack('N', _crc_reflected(0x82f63b78, 32, $data))
+        : $alg eq 'crc64nvme'
+            ? pack('Q>', _crc_reflected(0x9a6c9329ac4bc9b5, 64, $data))
         : $alg eq 'sha1' ? sha1($data)
         : $alg eq 'sha256' ? sha256($data)
-        : croak "checksum_base64: '$alg' not supported (crc32, sha1, sha256)";
+        : croak "checksum_base64: '$alg' not supported "
+                . "(crc32, crc32c, crc64nvme, sha1, sha256)";
     return encode_base64($raw, '');
+}
+
+sub _crc_reflected {
+    no warnings 'portable';
+    my ($poly, $width, $data) = @_;
+    my $ones = $width == 64 ? 0xffffffffffffffff : 0xffffffff;
+    my $crc = $ones;
+    for my $byte (unpack 'C*', $data) {
+        $crc ^= $byte;
+        $crc = $crc & 1 ? ($crc >> 1) ^ $poly : $crc >> 1 for 1 .. 8;
+    }
+    return $crc ^ $ones;
 }
 
 sub _chunks {

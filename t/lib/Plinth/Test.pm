@@ -90,9 +90,11 @@ use Time::HiRes qw(sleep time);
 
 our @EXPORT = qw(run_tests cluster cluster_options s3_request raw_request
     aws random_bytes md5_hex done_testing note explain subtest BAIL_OUT
-    sign_request presign_url sign_chunked client_credentials);
+    sign_request presign_url sign_chunked client_credentials checksum_base64
+    racing_requests);
 
 # Test::More functions Test::Base does not pass on
+*checksum_base64 = \&Plinth::SigV4::checksum_base64;
 *note = \&Test::More::note;
 *explain = \&Test::More::explain;
 *subtest = \&Test::More::subtest;
@@ -234,6 +236,48 @@ sub s3_request {
     _sign($req, $c, %o);
     return _exchange($c->port, _build_request($req, $c->port), $method,
         $o{timeout} // $DEFAULT_TIMEOUT);
+}
+
+# racing_requests([$method, $uri, %o], ...) -> @statuses: every request
+# (signed as s3_request signs) is written on its own connection before any
+# answer is read, so the server sees them all at once.
+sub racing_requests {
+    my @reqs = @_;
+    my $c = cluster();
+    my @socks;
+    for my $q (@reqs) {
+        my ($method, $uri, %o) = @$q;
+        my @h = (@{ Plinth::SigV4::_header_list($o{headers}) },
+                 ['Connection', 'close']);
+        my $req = { method => $method, uri => $uri, headers => \@h,
+            body => $o{body} // '', version => 'HTTP/1.1' };
+        _sign($req, $c, %o);
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+            PeerPort => $c->port, Timeout => 5) or die "connect: $!";
+        binmode $s;
+        push @socks, [$s, _build_request($req, $c->port)];
+    }
+    for my $p (@socks) {
+        my ($s, $d) = @$p;
+        my $off = 0;
+        while ($off < length $d) {
+            my $n = syswrite($s, $d, length($d) - $off, $off);
+            die "write: $!" unless defined $n;
+            $off += $n;
+        }
+    }
+    my @codes;
+    for my $p (@socks) {
+        my ($s) = @$p;
+        my ($buf, $deadline) = ('', time + 30);
+        while (time < $deadline) {
+            my $n = sysread($s, $buf, 65536, length $buf);
+            last unless $n;
+        }
+        push @codes, $buf =~ m{^HTTP/1\.1 (\d+)} ? $1 : 0;
+        close $s;
+    }
+    return @codes;
 }
 
 # raw_request($bytes, timeout => s) -> $res: sent as is on a new connection

@@ -1,0 +1,280 @@
+-- Plinth metadata schema, migration 009: stored checksums, conditional
+-- CompleteMultipartUpload, copies of older versions.
+--
+-- New overloads are added beside the old functions (which stay, for
+-- gateways not yet reloaded onto the new statements).
+--
+-- Checksums. A write that carried x-amz-checksum-<alg> (header or aws-chunked
+-- trailer) was verified by the gateway before it commits; the value is kept
+-- as the client sent it (base64) with its algorithm, and returned on
+-- GET/HEAD with x-amz-checksum-mode: ENABLED. checksum_type is FULL_OBJECT
+-- for a single PUT. Parts keep their own checksums (returned for a
+-- partNumber GET); a copy keeps its source's.
+
+ALTER TABLE versions ADD COLUMN checksum_alg text,
+                     ADD COLUMN checksum text,
+                     ADD COLUMN checksum_type text;
+ALTER TABLE upload_parts ADD COLUMN checksum_alg text,
+                         ADD COLUMN checksum text;
+ALTER TABLE version_parts ADD COLUMN checksum_alg text,
+                          ADD COLUMN checksum text;
+
+
+-- 004's plinth_put_commit with the verified checksum (NULLs: none). The
+-- 4-argument form stays for gateways not yet reloaded.
+CREATE FUNCTION plinth_put_commit(p_version bigint, p_nodes integer[],
+    p_if_none_match boolean, p_if_match text, p_cks_alg text, p_cks text)
+RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE versions SET checksum_alg = p_cks_alg, checksum = p_cks,
+                        checksum_type = CASE WHEN p_cks_alg IS NOT NULL
+                                             THEN 'FULL_OBJECT' END
+        WHERE version_id = p_version AND state = 'pending';
+    RETURN plinth_put_commit(p_version, p_nodes, p_if_none_match, p_if_match);
+END $$;
+
+
+-- 003's plinth_part_commit, then the part's verified checksum.
+CREATE FUNCTION plinth_part_commit(p_upload text, p_part integer,
+    p_blob uuid, p_size bigint, p_etag text, p_nodes integer[],
+    p_cks_alg text, p_cks text)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM plinth_part_commit(p_upload, p_part, p_blob, p_size, p_etag,
+                               p_nodes);
+    UPDATE upload_parts SET checksum_alg = p_cks_alg, checksum = p_cks
+        WHERE upload_id = p_upload AND part_number = p_part;
+END $$;
+
+
+-- CompleteMultipartUpload, as 003's, with
+--   * If-None-Match: * / If-Match, decided atomically where the version
+--     becomes current (plinth_make_current); a failed condition raises, so
+--     the whole completion rolls back and the upload stays open (PL013
+--     PreconditionFailed, PL002 NoSuchKey for If-Match on no object);
+--   * the parts' checksums carried into version_parts;
+--   * the S3 version id of the new version for x-amz-version-id.
+CREATE FUNCTION plinth_mpu_complete(p_bucket text, p_key text,
+    p_upload text, p_parts integer[], p_etags text[], p_owner text,
+    p_if_none_match boolean, p_if_match text,
+    OUT etag text, OUT version_id bigint, OUT vid text, OUT versioned boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    u        uploads%ROWTYPE;
+    v_n      integer := coalesce(array_length(p_parts, 1), 0);
+    v_size   bigint;
+    v_etag   text;
+    v_res    text;
+    r        record;
+    i        integer;
+    v_min    constant bigint := 5 * 1024 * 1024;
+BEGIN
+    PERFORM plinth_bucket_owned(p_bucket, p_owner);
+    SELECT up.* INTO u FROM uploads up JOIN buckets b USING (bucket_id)
+        WHERE up.upload_id = p_upload AND b.name = p_bucket
+          AND up.key = p_key
+        FOR UPDATE OF up;
+
+    -- a retry of a completion that succeeded: the same list, same answer
+    IF FOUND AND u.state = 'completed' AND u.version_id IS NOT NULL
+       AND v_n > 0
+       AND v_n = (SELECT count(*) FROM version_parts vp
+                  WHERE vp.version_id = u.version_id)
+       AND NOT EXISTS (
+           SELECT 1 FROM unnest(p_parts, p_etags) AS l(pn, et)
+           LEFT JOIN version_parts vp
+                  ON vp.version_id = u.version_id AND vp.part_number = l.pn
+           WHERE vp.etag IS DISTINCT FROM lower(btrim(l.et, '" ')))
+    THEN
+        version_id := u.version_id;
+    ELSE
+        PERFORM plinth_mpu_open(p_bucket, p_key, p_upload, p_owner, false);
+
+        IF v_n = 0 THEN
+            RAISE EXCEPTION 'empty part list' USING ERRCODE = 'PL012';
+        END IF;
+        FOR i IN 2 .. v_n LOOP
+            IF p_parts[i] <= p_parts[i - 1] THEN
+                RAISE EXCEPTION 'parts out of order' USING ERRCODE = 'PL009';
+            END IF;
+        END LOOP;
+
+        FOR r IN
+            SELECT l.pn, l.et, p.etag AS have
+            FROM unnest(p_parts, p_etags) WITH ORDINALITY AS l(pn, et, ord)
+            LEFT JOIN upload_parts p
+                   ON p.upload_id = p_upload AND p.part_number = l.pn
+            ORDER BY l.ord
+        LOOP
+            IF r.have IS NULL OR r.have <> lower(btrim(r.et, '" ')) THEN
+                RAISE EXCEPTION 'part % not uploaded with ETag %', r.pn, r.et
+                    USING ERRCODE = 'PL008';
+            END IF;
+        END LOOP;
+        FOR r IN
+            SELECT l.pn
+            FROM unnest(p_parts) WITH ORDINALITY AS l(pn, ord)
+            JOIN upload_parts p
+              ON p.upload_id = p_upload AND p.part_number = l.pn
+            WHERE l.ord < v_n AND p.size < v_min
+        LOOP
+            RAISE EXCEPTION 'part % is smaller than 5 MiB', r.pn
+                USING ERRCODE = 'PL010';
+        END LOOP;
+
+        SELECT sum(p.size),
+               md5(decode(string_agg(p.etag, '' ORDER BY p.part_number),
+                          'hex')) || '-' || count(*)
+            INTO v_size, v_etag
+            FROM upload_parts p
+            WHERE p.upload_id = p_upload AND p.part_number = ANY (p_parts);
+
+        INSERT INTO versions (bucket_id, key, state, blob_id, size, etag,
+                              content_type, meta, owner_id, committed_at,
+                              parts)
+            VALUES (u.bucket_id, p_key, 'committed', NULL, v_size, v_etag,
+                    u.content_type, u.meta, p_owner, clock_timestamp(), v_n)
+            RETURNING versions.version_id INTO version_id;
+
+        INSERT INTO version_parts (version_id, part_number, blob_id, size,
+                                   part_offset, etag, nodes, checksum_alg,
+                                   checksum)
+            SELECT plinth_mpu_complete.version_id, p.part_number, p.blob_id,
+                   p.size,
+                   coalesce(sum(p.size) OVER (ORDER BY p.part_number
+                            ROWS BETWEEN UNBOUNDED PRECEDING
+                                     AND 1 PRECEDING), 0),
+                   p.etag, p.nodes, p.checksum_alg, p.checksum
+            FROM upload_parts p
+            WHERE p.upload_id = p_upload AND p.part_number = ANY (p_parts);
+
+        INSERT INTO garbage_blobs (blob_id, nodes, reason)
+            SELECT p.blob_id, p.nodes, 'not completed' FROM upload_parts p
+            WHERE p.upload_id = p_upload
+              AND NOT (p.part_number = ANY (p_parts));
+        DELETE FROM upload_parts p WHERE p.upload_id = p_upload;
+
+        UPDATE uploads
+            SET state = 'completed',
+                version_id = plinth_mpu_complete.version_id,
+                state_changed = clock_timestamp()
+            WHERE upload_id = p_upload;
+
+        v_res := plinth_make_current(plinth_mpu_complete.version_id,
+                                     coalesce(p_if_none_match, false),
+                                     p_if_match);
+        IF v_res = 'PreconditionFailed' THEN
+            RAISE EXCEPTION 'completion precondition' USING ERRCODE = 'PL013';
+        ELSIF v_res = 'NoSuchKey' THEN
+            RAISE EXCEPTION 'no key "%" to match', p_key
+                USING ERRCODE = 'PL002';
+        END IF;
+    END IF;
+
+    SELECT v.etag, coalesce(v.vid, 'null'), b.versioning <> 'Unversioned'
+        INTO etag, vid, versioned
+        FROM versions v JOIN buckets b USING (bucket_id)
+        WHERE v.version_id = plinth_mpu_complete.version_id;
+END $$;
+
+
+-- CopyObject, as 006's, with
+--   * the source's version (p_src_vid; NULL: its current version; 'null':
+--     the null version): PL014 NoSuchVersion when it does not exist, PL016
+--     (S3's InvalidRequest) when it names a delete marker;
+--   * the source's checksum kept by the copy (its bytes are the same);
+--   * the S3 version ids of the source and of the new version.
+CREATE FUNCTION plinth_copy_object(p_src_bucket text, p_src_key text,
+    p_dst_bucket text, p_dst_key text, p_caller text, p_replace boolean,
+    p_content_type text, p_meta text, p_acl text,
+    p_if_match text, p_if_none_match text,
+    p_if_modified_since timestamptz, p_if_unmodified_since timestamptz,
+    p_src_vid text,
+    OUT etag text, OUT last_modified text, OUT vid text,
+    OUT versioned boolean, OUT src_vid text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_src    versions%ROWTYPE;
+    v_dst    bigint;
+    v_new    bigint;
+BEGIN
+    PERFORM plinth_bucket_readable(p_src_bucket, p_caller);
+    v_dst := plinth_bucket_owned(p_dst_bucket, p_caller);
+
+    IF p_src_vid IS NULL THEN
+        SELECT v.* INTO v_src FROM versions v
+            JOIN objects o ON o.version_id = v.version_id
+            JOIN buckets b ON b.bucket_id = o.bucket_id
+            WHERE b.name = p_src_bucket AND o.key = p_src_key
+              AND NOT o.deleted
+            FOR SHARE OF v;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'no key "%"', p_src_key USING ERRCODE = 'PL002';
+        END IF;
+    ELSE
+        SELECT v.* INTO v_src FROM versions v
+            JOIN buckets b ON b.bucket_id = v.bucket_id
+            WHERE b.name = p_src_bucket AND v.key = p_src_key
+              AND v.state = 'committed'
+              AND CASE WHEN p_src_vid = 'null' THEN v.vid IS NULL
+                       ELSE v.vid = p_src_vid END
+              AND NOT (v.delete_marker AND b.versioning = 'Unversioned')
+            ORDER BY v.ts DESC, v.version_id DESC LIMIT 1
+            FOR SHARE OF v;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'no version "%" of "%"', p_src_vid, p_src_key
+                USING ERRCODE = 'PL014';
+        END IF;
+        IF v_src.delete_marker THEN
+            RAISE EXCEPTION 'copy source is a delete marker'
+                USING ERRCODE = 'PL016';
+        END IF;
+    END IF;
+
+    -- S3's order: if-match and if-none-match decide over the dates
+    IF p_if_match IS NOT NULL AND p_if_match <> '*'
+       AND p_if_match IS DISTINCT FROM v_src.etag THEN
+        RAISE EXCEPTION 'copy source precondition' USING ERRCODE = 'PL013';
+    END IF;
+    IF p_if_none_match IS NOT NULL
+       AND (p_if_none_match = '*' OR p_if_none_match = v_src.etag) THEN
+        RAISE EXCEPTION 'copy source precondition' USING ERRCODE = 'PL013';
+    END IF;
+    IF p_if_unmodified_since IS NOT NULL AND p_if_match IS NULL
+       AND date_trunc('second', v_src.ts) > p_if_unmodified_since THEN
+        RAISE EXCEPTION 'copy source precondition' USING ERRCODE = 'PL013';
+    END IF;
+    IF p_if_modified_since IS NOT NULL AND p_if_none_match IS NULL
+       AND date_trunc('second', v_src.ts) <= p_if_modified_since THEN
+        RAISE EXCEPTION 'copy source precondition' USING ERRCODE = 'PL013';
+    END IF;
+
+    INSERT INTO versions (bucket_id, key, state, blob_id, size, etag,
+                          content_type, meta, nodes, owner_id, committed_at,
+                          acl, parts, checksum_alg, checksum, checksum_type)
+        VALUES (v_dst, p_dst_key, 'committed', v_src.blob_id, v_src.size,
+                v_src.etag,
+                CASE WHEN p_replace THEN p_content_type
+                     ELSE v_src.content_type END,
+                CASE WHEN p_replace THEN p_meta ELSE v_src.meta END,
+                v_src.nodes, p_caller, clock_timestamp(), p_acl, v_src.parts,
+                v_src.checksum_alg, v_src.checksum, v_src.checksum_type)
+        RETURNING version_id INTO v_new;
+
+    INSERT INTO version_parts (version_id, part_number, blob_id, size,
+                               part_offset, etag, nodes, checksum_alg,
+                               checksum)
+        SELECT v_new, part_number, blob_id, size, part_offset, vp.etag, nodes,
+               vp.checksum_alg, vp.checksum
+        FROM version_parts vp WHERE vp.version_id = v_src.version_id;
+
+    PERFORM plinth_make_current(v_new);
+
+    src_vid := v_src.vid;
+    SELECT v.etag, to_char(v.ts AT TIME ZONE 'UTC',
+                           'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           coalesce(v.vid, 'null'), b.versioning <> 'Unversioned'
+        INTO etag, last_modified, vid, versioned
+        FROM versions v JOIN buckets b USING (bucket_id)
+        WHERE v.version_id = v_new;
+END $$;
