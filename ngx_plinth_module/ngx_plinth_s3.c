@@ -308,7 +308,8 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "FROM plinth_list_as($1, $2, $3, $4, $5, $6, $7)", 7 },
     [NGX_PLINTH_SQL_DELETE_OBJECTS] =
     { "plinth_delete_objects",
-      "SELECT key, code FROM plinth_delete_objects($1, $2, $3::text[])", 3 },
+      "SELECT key, vid, code, message, delete_marker, marker_vid "
+      "FROM plinth_delete_objects($1, $2, $3::text[], $4::text[])", 4 },
     [NGX_PLINTH_SQL_COPY_OBJECT] =
     { "plinth_copy_object",
       "SELECT etag, last_modified, vid, versioned, src_vid "

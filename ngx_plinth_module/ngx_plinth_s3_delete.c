@@ -1,11 +1,14 @@
 /*
  * DeleteObjects (POST /bucket?delete): the multi-delete XML body
  *
- *   <Delete><Quiet>true</Quiet><Object><Key>k</Key></Object>...</Delete>
+ *   <Delete><Quiet>true</Quiet>
+ *     <Object><Key>k</Key><VersionId>v</VersionId></Object>...</Delete>
  *
  * parsed with libxml2 (no network, no entities), at most 1,000 keys, then
- * one statement deletes them all (sql/005). The answer lists each key as
- * Deleted or as an Error with its code; Quiet leaves out the successes.
+ * one statement deletes them all (sql/009), each as DeleteObject would,
+ * with or without a version id. The answer lists each key as Deleted
+ * (with VersionId, DeleteMarker, DeleteMarkerVersionId as S3 gives them)
+ * or as an Error with its code; Quiet leaves out the successes.
  * S3 asked for Content-MD5 on this call; today's SDKs send a CRC checksum
  * or nothing, so neither is required (a Content-MD5 that is sent must
  * match, as everywhere).
@@ -26,7 +29,8 @@ typedef struct {
 
 static void ngx_http_plinth_delete_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_plinth_delete_parse(ngx_http_request_t *r,
-    u_char *xml, size_t len, ngx_http_plinth_delete_t *d, u_char **keys);
+    u_char *xml, size_t len, ngx_http_plinth_delete_t *d, u_char **keys,
+    u_char **vids);
 static void ngx_http_plinth_objects_deleted(ngx_http_request_t *r,
     void *data, PGresult *res, ngx_int_t rc);
 
@@ -51,11 +55,11 @@ ngx_http_plinth_delete_objects(ngx_http_request_t *r,
 static void
 ngx_http_plinth_delete_body(ngx_http_request_t *r)
 {
-    u_char                    *xml, *keys, digest[16];
+    u_char                    *xml, *keys, *vids, digest[16];
     size_t                     len;
     ngx_int_t                  rc;
     ngx_str_t                  want, cmd5;
-    const char                *params[3];
+    const char                *params[4];
     ngx_table_elt_t           *h;
     ngx_http_plinth_ctx_t     *ctx;
     ngx_http_plinth_delete_t  *d;
@@ -106,7 +110,7 @@ ngx_http_plinth_delete_body(ngx_http_request_t *r)
         return;
     }
 
-    rc = ngx_http_plinth_delete_parse(r, xml, len, d, &keys);
+    rc = ngx_http_plinth_delete_parse(r, xml, len, d, &keys, &vids);
     if (rc != NGX_OK) {
         if (rc == NGX_ERROR) {
             ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -117,9 +121,10 @@ ngx_http_plinth_delete_body(ngx_http_request_t *r)
     params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
     params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
     params[2] = (char *) keys;
+    params[3] = (char *) vids;
 
     if (params[0] == NULL || params[1] == NULL
-        || ngx_plinth_pg_query(r, NGX_PLINTH_SQL_DELETE_OBJECTS, 3, params,
+        || ngx_plinth_pg_query(r, NGX_PLINTH_SQL_DELETE_OBJECTS, 4, params,
                                ngx_http_plinth_objects_deleted, d)
            != NGX_OK)
     {
@@ -128,17 +133,20 @@ ngx_http_plinth_delete_body(ngx_http_request_t *r)
 }
 
 
-/* The keys as a PostgreSQL text[] literal, in the client's order. */
+/*
+ * The keys and their version ids as two PostgreSQL text[] literals, in the
+ * client's order (NULL where an Object names no VersionId).
+ */
 static ngx_int_t
 ngx_http_plinth_delete_parse(ngx_http_request_t *r, u_char *xml, size_t len,
-    ngx_http_plinth_delete_t *d, u_char **keys)
+    ngx_http_plinth_delete_t *d, u_char **keys, u_char **vids)
 {
-    u_char      *p;
-    size_t       size;
+    u_char      *p, *v;
+    size_t       size, vsize;
     xmlChar     *text;
     ngx_int_t    rc;
     xmlDocPtr    doc;
-    xmlNodePtr   root, obj, f, knode;
+    xmlNodePtr   root, obj, f, knode, vnode;
     ngx_uint_t   count;
 
     doc = xmlReadMemory((const char *) xml, (int) len, NULL, NULL,
@@ -158,6 +166,7 @@ ngx_http_plinth_delete_parse(ngx_http_request_t *r, u_char *xml, size_t len,
 
     count = 0;
     size = 3;
+    vsize = 3;
 
     for (obj = root->children; obj; obj = obj->next) {
         if (obj->type != XML_ELEMENT_NODE) {
@@ -176,19 +185,19 @@ ngx_http_plinth_delete_parse(ngx_http_request_t *r, u_char *xml, size_t len,
         }
 
         knode = NULL;
+        vnode = NULL;
         for (f = obj->children; f; f = f->next) {
-            if (ngx_http_plinth_xml_is(f, "VersionId")) {
-                /* never a delete marker where a version was named */
-                ngx_http_plinth_error(r, NGX_PLINTH_ERR_NOT_IMPLEMENTED,
-                                      "DeleteObjects with VersionId is not "
-                                      "supported yet.");
-                goto done;
-            }
             if (ngx_http_plinth_xml_is(f, "Key")) {
                 if (knode) {
                     goto malformed;
                 }
                 knode = f;
+
+            } else if (ngx_http_plinth_xml_is(f, "VersionId")) {
+                if (vnode) {
+                    goto malformed;
+                }
+                vnode = f;
             }
         }
 
@@ -199,6 +208,11 @@ ngx_http_plinth_delete_parse(ngx_http_request_t *r, u_char *xml, size_t len,
         text = xmlNodeGetContent(knode);
         size += (text ? 2 * (size_t) xmlStrlen(text) : 0) + 3;
         xmlFree(text);
+
+        text = vnode ? xmlNodeGetContent(vnode) : NULL;
+        vsize += (text ? 2 * (size_t) xmlStrlen(text) : 4) + 3;
+        xmlFree(text);
+
         count++;
     }
 
@@ -207,37 +221,55 @@ ngx_http_plinth_delete_parse(ngx_http_request_t *r, u_char *xml, size_t len,
     }
 
     *keys = ngx_pnalloc(r->pool, size + 1);
-    if (*keys == NULL) {
+    *vids = ngx_pnalloc(r->pool, vsize + 1);
+    if (*keys == NULL || *vids == NULL) {
         rc = NGX_ERROR;
         goto done;
     }
 
     p = *keys;
     *p++ = '{';
+    v = *vids;
+    *v++ = '{';
 
     for (obj = root->children; obj; obj = obj->next) {
         if (!ngx_http_plinth_xml_is(obj, "Object")) {
             continue;
         }
 
+        knode = NULL;
+        vnode = NULL;
         for (f = obj->children; f; f = f->next) {
             if (ngx_http_plinth_xml_is(f, "Key")) {
-                break;
+                knode = f;
+            } else if (ngx_http_plinth_xml_is(f, "VersionId")) {
+                vnode = f;
             }
         }
 
         if (p[-1] != '{') {
             *p++ = ',';
+            *v++ = ',';
         }
 
-        text = xmlNodeGetContent(f);
+        text = xmlNodeGetContent(knode);
         p = ngx_plinth_pg_array_elem(p, text ? text : (xmlChar *) "",
                                      text ? (size_t) xmlStrlen(text) : 0);
         xmlFree(text);
+
+        text = vnode ? xmlNodeGetContent(vnode) : NULL;
+        if (text) {
+            v = ngx_plinth_pg_array_elem(v, text, (size_t) xmlStrlen(text));
+            xmlFree(text);
+        } else {
+            v = ngx_cpymem(v, "NULL", 4);
+        }
     }
 
     *p++ = '}';
     *p = '\0';
+    *v++ = '}';
+    *v = '\0';
 
     rc = NGX_OK;
     goto done;
@@ -275,13 +307,24 @@ ngx_http_plinth_objects_deleted(ngx_http_request_t *r, void *data,
     n = PQntuples(res);
 
     for (i = 0; i < n; i++) {
-        if (PQgetisnull(res, i, 1)) {
+        if (PQgetisnull(res, i, 2)) {
             if (d->quiet) {
                 continue;
             }
             ngx_plinth_xml_lit(&x, "<Deleted>");
             ngx_plinth_xml_elem(&x, "Key", (u_char *) PQgetvalue(res, i, 0),
                                 PQgetlength(res, i, 0));
+            if (!PQgetisnull(res, i, 1)) {
+                ngx_plinth_xml_elem(&x, "VersionId",
+                                    (u_char *) PQgetvalue(res, i, 1),
+                                    PQgetlength(res, i, 1));
+            }
+            if (!PQgetisnull(res, i, 4)) {
+                ngx_plinth_xml_lit(&x, "<DeleteMarker>true</DeleteMarker>");
+                ngx_plinth_xml_elem(&x, "DeleteMarkerVersionId",
+                                    (u_char *) PQgetvalue(res, i, 5),
+                                    PQgetlength(res, i, 5));
+            }
             ngx_plinth_xml_lit(&x, "</Deleted>");
             continue;
         }
@@ -289,10 +332,16 @@ ngx_http_plinth_objects_deleted(ngx_http_request_t *r, void *data,
         ngx_plinth_xml_lit(&x, "<Error>");
         ngx_plinth_xml_elem(&x, "Key", (u_char *) PQgetvalue(res, i, 0),
                             PQgetlength(res, i, 0));
-        ngx_plinth_xml_elem(&x, "Code", (u_char *) PQgetvalue(res, i, 1),
-                            PQgetlength(res, i, 1));
-        ngx_plinth_xml_lit(&x, "<Message>The key could not be deleted."
-                               "</Message></Error>");
+        if (!PQgetisnull(res, i, 1)) {
+            ngx_plinth_xml_elem(&x, "VersionId",
+                                (u_char *) PQgetvalue(res, i, 1),
+                                PQgetlength(res, i, 1));
+        }
+        ngx_plinth_xml_elem(&x, "Code", (u_char *) PQgetvalue(res, i, 2),
+                            PQgetlength(res, i, 2));
+        ngx_plinth_xml_elem(&x, "Message", (u_char *) PQgetvalue(res, i, 3),
+                            PQgetlength(res, i, 3));
+        ngx_plinth_xml_lit(&x, "</Error>");
     }
 
     ngx_plinth_xml_lit(&x, "</DeleteResult>");

@@ -278,3 +278,54 @@ BEGIN
         FROM versions v JOIN buckets b USING (bucket_id)
         WHERE v.version_id = v_new;
 END $$;
+
+
+-- DeleteObjects with versions: p_vids[i] names the version of p_keys[i] to
+-- remove for good (NULL: a delete marker, as DeleteObject), each exactly
+-- as DELETE ?versionId= does (plinth_delete_version). Per key: code NULL
+-- (deleted) or S3's code with its message; for a deletion, the version id
+-- removed or the marker made, and whether it is a marker.
+CREATE FUNCTION plinth_delete_objects(p_bucket text, p_caller text,
+    p_keys text[], p_vids text[])
+RETURNS TABLE (key text, vid text, code text, message text,
+               delete_marker boolean, marker_vid text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    d  record;
+BEGIN
+    PERFORM plinth_bucket_owned(p_bucket, p_caller);
+    FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
+        key := p_keys[i];
+        vid := p_vids[i];
+        code := NULL;
+        message := NULL;
+        delete_marker := NULL;
+        marker_vid := NULL;
+        IF octet_length(key) > 1024 THEN
+            code := 'KeyTooLongError';
+            message := 'Your key is too long.';
+        ELSIF vid IS NOT NULL AND vid <> 'null'
+              AND vid !~ '^[0-9a-f]{32}$' THEN
+            code := 'InvalidArgument';
+            message := 'Invalid version id specified.';
+        ELSE
+            BEGIN
+                SELECT * INTO d
+                    FROM plinth_delete_version(p_bucket, key, p_caller, vid);
+                IF vid IS NULL THEN
+                    IF d.versioned THEN
+                        delete_marker := true;
+                        marker_vid := d.version_id;
+                    END IF;
+                ELSIF d.delete_marker THEN
+                    delete_marker := true;
+                    marker_vid := vid;
+                END IF;
+            EXCEPTION WHEN SQLSTATE 'PL014' THEN
+                code := 'NoSuchVersion';
+                message := 'The specified version does not exist.';
+            END;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END $$;

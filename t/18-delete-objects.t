@@ -145,3 +145,61 @@ is(s3_request(GET => '/multi/e')->{status}, 200, 'e is still there');
 --- error_code: 404
 --- response_body_like
 <Code>NoSuchBucket</Code>
+
+
+
+=== TEST 12: versioned bucket: VersionId removes that version for good; none writes a marker; a marker by id undeletes
+--- check
+my $x = sub {
+    my $b = '<Delete>';
+    for (@_) {
+        my ($k, $v) = @$_;
+        $b .= "<Object><Key>$k</Key>" . (defined $v ? "<VersionId>$v</VersionId>" : '') . '</Object>';
+    }
+    return $b . '</Delete>';
+};
+is(s3_request(PUT => '/mver')->{status}, 200, 'bucket');
+is(s3_request(PUT => '/mver?versioning', body => '<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>')->{status}, 200, 'versioning on');
+my @v = map { s3_request(PUT => '/mver/k', body => "v$_")->{headers}{'x-amz-version-id'} } 1 .. 3;
+ok(3 == grep({ /^[0-9a-f]{32}$/ } @v), 'three versions');
+my $r = s3_request(POST => '/mver?delete', body => $x->(['k', $v[0]], ['k', $v[1]]));
+is($r->{status}, 200, 'DeleteObjects of two versions: 200');
+like($r->{body}, qr{<Deleted><Key>k</Key><VersionId>$v[0]</VersionId></Deleted><Deleted><Key>k</Key><VersionId>$v[1]</VersionId></Deleted>}, 'each reported Deleted with its VersionId');
+is(s3_request(GET => "/mver/k?versionId=$v[0]")->{status}, 404, 'version one is gone for good');
+is(s3_request(GET => '/mver/k')->{body}, 'v3', 'the current version is untouched');
+$r = s3_request(POST => '/mver?delete', body => $x->(['k']));
+my ($m) = $r->{body} =~ m{<Deleted><Key>k</Key><DeleteMarker>true</DeleteMarker><DeleteMarkerVersionId>([0-9a-f]{32})</DeleteMarkerVersionId></Deleted>};
+ok($m, 'no VersionId: a delete marker, reported with its id') or diag $r->{body};
+is(s3_request(GET => '/mver/k')->{status}, 404, 'the key reads as deleted');
+$r = s3_request(POST => '/mver?delete', body => $x->(['k', $m]));
+like($r->{body}, qr{<Deleted><Key>k</Key><VersionId>$m</VersionId><DeleteMarker>true</DeleteMarker><DeleteMarkerVersionId>$m</DeleteMarkerVersionId></Deleted>}, 'the marker by id: Deleted, DeleteMarker true');
+is(s3_request(GET => '/mver/k')->{body}, 'v3', 'undeleted: version three is current again');
+
+
+
+=== TEST 13: per-version errors: an unknown version is NoSuchVersion, a malformed id InvalidArgument; the rest is deleted
+--- check
+s3_request(PUT => '/mver/other', body => 'other');
+my $r = s3_request(POST => '/mver?delete', body => '<Delete><Object><Key>k</Key><VersionId>' . ('0' x 32)
+    . '</VersionId></Object><Object><Key>k</Key><VersionId>nope</VersionId></Object><Object><Key>other</Key></Object>'
+    . '<Object><Key>k</Key><VersionId>1</VersionId><VersionId>2</VersionId></Object></Delete>');
+is($r->{status}, 400, 'two VersionIds in one Object: MalformedXML for the whole request');
+like($r->{body}, qr{<Code>MalformedXML</Code>}, 'MalformedXML');
+is(s3_request(GET => '/mver/other')->{body}, 'other', 'nothing deleted');
+$r = s3_request(POST => '/mver?delete', body => '<Delete><Object><Key>k</Key><VersionId>' . ('0' x 32)
+    . '</VersionId></Object><Object><Key>k</Key><VersionId>nope</VersionId></Object><Object><Key>other</Key></Object></Delete>');
+is($r->{status}, 200, '200 with per-key results');
+like($r->{body}, qr{<Error><Key>k</Key><VersionId>0{32}</VersionId><Code>NoSuchVersion</Code><Message>[^<]+</Message></Error>}, 'unknown version: NoSuchVersion');
+like($r->{body}, qr{<Error><Key>k</Key><VersionId>nope</VersionId><Code>InvalidArgument</Code><Message>[^<]+</Message></Error>}, 'malformed id: InvalidArgument');
+like($r->{body}, qr{<Deleted><Key>other</Key><DeleteMarker>true</DeleteMarker><DeleteMarkerVersionId>[0-9a-f]{32}</DeleteMarkerVersionId></Deleted>}, 'the other key is deleted (a marker)');
+is(s3_request(GET => '/mver/k')->{body}, 'v3', 'k is untouched');
+
+
+
+=== TEST 14: unversioned bucket: VersionId null deletes the object; an id of another form is NoSuchVersion
+--- check
+s3_request(PUT => '/multi/plain', body => 'plain');
+my $r = s3_request(POST => '/multi?delete', body => '<Delete><Object><Key>plain</Key><VersionId>null</VersionId></Object><Object><Key>plain</Key><VersionId>' . ('a' x 32) . '</VersionId></Object></Delete>');
+is($r->{status}, 200, '200');
+like($r->{body}, qr{^.*<Deleted><Key>plain</Key><VersionId>null</VersionId></Deleted><Error><Key>plain</Key><VersionId>a{32}</VersionId><Code>NoSuchVersion</Code>}s, 'null: Deleted; a 32-hex id: NoSuchVersion');
+is(s3_request(GET => '/multi/plain')->{status}, 404, 'deleted');
