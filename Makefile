@@ -3,6 +3,7 @@
 #   make run        install dependencies, build, start a local cluster in ./run
 #   make stop       stop the local cluster (data stays in ./run)
 #   make test       build and run every test (prove)
+#   make bench      build the load generator and run the benchmark (bench/run)
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -22,7 +23,7 @@ UNIT_TESTS := $(B)/unit/test_ring $(B)/unit/test_blockfile \
               $(B)/unit/test_sigv4 $(B)/unit/test_chunked \
               $(B)/unit/test_crc
 
-.PHONY: all module datanode proto deps unit test run stop clean
+.PHONY: all module datanode proto deps unit test run stop clean bench bench-tools
 
 all: module datanode
 
@@ -75,7 +76,24 @@ $(B)/unit/test_crc: t/unit/test_crc.c ngx_plinth_module/ngx_plinth_crc.c ngx_pli
 
 unit: $(UNIT_TESTS)
 
-test: all unit
+# Benchmark tools (bench/): the S3 load generator and the fsync ceiling.
+BENCH_TOOLS := $(B)/plinth-loadgen $(B)/plinth-fsyncbench
+
+$(B)/plinth-loadgen: bench/loadgen.c
+	mkdir -p $(B)
+	$(CC) $(CFLAGS) $(WARN) -o $@ bench/loadgen.c -lcurl
+
+$(B)/plinth-fsyncbench: bench/fsyncbench.c
+	mkdir -p $(B)
+	$(CC) $(CFLAGS) $(WARN) -pthread -o $@ bench/fsyncbench.c
+
+bench-tools: $(BENCH_TOOLS)
+
+# make bench BENCH_ARGS=--quick
+bench: all bench-tools
+	bench/run $(BENCH_ARGS)
+
+test: all unit bench-tools
 	prove t/*.t
 
 run: deps all

@@ -18,6 +18,7 @@ PKGS=(
     awscli python3-boto3                 # real S3 clients for end-to-end tests
     s3cmd rclone
     curl procps iproute2 util-linux
+    libcurl4-openssl-dev                 # bench/loadgen.c: libcurl's multi interface, SigV4
 )
 
 SUDO=

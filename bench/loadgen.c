@@ -1,0 +1,779 @@
+/*
+ * plinth-loadgen: a load generator for any S3 endpoint, on libcurl's multi
+ * interface (one thread, N transfers in flight, keep-alive connections).
+ *
+ *   plinth-loadgen --endpoint http://127.0.0.1:9000 --access-key ID
+ *       --secret-key SECRET --bucket b --workload get --size 4K
+ *       --concurrency 8 --duration 10 [--ops N] [--keys N] [--populate]
+ *
+ * Requests are signed with AWS SigV4 by libcurl (CURLOPT_AWS_SIGV4,
+ * "aws:amz:<region>:s3") with x-amz-content-sha256: UNSIGNED-PAYLOAD, or
+ * sent unsigned with --no-sign (plain nginx ceilings). Keys are
+ * <key-prefix><8 digits>, index 0 .. keys-1: PUT walks them in order, GET
+ * picks one at random, LIST asks for max-keys keys (from the start, or
+ * after a random key with --list-random). mixed draws GET/PUT/LIST by
+ * --mix G:P:L percentages.
+ *
+ * Prints one JSON line per run: ops, errors, ops/s, MB/s (10^6 bytes of
+ * object data), latency p50/p95/p99/max in ms, the client's CPU seconds
+ * (getrusage), and, for every --cpu-pid NAME=PID, the CPU seconds used by
+ * that process and its descendants (/proc/PID/stat, before and after), and
+ * for every --rss-pid NAME=PID the RSS of the process and its descendants
+ * at the start, the end and the highest sampled (every 20 ms).
+ *
+ * Bounded: a run stops starting operations at --duration seconds or
+ * --ops operations, whichever comes first; every transfer has a timeout
+ * (--op-timeout); the whole run is abandoned at duration + op-timeout.
+ * Only loopback endpoints (127.0.0.0/8, localhost) are accepted.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CONC     1024
+#define MAX_PIDS     32
+#define MAX_LAT      (20 * 1000 * 1000)
+#define PATTERN_SIZE (1 << 20)
+#define LIST_BUF_MAX (8 << 20)
+
+enum op { OP_GET, OP_PUT, OP_LIST, OP_CREATE };
+static const char *op_name[] = { "get", "put", "list", "create-bucket" };
+
+struct opts {
+    const char *endpoint, *access_key, *secret_key, *region, *bucket;
+    const char *workload, *key_prefix, *label;
+    uint64_t size;
+    int conc;
+    double duration, op_timeout;
+    uint64_t max_ops, keys;
+    int populate, create_bucket, no_sign, list_random, list_max, verbose;
+    int mix_get, mix_put, mix_list;
+};
+
+struct slot {
+    CURL *easy;
+    struct curl_slist *hdrs;
+    enum op op;
+    double t0;
+    uint64_t body_off, body_len, got;
+    char *lbuf;            /* LIST answer (counted for <Key>) */
+    size_t lbuf_len;
+    char url[2048];
+    char errbuf[CURL_ERROR_SIZE];
+    int busy;
+};
+
+struct pidspec { char name[64]; long pid; double cpu0, cpu1;
+                 long rss0, rss1, rssmax; };
+
+static struct opts O;
+static unsigned char *pattern;
+static struct pidspec cpu_pids[MAX_PIDS], rss_pids[MAX_PIDS];
+static int n_cpu_pids, n_rss_pids;
+static double *lat;                 /* latencies of the measured phase, ms */
+static uint64_t n_lat;
+static uint64_t n_ops, n_err, n_bytes, n_list_keys, n_list;
+static uint64_t seq_put;
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+static int err_printed;
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "plinth-loadgen: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(2);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint64_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static uint64_t parse_size(const char *s)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        die("bad size '%s'", s);
+    switch (toupper((unsigned char)*end)) {
+    case 'K': v <<= 10; end++; break;
+    case 'M': v <<= 20; end++; break;
+    case 'G': v <<= 30; end++; break;
+    default: break;
+    }
+    if (*end == 'i' || *end == 'I')
+        end++;
+    if (*end == 'B' || *end == 'b')
+        end++;
+    if (*end)
+        die("bad size '%s'", s);
+    return v;
+}
+
+static double client_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6
+         + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* ---- /proc: a process and its descendants */
+
+static int read_file(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, len - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return (int)n;
+}
+
+/* parent of pid, and (if cpu) utime+stime+cutime+cstime in ticks */
+static long stat_of(long pid, long *ppid, unsigned long long *ticks)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    if (read_file(path, buf, sizeof buf) <= 0)
+        return -1;
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    /* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt
+     * majflt cmajflt utime stime cutime cstime */
+    char state;
+    long pp;
+    unsigned long long f[12];
+    if (sscanf(p + 2, "%c %ld %llu %llu %llu %llu %llu %llu %llu %llu %llu "
+               "%llu %llu %llu", &state, &pp, &f[0], &f[1], &f[2], &f[3],
+               &f[4], &f[5], &f[6], &f[7], &f[8], &f[9], &f[10], &f[11]) != 14)
+        return -1;
+    *ppid = pp;
+    *ticks = f[8] + f[9] + f[10] + f[11];
+    return 0;
+}
+
+/* pid and its descendants, at most max */
+static int family(long root, long *out, int max)
+{
+    static long pids[65536], ppids[65536];
+    int n = 0, k = 0;
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 65536) {
+        if (!isdigit((unsigned char)e->d_name[0]))
+            continue;
+        long pid = atol(e->d_name);
+        long pp;
+        unsigned long long t;
+        if (stat_of(pid, &pp, &t) == 0) {
+            pids[n] = pid;
+            ppids[n] = pp;
+            n++;
+        }
+    }
+    closedir(d);
+    out[k++] = root;
+    for (int i = 0; i < k && k < max; i++)          /* breadth first */
+        for (int j = 0; j < n && k < max; j++)
+            if (ppids[j] == out[i])
+                out[k++] = pids[j];
+    return k;
+}
+
+static double family_cpu(long root)
+{
+    long fam[1024];
+    int n = family(root, fam, 1024);
+    unsigned long long sum = 0;
+    for (int i = 0; i < n; i++) {
+        long pp;
+        unsigned long long t;
+        if (stat_of(fam[i], &pp, &t) == 0)
+            sum += t;
+    }
+    return (double)sum / sysconf(_SC_CLK_TCK);
+}
+
+static long family_rss_kb(const long *fam, int n)
+{
+    long sum = 0;
+    for (int i = 0; i < n; i++) {
+        char path[64], buf[4096];
+        snprintf(path, sizeof path, "/proc/%ld/status", fam[i]);
+        if (read_file(path, buf, sizeof buf) <= 0)
+            continue;
+        char *p = strstr(buf, "VmRSS:");
+        if (p)
+            sum += atol(p + 6);
+    }
+    return sum;
+}
+
+static long rss_fam[MAX_PIDS][256];
+static int rss_fam_n[MAX_PIDS];
+
+static void rss_sample(int which)       /* 0 start, 1 during, 2 end */
+{
+    for (int i = 0; i < n_rss_pids; i++) {
+        long v = family_rss_kb(rss_fam[i], rss_fam_n[i]);
+        if (which == 0)
+            rss_pids[i].rss0 = rss_pids[i].rssmax = v;
+        if (v > rss_pids[i].rssmax)
+            rss_pids[i].rssmax = v;
+        if (which == 2)
+            rss_pids[i].rss1 = v;
+    }
+}
+
+static void add_pid(struct pidspec *arr, int *n, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof arr[0].name)
+        die("expected NAME=PID, not '%s'", arg);
+    if (*n >= MAX_PIDS)
+        die("too many pids");
+    struct pidspec *p = &arr[(*n)++];
+    memset(p, 0, sizeof *p);
+    memcpy(p->name, arg, eq - arg);
+    p->pid = atol(eq + 1);
+    if (p->pid <= 1)
+        die("bad pid in '%s'", arg);
+}
+
+/* ---- transfers */
+
+static size_t on_read(char *buf, size_t size, size_t nitems, void *ud)
+{
+    struct slot *s = ud;
+    size_t want = size * nitems, n = 0;
+    while (n < want && s->body_off < s->body_len) {
+        size_t off = s->body_off % PATTERN_SIZE;
+        size_t chunk = PATTERN_SIZE - off;
+        if (chunk > want - n)
+            chunk = want - n;
+        if (chunk > s->body_len - s->body_off)
+            chunk = s->body_len - s->body_off;
+        memcpy(buf + n, pattern + off, chunk);
+        n += chunk;
+        s->body_off += chunk;
+    }
+    return n;
+}
+
+static size_t on_write(char *buf, size_t size, size_t nmemb, void *ud)
+{
+    struct slot *s = ud;
+    size_t n = size * nmemb;
+    s->got += n;
+    if (s->op == OP_LIST || s->op == OP_CREATE) {
+        if (s->lbuf_len + n + 1 > LIST_BUF_MAX)
+            return n;                       /* keep the head only */
+        char *nb = realloc(s->lbuf, s->lbuf_len + n + 1);
+        if (!nb)
+            return 0;
+        s->lbuf = nb;
+        memcpy(s->lbuf + s->lbuf_len, buf, n);
+        s->lbuf_len += n;
+        s->lbuf[s->lbuf_len] = 0;
+    }
+    return n;
+}
+
+static void key_name(char *out, size_t len, uint64_t idx)
+{
+    snprintf(out, len, "%s%08" PRIu64, O.key_prefix, idx);
+}
+
+static void slot_init(struct slot *s)
+{
+    s->easy = curl_easy_init();
+    if (!s->easy)
+        die("curl_easy_init failed");
+    CURL *e = s->easy;
+    curl_easy_setopt(e, CURLOPT_PRIVATE, s);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(e, CURLOPT_READDATA, s);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(O.op_timeout * 1000));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    if (!O.no_sign) {
+        static char userpwd[512], sigv4[128];
+        snprintf(userpwd, sizeof userpwd, "%s:%s", O.access_key, O.secret_key);
+        snprintf(sigv4, sizeof sigv4, "aws:amz:%s:s3", O.region);
+        curl_easy_setopt(e, CURLOPT_AWS_SIGV4, sigv4);
+        curl_easy_setopt(e, CURLOPT_USERPWD, userpwd);
+        s->hdrs = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+    }
+    /* no 100-continue round trip before the body */
+    s->hdrs = curl_slist_append(s->hdrs, "Expect:");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->hdrs);
+}
+
+static void slot_start(CURLM *m, struct slot *s, enum op op, uint64_t idx)
+{
+    CURL *e = s->easy;
+    char key[256];
+    s->op = op;
+    s->got = 0;
+    s->body_off = 0;
+    s->body_len = 0;
+    s->lbuf_len = 0;
+    s->errbuf[0] = 0;
+    curl_easy_setopt(e, CURLOPT_UPLOAD, 0L);
+    curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    switch (op) {
+    case OP_CREATE:
+        snprintf(s->url, sizeof s->url, "%s/%s", O.endpoint, O.bucket);
+        curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)0);
+        break;
+    case OP_PUT:
+        key_name(key, sizeof key, idx);
+        snprintf(s->url, sizeof s->url, "%s/%s/%s", O.endpoint, O.bucket, key);
+        s->body_len = O.size;
+        curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)O.size);
+        break;
+    case OP_GET:
+        key_name(key, sizeof key, idx);
+        snprintf(s->url, sizeof s->url, "%s/%s/%s", O.endpoint, O.bucket, key);
+        break;
+    case OP_LIST:
+        /* parameters in canonical (sorted) order */
+        if (O.list_random) {
+            key_name(key, sizeof key, idx);
+            snprintf(s->url, sizeof s->url,
+                     "%s/%s?list-type=2&max-keys=%d&start-after=%s",
+                     O.endpoint, O.bucket, O.list_max, key);
+        } else {
+            snprintf(s->url, sizeof s->url, "%s/%s?list-type=2&max-keys=%d",
+                     O.endpoint, O.bucket, O.list_max);
+        }
+        break;
+    }
+    curl_easy_setopt(e, CURLOPT_URL, s->url);
+    s->busy = 1;
+    s->t0 = now();
+    curl_multi_add_handle(m, e);
+}
+
+static enum op pick_op(enum op base)
+{
+    if (strcmp(O.workload, "mixed") != 0)
+        return base;
+    int r = (int)(rnd() % 100);
+    if (r < O.mix_get)
+        return OP_GET;
+    if (r < O.mix_get + O.mix_put)
+        return OP_PUT;
+    return OP_LIST;
+}
+
+static uint64_t pick_idx(enum op op)
+{
+    if (op == OP_PUT)
+        return seq_put++ % O.keys;
+    return rnd() % O.keys;
+}
+
+static unsigned count_keys(const char *xml)
+{
+    unsigned n = 0;
+    const char *p = xml;
+    while (p && (p = strstr(p, "<Key>"))) {
+        n++;
+        p += 5;
+    }
+    return n;
+}
+
+/* One phase: up to max_ops operations or until duration, conc at once.
+ * measure: record latencies and counters. Returns errors. */
+static uint64_t run_phase(CURLM *m, struct slot *slots, enum op base,
+                          uint64_t max_ops, double duration, int measure,
+                          double *elapsed)
+{
+    double t0 = now(), stop_at = t0 + duration;
+    double abandon_at = stop_at + O.op_timeout + 5;
+    double next_rss = t0;
+    uint64_t started = 0, errs = 0;
+    int active = 0;
+
+    for (;;) {
+        double t = now();
+        for (int i = 0; i < O.conc && started < max_ops && t < stop_at; i++) {
+            if (slots[i].busy)
+                continue;
+            enum op op = pick_op(base);
+            slot_start(m, &slots[i], op, op == OP_CREATE ? 0 : pick_idx(op));
+            started++;
+            active++;
+        }
+        if (active == 0)
+            break;
+        if (t > abandon_at) {
+            fprintf(stderr, "plinth-loadgen: abandoning %d transfers\n", active);
+            for (int i = 0; i < O.conc; i++)
+                if (slots[i].busy) {
+                    curl_multi_remove_handle(m, slots[i].easy);
+                    slots[i].busy = 0;
+                    errs++;
+                }
+            break;
+        }
+        int running;
+        curl_multi_perform(m, &running);
+        CURLMsg *msg;
+        int left, done = 0;
+        while ((msg = curl_multi_info_read(m, &left))) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            struct slot *s;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+            double lat_ms = (now() - s->t0) * 1000;
+            long code = 0;
+            curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
+            int ok = msg->data.result == CURLE_OK && code >= 200 && code < 300;
+            if (s->op == OP_CREATE && code == 409 && s->lbuf
+                && strstr(s->lbuf, "BucketAlreadyOwnedByYou"))
+                ok = 1;
+            if (ok && s->op == OP_GET && s->got != O.size)
+                ok = 0;
+            if (!ok) {
+                errs++;
+                if (err_printed < 5 || O.verbose) {
+                    err_printed++;
+                    fprintf(stderr, "plinth-loadgen: %s %s: %s (HTTP %ld, "
+                            "%" PRIu64 " bytes)%s%.300s\n", op_name[s->op],
+                            s->url, msg->data.result == CURLE_OK ? "failed"
+                            : (s->errbuf[0] ? s->errbuf
+                               : curl_easy_strerror(msg->data.result)),
+                            code, s->got, s->lbuf_len ? ": " : "",
+                            s->lbuf_len ? s->lbuf : "");
+                }
+            }
+            if (measure) {
+                n_ops++;
+                if (!ok)
+                    n_err++;
+                if (ok && s->op == OP_PUT)
+                    n_bytes += O.size;
+                if (ok && s->op == OP_GET)
+                    n_bytes += s->got;
+                if (ok && s->op == OP_LIST) {
+                    n_list++;
+                    n_list_keys += count_keys(s->lbuf);
+                }
+                if (n_lat < MAX_LAT)
+                    lat[n_lat++] = lat_ms;
+            }
+            curl_multi_remove_handle(m, s->easy);
+            s->busy = 0;
+            active--;
+            done++;
+        }
+        if (measure && n_rss_pids && now() >= next_rss) {
+            rss_sample(1);
+            next_rss = now() + 0.02;
+        }
+        /* a slot came free: start its next operation at once */
+        if (!done)
+            curl_multi_poll(m, NULL, 0, 20, NULL);
+    }
+    *elapsed = now() - t0;
+    return errs;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(double p)
+{
+    if (n_lat == 0)
+        return 0;
+    uint64_t i = (uint64_t)(p / 100.0 * (double)(n_lat - 1) + 0.5);
+    return lat[i];
+}
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", *s);
+        else
+            putchar(*s);
+    }
+    putchar('"');
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+"usage: plinth-loadgen --endpoint http://127.0.0.1:PORT --bucket B\n"
+"         [--access-key ID --secret-key SECRET | --no-sign] [--region us-east-1]\n"
+"         [--workload put|get|list|mixed] [--size 4K] [--concurrency 8]\n"
+"         [--duration 10] [--ops N] [--keys 1000] [--key-prefix k]\n"
+"         [--populate] [--create-bucket] [--list-max 1000] [--list-random]\n"
+"         [--mix 80:15:5] [--op-timeout 120] [--label NAME]\n"
+"         [--cpu-pid NAME=PID]... [--rss-pid NAME=PID]... [--verbose]\n");
+    exit(2);
+}
+
+static int loopback(const char *ep)
+{
+    const char *h = strstr(ep, "://");
+    if (!h || strncmp(ep, "http://", 7) != 0)
+        return 0;
+    h += 3;
+    if (strncmp(h, "localhost", 9) == 0 && (h[9] == ':' || h[9] == '/' || !h[9]))
+        return 1;
+    unsigned a, b, c, d;
+    char rest;
+    if (sscanf(h, "%u.%u.%u.%u%c", &a, &b, &c, &d, &rest) >= 4 && a == 127
+        && b < 256 && c < 256 && d < 256)
+        return 1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    O.region = "us-east-1";
+    O.workload = "get";
+    O.key_prefix = "k";
+    O.label = "";
+    O.size = 4096;
+    O.conc = 8;
+    O.duration = 10;
+    O.op_timeout = 120;
+    O.max_ops = UINT64_MAX;
+    O.keys = 1000;
+    O.list_max = 1000;
+    O.mix_get = 80;
+    O.mix_put = 15;
+    O.mix_list = 5;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+#define ARG() (i + 1 < argc ? argv[++i] : (usage(), ""))
+        if (!strcmp(a, "--endpoint")) O.endpoint = ARG();
+        else if (!strcmp(a, "--access-key")) O.access_key = ARG();
+        else if (!strcmp(a, "--secret-key")) O.secret_key = ARG();
+        else if (!strcmp(a, "--region")) O.region = ARG();
+        else if (!strcmp(a, "--bucket")) O.bucket = ARG();
+        else if (!strcmp(a, "--workload")) O.workload = ARG();
+        else if (!strcmp(a, "--size")) O.size = parse_size(ARG());
+        else if (!strcmp(a, "--concurrency")) O.conc = atoi(ARG());
+        else if (!strcmp(a, "--duration")) O.duration = atof(ARG());
+        else if (!strcmp(a, "--ops")) O.max_ops = strtoull(ARG(), NULL, 10);
+        else if (!strcmp(a, "--keys")) O.keys = strtoull(ARG(), NULL, 10);
+        else if (!strcmp(a, "--key-prefix")) O.key_prefix = ARG();
+        else if (!strcmp(a, "--label")) O.label = ARG();
+        else if (!strcmp(a, "--populate")) O.populate = 1;
+        else if (!strcmp(a, "--create-bucket")) O.create_bucket = 1;
+        else if (!strcmp(a, "--no-sign")) O.no_sign = 1;
+        else if (!strcmp(a, "--list-max")) O.list_max = atoi(ARG());
+        else if (!strcmp(a, "--list-random")) O.list_random = 1;
+        else if (!strcmp(a, "--op-timeout")) O.op_timeout = atof(ARG());
+        else if (!strcmp(a, "--verbose")) O.verbose = 1;
+        else if (!strcmp(a, "--cpu-pid")) add_pid(cpu_pids, &n_cpu_pids, ARG());
+        else if (!strcmp(a, "--rss-pid")) add_pid(rss_pids, &n_rss_pids, ARG());
+        else if (!strcmp(a, "--mix")) {
+            if (sscanf(ARG(), "%d:%d:%d", &O.mix_get, &O.mix_put, &O.mix_list) != 3
+                || O.mix_get < 0 || O.mix_put < 0 || O.mix_list < 0
+                || O.mix_get + O.mix_put + O.mix_list != 100)
+                die("--mix wants G:P:L percentages adding up to 100");
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) usage();
+        else die("unknown option '%s'", a);
+#undef ARG
+    }
+    if (!O.endpoint || !O.bucket)
+        usage();
+    if (!O.no_sign && (!O.access_key || !O.secret_key))
+        die("give --access-key and --secret-key, or --no-sign");
+    if (!loopback(O.endpoint))
+        die("endpoint must be http:// on 127.0.0.0/8 or localhost: '%s'",
+            O.endpoint);
+    size_t eplen = strlen(O.endpoint);
+    if (eplen > 200)
+        die("endpoint too long");
+    if (O.endpoint[eplen - 1] == '/') {
+        char *e = strdup(O.endpoint);
+        e[eplen - 1] = 0;
+        O.endpoint = e;
+    }
+    for (const char *p = O.key_prefix; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("._-", *p))
+            die("--key-prefix: letters, digits, '.', '_', '-' only");
+    if (strlen(O.key_prefix) > 200 || strlen(O.bucket) > 63)
+        die("bucket or key prefix too long");
+    for (const char *p = O.bucket; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr(".-", *p))
+            die("bad bucket name");
+    enum op base;
+    if (!strcmp(O.workload, "get") || !strcmp(O.workload, "mixed"))
+        base = OP_GET;
+    else if (!strcmp(O.workload, "put"))
+        base = OP_PUT;
+    else if (!strcmp(O.workload, "list"))
+        base = OP_LIST;
+    else
+        die("--workload: put, get, list or mixed");
+    if (O.conc < 1 || O.conc > MAX_CONC)
+        die("--concurrency: 1..%d", MAX_CONC);
+    if (!(O.duration > 0 && O.duration <= 3600))
+        die("--duration: (0, 3600] seconds");
+    if (!(O.op_timeout > 0 && O.op_timeout <= 3600))
+        die("--op-timeout: (0, 3600] seconds");
+    if (O.keys < 1 || O.keys > 100000000)
+        die("--keys: 1..100000000");
+    if (O.max_ops < 1)
+        die("--ops: at least 1");
+    if (O.size > ((uint64_t)64 << 30))
+        die("--size: at most 64G");
+    if (O.list_max < 1 || O.list_max > 1000)
+        die("--list-max: 1..1000");
+
+    rng ^= (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);
+    pattern = malloc(PATTERN_SIZE);
+    lat = malloc(sizeof(double) * MAX_LAT);
+    if (!pattern || !lat)
+        die("out of memory");
+    for (size_t i = 0; i < PATTERN_SIZE; i += 8) {
+        uint64_t r = rnd();
+        memcpy(pattern + i, &r, 8);
+    }
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+        die("curl_global_init failed");
+    CURLM *m = curl_multi_init();
+    curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)O.conc);
+    curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)O.conc);
+    struct slot *slots = calloc(O.conc, sizeof *slots);
+    if (!slots)
+        die("out of memory");
+    for (int i = 0; i < O.conc; i++)
+        slot_init(&slots[i]);
+
+    double el;
+    int saved_conc = O.conc;
+    if (O.create_bucket) {
+        O.conc = 1;
+        if (run_phase(m, slots, OP_CREATE, 1, 30, 0, &el))
+            die("cannot create bucket %s", O.bucket);
+        O.conc = saved_conc;
+    }
+    if (O.populate) {
+        seq_put = 0;
+        if (run_phase(m, slots, OP_PUT, O.keys, 3600, 0, &el))
+            die("populating %" PRIu64 " keys failed", O.keys);
+        seq_put = 0;
+    }
+
+    for (int i = 0; i < n_cpu_pids; i++)
+        cpu_pids[i].cpu0 = family_cpu(cpu_pids[i].pid);
+    for (int i = 0; i < n_rss_pids; i++)
+        rss_fam_n[i] = family(rss_pids[i].pid, rss_fam[i], 256);
+    rss_sample(0);
+    double cpu0 = client_cpu();
+    run_phase(m, slots, base, O.max_ops, O.duration, 1, &el);
+    double ccpu = client_cpu() - cpu0;
+    for (int i = 0; i < n_cpu_pids; i++)
+        cpu_pids[i].cpu1 = family_cpu(cpu_pids[i].pid);
+    rss_sample(2);
+
+    qsort(lat, n_lat, sizeof *lat, cmp_double);
+    double mean = 0;
+    for (uint64_t i = 0; i < n_lat; i++)
+        mean += lat[i];
+    mean = n_lat ? mean / n_lat : 0;
+
+    printf("{\"label\":");
+    json_str(O.label);
+    printf(",\"workload\":\"%s\",\"size\":%" PRIu64 ",\"concurrency\":%d,"
+           "\"signed\":%s,\"ops\":%" PRIu64 ",\"errors\":%" PRIu64
+           ",\"seconds\":%.3f,\"ops_per_s\":%.1f,\"mb_per_s\":%.2f,"
+           "\"bytes\":%" PRIu64 ",\"lat_ms\":{\"p50\":%.3f,\"p95\":%.3f,"
+           "\"p99\":%.3f,\"max\":%.3f,\"mean\":%.3f},\"client_cpu_s\":%.3f",
+           O.workload, O.size, O.conc, O.no_sign ? "false" : "true",
+           n_ops, n_err, el, el > 0 ? n_ops / el : 0,
+           el > 0 ? n_bytes / el / 1e6 : 0, n_bytes, pct(50), pct(95),
+           pct(99), n_lat ? lat[n_lat - 1] : 0, mean, ccpu);
+    if (n_list)
+        printf(",\"list_keys_avg\":%.1f", (double)n_list_keys / n_list);
+    if (n_cpu_pids) {
+        printf(",\"server_cpu_s\":{");
+        for (int i = 0; i < n_cpu_pids; i++) {
+            printf("%s", i ? "," : "");
+            json_str(cpu_pids[i].name);
+            printf(":%.3f", cpu_pids[i].cpu1 - cpu_pids[i].cpu0);
+        }
+        printf("}");
+    }
+    if (n_rss_pids) {
+        printf(",\"rss_kb\":{");
+        for (int i = 0; i < n_rss_pids; i++) {
+            printf("%s", i ? "," : "");
+            json_str(rss_pids[i].name);
+            printf(":{\"start\":%ld,\"max\":%ld,\"end\":%ld}", rss_pids[i].rss0,
+                   rss_pids[i].rssmax, rss_pids[i].rss1);
+        }
+        printf("}");
+    }
+    printf("}\n");
+    fflush(stdout);
+
+    for (int i = 0; i < O.conc; i++) {
+        curl_easy_cleanup(slots[i].easy);
+        curl_slist_free_all(slots[i].hdrs);
+        free(slots[i].lbuf);
+    }
+    free(slots);
+    curl_multi_cleanup(m);
+    curl_global_cleanup();
+    free(lat);
+    free(pattern);
+    return n_err ? 1 : 0;
+}
