@@ -5,6 +5,7 @@
 use lib 't/lib';
 use Plinth::Test;
 use Digest::MD5 ();
+use Digest::SHA ();
 use File::Temp qw(tempdir);
 
 # ---------------------------------------------------------------- helpers
@@ -823,3 +824,33 @@ $e = upload_part('/mpb/unv', $id, 1, 'unversioned');
 $r = complete('/mpb/unv', $id, [1, $e]);
 is($r->{status}, 200, 'Complete in an unversioned bucket: 200');
 ok(!exists $r->{headers}{'x-amz-version-id'}, 'an unversioned bucket answers no version id');
+
+
+
+=== TEST 48: UploadPart checksums are verified and kept: GET/HEAD ?partNumber with x-amz-checksum-mode returns the part's
+--- check
+my $id = create_upload('/mpb/ckparts');
+my @b = (random_bytes(5 * 1024 * 1024), random_bytes(1000));
+my $r = s3_request(PUT => "/mpb/ckparts?partNumber=1&uploadId=$id", body => $b[0],
+                   headers => ['x-amz-checksum-crc32c' => checksum_base64('crc32c', 'not the part')], timeout => 60);
+is($r->{status}, 400, 'a part with a wrong checksum: 400');
+like($r->{body}, qr{<Code>BadDigest</Code>}, 'BadDigest');
+my @e;
+for my $i (0, 1) {
+    my $alg = $i ? 'crc64nvme' : 'sha256';
+    my $want = $i ? checksum_base64('crc64nvme', $b[1]) : Digest::SHA::sha256_base64($b[0]) . '=';
+    $r = s3_request(PUT => "/mpb/ckparts?partNumber=" . ($i + 1) . "&uploadId=$id", body => $b[$i],
+                    headers => ["x-amz-checksum-$alg" => $want], timeout => 60);
+    is($r->{status}, 200, "part " . ($i + 1) . " with $alg: 200") or diag $r->{body};
+    is($r->{headers}{"x-amz-checksum-$alg"}, $want, "part " . ($i + 1) . ": the answer echoes it");
+    (my $etag = $r->{headers}{etag}) =~ s/"//g;
+    push @e, [$i + 1, $etag];
+}
+is(complete('/mpb/ckparts', $id, @e)->{status}, 200, 'Complete');
+$r = s3_request(HEAD => '/mpb/ckparts?partNumber=1', headers => ['x-amz-checksum-mode' => 'ENABLED']);
+is($r->{headers}{'x-amz-checksum-sha256'}, Digest::SHA::sha256_base64($b[0]) . '=', 'HEAD partNumber=1: the part\'s SHA-256');
+$r = s3_request(GET => '/mpb/ckparts?partNumber=2', headers => ['x-amz-checksum-mode' => 'ENABLED']);
+is($r->{headers}{'x-amz-checksum-crc64nvme'}, checksum_base64('crc64nvme', $b[1]), 'GET partNumber=2: the part\'s CRC64NVME');
+ok($r->{body} eq $b[1], 'and its bytes');
+$r = s3_request(HEAD => '/mpb/ckparts', headers => ['x-amz-checksum-mode' => 'ENABLED']);
+ok(!grep(/^x-amz-checksum-(?!type)/, keys %{ $r->{headers} }), 'the whole multipart object claims no checksum it does not have');

@@ -125,6 +125,27 @@ await t.test('PutObject with a CRC32 that does not match', async () => {
   t.ok(!(await exists('badcrc.bin')), 'a wrong x-amz-checksum-crc32: nothing stored');
 });
 
+// Every algorithm the SDK offers, CRC64NVME included (the SDK computes it
+// with its own code, independent of Plinth's): stored, then returned with
+// ChecksumMode ENABLED, which makes the SDK check it against the bytes it
+// receives (a wrong stored value fails the GetObject).
+for (const alg of ['CRC32', 'CRC32C', 'SHA1', 'SHA256', 'CRC64NVME']) {
+  await t.test(`PutObject with ChecksumAlgorithm ${alg}, then GetObject/HeadObject with ChecksumMode ENABLED`, async () => {
+    const data = randomBytes(100 * 1024 + alg.length);
+    const Key = `alg-${alg}.bin`;
+    const put = await s3.send(new PutObjectCommand({ Bucket, Key, Body: data, ChecksumAlgorithm: alg }));
+    const field = `Checksum${alg}`;
+    t.ok(put[field], `${alg}: PutObject answers ${field}`);
+    const head = await s3.send(new HeadObjectCommand({ Bucket, Key, ChecksumMode: 'ENABLED' }));
+    t.equal(head[field], put[field], `${alg}: HeadObject returns the stored ${field}`);
+    t.equal(head.ChecksumType, 'FULL_OBJECT', `${alg}: ChecksumType FULL_OBJECT`);
+    const get = await s3.send(new GetObjectCommand({ Bucket, Key, ChecksumMode: 'ENABLED' }));
+    t.equal(get[field], put[field], `${alg}: GetObject returns it`);
+    t.bytesEqual(Buffer.from(await get.Body.transformToByteArray()), data,
+      `${alg}: the body, validated by the SDK against ${field}, is the data`);
+  });
+}
+
 // clean up whatever was stored
 const l = await plain.send(new ListObjectsV2Command({ Bucket }));
 for (const o of l.Contents ?? []) await plain.send(new DeleteObjectCommand({ Bucket, Key: o.Key }));
