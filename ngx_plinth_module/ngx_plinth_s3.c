@@ -300,7 +300,7 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
     [NGX_PLINTH_SQL_DELETE] =
     { "plinth_delete",
       "SELECT version_id, delete_marker, versioned "
-      "FROM plinth_delete_version($1, $2, $3, $4)", 4 },
+      "FROM plinth_delete_version($1, $2, $3, $4, $5)", 5 },
     [NGX_PLINTH_SQL_LIST] =
     { "plinth_list",
       "SELECT key, is_prefix, size, etag, to_char(last_modified AT TIME ZONE "

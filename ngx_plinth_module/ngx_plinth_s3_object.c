@@ -1391,9 +1391,26 @@ ngx_int_t
 ngx_http_plinth_delete_object(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx)
 {
-    const char  *params[4];
+    const char  *params[5];
 
     if (ngx_http_plinth_version_arg(r, ctx) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    /* If-Match: delete only that ETag, decided under the key's lock */
+    switch (ngx_http_plinth_put_conditions(r, ctx)) {
+    case NGX_OK:
+        break;
+    case NGX_DECLINED:
+        return NGX_OK;
+    default:
+        return NGX_ERROR;
+    }
+
+    if (ctx->if_none_match) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_NOT_IMPLEMENTED,
+                              "If-None-Match is not supported on "
+                              "DeleteObject.");
         return NGX_OK;
     }
 
@@ -1401,11 +1418,12 @@ ngx_http_plinth_delete_object(ngx_http_request_t *r,
     params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->key);
     params[2] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
     params[3] = ctx->vid.len ? (char *) ctx->vid.data : NULL;
+    params[4] = ctx->if_match.len ? (char *) ctx->if_match.data : NULL;
     if (params[0] == NULL || params[1] == NULL || params[2] == NULL) {
         return NGX_ERROR;
     }
 
-    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_DELETE, 4, params,
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_DELETE, 5, params,
                               ngx_http_plinth_delete_done);
 }
 

@@ -329,3 +329,53 @@ BEGIN
         RETURN NEXT;
     END LOOP;
 END $$;
+
+
+-- DeleteObject with If-Match: the ETag of what would be deleted (the
+-- current object, or the version named) must match ('*': it must exist),
+-- checked under the key's row lock in the deletion's own transaction:
+-- PL002 NoSuchKey when there is no object, PL014 NoSuchVersion when the
+-- version does not exist, PL013 PreconditionFailed when the ETag differs.
+CREATE FUNCTION plinth_delete_version(p_bucket text, p_key text,
+    p_caller text, p_vid text, p_if_match text,
+    OUT version_id text, OUT delete_marker boolean, OUT versioned boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_bucket bigint;
+    cur      objects%ROWTYPE;
+    v_etag   text;
+    v_marker boolean;
+BEGIN
+    IF p_if_match IS NOT NULL THEN
+        v_bucket := plinth_bucket_owned(p_bucket, p_caller);
+        SELECT o.* INTO cur FROM objects o
+            WHERE o.bucket_id = v_bucket AND o.key = p_key FOR UPDATE;
+        IF p_vid IS NULL THEN
+            IF NOT FOUND OR cur.deleted THEN
+                RAISE EXCEPTION 'no key "%"', p_key USING ERRCODE = 'PL002';
+            END IF;
+            v_etag := cur.etag;
+            v_marker := false;
+        ELSE
+            SELECT x.etag, x.delete_marker INTO v_etag, v_marker
+                FROM versions x JOIN buckets b USING (bucket_id)
+                WHERE x.bucket_id = v_bucket AND x.key = p_key
+                  AND x.state = 'committed'
+                  AND (CASE WHEN p_vid = 'null' THEN x.vid IS NULL
+                            ELSE x.vid = p_vid END)
+                  AND NOT (b.versioning = 'Unversioned' AND x.delete_marker)
+                ORDER BY x.ts DESC, x.version_id DESC LIMIT 1;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'no version "%" of "%"', p_vid, p_key
+                    USING ERRCODE = 'PL014';
+            END IF;
+        END IF;
+        IF p_if_match <> '*'
+           AND (v_marker OR v_etag IS DISTINCT FROM p_if_match) THEN
+            RAISE EXCEPTION 'delete precondition' USING ERRCODE = 'PL013';
+        END IF;
+    END IF;
+    SELECT d.version_id, d.delete_marker, d.versioned
+        INTO version_id, delete_marker, versioned
+        FROM plinth_delete_version(p_bucket, p_key, p_caller, p_vid) d;
+END $$;

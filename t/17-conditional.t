@@ -161,3 +161,44 @@ If-None-Match: "abc"
 PUT /cond/k
 x
 --- error_code: 501
+
+
+
+=== TEST 20: conditional DeleteObject: If-Match deletes only that ETag (412 otherwise, 404 on no key); "*" any existing object
+--- check
+s3_request(PUT => '/cond/del', body => 'to delete');
+my $etag = '"' . md5_hex('to delete') . '"';
+my $r = s3_request(DELETE => '/cond/del', headers => ['If-Match' => '"' . md5_hex('other') . '"']);
+is($r->{status}, 412, 'another ETag: 412');
+like($r->{body}, qr{<Code>PreconditionFailed</Code>}, 'PreconditionFailed');
+is(s3_request(GET => '/cond/del')->{body}, 'to delete', 'still there');
+$r = s3_request(DELETE => '/cond/del', headers => ['If-Match' => $etag]);
+is($r->{status}, 204, 'its ETag: 204');
+is(s3_request(GET => '/cond/del')->{status}, 404, 'deleted');
+$r = s3_request(DELETE => '/cond/del', headers => ['If-Match' => $etag]);
+is($r->{status}, 404, 'If-Match on a missing key: 404');
+like($r->{body}, qr{<Code>NoSuchKey</Code>}, 'NoSuchKey');
+s3_request(PUT => '/cond/del', body => 'again');
+is(s3_request(DELETE => '/cond/del', headers => ['If-Match' => '*'])->{status}, 204, 'If-Match: * on an existing key: 204');
+is(s3_request(DELETE => '/cond/del', headers => ['If-Match' => '*'])->{status}, 404, 'If-Match: * on no key: 404');
+$r = s3_request(DELETE => '/cond/k', headers => ['If-None-Match' => '*']);
+is($r->{status}, 501, 'If-None-Match on DELETE: 501 (never ignored)');
+is(s3_request(GET => '/cond/k')->{status}, 200, 'nothing deleted');
+
+
+
+=== TEST 21: conditional DeleteObject of a version: the named version's ETag decides
+--- check
+is(s3_request(PUT => '/condv')->{status}, 200, 'bucket');
+is(s3_request(PUT => '/condv?versioning', body => '<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>')->{status}, 200, 'versioned');
+my $v1 = s3_request(PUT => '/condv/k', body => 'one')->{headers}{'x-amz-version-id'};
+my $v2 = s3_request(PUT => '/condv/k', body => 'two')->{headers}{'x-amz-version-id'};
+my $r = s3_request(DELETE => "/condv/k?versionId=$v1", headers => ['If-Match' => '"' . md5_hex('two') . '"']);
+is($r->{status}, 412, "the current version's ETag does not delete version one: 412");
+$r = s3_request(DELETE => "/condv/k?versionId=$v1", headers => ['If-Match' => '"' . md5_hex('one') . '"']);
+is($r->{status}, 204, "version one's own ETag: 204");
+is(s3_request(GET => "/condv/k?versionId=$v1")->{status}, 404, 'version one is gone');
+is(s3_request(GET => '/condv/k')->{body}, 'two', 'version two is current');
+$r = s3_request(DELETE => '/condv/k?versionId=' . ('0' x 32), headers => ['If-Match' => '*']);
+is($r->{status}, 404, 'an unknown version: 404');
+like($r->{body}, qr{<Code>NoSuchVersion</Code>}, 'NoSuchVersion');

@@ -493,10 +493,16 @@ is_deeply($p->{entries}, [grep { m{^.:f0149:} } @::EXPECT], 'after every version
 
 
 
-=== TEST 28: DeleteObjects naming a version is not supported yet (never a marker instead)
+=== TEST 28: DeleteObjects naming a version the key does not have: NoSuchVersion for it, never a marker instead
+--- setup
+$::B1 = s3_request(GET => '/pgv?versions&prefix=b0001')->{body};
 --- request
 POST /pgv?delete
 <Delete><Object><Key>b0001</Key><VersionId>null</VersionId></Object></Delete>
---- error_code: 501
+--- error_code: 200
 --- response_body_like
-<Code>NotImplemented</Code>
+<Error><Key>b0001</Key><VersionId>null</VersionId><Code>NoSuchVersion</Code>
+--- check
+my $after = s3_request(GET => '/pgv?versions&prefix=b0001')->{body};
+s/<RequestId>.*?<\/RequestId>//g for $after, $::B1;
+is($after, $::B1, 'the versions of b0001 are as they were');
