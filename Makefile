@@ -17,7 +17,11 @@ PROTO_H  := $(B)/proto/plinth.pb-c.h
 
 DATANODE_SRCS := $(wildcard datanode/*.c)
 DATANODE_HDRS := $(wildcard datanode/*.h)
-DATANODE_LIBS := -lmicrohttpd -lyaml -lprotobuf-c -lxxhash -lpthread
+DATANODE_LIBS := -lmicrohttpd -lyaml -lprotobuf-c -lxxhash -lcurl -lpthread
+
+REPAIRD_SRCS := $(wildcard repaird/*.c) ngx_plinth_module/ngx_plinth_ring.c
+REPAIRD_HDRS := $(wildcard repaird/*.h) ngx_plinth_module/ngx_plinth_ring.h
+REPAIRD_LIBS := -lpq -lcurl -lmicrohttpd -lyaml -lprotobuf-c -lxxhash -lm
 
 UNIT_TESTS := $(B)/unit/test_ring $(B)/unit/test_blockfile \
               $(B)/unit/test_sigv4 $(B)/unit/test_chunked \
@@ -46,6 +50,14 @@ datanode: $(B)/plinth-datanode
 $(B)/plinth-datanode: $(DATANODE_SRCS) $(DATANODE_HDRS) $(PROTO_C) $(PROTO_H)
 	$(CC) $(CFLAGS) $(WARN) -I$(B)/proto -Idatanode -o $@ \
 	    $(DATANODE_SRCS) $(PROTO_C) $(DATANODE_LIBS)
+
+# repaird reuses the gateway's ring (pure C), so both place alike.
+repaird: $(B)/plinth-repaird
+
+$(B)/plinth-repaird: $(REPAIRD_SRCS) $(REPAIRD_HDRS) $(PROTO_C) $(PROTO_H)
+	$(CC) $(CFLAGS) $(WARN) -I$(B)/proto -Irepaird -Ingx_plinth_module \
+	    -I$(shell pg_config --includedir) -o $@ \
+	    $(REPAIRD_SRCS) $(PROTO_C) $(REPAIRD_LIBS)
 
 # C unit tests: pure code only (the ring, the block-checksum file format).
 $(B)/unit/test_ring: t/unit/test_ring.c ngx_plinth_module/ngx_plinth_ring.c ngx_plinth_module/ngx_plinth_ring.h

@@ -28,6 +28,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <curl/curl.h>
+
 #include "plinth.pb-c.h"
 
 #include "http.h"
@@ -46,7 +48,9 @@ typedef enum {
     PLINTH_DN_ROUTE_INFO,
     PLINTH_DN_ROUTE_VERIFY,
     PLINTH_DN_ROUTE_LIST,
-    PLINTH_DN_ROUTE_HEALTH
+    PLINTH_DN_ROUTE_HEALTH,
+    PLINTH_DN_ROUTE_PULL,       /* POST /blobs/<id>/pull?from=host:port */
+    PLINTH_DN_ROUTE_SCRUB       /* GET /scrub?after=<id>&limit=<n> */
 } plinth_dn_route;
 
 /* Per request, from the first call to the completed callback. */
@@ -113,6 +117,10 @@ static enum MHD_Result plinth_dn_list_blobs(plinth_dn_http *h,
 static int plinth_dn_list_cb(void *arg, const char *id, uint64_t size,
     int64_t mtime);
 static enum MHD_Result plinth_dn_health(plinth_dn_http *h,
+    struct MHD_Connection *c, plinth_dn_req *r);
+static enum MHD_Result plinth_dn_pull(plinth_dn_http *h,
+    struct MHD_Connection *c, plinth_dn_req *r);
+static enum MHD_Result plinth_dn_scrub(plinth_dn_http *h,
     struct MHD_Connection *c, plinth_dn_req *r);
 static int plinth_dn_range_parse(const char *v, uint64_t size,
     uint64_t *start, uint64_t *len);
@@ -279,6 +287,10 @@ plinth_dn_route_parse(plinth_dn_req *r, const char *url)
         r->route = PLINTH_DN_ROUTE_LIST;
         return;
     }
+    if (strcmp(url, "/scrub") == 0) {
+        r->route = PLINTH_DN_ROUTE_SCRUB;
+        return;
+    }
     if (strncmp(url, "/blobs/", 7) != 0) {
         return;
     }
@@ -292,6 +304,8 @@ plinth_dn_route_parse(plinth_dn_req *r, const char *url)
         r->route = PLINTH_DN_ROUTE_INFO;
     } else if (strcmp(slash, "/verify") == 0) {
         r->route = PLINTH_DN_ROUTE_VERIFY;
+    } else if (strcmp(slash, "/pull") == 0) {
+        r->route = PLINTH_DN_ROUTE_PULL;
     } else {
         return;
     }
@@ -319,13 +333,17 @@ plinth_dn_http_first(plinth_dn_http *h, struct MHD_Connection *c,
                                      "no such resource");
     }
 
-    if (!get && !(blob && (strcmp(r->method, "PUT") == 0
-                           || strcmp(r->method, "DELETE") == 0)))
+    if (r->route == PLINTH_DN_ROUTE_PULL
+        ? strcmp(r->method, "POST") != 0
+        : !get && !(blob && (strcmp(r->method, "PUT") == 0
+                             || strcmp(r->method, "DELETE") == 0)))
     {
         resp = plinth_dn_error_response(r, "method_not_allowed",
                                         "method not allowed here");
         if (resp == NULL || MHD_add_response_header(resp, "Allow",
-                blob ? "GET, HEAD, PUT, DELETE" : "GET, HEAD") != MHD_YES)
+                blob ? "GET, HEAD, PUT, DELETE"
+                : r->route == PLINTH_DN_ROUTE_PULL ? "POST"
+                : "GET, HEAD") != MHD_YES)
         {
             return MHD_NO;
         }
@@ -333,7 +351,7 @@ plinth_dn_http_first(plinth_dn_http *h, struct MHD_Connection *c,
     }
 
     if (r->route != PLINTH_DN_ROUTE_LIST && r->route != PLINTH_DN_ROUTE_HEALTH
-        && !r->id_ok)
+        && r->route != PLINTH_DN_ROUTE_SCRUB && !r->id_ok)
     {
         return plinth_dn_reply_error(c, r, MHD_HTTP_BAD_REQUEST, "bad_id",
                    "blob id must be 32 lower-case hex digits");
@@ -370,6 +388,10 @@ plinth_dn_http_answer(plinth_dn_http *h, struct MHD_Connection *c,
         return plinth_dn_list_blobs(h, c, r);
     case PLINTH_DN_ROUTE_HEALTH:
         return plinth_dn_health(h, c, r);
+    case PLINTH_DN_ROUTE_PULL:
+        return plinth_dn_pull(h, c, r);
+    case PLINTH_DN_ROUTE_SCRUB:
+        return plinth_dn_scrub(h, c, r);
     default:
         return MHD_NO;
     }
@@ -1149,4 +1171,393 @@ plinth_dn_http_connection(void *cls, struct MHD_Connection *c,
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         __atomic_add_fetch(&h->connections, 1, __ATOMIC_RELAXED);
     }
+}
+
+
+/*
+ * POST /blobs/<id>/pull?from=<host:port>[&xxh3=<16 hex>]: copy the blob
+ * from a peer data node (repair). The peer verifies every block before it
+ * sends it (a bad block cuts its stream: the copy is dropped); the copy
+ * is stored exactly as a PUT stores it (temp file, fsync, rename), then
+ * its whole-blob XXH3 must equal the peer's (and xxh3, when given) and
+ * every block is read back from disk and checked. Answers 201 BlobInfo
+ * (without block sums) as PUT does; an identical blob already here is
+ * 201 too (a retried pull). Errors: 502 "source_failed" (the peer did not
+ * give the whole blob), 502 "corrupt" (the copy's checksum differs: it is
+ * deleted), 409 "exists" (a different blob is stored under the id: delete
+ * it first), 507 "disk_full". The request blocks while the copy runs
+ * (thread per connection), bounded by the peer's speed: a peer sending
+ * less than 1 KiB/s for 10 s is given up.
+ */
+
+typedef struct {
+    plinth_dn_put  *put;
+    plinth_dn_rc    rc;
+    uint64_t        got;
+    int64_t         size;           /* X-Plinth-Size of the peer, -1 */
+    uint64_t        xxh3;           /* X-Plinth-Xxh3 of the peer */
+    int             has_xxh3;
+} plinth_dn_pull_ctx;
+
+
+static size_t
+plinth_dn_pull_write(char *data, size_t size, size_t n, void *arg)
+{
+    plinth_dn_pull_ctx  *p = arg;
+
+    if (p->put == NULL) {
+        return 0;
+    }
+    p->rc = plinth_dn_put_write(p->put, data, size * n);
+    if (p->rc != PLINTH_DN_OK) {
+        return 0;
+    }
+    p->got += size * n;
+    return size * n;
+}
+
+
+static size_t
+plinth_dn_pull_header(char *data, size_t size, size_t n, void *arg)
+{
+    plinth_dn_pull_ctx  *p = arg;
+    size_t               len = size * n;
+    char                 line[128], *v, *end;
+
+    if (len >= sizeof(line)) {
+        return len;
+    }
+    memcpy(line, data, len);
+    line[len] = '\0';
+    v = strchr(line, ':');
+    if (v == NULL) {
+        return len;
+    }
+    *v++ = '\0';
+    while (*v == ' ') {
+        v++;
+    }
+    if (strcasecmp(line, "X-Plinth-Size") == 0) {
+        p->size = strtoll(v, &end, 10);
+    } else if (strcasecmp(line, "X-Plinth-Xxh3") == 0) {
+        p->xxh3 = strtoull(v, &end, 16);
+        p->has_xxh3 = 1;
+    }
+    return len;
+}
+
+
+static int
+plinth_dn_addr_valid(const char *a)
+{
+    size_t  i, n = strlen(a);
+
+    if (n == 0 || n > 255) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (!((a[i] >= '0' && a[i] <= '9') || (a[i] >= 'a' && a[i] <= 'z')
+              || (a[i] >= 'A' && a[i] <= 'Z') || strchr(".-:[]", a[i])))
+        {
+            return 0;
+        }
+    }
+    return strchr(a, ':') != NULL;
+}
+
+
+static enum MHD_Result
+plinth_dn_pull(plinth_dn_http *h, struct MHD_Connection *c, plinth_dn_req *r)
+{
+    Plinth__BlobInfo     bi;
+    plinth_dn_pull_ctx   p;
+    plinth_dn_blob       b;
+    plinth_dn_rc         rc, brc;
+    enum MHD_Result      ret;
+    const char          *from, *want_s;
+    char                 url[512], hdr[PLINTH_DN_RID_MAX + 32], cerr[CURL_ERROR_SIZE];
+    uint64_t             want = 0, bad = 0;
+    long                 status = 0;
+    CURL                *curl;
+    CURLcode             cc;
+    struct curl_slist   *hl = NULL;
+    void                *buf;
+    int                  vrc;
+
+    from = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "from");
+    want_s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "xxh3");
+    if (from == NULL || !plinth_dn_addr_valid(from)) {
+        return plinth_dn_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
+                   "bad_request", "from must be host:port of a data node");
+    }
+    if (want_s != NULL) {
+        char *end;
+        want = strtoull(want_s, &end, 16);
+        if (strlen(want_s) != 16 || *end != '\0') {
+            return plinth_dn_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
+                       "bad_request", "xxh3 must be 16 hex digits");
+        }
+    }
+
+    memset(&p, 0, sizeof(p));
+    p.size = -1;
+    rc = plinth_dn_put_begin(h->store, r->id, -1, &p.put);
+    if (rc != PLINTH_DN_OK) {
+        return plinth_dn_reply_rc(c, r, rc);
+    }
+
+    curl = curl_easy_init();
+    if (curl == NULL) {
+        plinth_dn_put_abort(p.put);
+        return plinth_dn_reply_rc(c, r, PLINTH_DN_ENOMEM);
+    }
+    snprintf(url, sizeof(url), "http://%s/blobs/%s", from, r->id);
+    if (r->ridp != NULL) {
+        snprintf(hdr, sizeof(hdr), "X-Request-Id: %s", r->ridp);
+        hl = curl_slist_append(hl, hdr);
+    }
+    cerr[0] = '\0';
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 10L);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, plinth_dn_pull_write);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &p);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, plinth_dn_pull_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &p);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, cerr);
+    cc = curl_easy_perform(curl);
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(curl);
+    curl_slist_free_all(hl);
+
+    if (p.rc != PLINTH_DN_OK) {
+        plinth_dn_put_abort(p.put);
+        return plinth_dn_reply_rc(c, r, p.rc);
+    }
+    if (cc != CURLE_OK || status != 200 || !p.has_xxh3 || p.size < 0
+        || p.got != (uint64_t) p.size)
+    {
+        plinth_dn_put_abort(p.put);
+        plinth_dn_log(PLINTH_DN_LOG_WARN, r->ridp, r->id,
+                      "pull from %s failed: %s (status %ld, %llu bytes)",
+                      from, cc != CURLE_OK ? cerr : "incomplete answer",
+                      status, (unsigned long long) p.got);
+        return plinth_dn_reply_error(c, r, MHD_HTTP_BAD_GATEWAY,
+                   "source_failed", "pull from %s failed: %s (status %ld)",
+                   from, cc != CURLE_OK ? cerr : "incomplete answer",
+                   status);
+    }
+
+    rc = plinth_dn_put_commit(p.put, &b);
+    if (rc != PLINTH_DN_OK && rc != PLINTH_DN_SAME) {
+        return plinth_dn_reply_rc(c, r, rc);
+    }
+
+    /* read the stored blob back from disk, footer first */
+    plinth_dn_blob_close(&b);
+    brc = plinth_dn_blob_open(h->store, r->id, &b);
+    if (brc != PLINTH_DN_OK) {
+        if (brc == PLINTH_DN_CORRUPT) {
+            plinth_dn_corrupt(h->store, r->ridp, r->id, PLINTH_DN_BLOCK_FOOTER);
+        }
+        return plinth_dn_reply_rc(c, r, brc);
+    }
+
+    if (b.meta.t.xxh3 != p.xxh3 || (want_s != NULL && b.meta.t.xxh3 != want)) {
+        plinth_dn_blob_close(&b);
+        if (rc == PLINTH_DN_OK) {
+            plinth_dn_blob_delete(h->store, r->id);
+        }
+        plinth_dn_log(PLINTH_DN_LOG_ERROR, r->ridp, r->id,
+                      "pull from %s: copy's checksum differs; dropped", from);
+        return plinth_dn_reply_error(c, r, MHD_HTTP_BAD_GATEWAY, "corrupt",
+                   "the copy's checksum differs from the source's");
+    }
+
+    buf = malloc(b.meta.t.block_size);
+    vrc = buf ? blockfile_verify(b.fd, &b.meta, buf, &bad) : BLOCKFILE_ENOMEM;
+    free(buf);
+    if (vrc != BLOCKFILE_OK) {
+        plinth_dn_blob_close(&b);
+        if (vrc == BLOCKFILE_ECORRUPT) {
+            plinth_dn_corrupt(h->store, r->ridp, r->id, bad);
+            if (rc == PLINTH_DN_OK) {
+                plinth_dn_blob_delete(h->store, r->id);
+            }
+        }
+        return plinth_dn_reply_rc(c, r,
+                   vrc == BLOCKFILE_ECORRUPT ? PLINTH_DN_CORRUPT
+                   : vrc == BLOCKFILE_ENOMEM ? PLINTH_DN_ENOMEM
+                                             : PLINTH_DN_EIO);
+    }
+
+    plinth_dn_log(PLINTH_DN_LOG_INFO, r->ridp, r->id,
+                  "%s %llu bytes from %s, verified",
+                  rc == PLINTH_DN_SAME ? "already had" : "pulled",
+                  (unsigned long long) b.meta.t.size, from);
+    plinth_dn_blob_info(&bi, r->id, &b);
+    bi.n_block_xxh3 = 0;
+    bi.block_xxh3 = NULL;
+    ret = plinth_dn_reply_proto(c, r, MHD_HTTP_CREATED, &bi.base, &b);
+    plinth_dn_blob_close(&b);
+    return ret;
+}
+
+
+/*
+ * GET /scrub?after=<id>&limit=<n>: read and check every block (and the
+ * whole-blob XXH3) of up to n blobs (default 100, at most 10000) with ids
+ * greater than after, in id order. Answers 200 BlobList of the corrupt
+ * ones (id only), truncated when blobs follow the last one checked;
+ * headers X-Plinth-Scrub-Checked (blobs checked) and X-Plinth-Scrub-Last
+ * (the last id checked: the next call's after). A blob deleted while the
+ * scrub runs is skipped. Each corrupt blob is logged and counted as a
+ * GET would.
+ */
+
+typedef struct {
+    plinth_dn_http  *h;
+    plinth_dn_req   *r;
+    plinth_dn_list   l;             /* the corrupt blobs */
+    void            *buf;
+    size_t           blen;
+    uint64_t         checked;
+    uint64_t         limit;
+    int              more;
+    char             last[PLINTH_DN_ID_LEN + 1];
+} plinth_dn_scrub_ctx;
+
+
+static int
+plinth_dn_scrub_cb(void *arg, const char *id, uint64_t size, int64_t mtime)
+{
+    plinth_dn_scrub_ctx  *s = arg;
+    plinth_dn_blob        b;
+    plinth_dn_rc          rc;
+    uint64_t              bad = PLINTH_DN_BLOCK_FOOTER;
+    int                   vrc = BLOCKFILE_ECORRUPT;
+    void                 *nb;
+
+    if (s->checked == s->limit) {
+        s->more = 1;
+        return 1;
+    }
+    s->checked++;
+    memcpy(s->last, id, PLINTH_DN_ID_LEN + 1);
+
+    rc = plinth_dn_blob_open(s->h->store, id, &b);
+    if (rc == PLINTH_DN_NOT_FOUND) {
+        return 0;
+    }
+    if (rc == PLINTH_DN_OK) {
+        if (s->blen < b.meta.t.block_size) {
+            nb = realloc(s->buf, b.meta.t.block_size);
+            if (nb == NULL) {
+                plinth_dn_blob_close(&b);
+                return 0;
+            }
+            s->buf = nb;
+            s->blen = b.meta.t.block_size;
+        }
+        vrc = blockfile_verify(b.fd, &b.meta, s->buf, &bad);
+        plinth_dn_blob_close(&b);
+    } else if (rc != PLINTH_DN_CORRUPT) {
+        return 0;
+    }
+    if (vrc == BLOCKFILE_ECORRUPT && s->l.n < s->l.limit) {
+        plinth_dn_corrupt(s->h->store, s->r->ridp, id, bad);
+        plinth_dn_list_cb(&s->l, id, size, mtime);
+    }
+    return 0;
+}
+
+
+static enum MHD_Result
+plinth_dn_scrub(plinth_dn_http *h, struct MHD_Connection *c,
+    plinth_dn_req *r)
+{
+    Plinth__BlobList      bl = PLINTH__BLOB_LIST__INIT;
+    plinth_dn_scrub_ctx   s;
+    const char           *after, *limit, *end;
+    uint64_t              n = 100;
+    char                  num[24];
+    struct MHD_Response  *resp;
+    uint8_t              *buf;
+    size_t                len;
+    int                   rc;
+
+    after = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "after");
+    limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+    if (after != NULL && after[0] == '\0') {
+        after = NULL;
+    }
+    if (after != NULL && !plinth_dn_id_valid(after)) {
+        return plinth_dn_reply_error(c, r, MHD_HTTP_BAD_REQUEST, "bad_id",
+                   "after must be 32 lower-case hex digits");
+    }
+    if (limit != NULL && (plinth_dn_parse_u64(limit, &end, &n) != 0
+                          || *end != '\0' || n < 1 || n > PLINTH_DN_LIST_MAX))
+    {
+        return plinth_dn_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
+                   "bad_request", "limit must be 1 to %d", PLINTH_DN_LIST_MAX);
+    }
+
+    memset(&s, 0, sizeof(s));
+    s.h = h;
+    s.r = r;
+    s.limit = n;
+    s.l.limit = (size_t) n;
+    s.l.infos = calloc(s.l.limit, sizeof(*s.l.infos));
+    s.l.ptrs = calloc(s.l.limit, sizeof(*s.l.ptrs));
+    s.l.ids = malloc(s.l.limit * (PLINTH_DN_ID_LEN + 1));
+    rc = s.l.infos && s.l.ptrs && s.l.ids
+         ? plinth_dn_store_walk(h->store, after, plinth_dn_scrub_cb, &s) : -1;
+    free(s.buf);
+
+    if (rc != 0) {
+        free(s.l.infos);
+        free(s.l.ptrs);
+        free(s.l.ids);
+        return plinth_dn_reply_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                  "io_error", "scrub failed: %s", strerror(errno));
+    }
+
+    bl.n_blobs = s.l.n;
+    bl.blobs = s.l.ptrs;
+    bl.truncated = s.more;
+    len = protobuf_c_message_get_packed_size(&bl.base);
+    buf = malloc(len ? len : 1);
+    if (buf != NULL) {
+        protobuf_c_message_pack(&bl.base, buf);
+    }
+    free(s.l.infos);
+    free(s.l.ptrs);
+    free(s.l.ids);
+    if (buf == NULL) {
+        return MHD_NO;
+    }
+    resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(buf);
+        return MHD_NO;
+    }
+    snprintf(num, sizeof(num), "%llu", (unsigned long long) s.checked);
+    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                PLINTH_DN_PROTO_TYPE) != MHD_YES
+        || MHD_add_response_header(resp, "X-Plinth-Scrub-Checked", num)
+           != MHD_YES
+        || (s.checked > 0
+            && MHD_add_response_header(resp, "X-Plinth-Scrub-Last", s.last)
+               != MHD_YES))
+    {
+        MHD_destroy_response(resp);
+        return MHD_NO;
+    }
+    plinth_dn_log(PLINTH_DN_LOG_INFO, r->ridp, NULL,
+                  "scrubbed %llu blobs, %zu corrupt",
+                  (unsigned long long) s.checked, s.l.n);
+    return plinth_dn_reply(c, r, MHD_HTTP_OK, resp);
 }

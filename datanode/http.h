@@ -9,6 +9,8 @@
  *     GET    /blobs/<id>/verify   read and check every block
  *     GET    /blobs?after=&limit= BlobList
  *     GET    /health              NodeHealth (JSON with Accept: ...json)
+ *     POST   /blobs/<id>/pull?from=host:port   copy from a peer, verified
+ *     GET    /scrub?after=&limit= verify blobs; BlobList of the corrupt ones
  *
  * The handlers are meant for MHD's thread-per-connection mode: they block
  * on disk I/O and fsync. main.c starts the daemon with these callbacks.

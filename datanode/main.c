@@ -17,6 +17,7 @@
 #define _GNU_SOURCE
 
 #include <errno.h>
+#include <curl/curl.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -90,7 +91,15 @@ main(int argc, char **argv)
     plinth_dn_log_level = (int) cf.log_level;
     plinth_dn_log_node = (uint32_t) cf.node_id;
 
+    /* before any thread: libcurl's global state (pulls from peers) */
+    if (curl_global_init(CURL_GLOBAL_NOTHING) != 0) {
+        plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL,
+                      "cannot initialize libcurl");
+        plinth_dn_config_free(&cf);
+        return 1;
+    }
     opt = plinth_dn_run(&cf);
+    curl_global_cleanup();
     plinth_dn_config_free(&cf);
     return opt;
 }

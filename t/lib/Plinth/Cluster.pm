@@ -16,6 +16,7 @@ package Plinth::Cluster;
 #   pgsock/          its unix socket directory (TCP 127.0.0.1 is what we use)
 #   nodeN/data/      data node N's data_dir (blobs in objects/ab/cd/<id>)
 #   nodeN.yaml       data node N's configuration
+#   repairdN.yaml    repaird instance N's configuration (component repaird)
 #   cluster.yaml     the node list read by the gateway
 #   nginx.conf       conf/nginx.conf rendered
 #   logs/            error.log access.log nginx.stderr postgresql.log nodeN.log
@@ -50,6 +51,9 @@ my @INSTANCES;      # weak references, for END
 my %USED_PORTS;     # ports handed out by this process
 
 my @COMPONENTS = qw(pg nodes nginx);
+# Optional components: asked for by name (components => [..., 'repaird']),
+# never started unless asked, so tests that do not ask see no repaird.
+my @OPTIONAL = qw(repaird);
 
 sub new {
     my ($class, %o) = @_;
@@ -74,6 +78,8 @@ sub new {
         sql_dir       => "$ROOT/sql",
         module        => "$ROOT/build/ngx_plinth_module.so",
         datanode      => "$ROOT/build/plinth-datanode",
+        repaird       => "$ROOT/build/plinth-repaird",
+        repaird_opts  => {},
         start_timeout => 30,
         stop_timeout  => 15,
         log           => sub { print STDERR "$_[0]\n" },
@@ -88,13 +94,13 @@ sub new {
         node_opts per_node_opts http_extra server_extra cluster_yaml_extra
         pg_fast keep components template template_text sql_dir module
         datanode start_timeout stop_timeout log owner_pid started auth
-        region);
+        region repaird repaird_opts);
     for (keys %o) {
         croak "Plinth::Cluster: unknown option '$_'" unless $known{$_};
     }
     for my $c (@{ $self->{components} }) {
         croak "Plinth::Cluster: unknown component '$c'"
-            unless grep { $_ eq $c } @COMPONENTS;
+            unless grep { $_ eq $c } @COMPONENTS, @OPTIONAL;
     }
     $self->{nodes} = 0 unless $self->has('nodes');
 
@@ -367,6 +373,7 @@ sub _expect_cmd {
     return 'postgres' if $name eq 'pg';
     return 'nginx' if $name eq 'nginx';
     return 'plinth-datanode' if $name =~ /^node\d+$/;
+    return 'plinth-repaird' if $name =~ /^repaird\d+$/;
     return '';
 }
 
@@ -605,6 +612,7 @@ sub start {
     $self->start_pg if $self->has('pg');
     $self->start_node($_) for 1 .. ($self->has('nodes') ? $self->{nodes} : 0);
     $self->start_nginx if $self->has('nginx');
+    $self->start_repaird(1) if $self->has('repaird');
     $self->{is_started} = 1;
     return $self;
 }
@@ -618,6 +626,7 @@ sub status {
     push @names, 'pg' if $self->has('pg');
     push @names, map { "node$_" } 1 .. $self->{nodes};
     push @names, 'nginx' if $self->has('nginx');
+    push @names, 'repaird1' if $self->has('repaird');
     return map { [$_, $self->pid_of($_), $self->alive($_)] } @names;
 }
 
@@ -635,6 +644,10 @@ sub any_running {
 
 sub stop {
     my ($self) = @_;
+    # every repaird instance started (by this or another process)
+    for (sort glob("$self->{dir}/pids/repaird*.pid")) {
+        $self->_stop_name($1, 'TERM') if m{/(repaird\d+)\.pid$};
+    }
     $self->stop_nginx;
     my %n = map { $_ => 1 } 1 .. $self->{nodes};
     # nodes a start from another process may have had
@@ -967,6 +980,100 @@ sub kill_node {
     unlink $self->_pidfile("node$i");
     delete $self->{started}{"node$i"};
     return $self;
+}
+
+# --- repaird
+#
+# Instance $i (1, 2, ...) runs build/plinth-repaird -c <dir>/repaird$i.yaml,
+# logs to logs/repaird$i.log, serves /metrics on repaird_port($i).  Its
+# configuration is repaird's defaults with the cluster's pg, cluster file
+# and replication factor, overridden by repaird_opts (new or set_repaird_opts).
+
+sub repaird_yaml { "$_[0]{dir}/repaird$_[1].yaml" }
+sub repaird_log  { "$_[0]{dir}/logs/repaird$_[1].log" }
+
+sub repaird_port {
+    my ($self, $i) = @_;
+    $self->{repaird_ports}[$i] //= free_port();
+    return $self->{repaird_ports}[$i];
+}
+
+sub set_repaird_opts {
+    my ($self, %o) = @_;
+    $self->{repaird_opts} = { %{ $self->{repaird_opts} }, %o };
+    return $self;
+}
+
+sub _repaird_config {
+    my ($self, $i) = @_;
+    return {
+        pg                 => $self->pg_conninfo,
+        cluster            => $self->cluster_yaml,
+        listen             => '127.0.0.1:' . $self->repaird_port($i),
+        instance           => "repaird$i",
+        replication_factor => $self->{rf},
+        log_level          => 'info',
+        %{ $self->{repaird_opts} },
+    };
+}
+
+sub start_repaird {
+    my ($self, $i) = @_;
+    $i //= 1;
+    my $name = "repaird$i";
+    return $self if $self->_alive_name($name);
+    croak "$self->{repaird} is not built (make repaird)"
+        unless -x $self->{repaird};
+    $self->prepare unless -d "$self->{dir}/pids";
+    _write_file($self->repaird_yaml($i),
+        "# written by Plinth::Cluster\n" . _yaml($self->_repaird_config($i)));
+    my $port = $self->repaird_port($i);
+    my ($rc, $out, $err) = run_command([$self->{repaird}, '-t', '-c',
+        $self->repaird_yaml($i)], timeout => 10, merge => 1);
+    croak "plinth-repaird -t rejected " . $self->repaird_yaml($i) . ":\n$out"
+        if $rc != 0;
+    my $log = $self->repaird_log($i);
+    my $pid = $self->_spawn($name, [$self->{repaird}, '-c',
+        $self->repaird_yaml($i)], log => $log);
+    unless (_wait_port($port, $self->{start_timeout}, sub { pid_alive($pid) })) {
+        my $why = pid_alive($pid) ? "does not serve /metrics on $port" : "exited at start";
+        $self->_stop_name($name, 'TERM');
+        croak "plinth-repaird $why; $log says:\n" . _tail($log, 20);
+    }
+    return $self;
+}
+
+sub stop_repaird {
+    my ($self, $i) = @_;
+    $self->_stop_name('repaird' . ($i // 1), 'TERM');
+    return $self;
+}
+
+# SIGKILL, as a crash: no clean exit, the lock goes with the session.
+sub kill_repaird {
+    my ($self, $i) = @_;
+    my $name = 'repaird' . ($i // 1);
+    my $pid = $self->_alive_name($name) or return $self;
+    kill 'KILL', $pid;
+    my $deadline = time + 10;
+    while (time < $deadline && pid_alive($pid)) { sleep 0.02 }
+    unlink $self->_pidfile($name);
+    delete $self->{started}{$name};
+    return $self;
+}
+
+# repaird_metrics($i) -> { "name{labels}" => value } from its /metrics.
+sub repaird_metrics {
+    my ($self, $i) = @_;
+    my $r = HTTP::Tiny->new(timeout => 5)->get(
+        'http://127.0.0.1:' . $self->repaird_port($i // 1) . '/metrics');
+    return undef unless $r->{success};
+    my %m;
+    for (split /\n/, $r->{content}) {
+        next if /^#/;
+        $m{$1} = $2 if /^(\S+)\s+(-?[\d.e+]+)$/;
+    }
+    return \%m;
 }
 
 # --- nginx

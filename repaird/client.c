@@ -1,0 +1,173 @@
+/*
+ * client.c -- HTTP/1.1 to the data nodes with libcurl: one easy handle,
+ * reused, so connections to each node stay alive between requests. Every
+ * request carries X-Request-Id "rd-<instance>-<n>", logged by both sides.
+ * Answers are small control messages (protobuf); bodies over 16 MiB are
+ * refused.
+ */
+
+#define _GNU_SOURCE
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#include "repaird.h"
+
+#define RD_HTTP_BODY_MAX  (16 * 1024 * 1024)
+
+static CURL      *rd_curl;
+static uint64_t   rd_req_n;
+static char       rd_rid[96];
+
+
+int
+rd_http_init(void)
+{
+    if (curl_global_init(CURL_GLOBAL_NOTHING) != 0) {
+        return -1;
+    }
+    rd_curl = curl_easy_init();
+    return rd_curl ? 0 : -1;
+}
+
+
+void
+rd_http_done(void)
+{
+    if (rd_curl != NULL) {
+        curl_easy_cleanup(rd_curl);
+        rd_curl = NULL;
+    }
+    curl_global_cleanup();
+}
+
+
+const char *
+rd_request_id(void)
+{
+    return rd_rid;
+}
+
+
+static size_t
+rd_http_write(char *data, size_t size, size_t n, void *arg)
+{
+    rd_http_answer  *a = arg;
+    size_t           len = size * n;
+    uint8_t         *nb;
+
+    if (a->len + len > RD_HTTP_BODY_MAX) {
+        return 0;
+    }
+    nb = realloc(a->body, a->len + len + 1);
+    if (nb == NULL) {
+        return 0;
+    }
+    a->body = nb;
+    memcpy(a->body + a->len, data, len);
+    a->len += len;
+    return len;
+}
+
+
+static void
+rd_header_value(const char *line, size_t len, const char *name, char *out,
+    size_t outlen)
+{
+    size_t  nl = strlen(name), i;
+
+    if (len <= nl + 1 || strncasecmp(line, name, nl) != 0 || line[nl] != ':') {
+        return;
+    }
+    line += nl + 1;
+    len -= nl + 1;
+    while (len > 0 && *line == ' ') {
+        line++;
+        len--;
+    }
+    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == '\n'
+                       || line[len - 1] == ' '))
+    {
+        len--;
+    }
+    for (i = 0; i < len && i + 1 < outlen; i++) {
+        out[i] = line[i];
+    }
+    out[i] = '\0';
+}
+
+
+static size_t
+rd_http_header(char *data, size_t size, size_t n, void *arg)
+{
+    rd_http_answer  *a = arg;
+    size_t           len = size * n;
+
+    rd_header_value(data, len, "X-Plinth-Error", a->error, sizeof(a->error));
+    rd_header_value(data, len, "X-Plinth-Scrub-Last", a->scrub_last,
+                    sizeof(a->scrub_last));
+    rd_header_value(data, len, "X-Plinth-Scrub-Checked", a->scrub_checked,
+                    sizeof(a->scrub_checked));
+    return len;
+}
+
+
+int
+rd_http(const char *method, const char *address, const char *path,
+    double timeout, rd_http_answer *a)
+{
+    char                url[1024], hdr[160];
+    struct curl_slist  *hl = NULL;
+    CURLcode            cc;
+
+    memset(a, 0, sizeof(*a));
+    snprintf(rd_rid, sizeof(rd_rid), "rd-%s-%llu", rd_log_instance,
+             (unsigned long long) ++rd_req_n);
+    snprintf(url, sizeof(url), "http://%s%s", address, path);
+    snprintf(hdr, sizeof(hdr), "X-Request-Id: %s", rd_rid);
+    hl = curl_slist_append(hl, hdr);
+    hl = curl_slist_append(hl, "Expect:");
+
+    curl_easy_reset(rd_curl);
+    curl_easy_setopt(rd_curl, CURLOPT_URL, url);
+    curl_easy_setopt(rd_curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(rd_curl, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(rd_curl, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(rd_curl, CURLOPT_POST, 1L);
+        curl_easy_setopt(rd_curl, CURLOPT_POSTFIELDS, "");
+        curl_easy_setopt(rd_curl, CURLOPT_POSTFIELDSIZE, 0L);
+    }
+    curl_easy_setopt(rd_curl, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long) (timeout < 2 ? timeout * 1000 : 2000));
+    curl_easy_setopt(rd_curl, CURLOPT_TIMEOUT_MS, (long) (timeout * 1000));
+    curl_easy_setopt(rd_curl, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(rd_curl, CURLOPT_WRITEFUNCTION, rd_http_write);
+    curl_easy_setopt(rd_curl, CURLOPT_WRITEDATA, a);
+    curl_easy_setopt(rd_curl, CURLOPT_HEADERFUNCTION, rd_http_header);
+    curl_easy_setopt(rd_curl, CURLOPT_HEADERDATA, a);
+
+    cc = curl_easy_perform(rd_curl);
+    curl_slist_free_all(hl);
+    if (cc != CURLE_OK) {
+        snprintf(a->error, sizeof(a->error), "%s", curl_easy_strerror(cc));
+        a->status = 0;
+        return -1;
+    }
+    curl_easy_getinfo(rd_curl, CURLINFO_RESPONSE_CODE, &a->status);
+    return 0;
+}
+
+
+void
+rd_http_answer_free(rd_http_answer *a)
+{
+    free(a->body);
+    a->body = NULL;
+    a->len = 0;
+}

@@ -1,0 +1,930 @@
+/*
+ * work.c -- what the working repaird does: health probes, repair steps,
+ * scrub steps. Each step is bounded (one batch of blobs, one scrub page
+ * of one node) so the loop in main.c keeps probing health between them.
+ *
+ * Repair of one blob (idempotent: a crash anywhere leaves either the old
+ * placement, with maybe an unrecorded verified copy that the next pass
+ * finds again - a retried pull of the same blob answers 201 - or the new
+ * placement):
+ *   1. good = its recorded nodes that are up and not queued as bad;
+ *   2. targets = the ring's next nodes for its key (the gateway's key:
+ *      "bucket/key", or the blob id for a part), skipping good, offline,
+ *      suspect and full nodes, as many as RF - |good|;
+ *   3. each target pulls the blob from a good replica (the data node
+ *      verifies the copy: whole-blob XXH3 equal to the source's, every
+ *      block read back); a node holding a bad copy deletes it first;
+ *   4. one transaction (plinth_repair_placement) adds the verified copies
+ *      and drops the bad ones - and the offline ones once RF good copies
+ *      exist - from every row naming the blob.
+ */
+
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "plinth.pb-c.h"
+#include "repaird.h"
+
+#define RD_LIST_MAX   10000000     /* ids held for one scrub page check */
+
+typedef struct {
+    uint32_t  v[RD_MAX_NODES];
+    size_t    n;
+} rd_ids;
+
+
+double
+rd_now(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+
+void
+rd_sleep(double s)
+{
+    double           end = rd_now() + s, left;
+    struct timespec  ts;
+
+    while (!rd_stop && (left = end - rd_now()) > 0) {
+        if (left > 0.1) {
+            left = 0.1;
+        }
+        ts.tv_sec = (time_t) left;
+        ts.tv_nsec = (long) ((left - (double) ts.tv_sec) * 1e9);
+        nanosleep(&ts, NULL);
+    }
+}
+
+
+/* ------------------------------------------------------------ cluster */
+
+typedef struct {
+    void   **p;
+    size_t   n, cap;
+} rd_arena;
+
+
+static void *
+rd_ring_alloc(void *ctx, size_t size)
+{
+    rd_arena  *a = ctx;
+    void     **np;
+
+    if (a->n == a->cap) {
+        np = realloc(a->p, (a->cap ? a->cap * 2 : 16) * sizeof(void *));
+        if (np == NULL) {
+            return NULL;
+        }
+        a->p = np;
+        a->cap = a->cap ? a->cap * 2 : 16;
+    }
+    a->p[a->n] = malloc(size);
+    return a->p[a->n] ? a->p[a->n++] : NULL;
+}
+
+
+static void
+rd_arena_free(rd_arena *a)
+{
+    size_t  i;
+
+    if (a == NULL) {
+        return;
+    }
+    for (i = 0; i < a->n; i++) {
+        free(a->p[i]);
+    }
+    free(a->p);
+    free(a);
+}
+
+
+/* (Re)reads the cluster file and rebuilds the ring; keeps the old one on
+ * error. Nodes that stay keep their last known status. */
+int
+rd_cluster_apply(rd_ctx *x)
+{
+    rd_node_conf        *nc;
+    rd_node             *nodes;
+    plinth_ring_node_t  *rn;
+    plinth_ring_t       *ring;
+    rd_arena            *arena;
+    size_t               n, i, j;
+    char                 err[512];
+
+    if (rd_cluster_load(x->cf.cluster, &nc, &n, err, sizeof(err)) != 0) {
+        rd_log(RD_LOG_ERROR, "cluster file: %s", err);
+        return -1;
+    }
+    nodes = calloc(n, sizeof(*nodes));
+    rn = calloc(n, sizeof(*rn));
+    arena = calloc(1, sizeof(*arena));
+    if (nodes == NULL || rn == NULL || arena == NULL) {
+        goto nomem;
+    }
+    for (i = 0; i < n; i++) {
+        rn[i].id = nc[i].id;
+        rn[i].weight = nc[i].weight;
+        rn[i].zone = nc[i].zone;
+        rn[i].tier = nc[i].tier;
+    }
+    ring = plinth_ring_create(rn, n, 0, rd_ring_alloc, arena);
+    if (ring == NULL) {
+        goto nomem;
+    }
+    for (i = 0; i < n; i++) {
+        nodes[i].c = nc[i];
+        nodes[i].status = RD_NODE_ONLINE;
+        for (j = 0; j < x->nnodes; j++) {
+            if (x->nodes[j].c.id == nc[i].id) {
+                nodes[i].status = x->nodes[j].status;
+                nodes[i].full = x->nodes[j].full;
+                nodes[i].probed = x->nodes[j].probed;
+            }
+        }
+    }
+    free(nc);                       /* the strings now belong to nodes[] */
+    free(rn);
+    for (j = 0; j < x->nnodes; j++) {
+        free(x->nodes[j].c.address);
+        free(x->nodes[j].c.zone);
+        free(x->nodes[j].c.tier);
+    }
+    free(x->nodes);
+    rd_arena_free(x->ring_mem);
+    x->nodes = nodes;
+    x->nnodes = n;
+    x->ring = ring;
+    x->ring_mem = arena;
+    x->scrub_node = 0;
+    rd_log(RD_LOG_INFO, "cluster: %zu data nodes", n);
+    return 0;
+
+nomem:
+    rd_log(RD_LOG_ERROR, "cluster file: out of memory");
+    rd_nodes_free(nc, n);
+    free(nodes);
+    free(rn);
+    rd_arena_free(arena);
+    return -1;
+}
+
+
+static rd_node *
+rd_node_by_id(rd_ctx *x, uint32_t id)
+{
+    size_t  i;
+
+    for (i = 0; i < x->nnodes; i++) {
+        if (x->nodes[i].c.id == id) {
+            return &x->nodes[i];
+        }
+    }
+    return NULL;
+}
+
+
+
+
+/* ------------------------------------------------------------ health */
+
+int
+rd_health_round(rd_ctx *x)
+{
+    rd_http_answer       a;
+    Plinth__NodeHealth  *nh;
+    rd_node             *nd;
+    PGresult            *res;
+    size_t               i;
+    int                  ok, st;
+    char                 id[16], full[8], total[24], used[24], freeb[24],
+                         count[24], err[160], off[32];
+    const char          *p[10];
+
+    for (i = 0; i < x->nnodes && !rd_stop; i++) {
+        nd = &x->nodes[i];
+        nh = NULL;
+        ok = 0;
+        err[0] = '\0';
+        if (rd_http("GET", nd->c.address, "/health", x->cf.probe_timeout, &a)
+            == 0 && a.status == 200)
+        {
+            nh = plinth__node_health__unpack(NULL, a.len, a.body);
+            ok = nh != NULL;
+            if (!ok) {
+                snprintf(err, sizeof(err), "undecodable /health answer");
+            }
+        } else {
+            snprintf(err, sizeof(err), "%s%s", a.status ? "HTTP " : "",
+                     a.status ? a.error : a.error);
+            if (a.status) {
+                snprintf(err, sizeof(err), "HTTP %ld %s", a.status, a.error);
+            }
+        }
+        rd_http_answer_free(&a);
+        __atomic_add_fetch(&x->stats.health_probes, 1, __ATOMIC_RELAXED);
+
+        snprintf(id, sizeof(id), "%u", nd->c.id);
+        snprintf(full, sizeof(full), "%s",
+                 nh && strcmp(nh->status, "full") == 0 ? "t" : "f");
+        snprintf(total, sizeof(total), "%llu",
+                 nh ? (unsigned long long) nh->disk_total_bytes : 0ULL);
+        snprintf(used, sizeof(used), "%llu",
+                 nh ? (unsigned long long) nh->disk_used_bytes : 0ULL);
+        snprintf(freeb, sizeof(freeb), "%llu",
+                 nh ? (unsigned long long) nh->disk_free_bytes : 0ULL);
+        snprintf(count, sizeof(count), "%llu",
+                 nh ? (unsigned long long) nh->blob_count : 0ULL);
+        snprintf(off, sizeof(off), "%.3f", x->cf.offline_after);
+        if (nh != NULL) {
+            nd->full = nh->status != NULL && strcmp(nh->status, "full") == 0;
+            nd->disk_total = nh->disk_total_bytes;
+            nd->disk_used = nh->disk_used_bytes;
+            plinth__node_health__free_unpacked(nh, NULL);
+        }
+
+        p[0] = id; p[1] = nd->c.address; p[2] = ok ? "t" : "f";
+        p[3] = full; p[4] = total; p[5] = used; p[6] = freeb; p[7] = count;
+        p[8] = ok ? NULL : err; p[9] = off;
+        res = rd_db_exec(x, "SELECT old_status, new_status FROM "
+                "plinth_node_probe($1::integer, $2, $3::boolean, $4::boolean, "
+                "$5::bigint, $6::bigint, $7::bigint, $8::bigint, $9, "
+                "$10::double precision)", 10, p);
+        if (res == NULL) {
+            return -1;
+        }
+        st = strcmp(PQgetvalue(res, 0, 1), "online") == 0 ? RD_NODE_ONLINE
+             : strcmp(PQgetvalue(res, 0, 1), "suspect") == 0 ? RD_NODE_SUSPECT
+             : RD_NODE_OFFLINE;
+        if (PQgetisnull(res, 0, 0)
+            || strcmp(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1)) != 0)
+        {
+            rd_log(st == RD_NODE_ONLINE ? RD_LOG_INFO : RD_LOG_WARN,
+                   "node %u (%s): %s -> %s%s%s", nd->c.id, nd->c.address,
+                   PQgetisnull(res, 0, 0) ? "new" : PQgetvalue(res, 0, 0),
+                   PQgetvalue(res, 0, 1), ok ? "" : ": ", ok ? "" : err);
+        }
+        PQclear(res);
+        nd->status = st;
+        nd->probed = 1;
+    }
+    x->health_rounds++;
+    return 0;
+}
+
+
+/* ------------------------------------------------------------ helpers */
+
+static void
+rd_ids_parse(const char *s, rd_ids *ids)
+{
+    char           *end;
+    unsigned long   v;
+
+    ids->n = 0;
+    while (*s != '\0' && ids->n < RD_MAX_NODES) {
+        if (*s < '0' || *s > '9') {
+            s++;
+            continue;
+        }
+        v = strtoul(s, &end, 10);
+        ids->v[ids->n++] = (uint32_t) v;
+        s = end;
+    }
+}
+
+
+static int
+rd_ids_has(const rd_ids *ids, uint32_t v)
+{
+    size_t  i;
+
+    for (i = 0; i < ids->n; i++) {
+        if (ids->v[i] == v) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
+static void
+rd_ids_add(rd_ids *ids, uint32_t v)
+{
+    if (!rd_ids_has(ids, v) && ids->n < RD_MAX_NODES) {
+        ids->v[ids->n++] = v;
+    }
+}
+
+
+/* "{1,2,3}" */
+static void
+rd_ids_format(const rd_ids *ids, char *buf, size_t len)
+{
+    size_t  i, n = 0;
+
+    n += (size_t) snprintf(buf + n, len - n, "{");
+    for (i = 0; i < ids->n && n < len; i++) {
+        n += (size_t) snprintf(buf + n, len - n, "%s%u", i ? "," : "",
+                               ids->v[i]);
+    }
+    if (n < len) {
+        snprintf(buf + n, len - n, "}");
+    }
+}
+
+
+static void
+rd_live_ids(rd_ctx *x, rd_ids *live)
+{
+    size_t  i;
+
+    live->n = 0;
+    for (i = 0; i < x->nnodes; i++) {
+        if (x->nodes[i].status != RD_NODE_OFFLINE) {
+            rd_ids_add(live, x->nodes[i].c.id);
+        }
+    }
+}
+
+
+/* Queue (blob, node) as bad if the node is in the blob's placement. */
+static int
+rd_report(rd_ctx *x, const char *hex, uint32_t node, const char *reason)
+{
+    PGresult    *res;
+    char         id[16];
+    const char  *p[3];
+
+    snprintf(id, sizeof(id), "%u", node);
+    p[0] = hex; p[1] = id; p[2] = reason;
+    res = rd_db_exec(x,
+        "INSERT INTO repair_queue (blob_id, node_id, reason) "
+        "SELECT $1::uuid, $2::integer, $3 WHERE EXISTS ("
+        "  SELECT 1 FROM plinth_live_blobs l WHERE l.blob_id = $1::uuid "
+        "  AND $2::integer = ANY (l.nodes)) "
+        "ON CONFLICT (blob_id, node_id) DO NOTHING", 3, p);
+    if (res == NULL) {
+        return -1;
+    }
+    if (strcmp(PQcmdTuples(res), "1") == 0) {
+        rd_log(RD_LOG_WARN, "blob %s on node %u: %s, queued for repair",
+               hex, node, reason);
+    }
+    PQclear(res);
+    return 0;
+}
+
+
+/* After a failed pull from src: is src's copy bad? Then queue it. */
+static void
+rd_check_source(rd_ctx *x, const char *hex, rd_node *src)
+{
+    rd_http_answer  a;
+    char            path[96];
+
+    snprintf(path, sizeof(path), "/blobs/%s/verify", hex);
+    if (rd_http("GET", src->c.address, path, x->cf.http_timeout, &a) == 0) {
+        if (a.status == 404) {
+            rd_report(x, hex, src->c.id, "missing");
+        } else if (a.status == 500 && strcmp(a.error, "corrupt") == 0) {
+            rd_report(x, hex, src->c.id, "corrupt");
+        }
+    }
+    rd_http_answer_free(&a);
+}
+
+
+/* Has target t pull hex from one of the good replicas. 1: copied. */
+static int
+rd_pull(rd_ctx *x, const char *hex, rd_node *t, const rd_ids *good)
+{
+    rd_http_answer  a;
+    rd_node        *src;
+    char            path[512];
+    size_t          i, pass;
+    int             retried = 0;
+
+    /* online sources first, then suspect ones */
+    for (pass = 0; pass < 2; pass++) {
+        for (i = 0; i < good->n && !rd_stop; i++) {
+            src = rd_node_by_id(x, good->v[i]);
+            if (src == NULL || src == t
+                || (pass == 0) != (src->status == RD_NODE_ONLINE))
+            {
+                continue;
+            }
+        again:
+            snprintf(path, sizeof(path), "/blobs/%s/pull?from=%s", hex,
+                     src->c.address);
+            rd_http("POST", t->c.address, path, x->cf.http_timeout, &a);
+            if (a.status == 201) {
+                rd_log(RD_LOG_INFO, "blob %s: copied from node %u to node "
+                       "%u, verified (request %s)", hex, src->c.id, t->c.id,
+                       rd_request_id());
+                rd_http_answer_free(&a);
+                return 1;
+            }
+            rd_log(RD_LOG_WARN, "blob %s: pull from node %u to node %u "
+                   "failed: %ld %s (request %s)", hex, src->c.id, t->c.id,
+                   a.status, a.error, rd_request_id());
+            rd_http_answer_free(&a);
+            if (a.status == 409 && !retried) {
+                /* an unrecorded, different copy is in the way: drop it */
+                snprintf(path, sizeof(path), "/blobs/%s", hex);
+                rd_http("DELETE", t->c.address, path, x->cf.http_timeout, &a);
+                rd_http_answer_free(&a);
+                retried = 1;
+                goto again;
+            }
+            if (a.status == 502 && strcmp(a.error, "source_failed") == 0) {
+                rd_check_source(x, hex, src);
+            }
+            if (a.status == 0 || a.status == 507) {
+                return 0;           /* the target itself is the problem */
+            }
+        }
+    }
+    return 0;
+}
+
+
+static void
+rd_rate_limit(rd_ctx *x, double *next)
+{
+    double  now;
+
+    if (x->cf.repair_rate <= 0) {
+        return;
+    }
+    now = rd_now();
+    if (*next > now) {
+        rd_sleep(*next - now);
+        now = *next;
+    }
+    *next = now + 1.0 / x->cf.repair_rate;
+}
+
+
+static int
+rd_repair_blob(rd_ctx *x, const char *hex, const char *rkey,
+    const rd_ids *nodes, const rd_ids *good, const rd_ids *bad, double *next)
+{
+    rd_ids       exclude, add, remove;
+    uint32_t     out[RD_MAX_RF];
+    size_t       i, nt = 0;
+    rd_node     *t;
+    int          need;
+    PGresult    *res;
+    char         sadd[256], srem[256], path[96];
+    const char  *p[3];
+    rd_http_answer  a;
+
+    if (good->n == 0) {
+        rd_log(RD_LOG_ERROR, "blob %s (%s): no good replica left; cannot "
+               "repair", hex, rkey);
+        __atomic_add_fetch(&x->stats.repair_failures, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
+
+    need = (int) x->cf.rf - (int) good->n;
+    exclude = *good;
+    for (i = 0; i < x->nnodes; i++) {
+        if (x->nodes[i].status != RD_NODE_ONLINE || x->nodes[i].full) {
+            rd_ids_add(&exclude, x->nodes[i].c.id);
+        }
+    }
+    if (need > 0) {
+        nt = plinth_ring_lookup(x->ring, rkey, strlen(rkey), NULL, exclude.v,
+                                exclude.n, (size_t) need, out);
+    }
+
+    add.n = 0;
+    for (i = 0; i < nt && !rd_stop; i++) {
+        t = rd_node_by_id(x, out[i]);
+        if (t == NULL) {
+            continue;
+        }
+        rd_rate_limit(x, next);
+        if (rd_ids_has(bad, t->c.id)) {
+            snprintf(path, sizeof(path), "/blobs/%s", hex);
+            rd_http("DELETE", t->c.address, path, x->cf.http_timeout, &a);
+            rd_http_answer_free(&a);
+        }
+        if (rd_pull(x, hex, t, good)) {
+            rd_ids_add(&add, t->c.id);
+            __atomic_add_fetch(bad->n ? &x->stats.scrub_repair_ops
+                                      : &x->stats.replicate_ops,
+                               1, __ATOMIC_RELAXED);
+        } else {
+            __atomic_add_fetch(&x->stats.repair_failures, 1,
+                               __ATOMIC_RELAXED);
+        }
+    }
+
+    /* drop bad copies always; copies on down nodes once RF good ones exist */
+    remove.n = 0;
+    for (i = 0; i < nodes->n; i++) {
+        if (rd_ids_has(good, nodes->v[i])) {
+            continue;
+        }
+        if (rd_ids_has(bad, nodes->v[i])
+            || good->n + add.n >= x->cf.rf)
+        {
+            rd_ids_add(&remove, nodes->v[i]);
+        }
+    }
+    for (i = 0; i < bad->n; i++) {
+        rd_ids_add(&remove, bad->v[i]);
+    }
+
+    if (add.n == 0 && remove.n == 0) {
+        if (need > 0 && nt == 0) {
+            rd_log(RD_LOG_WARN, "blob %s: %zu of %u replicas and no node to "
+                   "copy it to", hex, good->n, x->cf.rf);
+        }
+        return 0;
+    }
+
+    rd_ids_format(&add, sadd, sizeof(sadd));
+    rd_ids_format(&remove, srem, sizeof(srem));
+    p[0] = hex; p[1] = sadd; p[2] = srem;
+    res = rd_db_exec(x, "SELECT plinth_repair_placement($1::uuid, "
+                     "$2::integer[], $3::integer[])", 3, p);
+    if (res == NULL) {
+        return -1;
+    }
+    rd_log(RD_LOG_INFO, "blob %s: placement +%s -%s (%s rows)", hex, sadd,
+           srem, PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+
+int
+rd_repair_step(rd_ctx *x, int *more)
+{
+    PGresult    *res;
+    rd_ids       live, nodes, good, bad;
+    char         slive[RD_MAX_NODES * 7], rf[16], lim[16];
+    const char  *p[4];
+    int          i, n;
+    double       next = 0;
+
+    *more = 0;
+    rd_live_ids(x, &live);
+    rd_ids_format(&live, slive, sizeof(slive));
+    snprintf(rf, sizeof(rf), "%u", x->cf.rf);
+    snprintf(lim, sizeof(lim), "%u", x->cf.repair_batch);
+    p[0] = slive; p[1] = rf;
+    p[2] = x->repair_after[0] ? x->repair_after : NULL;
+    p[3] = lim;
+    res = rd_db_exec(x, "SELECT replace(blob_id::text, '-', ''), rkey, "
+                     "nodes::text, good::text, bad::text FROM "
+                     "plinth_repair_candidates($1::integer[], $2::integer, "
+                     "$3::uuid, $4::integer)", 4, p);
+    if (res == NULL) {
+        return -1;
+    }
+    n = PQntuples(res);
+    for (i = 0; i < n && !rd_stop; i++) {
+        rd_ids_parse(PQgetvalue(res, i, 2), &nodes);
+        rd_ids_parse(PQgetvalue(res, i, 3), &good);
+        rd_ids_parse(PQgetvalue(res, i, 4), &bad);
+        if (rd_repair_blob(x, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                           &nodes, &good, &bad, &next) != 0)
+        {
+            PQclear(res);
+            return -1;
+        }
+        snprintf(x->repair_after, sizeof(x->repair_after), "%s",
+                 PQgetvalue(res, i, 0));
+    }
+    PQclear(res);
+    if (n == (int) x->cf.repair_batch && !rd_stop) {
+        *more = 1;
+        return 0;
+    }
+    x->repair_after[0] = '\0';
+    __atomic_store_n(&x->stats.repair_last_completed, (int64_t) time(NULL),
+                     __ATOMIC_RELAXED);
+    return rd_count_under_replicated(x);
+}
+
+
+int
+rd_count_under_replicated(rd_ctx *x)
+{
+    PGresult    *res;
+    rd_ids       live;
+    char         slive[RD_MAX_NODES * 7], rf[16];
+    const char  *p[2];
+
+    rd_live_ids(x, &live);
+    rd_ids_format(&live, slive, sizeof(slive));
+    snprintf(rf, sizeof(rf), "%u", x->cf.rf);
+    p[0] = slive; p[1] = rf;
+    res = rd_db_exec(x, "SELECT count(*) FILTER (WHERE cardinality(good) < "
+                     "$2::integer), count(*) FILTER (WHERE cardinality(good) "
+                     "= 0) FROM plinth_repair_candidates($1::integer[], "
+                     "$2::integer, NULL, NULL)", 2, p);
+    if (res == NULL) {
+        return -1;
+    }
+    __atomic_store_n(&x->stats.under_replicated,
+                     strtoll(PQgetvalue(res, 0, 0), NULL, 10),
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&x->stats.lost, strtoll(PQgetvalue(res, 0, 1), NULL, 10),
+                     __ATOMIC_RELAXED);
+    PQclear(res);
+    return 0;
+}
+
+
+/* 1 when the repair queue has rows (a gateway or a scrub reported). */
+int
+rd_queue_pending(rd_ctx *x)
+{
+    PGresult  *res;
+    int        n;
+
+    res = rd_db_exec(x, "SELECT EXISTS (SELECT 1 FROM repair_queue)", 0,
+                     NULL);
+    if (res == NULL) {
+        return -1;
+    }
+    n = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return n;
+}
+
+
+/* ------------------------------------------------------------ scrub */
+
+static int
+rd_cmp_id(const void *a, const void *b)
+{
+    return strcmp((const char *) a, (const char *) b);
+}
+
+
+/*
+ * The node's blob ids in (after, upto] (upto "": to the end), sorted, in
+ * a malloc'd array of 33-byte strings. -1 on error.
+ */
+static int
+rd_node_listing(rd_ctx *x, rd_node *nd, const char *after, const char *upto,
+    char **ids, size_t *n)
+{
+    rd_http_answer     a;
+    Plinth__BlobList  *bl;
+    char               path[128], cur[RD_ID_LEN + 1], *nb;
+    size_t             cap = 0, i;
+    int                done = 0;
+
+    *ids = NULL;
+    *n = 0;
+    snprintf(cur, sizeof(cur), "%s", after);
+    while (!done && !rd_stop) {
+        snprintf(path, sizeof(path), "/blobs?limit=10000%s%s",
+                 cur[0] ? "&after=" : "", cur);
+        if (rd_http("GET", nd->c.address, path, x->cf.http_timeout, &a) != 0
+            || a.status != 200)
+        {
+            rd_http_answer_free(&a);
+            goto failed;
+        }
+        bl = plinth__blob_list__unpack(NULL, a.len, a.body);
+        rd_http_answer_free(&a);
+        if (bl == NULL) {
+            goto failed;
+        }
+        done = !bl->truncated || bl->n_blobs == 0;
+        for (i = 0; i < bl->n_blobs; i++) {
+            if (upto[0] && strcmp(bl->blobs[i]->id, upto) > 0) {
+                done = 1;
+                break;
+            }
+            if (*n == cap) {
+                if (cap >= RD_LIST_MAX) {
+                    plinth__blob_list__free_unpacked(bl, NULL);
+                    goto failed;
+                }
+                cap = cap ? cap * 2 : 1024;
+                nb = realloc(*ids, cap * (RD_ID_LEN + 1));
+                if (nb == NULL) {
+                    plinth__blob_list__free_unpacked(bl, NULL);
+                    goto failed;
+                }
+                *ids = nb;
+            }
+            snprintf(*ids + *n * (RD_ID_LEN + 1), RD_ID_LEN + 1, "%s",
+                     bl->blobs[i]->id);
+            (*n)++;
+            snprintf(cur, sizeof(cur), "%s", bl->blobs[i]->id);
+        }
+        plinth__blob_list__free_unpacked(bl, NULL);
+    }
+    return 0;
+
+failed:
+    free(*ids);
+    *ids = NULL;
+    *n = 0;
+    return -1;
+}
+
+
+/*
+ * Blobs the database places on nd in (after, upto] that the node does not
+ * have: queued as missing. Only references older than scrub_grace count.
+ */
+static int
+rd_scrub_missing(rd_ctx *x, rd_node *nd, const char *after, const char *upto,
+    uint64_t *missing)
+{
+    PGresult    *res;
+    char        *ids, id[16], grace[32], key[RD_ID_LEN + 1];
+    size_t       n;
+    int          i, rows;
+    const char  *p[4];
+
+    if (rd_node_listing(x, nd, after, upto, &ids, &n) != 0) {
+        rd_log(RD_LOG_WARN, "scrub of node %u: cannot list its blobs", nd->c.id);
+        return 0;
+    }
+    snprintf(id, sizeof(id), "%u", nd->c.id);
+    snprintf(grace, sizeof(grace), "%.3f", x->cf.scrub_grace);
+    p[0] = id;
+    p[1] = after[0] ? after : NULL;
+    p[2] = upto[0] ? upto : NULL;
+    p[3] = grace;
+    res = rd_db_exec(x, "SELECT replace(blob_id::text, '-', '') FROM "
+                     "plinth_node_blobs($1::integer, $2::uuid, $3::uuid, "
+                     "clock_timestamp() - make_interval(secs => "
+                     "$4::double precision))", 4, p);
+    if (res == NULL) {
+        free(ids);
+        return -1;
+    }
+    rows = PQntuples(res);
+    for (i = 0; i < rows; i++) {
+        snprintf(key, sizeof(key), "%s", PQgetvalue(res, i, 0));
+        if (n > 0 && bsearch(key, ids, n, RD_ID_LEN + 1, rd_cmp_id) != NULL) {
+            continue;
+        }
+        (*missing)++;
+        rd_report(x, key, nd->c.id, "missing");
+    }
+    PQclear(res);
+    free(ids);
+    return 0;
+}
+
+
+/*
+ * One scrub page on the next node whose pass is due (in progress, never
+ * done, or done scrub_interval ago): the node verifies scrub_batch blobs;
+ * corrupt ones and blobs missing from the range are queued for repair.
+ * *more: another page (of some node) is due now.
+ */
+int
+rd_scrub_step(rd_ctx *x, int *more)
+{
+    PGresult          *res;
+    rd_node           *nd = NULL;
+    rd_http_answer     a;
+    Plinth__BlobList  *bl;
+    size_t             k, i;
+    char               id[16], ival[32], path[128], after[RD_ID_LEN + 1],
+                       upto[RD_ID_LEN + 1], chk[24], cor[24], mis[24];
+    const char        *p[6];
+    uint64_t           corrupt = 0, missing = 0, checked;
+    int                truncated, due;
+
+    *more = 0;
+    if (x->cf.scrub_interval <= 0 || x->nnodes == 0) {
+        return 0;
+    }
+    snprintf(ival, sizeof(ival), "%.3f", x->cf.scrub_interval);
+
+    for (k = 0; k < x->nnodes; k++) {
+        nd = &x->nodes[(x->scrub_node + k) % x->nnodes];
+        if (nd->status != RD_NODE_ONLINE) {
+            continue;
+        }
+        snprintf(id, sizeof(id), "%u", nd->c.id);
+        p[0] = id; p[1] = ival;
+        res = rd_db_exec(x,
+            "WITH ins AS (INSERT INTO scrub_progress (node_id) "
+            "  VALUES ($1::integer) ON CONFLICT DO NOTHING) "
+            "SELECT coalesce(cursor, ''), pass_started IS NOT NULL "
+            "    OR last_completed IS NULL OR last_completed < "
+            "    clock_timestamp() - make_interval(secs => $2::double precision) "
+            "FROM scrub_progress WHERE node_id = $1::integer "
+            "UNION ALL SELECT '', true LIMIT 1", 2, p);
+        if (res == NULL) {
+            return -1;
+        }
+        snprintf(after, sizeof(after), "%s", PQgetvalue(res, 0, 0));
+        due = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+        PQclear(res);
+        if (due) {
+            x->scrub_node = (x->scrub_node + k + 1) % x->nnodes;
+            break;
+        }
+        nd = NULL;
+    }
+    if (nd == NULL) {
+        return 0;
+    }
+
+    res = rd_db_exec(x, "UPDATE scrub_progress SET pass_started = "
+                     "clock_timestamp(), cursor = NULL, checked = 0, "
+                     "corrupt = 0, missing = 0 WHERE node_id = $1::integer "
+                     "AND pass_started IS NULL", 1, p);
+    if (res == NULL) {
+        return -1;
+    }
+    if (strcmp(PQcmdTuples(res), "1") == 0) {
+        after[0] = '\0';
+        rd_log(RD_LOG_INFO, "scrub of node %u: pass begins", nd->c.id);
+    }
+    PQclear(res);
+
+    snprintf(path, sizeof(path), "/scrub?limit=%u%s%s", x->cf.scrub_batch,
+             after[0] ? "&after=" : "", after);
+    if (rd_http("GET", nd->c.address, path, x->cf.http_timeout, &a) != 0
+        || a.status != 200)
+    {
+        rd_log(RD_LOG_WARN, "scrub of node %u failed: %ld %s", nd->c.id,
+               a.status, a.error);
+        rd_http_answer_free(&a);
+        return 0;
+    }
+    bl = plinth__blob_list__unpack(NULL, a.len, a.body);
+    snprintf(upto, sizeof(upto), "%s", a.scrub_last);
+    checked = strtoull(a.scrub_checked, NULL, 10);
+    rd_http_answer_free(&a);
+    if (bl == NULL) {
+        rd_log(RD_LOG_WARN, "scrub of node %u: undecodable answer", nd->c.id);
+        return 0;
+    }
+    truncated = bl->truncated;
+    for (i = 0; i < bl->n_blobs; i++) {
+        corrupt++;
+        if (rd_report(x, bl->blobs[i]->id, nd->c.id, "corrupt") != 0) {
+            plinth__blob_list__free_unpacked(bl, NULL);
+            return -1;
+        }
+    }
+    plinth__blob_list__free_unpacked(bl, NULL);
+
+    if (!truncated) {
+        upto[0] = '\0';             /* the last page covers the rest */
+    }
+    if (rd_scrub_missing(x, nd, after, upto, &missing) != 0) {
+        return -1;
+    }
+    __atomic_add_fetch(&x->stats.scrub_corrupt, corrupt, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&x->stats.scrub_missing, missing, __ATOMIC_RELAXED);
+    snprintf(chk, sizeof(chk), "%llu", (unsigned long long) checked);
+    snprintf(cor, sizeof(cor), "%llu", (unsigned long long) corrupt);
+    snprintf(mis, sizeof(mis), "%llu", (unsigned long long) missing);
+    __atomic_add_fetch(&x->stats.scrub_checked, checked, __ATOMIC_RELAXED);
+    p[0] = id;
+    p[1] = truncated ? upto : NULL;
+    p[2] = cor; p[3] = mis; p[4] = truncated ? "f" : "t"; p[5] = chk;
+    res = rd_db_exec(x, "UPDATE scrub_progress SET cursor = $2, "
+        "corrupt = corrupt + $3::bigint, missing = missing + $4::bigint, "
+        "checked = checked + $6::bigint, "
+        "last_completed = CASE WHEN $5::boolean THEN clock_timestamp() "
+        "                 ELSE last_completed END, "
+        "pass_started = CASE WHEN $5::boolean THEN NULL ELSE pass_started END "
+        "WHERE node_id = $1::integer "
+        "RETURNING corrupt, missing", 6, p);
+    if (res == NULL) {
+        return -1;
+    }
+    if (!truncated) {
+        rd_log(RD_LOG_INFO, "scrub of node %u: pass complete, %s corrupt, "
+               "%s missing", nd->c.id, PQgetvalue(res, 0, 0),
+               PQgetvalue(res, 0, 1));
+        nd->scrub_done = 1;
+        __atomic_store_n(&x->stats.scrub_last_completed, (int64_t) time(NULL),
+                         __ATOMIC_RELAXED);
+    }
+    PQclear(res);
+    *more = 1;
+    return 0;
+}
