@@ -19,7 +19,9 @@
  * (getrusage), and, for every --cpu-pid NAME=PID, the CPU seconds used by
  * that process and its descendants (/proc/PID/stat, before and after), and
  * for every --rss-pid NAME=PID the RSS of the process and its descendants
- * at the start, the end and the highest sampled (every 20 ms).
+ * (--rss-children NAME=PID: its descendants only, e.g. nginx's workers
+ * without the master) at the start, the end and the highest sampled
+ * (every 20 ms).
  *
  * Bounded: a run stops starting operations at --duration seconds or
  * --ops operations, whichever comes first; every transfer has a timeout
@@ -75,7 +77,7 @@ struct slot {
 };
 
 struct pidspec { char name[64]; long pid; double cpu0, cpu1;
-                 long rss0, rss1, rssmax; };
+                 long rss0, rss1, rssmax; int children_only; };
 
 static struct opts O;
 static unsigned char *pattern;
@@ -482,7 +484,9 @@ static uint64_t run_phase(CURLM *m, struct slot *slots, enum op base,
                     err_printed++;
                     fprintf(stderr, "plinth-loadgen: %s %s: %s (HTTP %ld, "
                             "%" PRIu64 " bytes)%s%.300s\n", op_name[s->op],
-                            s->url, msg->data.result == CURLE_OK ? "failed"
+                            s->url, msg->data.result == CURLE_OK
+                            ? (code >= 200 && code < 300 ? "wrong body size"
+                               : "failed")
                             : (s->errbuf[0] ? s->errbuf
                                : curl_easy_strerror(msg->data.result)),
                             code, s->got, s->lbuf_len ? ": " : "",
@@ -558,7 +562,8 @@ static void usage(void)
 "         [--duration 10] [--ops N] [--keys 1000] [--key-prefix k]\n"
 "         [--populate] [--create-bucket] [--list-max 1000] [--list-random]\n"
 "         [--mix 80:15:5] [--op-timeout 120] [--label NAME]\n"
-"         [--cpu-pid NAME=PID]... [--rss-pid NAME=PID]... [--verbose]\n");
+"         [--cpu-pid NAME=PID]... [--rss-pid NAME=PID]...\n"
+"         [--rss-children NAME=PID]... [--verbose]\n");
     exit(2);
 }
 
@@ -620,6 +625,10 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--verbose")) O.verbose = 1;
         else if (!strcmp(a, "--cpu-pid")) add_pid(cpu_pids, &n_cpu_pids, ARG());
         else if (!strcmp(a, "--rss-pid")) add_pid(rss_pids, &n_rss_pids, ARG());
+        else if (!strcmp(a, "--rss-children")) {
+            add_pid(rss_pids, &n_rss_pids, ARG());
+            rss_pids[n_rss_pids - 1].children_only = 1;
+        }
         else if (!strcmp(a, "--mix")) {
             if (sscanf(ARG(), "%d:%d:%d", &O.mix_get, &O.mix_put, &O.mix_list) != 3
                 || O.mix_get < 0 || O.mix_put < 0 || O.mix_list < 0
@@ -714,8 +723,14 @@ int main(int argc, char **argv)
 
     for (int i = 0; i < n_cpu_pids; i++)
         cpu_pids[i].cpu0 = family_cpu(cpu_pids[i].pid);
-    for (int i = 0; i < n_rss_pids; i++)
+    for (int i = 0; i < n_rss_pids; i++) {
         rss_fam_n[i] = family(rss_pids[i].pid, rss_fam[i], 256);
+        if (rss_pids[i].children_only) {        /* drop the root itself */
+            memmove(rss_fam[i], rss_fam[i] + 1,
+                    (rss_fam_n[i] - 1) * sizeof rss_fam[i][0]);
+            rss_fam_n[i]--;
+        }
+    }
     rss_sample(0);
     double cpu0 = client_cpu();
     run_phase(m, slots, base, O.max_ops, O.duration, 1, &el);

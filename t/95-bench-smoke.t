@@ -1,0 +1,130 @@
+# The benchmark's tools keep working: build/plinth-loadgen runs each
+# workload briefly against a throwaway cluster (SigV4 signed by libcurl)
+# and prints sane JSON; bench/bulk-load puts keys' metadata in PostgreSQL
+# that a LIST then returns; build/plinth-fsyncbench measures something.
+# Short: every run is bounded to ~1 s or a few hundred operations.
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use Test::More;
+use JSON::PP qw(decode_json);
+use File::Temp qw(tempdir);
+use Plinth::Cluster;
+
+my $root = $Plinth::Cluster::ROOT;
+my $loadgen = "$root/build/plinth-loadgen";
+my $fsyncbench = "$root/build/plinth-fsyncbench";
+for ($loadgen, $fsyncbench) {
+    unless (-x $_) {
+        my ($rc, $out) = Plinth::Cluster::run_command(
+            ['make', '-C', $root, '-s', 'bench-tools'], timeout => 120, merge => 1);
+        BAIL_OUT("cannot build the bench tools: $out") if $rc != 0;
+    }
+}
+
+sub run_json {
+    my ($argv, $timeout) = @_;
+    my ($rc, $out, $err) = Plinth::Cluster::run_command($argv,
+        timeout => $timeout // 60);
+    my ($line) = grep { /^\{/ } split /\n/, $out;
+    note "exit $rc: $err" if $rc != 0;
+    return ($rc, $line ? eval { decode_json($line) } : undef, $err);
+}
+
+# --- arguments are checked; only loopback endpoints
+{
+    my ($rc, $j, $err) = run_json([$loadgen, '--endpoint', 'http://10.1.2.3:9000',
+        '--bucket', 'b', '--no-sign']);
+    is($rc, 2, 'a non-loopback endpoint is refused');
+    like($err, qr/127\.0\.0\.0\/8/, 'and says why');
+    ($rc) = run_json([$loadgen, '--endpoint', 'http://127.0.0.1:1', '--bucket', 'b',
+        '--no-sign', '--workload', 'delete']);
+    is($rc, 2, 'an unknown workload is refused');
+}
+
+# --- the fsync ceiling
+{
+    my $dir = tempdir('/tmp/plinth-fsb-XXXXXX', CLEANUP => 1);
+    my ($rc, $j) = run_json([$fsyncbench, '--dir', $dir, '--threads', 2,
+        '--duration', '0.5', '--ops', 200]);
+    is($rc, 0, 'fsyncbench exits 0');
+    ok($j && $j->{ops} > 0 && $j->{errors} == 0, 'fsyncbench: ops > 0, no errors')
+        or diag explain $j;
+    opendir(my $dh, $dir) or die "$dir: $!";
+    is(scalar(grep { !/^\./ } readdir $dh), 0, 'and leaves no file behind');
+}
+
+# --- the load generator against a cluster
+my $c = Plinth::Cluster->new(log => sub { diag $_[0] });
+$c->start;
+my $k = $c->credentials or BAIL_OUT('no credentials');
+my @base = ($loadgen, '--endpoint', $c->endpoint, '--access-key', $k->{access_key},
+    '--secret-key', $k->{secret_key}, '--region', $k->{region},
+    '--cpu-pid', 'gateway=' . $c->pid_of('nginx'),
+    '--cpu-pid', 'postgres=' . $c->pid_of('pg'),
+    '--rss-pid', 'gateway=' . $c->pid_of('nginx'));
+
+sub sane {
+    my ($name, $j, %want) = @_;
+    ok($j, "$name: printed one JSON line") or return;
+    ok($j->{ops} > 0, "$name: ops > 0 ($j->{ops})");
+    is($j->{errors}, 0, "$name: no errors");
+    ok($j->{ops_per_s} > 0 && $j->{seconds} > 0, "$name: ops/s > 0");
+    ok($j->{lat_ms}{p50} > 0 && $j->{lat_ms}{p50} <= $j->{lat_ms}{p95}
+        && $j->{lat_ms}{p95} <= $j->{lat_ms}{p99}
+        && $j->{lat_ms}{p99} <= $j->{lat_ms}{max}, "$name: p50 <= p95 <= p99 <= max");
+    ok(defined $j->{client_cpu_s}, "$name: client CPU seconds");
+    ok(exists $j->{server_cpu_s}{gateway} && exists $j->{server_cpu_s}{postgres},
+        "$name: server CPU seconds per process");
+    ok($j->{rss_kb}{gateway}{start} > 0, "$name: gateway RSS sampled");
+    ok($j->{mb_per_s} > 0, "$name: MB/s > 0") if $want{bytes};
+}
+
+my ($rc, $j) = run_json([@base, '--bucket', 'smoke', '--create-bucket',
+    '--workload', 'put', '--size', '4K', '--keys', 50, '--concurrency', 4,
+    '--ops', 200, '--duration', 5, '--label', 'smoke-put']);
+is($rc, 0, 'put: exits 0');
+sane('put', $j, bytes => 1);
+is($j->{label}, 'smoke-put', 'put: the label is echoed') if $j;
+is($j->{bytes}, 4096 * $j->{ops}, 'put: bytes = 4 KiB x ops') if $j;
+
+($rc, $j) = run_json([@base, '--bucket', 'smoke', '--workload', 'get',
+    '--size', '4K', '--keys', 50, '--concurrency', 4, '--ops', 300, '--duration', 5]);
+is($rc, 0, 'get: exits 0');
+sane('get', $j, bytes => 1);
+
+($rc, $j) = run_json([@base, '--bucket', 'smoke', '--workload', 'mixed',
+    '--mix', '60:30:10', '--list-max', 20, '--size', '4K', '--keys', 50,
+    '--concurrency', 4, '--ops', 300, '--duration', 5]);
+is($rc, 0, 'mixed: exits 0');
+sane('mixed', $j);
+
+# a GET of a size other than the object's is an error, not a success
+($rc, $j) = run_json([@base, '--bucket', 'smoke', '--workload', 'get',
+    '--size', '5K', '--keys', 50, '--concurrency', 1, '--ops', 3, '--duration', 5]);
+is($rc, 1, 'get of the wrong size: exit 1');
+is($j && $j->{errors}, 3, 'and every operation counted as an error');
+
+# bulk-load 3,000 keys, then LIST them a thousand at a time
+($rc, $j) = run_json([@base, '--bucket', 'smoke-list', '--create-bucket',
+    '--workload', 'list', '--ops', 1, '--duration', 5]);
+is($rc, 0, 'list bucket created');
+my ($lrc, $lout, $lerr) = Plinth::Cluster::run_command(["$root/bench/bulk-load",
+    '--conninfo', $c->pg_conninfo, '--bucket', 'smoke-list', '--keys', 3000],
+    timeout => 60);
+is($lrc, 0, 'bulk-load exits 0') or diag $lerr;
+is($c->psql("SELECT count(*) FROM objects o JOIN buckets b USING (bucket_id) "
+    . "WHERE b.name = 'smoke-list' AND NOT o.deleted")->[0][0], 3000,
+    'bulk-load: 3,000 keys in the bucket');
+($rc, $j) = run_json([@base, '--bucket', 'smoke-list', '--workload', 'list',
+    '--list-max', 1000, '--keys', 1000, '--concurrency', 2, '--ops', 20,
+    '--duration', 5]);
+is($rc, 0, 'list: exits 0');
+sane('list', $j);
+is($j->{list_keys_avg}, 1000, 'list: 1,000 keys per answer') if $j;
+
+$c->stop;
+done_testing;
