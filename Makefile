@@ -109,10 +109,10 @@ test: all unit bench-tools
 	prove t/*.t
 
 run: deps all
-	bin/plinth-cluster start --dir $(RUN_DIR) --port $(PORT)
+	bin/plinth-cluster start --dir $(RUN_DIR) --port $(PORT) --repaird
 
 stop:
-	bin/plinth-cluster stop --dir $(RUN_DIR)
+	bin/plinth-cluster stop --dir $(RUN_DIR) --port $(PORT) --repaird
 
 clean:
 	rm -rf $(B) t/js/node_modules

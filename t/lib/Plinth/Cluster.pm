@@ -94,7 +94,7 @@ sub new {
         node_opts per_node_opts http_extra server_extra cluster_yaml_extra
         pg_fast keep components template template_text sql_dir module
         datanode start_timeout stop_timeout log owner_pid started auth
-        region repaird repaird_opts);
+        region repaird repaird_opts repaird_port);
     for (keys %o) {
         croak "Plinth::Cluster: unknown option '$_'" unless $known{$_};
     }
@@ -994,7 +994,8 @@ sub repaird_log  { "$_[0]{dir}/logs/repaird$_[1].log" }
 
 sub repaird_port {
     my ($self, $i) = @_;
-    $self->{repaird_ports}[$i] //= free_port();
+    $self->{repaird_ports}[$i] //= $i == 1 && $self->{repaird_port}
+        ? $self->{repaird_port} : free_port();
     return $self->{repaird_ports}[$i];
 }
 
