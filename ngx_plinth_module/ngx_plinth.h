@@ -134,6 +134,7 @@ typedef enum {
     NGX_PLINTH_OP_GET_BUCKET_ACL,
     NGX_PLINTH_OP_PUT_BUCKET_ACL,
     NGX_PLINTH_OP_GET_OBJECT_ACL,
+    NGX_PLINTH_OP_GET_OBJECT_TAGGING,
     NGX_PLINTH_OP_PUT_OBJECT_ACL,
     NGX_PLINTH_OP_GET_BUCKET_VERSIONING,
     NGX_PLINTH_OP_PUT_BUCKET_VERSIONING,
@@ -168,12 +169,14 @@ typedef struct {
 
 
 /*
- * A run of the object's bytes stored as one blob: a single PUT is one
- * segment, a multipart object one per part, in order.
+ * A run of the object's bytes stored in one blob from blob_offset: a
+ * single PUT is one segment, a multipart object one or more per part (a
+ * copied part refers to its source's blobs), in order.
  */
 typedef struct {
     ngx_str_t                     blob_id;
     off_t                         offset;     /* of its first byte */
+    off_t                         blob_offset;
     off_t                         size;
     ngx_uint_t                    part_number;
     uint32_t                      nodes[NGX_PLINTH_MAX_RF];
@@ -195,6 +198,7 @@ typedef struct {
     ngx_uint_t                    parts;      /* multipart: parts count */
     ngx_plinth_segment_t         *segs;
     ngx_uint_t                    nsegs;
+    ngx_uint_t                    part_seg;   /* partNumber: its first */
 } ngx_plinth_object_t;
 
 
@@ -357,6 +361,7 @@ enum {
     NGX_PLINTH_SQL_MPU_ABORT,
     NGX_PLINTH_SQL_LIST_PARTS,
     NGX_PLINTH_SQL_LIST_UPLOADS,
+    NGX_PLINTH_SQL_PART_COPY,
     NGX_PLINTH_SQL_MAX
 };
 
@@ -434,12 +439,16 @@ ngx_int_t ngx_http_plinth_list_object_versions(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 
 /* ngx_plinth_s3_acl.c */
+ngx_int_t ngx_http_plinth_get_object_tagging(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
 ngx_int_t ngx_http_plinth_get_acl(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 ngx_int_t ngx_http_plinth_put_acl(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 
 /* ngx_plinth_s3_copy.c */
+ngx_int_t ngx_http_plinth_upload_part_copy(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_table_elt_t *source);
 ngx_int_t ngx_http_plinth_copy_object(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx, ngx_table_elt_t *source);
 

@@ -362,8 +362,9 @@ ngx_http_plinth_read_part(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
     }
 
     /* blob-relative: [from, to) of this segment */
-    from = pos - seg->offset;
-    to = ngx_min(ctx->end, seg->offset + seg->size) - seg->offset;
+    from = seg->blob_offset + pos - seg->offset;
+    to = seg->blob_offset
+         + ngx_min(ctx->end, seg->offset + seg->size) - seg->offset;
 
     sctx->get = 1;
     sctx->expect = to - from;

@@ -169,6 +169,8 @@ static ngx_http_plinth_route_t  ngx_http_plinth_routes[] = {
       "acl", ngx_http_plinth_get_acl },
     { NGX_PLINTH_OP_PUT_OBJECT_ACL, "PutObjectAcl", NGX_HTTP_PUT, 1, 1,
       "acl", ngx_http_plinth_put_acl },
+    { NGX_PLINTH_OP_GET_OBJECT_TAGGING, "GetObjectTagging", NGX_HTTP_GET,
+      1, 1, "tagging", ngx_http_plinth_get_object_tagging },
     { NGX_PLINTH_OP_GET_BUCKET_VERSIONING, "GetBucketVersioning",
       NGX_HTTP_GET, 1, 0, "versioning",
       ngx_http_plinth_get_bucket_versioning },
@@ -275,6 +277,7 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "v.parts AS mp_parts, vp.part_number AS seg_part, "
       "replace(vp.blob_id::text, '-', '') AS seg_blob, "
       "vp.part_offset AS seg_offset, vp.size AS seg_size, "
+      "vp.blob_offset AS seg_blob_offset, "
       "array_to_string(vp.nodes, ',') AS seg_nodes, "
       /* x-amz-checksum-mode: the object's, or the part's for partNumber */
       "v.checksum_alg AS cks_alg, v.checksum AS cks, "
@@ -296,7 +299,7 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "ORDER BY x.ts DESC, x.version_id DESC LIMIT 1)) o ON true "
       "LEFT JOIN versions v ON v.version_id = o.version_id "
       "LEFT JOIN version_parts vp ON vp.version_id = v.version_id "
-      "WHERE b.name = $1 ORDER BY vp.part_number", 3 },
+      "WHERE b.name = $1 ORDER BY vp.part_number, vp.seg", 3 },
     [NGX_PLINTH_SQL_DELETE] =
     { "plinth_delete",
       "SELECT version_id, delete_marker, versioned "
@@ -378,6 +381,11 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "SELECT key, upload_id, is_prefix, to_char(initiated AT TIME ZONE "
       "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), owner_id "
       "FROM plinth_list_uploads($1, $2, $3, $4, $5, $6, $7::integer)", 7 },
+    [NGX_PLINTH_SQL_PART_COPY] =
+    { "plinth_part_copy",
+      "SELECT etag, last_modified, src_vid FROM plinth_part_copy($1, $2, $3, "
+      "$4::integer, $5, $6, $7, $8, $9::bigint, $10::bigint, $11, $12, "
+      "to_timestamp($13::bigint), to_timestamp($14::bigint))", 14 },
 };
 
 const ngx_uint_t  ngx_http_plinth_nstmts = NGX_PLINTH_SQL_MAX;
@@ -637,16 +645,24 @@ static const ngx_http_plinth_route_t *
 ngx_http_plinth_route(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
 {
     ngx_str_t                 v;
-    ngx_uint_t                i, shape_ok;
+    ngx_uint_t                i, shape_ok, unsupported;
     ngx_http_plinth_route_t  *rt;
 
+    unsupported = 0;
     for (i = 0; ngx_http_plinth_unsupported[i]; i++) {
         if (ngx_http_plinth_arg(r, ngx_http_plinth_unsupported[i], &v)
             == NGX_OK)
         {
-            ngx_http_plinth_error(r, NGX_PLINTH_ERR_NOT_IMPLEMENTED, NULL);
-            return NULL;
+            unsupported = 1;
+            break;
         }
+    }
+
+    /* tags are not kept: a write asking for some is refused, not ignored */
+    if (ngx_http_plinth_header_in(r, "x-amz-tagging")) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_NOT_IMPLEMENTED,
+                              "Object tagging is not supported.");
+        return NULL;
     }
 
     shape_ok = 0;
@@ -669,6 +685,13 @@ ngx_http_plinth_route(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
             && ngx_http_plinth_arg(r, rt->subresource, &v) != NGX_OK)
         {
             continue;
+        }
+
+        /* the rows of served subresources come first: past them, one
+         * that is not served is 501, never the plain operation */
+        if (rt->subresource == NULL && unsupported) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_NOT_IMPLEMENTED, NULL);
+            return NULL;
         }
 
         if (rt->op == NGX_PLINTH_OP_LIST_OBJECTS_V2

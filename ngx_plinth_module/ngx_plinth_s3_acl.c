@@ -1,5 +1,6 @@
 /*
- * GetBucketAcl, PutBucketAcl, GetObjectAcl, PutObjectAcl with canned ACLs.
+ * GetBucketAcl, PutBucketAcl, GetObjectAcl, PutObjectAcl with canned ACLs,
+ * and GetObjectTagging.
  *
  * Plinth keeps one canned ACL per bucket and per object version: private
  * (the owner has FULL_CONTROL) or public-read (and AllUsers may READ).
@@ -11,14 +12,63 @@
 #include "ngx_plinth.h"
 
 
+static ngx_int_t ngx_http_plinth_acl_query(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_plinth_pg_handler_pt handler);
 static void ngx_http_plinth_acl_got(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 static void ngx_http_plinth_acl_set(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_tagging_got(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 
 
 ngx_int_t
 ngx_http_plinth_get_acl(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
+{
+    return ngx_http_plinth_acl_query(r, ctx, ngx_http_plinth_acl_got);
+}
+
+
+/*
+ * GetObjectTagging: Plinth keeps no tags (a write that sets some is 501),
+ * so an object's tag set is empty. Tools that copy objects ask for it
+ * (aws s3 cp between buckets); the object must exist and be the caller's,
+ * as for GetObjectAcl, whose statement answers that.
+ */
+ngx_int_t
+ngx_http_plinth_get_object_tagging(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx)
+{
+    return ngx_http_plinth_acl_query(r, ctx, ngx_http_plinth_tagging_got);
+}
+
+
+static void
+ngx_http_plinth_tagging_got(ngx_http_request_t *r, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    ngx_plinth_xml_t   x;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK
+        || PQntuples(res) != 1)
+    {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    ngx_plinth_xml_init(&x, r->pool);
+    ngx_plinth_xml_lit(&x, NGX_PLINTH_XML_HEAD
+                           "<Tagging" NGX_PLINTH_XMLNS "><TagSet></TagSet>"
+                           "</Tagging>");
+
+    ngx_http_plinth_send_xml(r, &x);
+}
+
+
+/* The ACL of the bucket or object, for the caller; handler gets the row. */
+static ngx_int_t
+ngx_http_plinth_acl_query(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
+    ngx_plinth_pg_handler_pt handler)
 {
     ngx_uint_t   object, n;
     const char  *params[3];
@@ -45,7 +95,7 @@ ngx_http_plinth_get_acl(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
 
     return ngx_http_plinth_pg(r, object ? NGX_PLINTH_SQL_OBJECT_ACL
                                         : NGX_PLINTH_SQL_BUCKET_ACL,
-                              n, params, ngx_http_plinth_acl_got);
+                              n, params, handler);
 }
 
 

@@ -19,7 +19,13 @@ static char *ngx_http_plinth_copy_etag(ngx_http_request_t *r,
     const char *name);
 static char *ngx_http_plinth_copy_time(ngx_http_request_t *r,
     const char *name, ngx_int_t *bad);
+static void ngx_http_plinth_copy_conditions(ngx_http_request_t *r,
+    const char **params, ngx_int_t *bad);
+static ngx_int_t ngx_http_plinth_copy_range(ngx_http_request_t *r,
+    const char **first, const char **last);
 static void ngx_http_plinth_copied(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_part_copied(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 
 
@@ -109,13 +115,7 @@ ngx_http_plinth_copy_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
                 : NULL;
     params[7] = meta.len ? (char *) meta.data : NULL;
     params[8] = ctx->acl;
-    params[9] = ngx_http_plinth_copy_etag(r, "x-amz-copy-source-if-match");
-    params[10] = ngx_http_plinth_copy_etag(r,
-                                           "x-amz-copy-source-if-none-match");
-    params[11] = ngx_http_plinth_copy_time(r,
-                     "x-amz-copy-source-if-modified-since", &bad);
-    params[12] = ngx_http_plinth_copy_time(r,
-                     "x-amz-copy-source-if-unmodified-since", &bad);
+    ngx_http_plinth_copy_conditions(r, &params[9], &bad);
     params[13] = svid.len ? (char *) svid.data : NULL;
 
     if (params[0] == NULL || params[1] == NULL || params[2] == NULL
@@ -126,6 +126,145 @@ ngx_http_plinth_copy_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
 
     return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_COPY_OBJECT, 14, params,
                               ngx_http_plinth_copied);
+}
+
+
+/*
+ * UploadPartCopy: PUT /bucket/key?partNumber=N&uploadId=U with
+ * x-amz-copy-source and optionally x-amz-copy-source-range: bytes=a-b.
+ * Like CopyObject, made in the database alone: the part refers to the
+ * source's blobs (sql/009), whatever its size.
+ */
+ngx_int_t
+ngx_http_plinth_upload_part_copy(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_table_elt_t *source)
+{
+    u_char      *pn;
+    ngx_int_t    bad;
+    ngx_str_t    sbucket, skey, svid;
+    const char  *params[14];
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_plinth_copy_source(r, &source->value, &sbucket, &skey,
+                                    &svid)
+        != NGX_OK)
+    {
+        return NGX_OK;
+    }
+
+    if (ngx_http_plinth_copy_range(r, &params[8], &params[9]) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    pn = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
+    if (pn == NULL) {
+        return NGX_ERROR;
+    }
+    *ngx_sprintf(pn, "%ui", ctx->part_number) = '\0';
+
+    bad = 0;
+
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->key);
+    params[2] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->upload_id);
+    params[3] = (char *) pn;
+    params[4] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+    params[5] = (char *) ngx_http_plinth_cstr(r->pool, &sbucket);
+    params[6] = (char *) ngx_http_plinth_cstr(r->pool, &skey);
+    params[7] = svid.len ? (char *) svid.data : NULL;
+    ngx_http_plinth_copy_conditions(r, &params[10], &bad);
+
+    if (params[0] == NULL || params[1] == NULL || params[2] == NULL
+        || params[4] == NULL || params[5] == NULL || params[6] == NULL
+        || bad == NGX_ERROR)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_PART_COPY, 14, params,
+                              ngx_http_plinth_part_copied);
+}
+
+
+/* The x-amz-copy-source-if-* conditions: four statement parameters. */
+static void
+ngx_http_plinth_copy_conditions(ngx_http_request_t *r, const char **params,
+    ngx_int_t *bad)
+{
+    params[0] = ngx_http_plinth_copy_etag(r, "x-amz-copy-source-if-match");
+    params[1] = ngx_http_plinth_copy_etag(r,
+                                          "x-amz-copy-source-if-none-match");
+    params[2] = ngx_http_plinth_copy_time(r,
+                    "x-amz-copy-source-if-modified-since", bad);
+    params[3] = ngx_http_plinth_copy_time(r,
+                    "x-amz-copy-source-if-unmodified-since", bad);
+}
+
+
+/*
+ * x-amz-copy-source-range: "bytes=first-last", both given, as S3 wants
+ * (400 InvalidArgument otherwise); absent: *first and *last are NULL.
+ */
+static ngx_int_t
+ngx_http_plinth_copy_range(ngx_http_request_t *r, const char **first,
+    const char **last)
+{
+    u_char           *p, *end, *dash, *a, *b;
+    off_t             x, y;
+    ngx_table_elt_t  *h;
+
+    *first = NULL;
+    *last = NULL;
+
+    h = ngx_http_plinth_header_in(r, "x-amz-copy-source-range");
+    if (h == NULL) {
+        return NGX_OK;
+    }
+
+    p = h->value.data;
+    end = p + h->value.len;
+
+    if (end - p < 9 || ngx_strncmp(p, "bytes=", 6) != 0) {
+        goto invalid;
+    }
+
+    p += 6;
+    dash = ngx_strlchr(p, end, '-');
+    if (dash == NULL || dash == p || dash + 1 == end) {
+        goto invalid;
+    }
+
+    x = ngx_atoof(p, dash - p);
+    y = ngx_atoof(dash + 1, end - dash - 1);
+    if (x == NGX_ERROR || y == NGX_ERROR || x > y) {
+        goto invalid;
+    }
+
+    a = ngx_pnalloc(r->pool, NGX_OFF_T_LEN + 1);
+    b = ngx_pnalloc(r->pool, NGX_OFF_T_LEN + 1);
+    if (a == NULL || b == NULL) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_ERROR;
+    }
+
+    *ngx_sprintf(a, "%O", x) = '\0';
+    *ngx_sprintf(b, "%O", y) = '\0';
+    *first = (char *) a;
+    *last = (char *) b;
+
+    return NGX_OK;
+
+invalid:
+
+    ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                          "The x-amz-copy-source-range value must be of the "
+                          "form bytes=first-last where first and last are "
+                          "the zero-based offsets of the first and last "
+                          "bytes to copy");
+    return NGX_DECLINED;
 }
 
 
@@ -305,6 +444,42 @@ ngx_http_plinth_copied(ngx_http_request_t *r, void *data, PGresult *res,
     ngx_plinth_xml_text(&x, (u_char *) PQgetvalue(res, 0, 0),
                         PQgetlength(res, 0, 0));
     ngx_plinth_xml_lit(&x, "&quot;</ETag></CopyObjectResult>");
+
+    ngx_http_plinth_send_xml(r, &x);
+}
+
+
+static void
+ngx_http_plinth_part_copied(ngx_http_request_t *r, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    ngx_str_t          vid;
+    ngx_plinth_xml_t   x;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    if (!PQgetisnull(res, 0, 2)
+        && (ngx_http_plinth_copy_value(r->pool, res, 0, 2, &vid) != NGX_OK
+            || ngx_http_plinth_add_header(r, "x-amz-copy-source-version-id",
+                                          &vid)
+               != NGX_OK))
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_plinth_xml_init(&x, r->pool);
+    ngx_plinth_xml_lit(&x, NGX_PLINTH_XML_HEAD
+                           "<CopyPartResult" NGX_PLINTH_XMLNS ">");
+    ngx_plinth_xml_elem(&x, "LastModified", (u_char *) PQgetvalue(res, 0, 1),
+                        PQgetlength(res, 0, 1));
+    ngx_plinth_xml_lit(&x, "<ETag>&quot;");
+    ngx_plinth_xml_text(&x, (u_char *) PQgetvalue(res, 0, 0),
+                        PQgetlength(res, 0, 0));
+    ngx_plinth_xml_lit(&x, "&quot;</ETag></CopyPartResult>");
 
     ngx_http_plinth_send_xml(r, &x);
 }

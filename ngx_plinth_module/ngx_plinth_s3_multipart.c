@@ -152,19 +152,15 @@ ngx_http_plinth_mpu_created(ngx_http_request_t *r, void *data, PGresult *res,
 
 /*
  * UploadPart: the PutObject body path; the part is recorded only after W
- * data nodes hold it, replacing a part of the same number.
+ * data nodes hold it, replacing a part of the same number. With
+ * x-amz-copy-source, UploadPartCopy (ngx_plinth_s3_copy.c).
  */
 ngx_int_t
 ngx_http_plinth_upload_part(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
 {
-    ngx_int_t  n;
-    ngx_str_t  v;
-
-    if (ngx_http_plinth_header_in(r, "x-amz-copy-source")) {
-        ngx_http_plinth_error(r, NGX_PLINTH_ERR_NOT_IMPLEMENTED,
-                              "UploadPartCopy is not supported yet.");
-        return NGX_OK;
-    }
+    ngx_int_t         n;
+    ngx_str_t         v;
+    ngx_table_elt_t  *source;
 
     n = NGX_ERROR;
     if (ngx_http_plinth_arg(r, "partNumber", &v) == NGX_OK) {
@@ -182,6 +178,11 @@ ngx_http_plinth_upload_part(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
 
     if (ngx_http_plinth_mpu_upload_id(r, ctx) != NGX_OK) {
         return NGX_OK;
+    }
+
+    source = ngx_http_plinth_header_in(r, "x-amz-copy-source");
+    if (source) {
+        return ngx_http_plinth_upload_part_copy(r, ctx, source);
     }
 
     return ngx_http_plinth_put_body(r, ctx, ngx_http_plinth_part_begin);

@@ -997,7 +997,7 @@ ngx_http_plinth_checksum_out(ngx_http_request_t *r,
     ngx_str_set(&type, "FULL_OBJECT");
 
     if (ctx->part_number && ctx->obj.parts) {
-        row = (int) ctx->part_number - 1;
+        row = (int) ctx->obj.part_seg;
         calg = PQfnumber(res, "seg_cks_alg");
         cval = PQfnumber(res, "seg_cks");
 
@@ -1061,13 +1061,16 @@ ngx_http_plinth_parse_nodes(u_char *p, size_t len, uint32_t *nodes)
 
 /*
  * The object's bytes as segments: the version's blob for a single PUT,
- * or one row per part (columns found by name) for a multipart object.
+ * or one row per segment of each part (columns found by name) for a
+ * multipart object.
  */
 static ngx_int_t
 ngx_http_plinth_get_segments(ngx_http_request_t *r, PGresult *res,
     ngx_plinth_object_t *obj)
 {
-    int                    i, n, cparts, cpart, cblob, coff, csize, cnodes;
+    int                    i, n, cparts, cpart, cblob, coff, csize, cnodes,
+                           cboff;
+    ngx_uint_t             parts;
     ngx_plinth_segment_t  *seg;
 
     cparts = PQfnumber(res, "mp_parts");
@@ -1076,6 +1079,7 @@ ngx_http_plinth_get_segments(ngx_http_request_t *r, PGresult *res,
     coff = PQfnumber(res, "seg_offset");
     csize = PQfnumber(res, "seg_size");
     cnodes = PQfnumber(res, "seg_nodes");
+    cboff = PQfnumber(res, "seg_blob_offset");
 
     if (cparts < 0 || PQgetisnull(res, 0, cparts)) {
         obj->parts = 0;
@@ -1131,6 +1135,8 @@ ngx_http_plinth_get_segments(ngx_http_request_t *r, PGresult *res,
                                 PQgetlength(res, i, coff));
         seg->size = ngx_atoof((u_char *) PQgetvalue(res, i, csize),
                               PQgetlength(res, i, csize));
+        seg->blob_offset = ngx_atoof((u_char *) PQgetvalue(res, i, cboff),
+                                     PQgetlength(res, i, cboff));
         seg->nnodes = ngx_http_plinth_parse_nodes(
                           (u_char *) PQgetvalue(res, i, cnodes),
                           PQgetlength(res, i, cnodes), seg->nodes);
@@ -1138,7 +1144,24 @@ ngx_http_plinth_get_segments(ngx_http_request_t *r, PGresult *res,
 
     obj->nsegs = n;
 
-    if ((ngx_uint_t) n != obj->parts
+    /* contiguous runs, as many distinct parts as the version says */
+    parts = 0;
+    for (i = 0; i < n; i++) {
+        if (i == 0 || obj->segs[i].part_number != obj->segs[i - 1].part_number)
+        {
+            parts++;
+        }
+        if (obj->segs[i].size < 0 || obj->segs[i].blob_offset < 0
+            || obj->segs[i].offset != (i ? obj->segs[i - 1].offset
+                                           + obj->segs[i - 1].size
+                                         : 0))
+        {
+            parts = 0;
+            break;
+        }
+    }
+
+    if (parts != obj->parts
         || obj->segs[n - 1].offset + obj->segs[n - 1].size != obj->size)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -1158,16 +1181,35 @@ ngx_http_plinth_get_segments(ngx_http_request_t *r, PGresult *res,
 static ngx_int_t
 ngx_http_plinth_part_range(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
 {
+    ngx_uint_t             i, part, first;
+    ngx_plinth_object_t   *obj;
     ngx_plinth_segment_t  *seg;
 
-    if (ctx->part_number > ctx->obj.nsegs) {
+    obj = &ctx->obj;
+    part = 0;
+    first = 0;
+
+    /* the N-th run of segments of one part number */
+    for (i = 0; i < obj->nsegs; i++) {
+        if (i == 0 || obj->segs[i].part_number != obj->segs[i - 1].part_number)
+        {
+            if (++part == ctx->part_number) {
+                first = i;
+            } else if (part > ctx->part_number) {
+                break;
+            }
+        }
+    }
+
+    if (ctx->part_number > part) {
         ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_PART_NUMBER, NULL);
         return NGX_ERROR;
     }
 
-    seg = &ctx->obj.segs[ctx->part_number - 1];
+    seg = &obj->segs[i - 1];
+    obj->part_seg = first;
 
-    ctx->start = seg->offset;
+    ctx->start = obj->segs[first].offset;
     ctx->end = seg->offset + seg->size;
     ctx->ranged = 1;
 

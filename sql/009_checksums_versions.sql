@@ -34,16 +34,95 @@ BEGIN
 END $$;
 
 
--- 003's plinth_part_commit, then the part's verified checksum.
+-- Segments. A part is one or more rows (seg 0, 1, ...), each a run of the
+-- part's bytes stored in a blob from blob_offset: a part written by
+-- UploadPart is one row at offset 0; a part made by UploadPartCopy refers
+-- to the source's blobs (no byte moves, as CopyObject), one row per source
+-- blob its range touches. version_parts keeps the rows, in object order,
+-- part_offset being each row's first byte in the object. Blobs may thus be
+-- shared between uploads and versions: a garbage_blobs row is a candidate,
+-- removed only once no version or upload refers to the blob (sql/006).
+ALTER TABLE upload_parts ADD COLUMN seg integer NOT NULL DEFAULT 0,
+                         ADD COLUMN blob_offset bigint NOT NULL DEFAULT 0;
+ALTER TABLE upload_parts DROP CONSTRAINT upload_parts_pkey,
+                         ADD PRIMARY KEY (upload_id, part_number, seg);
+ALTER TABLE version_parts ADD COLUMN seg integer NOT NULL DEFAULT 0,
+                          ADD COLUMN blob_offset bigint NOT NULL DEFAULT 0;
+ALTER TABLE version_parts DROP CONSTRAINT version_parts_pkey,
+                          ADD PRIMARY KEY (version_id, part_number, seg);
+
+
+-- The open upload p_upload, locked; the blob just written becomes garbage
+-- when the upload is gone (PL007).
+CREATE FUNCTION plinth_part_lock(p_upload text, p_blob uuid,
+    p_nodes integer[])
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_state text;
+BEGIN
+    SELECT state INTO v_state FROM uploads WHERE upload_id = p_upload
+        FOR UPDATE;
+    IF NOT FOUND OR v_state <> 'open' THEN
+        IF p_blob IS NOT NULL THEN
+            INSERT INTO garbage_blobs (blob_id, nodes, reason)
+                VALUES (p_blob, p_nodes, 'upload gone');
+        END IF;
+        RAISE EXCEPTION 'no upload "%"', p_upload USING ERRCODE = 'PL007';
+    END IF;
+END $$;
+
+
+-- A part number's rows go (their blobs become garbage candidates).
+CREATE FUNCTION plinth_part_drop(p_upload text, p_part integer)
+RETURNS void LANGUAGE sql AS $$
+    INSERT INTO garbage_blobs (blob_id, nodes, reason)
+        SELECT blob_id, nodes, 'replaced' FROM upload_parts
+        WHERE upload_id = p_upload AND part_number = p_part;
+    DELETE FROM upload_parts WHERE upload_id = p_upload AND part_number = p_part;
+$$;
+
+
+-- UploadPart's commit, with the part's verified checksum (NULLs: none).
 CREATE FUNCTION plinth_part_commit(p_upload text, p_part integer,
     p_blob uuid, p_size bigint, p_etag text, p_nodes integer[],
     p_cks_alg text, p_cks text)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM plinth_part_commit(p_upload, p_part, p_blob, p_size, p_etag,
-                               p_nodes);
-    UPDATE upload_parts SET checksum_alg = p_cks_alg, checksum = p_cks
-        WHERE upload_id = p_upload AND part_number = p_part;
+    PERFORM plinth_part_lock(p_upload, p_blob, p_nodes);
+    PERFORM plinth_part_drop(p_upload, p_part);
+    INSERT INTO upload_parts (upload_id, part_number, blob_id, size, etag,
+                              nodes, checksum_alg, checksum)
+        VALUES (p_upload, p_part, p_blob, p_size, p_etag, p_nodes,
+                p_cks_alg, p_cks);
+END $$;
+
+-- 003's form, for gateways not yet reloaded: the same, without checksum.
+CREATE OR REPLACE FUNCTION plinth_part_commit(p_upload text, p_part integer,
+    p_blob uuid, p_size bigint, p_etag text, p_nodes integer[])
+RETURNS void LANGUAGE sql AS $$
+    SELECT plinth_part_commit(p_upload, p_part, p_blob, p_size, p_etag,
+                              p_nodes, NULL, NULL);
+$$;
+
+
+-- ListParts: one row per part (its rows' sizes added up).
+CREATE OR REPLACE FUNCTION plinth_list_parts(p_bucket text, p_key text,
+    p_upload text, p_caller text, p_marker integer, p_max integer)
+RETURNS TABLE (part_number integer, etag text, size bigint,
+               uploaded timestamptz, owner_id text)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    u uploads%ROWTYPE;
+BEGIN
+    u := plinth_mpu_open(p_bucket, p_key, p_upload, p_caller, false);
+    RETURN QUERY
+        SELECT p.part_number, min(p.etag), sum(p.size)::bigint,
+               min(p.uploaded), u.owner_id
+        FROM upload_parts p
+        WHERE p.upload_id = p_upload AND p.part_number > p_marker
+        GROUP BY p.part_number
+        ORDER BY p.part_number
+        LIMIT p_max + 1;
 END $$;
 
 
@@ -79,11 +158,12 @@ BEGIN
     IF FOUND AND u.state = 'completed' AND u.version_id IS NOT NULL
        AND v_n > 0
        AND v_n = (SELECT count(*) FROM version_parts vp
-                  WHERE vp.version_id = u.version_id)
+                  WHERE vp.version_id = u.version_id AND vp.seg = 0)
        AND NOT EXISTS (
            SELECT 1 FROM unnest(p_parts, p_etags) AS l(pn, et)
            LEFT JOIN version_parts vp
                   ON vp.version_id = u.version_id AND vp.part_number = l.pn
+                 AND vp.seg = 0
            WHERE vp.etag IS DISTINCT FROM lower(btrim(l.et, '" ')))
     THEN
         version_id := u.version_id;
@@ -104,6 +184,7 @@ BEGIN
             FROM unnest(p_parts, p_etags) WITH ORDINALITY AS l(pn, et, ord)
             LEFT JOIN upload_parts p
                    ON p.upload_id = p_upload AND p.part_number = l.pn
+                  AND p.seg = 0
             ORDER BY l.ord
         LOOP
             IF r.have IS NULL OR r.have <> lower(btrim(r.et, '" ')) THEN
@@ -116,15 +197,18 @@ BEGIN
             FROM unnest(p_parts) WITH ORDINALITY AS l(pn, ord)
             JOIN upload_parts p
               ON p.upload_id = p_upload AND p.part_number = l.pn
-            WHERE l.ord < v_n AND p.size < v_min
+            WHERE l.ord < v_n
+            GROUP BY l.pn
+            HAVING sum(p.size) < v_min
         LOOP
             RAISE EXCEPTION 'part % is smaller than 5 MiB', r.pn
                 USING ERRCODE = 'PL010';
         END LOOP;
 
         SELECT sum(p.size),
-               md5(decode(string_agg(p.etag, '' ORDER BY p.part_number),
-                          'hex')) || '-' || count(*)
+               md5(decode(string_agg(p.etag, '' ORDER BY p.part_number)
+                              FILTER (WHERE p.seg = 0),
+                          'hex')) || '-' || count(*) FILTER (WHERE p.seg = 0)
             INTO v_size, v_etag
             FROM upload_parts p
             WHERE p.upload_id = p_upload AND p.part_number = ANY (p_parts);
@@ -136,12 +220,12 @@ BEGIN
                     u.content_type, u.meta, p_owner, clock_timestamp(), v_n)
             RETURNING versions.version_id INTO version_id;
 
-        INSERT INTO version_parts (version_id, part_number, blob_id, size,
-                                   part_offset, etag, nodes, checksum_alg,
-                                   checksum)
-            SELECT plinth_mpu_complete.version_id, p.part_number, p.blob_id,
-                   p.size,
-                   coalesce(sum(p.size) OVER (ORDER BY p.part_number
+        INSERT INTO version_parts (version_id, part_number, seg, blob_id,
+                                   blob_offset, size, part_offset, etag,
+                                   nodes, checksum_alg, checksum)
+            SELECT plinth_mpu_complete.version_id, p.part_number, p.seg,
+                   p.blob_id, p.blob_offset, p.size,
+                   coalesce(sum(p.size) OVER (ORDER BY p.part_number, p.seg
                             ROWS BETWEEN UNBOUNDED PRECEDING
                                      AND 1 PRECEDING), 0),
                    p.etag, p.nodes, p.checksum_alg, p.checksum
@@ -178,28 +262,20 @@ BEGIN
 END $$;
 
 
--- CopyObject, as 006's, with
---   * the source's version (p_src_vid; NULL: its current version; 'null':
---     the null version): PL014 NoSuchVersion when it does not exist, PL016
---     (S3's InvalidRequest) when it names a delete marker;
---   * the source's checksum kept by the copy (its bytes are the same);
---   * the S3 version ids of the source and of the new version.
-CREATE FUNCTION plinth_copy_object(p_src_bucket text, p_src_key text,
-    p_dst_bucket text, p_dst_key text, p_caller text, p_replace boolean,
-    p_content_type text, p_meta text, p_acl text,
-    p_if_match text, p_if_none_match text,
-    p_if_modified_since timestamptz, p_if_unmodified_since timestamptz,
-    p_src_vid text,
-    OUT etag text, OUT last_modified text, OUT vid text,
-    OUT versioned boolean, OUT src_vid text)
-LANGUAGE plpgsql AS $$
+-- The source of a copy (CopyObject, UploadPartCopy), locked FOR SHARE:
+-- the version p_src_vid (NULL: the current one; 'null': the null version;
+-- PL014 NoSuchVersion when it does not exist, PL016 - S3's InvalidRequest
+-- - when it names a delete marker), readable by the caller, meeting the
+-- x-amz-copy-source-if-* conditions (PL013 PreconditionFailed), checked in
+-- S3's order: if-match and if-none-match decide over the dates.
+CREATE FUNCTION plinth_copy_source(p_src_bucket text, p_src_key text,
+    p_caller text, p_src_vid text, p_if_match text, p_if_none_match text,
+    p_if_modified_since timestamptz, p_if_unmodified_since timestamptz)
+RETURNS versions LANGUAGE plpgsql AS $$
 DECLARE
-    v_src    versions%ROWTYPE;
-    v_dst    bigint;
-    v_new    bigint;
+    v_src versions%ROWTYPE;
 BEGIN
     PERFORM plinth_bucket_readable(p_src_bucket, p_caller);
-    v_dst := plinth_bucket_owned(p_dst_bucket, p_caller);
 
     IF p_src_vid IS NULL THEN
         SELECT v.* INTO v_src FROM versions v
@@ -231,7 +307,6 @@ BEGIN
         END IF;
     END IF;
 
-    -- S3's order: if-match and if-none-match decide over the dates
     IF p_if_match IS NOT NULL AND p_if_match <> '*'
        AND p_if_match IS DISTINCT FROM v_src.etag THEN
         RAISE EXCEPTION 'copy source precondition' USING ERRCODE = 'PL013';
@@ -249,6 +324,32 @@ BEGIN
         RAISE EXCEPTION 'copy source precondition' USING ERRCODE = 'PL013';
     END IF;
 
+    RETURN v_src;
+END $$;
+
+
+-- CopyObject, as 006's, with the source's version (plinth_copy_source),
+-- its checksum kept (its bytes are the same), and the S3 version ids of
+-- the source and of the new version answered.
+CREATE FUNCTION plinth_copy_object(p_src_bucket text, p_src_key text,
+    p_dst_bucket text, p_dst_key text, p_caller text, p_replace boolean,
+    p_content_type text, p_meta text, p_acl text,
+    p_if_match text, p_if_none_match text,
+    p_if_modified_since timestamptz, p_if_unmodified_since timestamptz,
+    p_src_vid text,
+    OUT etag text, OUT last_modified text, OUT vid text,
+    OUT versioned boolean, OUT src_vid text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_src    versions%ROWTYPE;
+    v_dst    bigint;
+    v_new    bigint;
+BEGIN
+    v_dst := plinth_bucket_owned(p_dst_bucket, p_caller);
+    v_src := plinth_copy_source(p_src_bucket, p_src_key, p_caller,
+                                p_src_vid, p_if_match, p_if_none_match,
+                                p_if_modified_since, p_if_unmodified_since);
+
     INSERT INTO versions (bucket_id, key, state, blob_id, size, etag,
                           content_type, meta, nodes, owner_id, committed_at,
                           acl, parts, checksum_alg, checksum, checksum_type)
@@ -261,11 +362,11 @@ BEGIN
                 v_src.checksum_alg, v_src.checksum, v_src.checksum_type)
         RETURNING version_id INTO v_new;
 
-    INSERT INTO version_parts (version_id, part_number, blob_id, size,
-                               part_offset, etag, nodes, checksum_alg,
-                               checksum)
-        SELECT v_new, part_number, blob_id, size, part_offset, vp.etag, nodes,
-               vp.checksum_alg, vp.checksum
+    INSERT INTO version_parts (version_id, part_number, seg, blob_id,
+                               blob_offset, size, part_offset, etag, nodes,
+                               checksum_alg, checksum)
+        SELECT v_new, part_number, seg, blob_id, blob_offset, size,
+               part_offset, vp.etag, nodes, vp.checksum_alg, vp.checksum
         FROM version_parts vp WHERE vp.version_id = v_src.version_id;
 
     PERFORM plinth_make_current(v_new);
@@ -277,6 +378,90 @@ BEGIN
         INTO etag, last_modified, vid, versioned
         FROM versions v JOIN buckets b USING (bucket_id)
         WHERE v.version_id = v_new;
+END $$;
+
+
+-- UploadPartCopy: part p_part of the upload becomes bytes
+-- [p_first, p_last] of the copy source (the whole source when p_first is
+-- NULL), as rows referring to the source's blobs. A range outside the
+-- source is PL015 (InvalidArgument), more than 5 GiB PL016
+-- (InvalidRequest), as in S3. The part's ETag is the MD5 of its bytes when
+-- known without reading them (a whole single-PUT source: its own ETag,
+-- with its checksum); otherwise the MD5 of the source's ETag and the
+-- range, stable for the same copy (recorded in the README).
+CREATE FUNCTION plinth_part_copy(p_bucket text, p_key text, p_upload text,
+    p_part integer, p_caller text,
+    p_src_bucket text, p_src_key text, p_src_vid text,
+    p_first bigint, p_last bigint,
+    p_if_match text, p_if_none_match text,
+    p_if_modified_since timestamptz, p_if_unmodified_since timestamptz,
+    OUT etag text, OUT last_modified text, OUT src_vid text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_src   versions%ROWTYPE;
+    v_first bigint := coalesce(p_first, 0);
+    v_last  bigint;
+    v_whole boolean;
+    v_now   timestamptz := clock_timestamp();
+BEGIN
+    PERFORM plinth_mpu_open(p_bucket, p_key, p_upload, p_caller, false);
+    PERFORM plinth_part_lock(p_upload, NULL, NULL);
+    v_src := plinth_copy_source(p_src_bucket, p_src_key, p_caller,
+                                p_src_vid, p_if_match, p_if_none_match,
+                                p_if_modified_since, p_if_unmodified_since);
+
+    v_last := coalesce(p_last, v_src.size - 1);
+    IF p_first IS NOT NULL
+       AND (p_first > p_last OR p_last >= v_src.size) THEN
+        RAISE EXCEPTION 'Range specified is not valid for source object of size: %',
+            v_src.size USING ERRCODE = 'PL015';
+    END IF;
+    IF v_last - v_first + 1 > 5368709120 THEN
+        RAISE EXCEPTION 'copy source range larger than 5 GiB'
+            USING ERRCODE = 'PL016';
+    END IF;
+    v_whole := v_first = 0 AND v_last = v_src.size - 1;
+
+    IF v_whole AND v_src.parts IS NULL THEN
+        etag := v_src.etag;
+    ELSE
+        etag := md5(v_src.etag || ' ' || v_first || '-' || v_last);
+    END IF;
+
+    PERFORM plinth_part_drop(p_upload, p_part);
+
+    IF v_src.parts IS NULL THEN
+        INSERT INTO upload_parts (upload_id, part_number, seg, blob_id,
+                                  blob_offset, size, etag, nodes, uploaded,
+                                  checksum_alg, checksum)
+            VALUES (p_upload, p_part, 0, v_src.blob_id, v_first,
+                    v_last - v_first + 1, etag, v_src.nodes, v_now,
+                    CASE WHEN v_whole THEN v_src.checksum_alg END,
+                    CASE WHEN v_whole THEN v_src.checksum END);
+    ELSIF v_last < v_first THEN
+        RAISE EXCEPTION 'an empty multipart copy source'
+            USING ERRCODE = 'PL016';
+    ELSE
+        INSERT INTO upload_parts (upload_id, part_number, seg, blob_id,
+                                  blob_offset, size, etag, nodes, uploaded)
+            SELECT p_upload, p_part,
+                   (row_number() OVER (ORDER BY vp.part_offset))::integer - 1,
+                   vp.blob_id,
+                   vp.blob_offset + greatest(v_first, vp.part_offset)
+                       - vp.part_offset,
+                   least(v_last, vp.part_offset + vp.size - 1)
+                       - greatest(v_first, vp.part_offset) + 1,
+                   plinth_part_copy.etag, vp.nodes, v_now
+            FROM version_parts vp
+            WHERE vp.version_id = v_src.version_id
+              AND vp.part_offset <= v_last
+              AND vp.part_offset + vp.size - 1 >= v_first
+              AND vp.size > 0;
+    END IF;
+
+    src_vid := v_src.vid;
+    last_modified := to_char(v_now AT TIME ZONE 'UTC',
+                             'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
 END $$;
 
 

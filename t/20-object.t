@@ -1350,3 +1350,19 @@ ok(!grep(/^x-amz-checksum/, keys %{ $r->{headers} }), 'an object written without
 
 
 
+=== TEST 110: GetObjectTagging: an empty tag set (no tags are kept); tags asked for on a write are refused (501), not ignored
+--- check
+s3_request(PUT => '/objects/tagged', body => 'tag me');
+my $r = s3_request(GET => '/objects/tagged?tagging');
+is($r->{status}, 200, 'GetObjectTagging: 200');
+like($r->{body}, qr{^<\?xml version="1.0" encoding="UTF-8"\?>\n<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><TagSet></TagSet></Tagging>$}, 'an empty TagSet');
+$r = s3_request(GET => '/objects/no-such-key?tagging');
+is($r->{status}, 404, 'of a missing key: 404');
+like($r->{body}, qr{<Code>NoSuchKey</Code>}, 'NoSuchKey');
+$r = s3_request(PUT => '/objects/tagged?tagging', body => '<Tagging><TagSet><Tag><Key>a</Key><Value>b</Value></Tag></TagSet></Tagging>');
+is($r->{status}, 501, 'PutObjectTagging: 501');
+$r = s3_request(PUT => '/objects/tagged2', body => 'x', headers => ['x-amz-tagging' => 'a=b']);
+is($r->{status}, 501, 'PutObject with x-amz-tagging: 501');
+is(s3_request(GET => '/objects/tagged2')->{status}, 404, 'nothing stored');
+is(s3_request(DELETE => '/objects/tagged?tagging')->{status}, 501, 'DeleteObjectTagging: 501');
+is(s3_request(GET => '/objects/tagged')->{body}, 'tag me', 'the object is untouched');

@@ -295,14 +295,17 @@ Content-MD5: AAAAAAAAAAAAAAAAAAAAAA==
 
 
 
-=== TEST 12: UploadPartCopy (x-amz-copy-source): 501 NotImplemented
+=== TEST 12: UploadPartCopy of a missing source: 404 NoSuchKey, the upload's parts unchanged
 --- request eval
 "PUT /mpb/obj?partNumber=4&uploadId=$::UP{obj}"
 --- more_headers
 x-amz-copy-source: /mpb/other
---- error_code: 501
+--- error_code: 404
 --- response_body_like
-<Code>NotImplemented</Code>
+<Code>NoSuchKey</Code>
+--- check
+my $l = s3_request(GET => "/mpb/obj?uploadId=$::UP{obj}");
+unlike($l->{body}, qr{<PartNumber>4</PartNumber>}, 'no part 4');
 
 
 
@@ -854,3 +857,104 @@ is($r->{headers}{'x-amz-checksum-crc64nvme'}, checksum_base64('crc64nvme', $b[1]
 ok($r->{body} eq $b[1], 'and its bytes');
 $r = s3_request(HEAD => '/mpb/ckparts', headers => ['x-amz-checksum-mode' => 'ENABLED']);
 ok(!grep(/^x-amz-checksum-(?!type)/, keys %{ $r->{headers} }), 'the whole multipart object claims no checksum it does not have');
+
+
+
+=== TEST 49: UploadPartCopy: a whole single-PUT source, a range across two parts of a multipart source, an uploaded part; Complete; GET byte for byte
+--- timeout: 120
+--- check
+my $MiB = 1024 * 1024;
+$::SRC1 = random_bytes(6 * $MiB + 7);
+put_ok('/mpb/copysrc-single', $::SRC1);
+$::SRC2 = mp_object('/mpb/copysrc-multi', 5 * $MiB, 5 * $MiB, 1000);
+my $id = create_upload('/mpb/copied');
+my $r = s3_request(PUT => "/mpb/copied?partNumber=1&uploadId=$id", headers => ['x-amz-copy-source' => '/mpb/copysrc-single']);
+is($r->{status}, 200, 'UploadPartCopy of a whole object: 200') or diag $r->{body};
+like($r->{body}, qr{^<\?xml version="1.0" encoding="UTF-8"\?>\n<CopyPartResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><LastModified>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z</LastModified><ETag>&quot;[0-9a-f]{32}&quot;</ETag></CopyPartResult>$}, 'CopyPartResult');
+my ($e1) = $r->{body} =~ m{<ETag>&quot;([0-9a-f]{32})&quot;</ETag>};
+is($e1, md5_hex($::SRC1), 'a whole single-PUT source: the ETag is the MD5 of the bytes');
+my ($a, $b) = (3 * $MiB, 8 * $MiB + 99);     # crosses the boundary of parts 1 and 2
+$r = s3_request(PUT => "/mpb/copied?partNumber=2&uploadId=$id",
+                headers => ['x-amz-copy-source' => '/mpb/copysrc-multi', 'x-amz-copy-source-range' => "bytes=$a-$b"]);
+is($r->{status}, 200, 'UploadPartCopy of a range across two source parts: 200') or diag $r->{body};
+my ($e2) = $r->{body} =~ m{<ETag>&quot;([0-9a-f]{32})&quot;</ETag>};
+ok($e2, 'its ETag');
+my $e3 = upload_part('/mpb/copied', $id, 3, 'an uploaded tail');
+my $l = s3_request(GET => "/mpb/copied?uploadId=$id");
+like($l->{body}, qr{<PartNumber>2</PartNumber><LastModified>[^<]+</LastModified><ETag>&quot;$e2&quot;</ETag><Size>@{[ $b - $a + 1 ]}</Size>}, 'ListParts: part 2, one part of the range size');
+$r = complete('/mpb/copied', $id, [1, $e1], [2, $e2], [3, $e3]);
+is($r->{status}, 200, 'Complete') or diag $r->{body};
+$::COPIED = $::SRC1 . substr($::SRC2, $a, $b - $a + 1) . 'an uploaded tail';
+$r = s3_request(GET => '/mpb/copied', timeout => 60);
+is(length $r->{body}, length $::COPIED, 'length');
+ok($r->{body} eq $::COPIED, 'GET: byte-identical');
+like($r->{headers}{etag}, qr/^"[0-9a-f]{32}-3"$/, 'a multipart ETag of 3 parts');
+my $off = length($::SRC1) + 2 * $MiB - 10;   # inside part 2, across its two segments
+$r = s3_request(GET => '/mpb/copied', headers => [Range => "bytes=$off-" . ($off + 20)]);
+is($r->{body}, substr($::COPIED, $off, 21), 'a Range across the two segments of part 2');
+$r = s3_request(GET => '/mpb/copied?partNumber=2', timeout => 60);
+is($r->{status}, 206, 'partNumber=2: 206');
+ok($r->{body} eq substr($::SRC2, $a, $b - $a + 1), 'partNumber=2: the copied range, whole');
+is($r->{headers}{'x-amz-mp-parts-count'}, 3, 'parts count 3');
+$r = s3_request(GET => '/mpb/copied?partNumber=3');
+is($r->{body}, 'an uploaded tail', 'partNumber=3: the uploaded part');
+
+
+
+=== TEST 50: a copied part survives its source being overwritten and deleted; blobs are shared, no byte was copied
+--- check
+my @blobs = map { $_->[0] } cluster()->psql("SELECT DISTINCT replace(blob_id::text, '-', '') FROM version_parts vp JOIN objects o USING (version_id) JOIN buckets b ON b.bucket_id = o.bucket_id WHERE b.name = 'mpb' AND o.key = 'copied'");
+my @src = map { $_->[0] } cluster()->psql("SELECT replace(v.blob_id::text, '-', '') FROM versions v JOIN objects o USING (version_id) JOIN buckets b ON b.bucket_id = o.bucket_id WHERE b.name = 'mpb' AND o.key = 'copysrc-single'");
+ok(scalar(grep { $_ eq $src[0] } @blobs), "the copy refers to the source's blob");
+put_ok('/mpb/copysrc-single', 'overwritten');
+is(s3_request(DELETE => '/mpb/copysrc-multi')->{status}, 204, 'source deleted');
+my $r = s3_request(GET => '/mpb/copied', timeout => 60);
+ok($r->{body} eq $::COPIED, 'the copy still reads byte-identical');
+
+
+
+=== TEST 51: UploadPartCopy errors: bad range forms, a range past the source, an unknown upload, a failed source condition, a bad version id; nothing recorded
+--- check
+put_ok('/mpb/small-src', '0123456789');
+my $id = create_upload('/mpb/copyerr');
+my $kept = random_bytes(5 * 1024 * 1024);
+my $e = upload_part('/mpb/copyerr', $id, 1, $kept);
+my $h = sub { ['x-amz-copy-source' => '/mpb/small-src', @_] };
+my @cases = (
+    [400, 'InvalidArgument', $h->('x-amz-copy-source-range' => 'bytes=5-')],
+    [400, 'InvalidArgument', $h->('x-amz-copy-source-range' => 'bytes=5-2')],
+    [400, 'InvalidArgument', $h->('x-amz-copy-source-range' => 'items=0-1')],
+    [400, 'InvalidArgument', $h->('x-amz-copy-source-range' => 'bytes=5-10')],
+    [412, 'PreconditionFailed', $h->('x-amz-copy-source-if-match' => '"' . md5_hex('nope') . '"')],
+    [404, 'NoSuchKey', ['x-amz-copy-source' => '/mpb/never']],
+    [404, 'NoSuchBucket', ['x-amz-copy-source' => '/nobucket/k']],
+    [400, 'InvalidArgument', ['x-amz-copy-source' => '/mpb/small-src?versionId=bad']],
+);
+for my $c (@cases) {
+    my ($status, $code, $hdrs) = @$c;
+    my $r = s3_request(PUT => "/mpb/copyerr?partNumber=1&uploadId=$id", headers => $hdrs);
+    is($r->{status}, $status, "@$hdrs: $status");
+    like($r->{body}, qr{<Code>$code</Code>}, "@$hdrs: $code");
+}
+my $r = s3_request(PUT => "/mpb/copyerr?partNumber=1&uploadId=" . ('0' x 64), headers => $h->());
+is($r->{status}, 404, 'unknown upload: 404');
+like($r->{body}, qr{<Code>NoSuchUpload</Code>}, 'NoSuchUpload');
+my $l = s3_request(GET => "/mpb/copyerr?uploadId=$id");
+like($l->{body}, qr{<ETag>&quot;$e&quot;</ETag><Size>5242880</Size>}, 'part 1 is still the uploaded one');
+$r = s3_request(PUT => "/mpb/copyerr?partNumber=2&uploadId=$id", headers => $h->('x-amz-copy-source-range' => 'bytes=2-5'));
+is($r->{status}, 200, 'a range inside the source: 200');
+is(complete('/mpb/copyerr', $id, [1, $e], [2, ($r->{body} =~ m{&quot;([0-9a-f]{32})&quot;})[0]])->{status}, 200, 'Complete');
+ok(s3_request(GET => '/mpb/copyerr')->{body} eq $kept . '2345', 'part 1 + bytes 2..5 of the source');
+
+
+
+=== TEST 52: aws s3 cp from object to object over 5 MB: the CLI copies with UploadPartCopy; byte-identical
+--- timeout: 300
+--- check
+my $body = random_bytes(12 * 1024 * 1024 + 5);
+put_ok('/mpb/cli-src', $body);
+my ($rc, $out) = main::aws_mp('s3', 'cp', 's3://mpb/cli-src', 's3://mpb/cli-dst');
+is($rc, 0, 'aws s3 cp s3:// s3://') or diag($out);
+my $h = s3_request(HEAD => '/mpb/cli-dst');
+like($h->{headers}{etag} // '', qr/^"[0-9a-f]{32}-3"$/, 'made by a 3-part multipart copy');
+ok(s3_request(GET => '/mpb/cli-dst', timeout => 60)->{body} eq $body, 'byte-identical');
