@@ -20,8 +20,14 @@
  *     scrub_batch: 100            blobs verified per scrub request
  *     scrub_grace: 60s            blobs younger than this are not "missing"
  *     http_timeout: 60s           one pull or scrub request
+ *     gc_interval: 60s            garbage collection step this often (0: off)
+ *     gc_grace: 1h                dead versions and garbage_blobs rows wait this long
+ *     pending_grace: 24h          a write pending this long never commits
+ *     upload_max_age: 7d          open multipart uploads older are aborted
+ *     orphan_grace: 24h           blob files nothing names, older than this, go
+ *     gc_batch: 500               versions or garbage rows per step
  *
- * Durations: a number of seconds, or with a unit: 250ms, 5s, 2m, 1h.
+ * Durations: a number of seconds, or with a unit: 250ms, 5s, 2m, 1h, 7d.
  * Unknown keys, repeated keys and bad values are errors naming the line.
  */
 
@@ -58,6 +64,8 @@ rd_duration(const char *v, double *out)
         d *= 60;
     } else if (strcmp(end, "h") == 0) {
         d *= 3600;
+    } else if (strcmp(end, "d") == 0) {
+        d *= 86400;
     } else {
         return -1;
     }
@@ -149,6 +157,12 @@ rd_config_load(const char *path, rd_config *cf, char *err, size_t len)
     cf->scrub_batch = 100;
     cf->scrub_grace = 60;
     cf->http_timeout = 60;
+    cf->gc_interval = 60;
+    cf->gc_grace = 3600;
+    cf->pending_grace = 86400;
+    cf->upload_max_age = 7 * 86400;
+    cf->orphan_grace = 86400;
+    cf->gc_batch = 500;
 
     if (rd_doc_load(path, &doc, err, len) != 0) {
         return -1;
@@ -220,6 +234,11 @@ rd_config_load(const char *path, rd_config *cf, char *err, size_t len)
                 goto bad;
             }
             cf->repair_batch = (uint32_t) n;
+        } else if (strcmp(key, "gc_batch") == 0) {
+            if (rd_uint(val, 1, 100000, &n) != 0) {
+                goto bad;
+            }
+            cf->gc_batch = (uint32_t) n;
         } else if (strcmp(key, "scrub_batch") == 0) {
             if (rd_uint(val, 1, 10000, &n) != 0) {
                 goto bad;
@@ -253,6 +272,18 @@ rd_config_load(const char *path, rd_config *cf, char *err, size_t len)
                 min = 0;
             } else if (strcmp(key, "http_timeout") == 0) {
                 dp = &cf->http_timeout;
+            } else if (strcmp(key, "gc_interval") == 0) {
+                dp = &cf->gc_interval;
+                min = 0;
+            } else if (strcmp(key, "gc_grace") == 0) {
+                dp = &cf->gc_grace;
+                min = 0;
+            } else if (strcmp(key, "pending_grace") == 0) {
+                dp = &cf->pending_grace;
+            } else if (strcmp(key, "upload_max_age") == 0) {
+                dp = &cf->upload_max_age;
+            } else if (strcmp(key, "orphan_grace") == 0) {
+                dp = &cf->orphan_grace;
             }
             if (dp == NULL) {
                 snprintf(err, len, "%s, line %zu: unknown key \"%s\"", path,

@@ -81,7 +81,7 @@ rd_metrics(void *cls, struct MHD_Connection *c, const char *url,
         "# TYPE plinth_repair_operations_total counter\n"
         "plinth_repair_operations_total{kind=\"replicate\"} %llu\n"
         "plinth_repair_operations_total{kind=\"scrub_repair\"} %llu\n"
-        "plinth_repair_operations_total{kind=\"gc\"} 0\n"
+        "plinth_repair_operations_total{kind=\"gc\"} %llu\n"
         "plinth_repair_operations_total{kind=\"rebalance\"} 0\n"
         "# HELP plinth_repair_failures_total Copies that failed or blobs with no good replica.\n"
         "# TYPE plinth_repair_failures_total counter\n"
@@ -107,6 +107,12 @@ rd_metrics(void *cls, struct MHD_Connection *c, const char *url,
         "# HELP plinth_repair_last_completion_timestamp_seconds When a full repair pass last completed.\n"
         "# TYPE plinth_repair_last_completion_timestamp_seconds gauge\n"
         "plinth_repair_last_completion_timestamp_seconds %lld\n"
+        "# HELP plinth_gc_versions_total Dead version rows collected.\n"
+        "# TYPE plinth_gc_versions_total counter\n"
+        "plinth_gc_versions_total %llu\n"
+        "# HELP plinth_gc_orphans_total Orphan blob copies deleted.\n"
+        "# TYPE plinth_gc_orphans_total counter\n"
+        "plinth_gc_orphans_total %llu\n"
         "# HELP plinth_health_probes_total Data node health probes sent.\n"
         "# TYPE plinth_health_probes_total counter\n"
         "plinth_health_probes_total %llu\n"
@@ -116,14 +122,14 @@ rd_metrics(void *cls, struct MHD_Connection *c, const char *url,
         "# HELP plinth_repaird_db_up 1 while the PostgreSQL session is up.\n"
         "# TYPE plinth_repaird_db_up gauge\n"
         "plinth_repaird_db_up %d\n",
-        L(replicate_ops), L(scrub_repair_ops), L(repair_failures),
+        L(replicate_ops), L(scrub_repair_ops), L(gc_ops), L(repair_failures),
         (long long) ur,
         (long long) __atomic_load_n(&s->lost, __ATOMIC_RELAXED),
         L(scrub_checked), L(scrub_corrupt), L(scrub_missing),
         (long long) __atomic_load_n(&s->scrub_last_completed, __ATOMIC_RELAXED),
         (long long) __atomic_load_n(&s->repair_last_completed,
                                     __ATOMIC_RELAXED),
-        L(health_probes),
+        L(gc_versions), L(gc_orphans), L(health_probes),
         __atomic_load_n(&s->leader, __ATOMIC_RELAXED),
         __atomic_load_n(&s->db_up, __ATOMIC_RELAXED));
 #undef L
@@ -186,7 +192,7 @@ static void
 rd_loop(rd_ctx *x)
 {
     double  now, health_due = 0, repair_due = 0, scrub_due = 0,
-            lock_due = 0, next, connect_due = 0;
+            lock_due = 0, next, connect_due = 0, gc_due = 0;
     int     more, q, r;
 
     while (!rd_stop) {
@@ -228,7 +234,7 @@ rd_loop(rd_ctx *x)
             /* a fresh worker: probe first, repair after one round */
             x->health_rounds = 0;
             x->repair_after[0] = '\0';
-            health_due = repair_due = scrub_due = now;
+            health_due = repair_due = scrub_due = gc_due = now;
         }
 
         if (now >= health_due) {
@@ -270,7 +276,17 @@ rd_loop(rd_ctx *x)
             }
         }
 
+        if (x->health_rounds > 0 && x->cf.gc_interval > 0 && now >= gc_due) {
+            if (rd_gc_step(x, &more) != 0) {
+                continue;
+            }
+            gc_due = more ? rd_now() : rd_now() + x->cf.gc_interval;
+        }
+
         next = health_due;
+        if (x->health_rounds > 0 && x->cf.gc_interval > 0 && gc_due < next) {
+            next = gc_due;
+        }
         if (x->health_rounds > 0 && repair_due < next) {
             next = repair_due;
         }

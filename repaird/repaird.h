@@ -67,6 +67,12 @@ typedef struct {
     uint32_t   scrub_batch;      /* blobs per scrub request */
     double     scrub_grace;      /* younger references are not "missing" */
     double     http_timeout;     /* a pull, a scrub page */
+    double     gc_interval;      /* 0: no garbage collection */
+    double     gc_grace;         /* dead versions, garbage_blobs rows */
+    double     pending_grace;    /* pending versions never committed */
+    double     upload_max_age;   /* open multipart uploads */
+    double     orphan_grace;     /* blob files nothing names */
+    uint32_t   gc_batch;
 } rd_config;
 
 int rd_config_load(const char *path, rd_config *cf, char *err, size_t len);
@@ -135,6 +141,9 @@ typedef struct {
     uint64_t  scrub_corrupt;
     uint64_t  scrub_missing;
     uint64_t  health_probes;
+    uint64_t  gc_ops;               /* blob copies deleted */
+    uint64_t  gc_versions;          /* dead version rows removed */
+    uint64_t  gc_orphans;           /* orphan copies deleted */
     int64_t   under_replicated;     /* -1 until first counted */
     int64_t   lost;                 /* no good replica left */
     int64_t   scrub_last_completed; /* unix time of the last full pass */
@@ -176,6 +185,7 @@ int rd_cluster_apply(rd_ctx *x);
 int rd_health_round(rd_ctx *x);
 int rd_repair_step(rd_ctx *x, int *more);
 int rd_scrub_step(rd_ctx *x, int *more);
+int rd_gc_step(rd_ctx *x, int *more);
 int rd_queue_pending(rd_ctx *x);
 int rd_count_under_replicated(rd_ctx *x);
 

@@ -684,8 +684,9 @@ rd_cmp_id(const void *a, const void *b)
  */
 static int
 rd_node_listing(rd_ctx *x, rd_node *nd, const char *after, const char *upto,
-    char **ids, size_t *n)
+    char **ids, int64_t **mtimes, size_t *n)
 {
+    int64_t           *nm;
     rd_http_answer     a;
     Plinth__BlobList  *bl;
     char               path[128], cur[RD_ID_LEN + 1], *nb;
@@ -693,6 +694,7 @@ rd_node_listing(rd_ctx *x, rd_node *nd, const char *after, const char *upto,
     int                done = 0;
 
     *ids = NULL;
+    *mtimes = NULL;
     *n = 0;
     snprintf(cur, sizeof(cur), "%s", after);
     while (!done && !rd_stop) {
@@ -722,12 +724,19 @@ rd_node_listing(rd_ctx *x, rd_node *nd, const char *after, const char *upto,
                 }
                 cap = cap ? cap * 2 : 1024;
                 nb = realloc(*ids, cap * (RD_ID_LEN + 1));
-                if (nb == NULL) {
+                if (nb != NULL) {
+                    *ids = nb;
+                }
+                nm = realloc(*mtimes, cap * sizeof(int64_t));
+                if (nm != NULL) {
+                    *mtimes = nm;
+                }
+                if (nb == NULL || nm == NULL) {
                     plinth__blob_list__free_unpacked(bl, NULL);
                     goto failed;
                 }
-                *ids = nb;
             }
+            (*mtimes)[*n] = bl->blobs[i]->mtime;
             snprintf(*ids + *n * (RD_ID_LEN + 1), RD_ID_LEN + 1, "%s",
                      bl->blobs[i]->id);
             (*n)++;
@@ -739,7 +748,9 @@ rd_node_listing(rd_ctx *x, rd_node *nd, const char *after, const char *upto,
 
 failed:
     free(*ids);
+    free(*mtimes);
     *ids = NULL;
+    *mtimes = NULL;
     *n = 0;
     return -1;
 }
@@ -749,17 +760,22 @@ failed:
  * Blobs the database places on nd in (after, upto] that the node does not
  * have: queued as missing. Only references older than scrub_grace count.
  */
+static int rd_gc_orphans(rd_ctx *x, rd_node *nd, const char *ids,
+    const int64_t *mtimes, size_t n);
+
+
 static int
 rd_scrub_missing(rd_ctx *x, rd_node *nd, const char *after, const char *upto,
     uint64_t *missing)
 {
     PGresult    *res;
     char        *ids, id[16], grace[32], key[RD_ID_LEN + 1];
+    int64_t     *mtimes;
     size_t       n;
     int          i, rows;
     const char  *p[4];
 
-    if (rd_node_listing(x, nd, after, upto, &ids, &n) != 0) {
+    if (rd_node_listing(x, nd, after, upto, &ids, &mtimes, &n) != 0) {
         rd_log(RD_LOG_WARN, "scrub of node %u: cannot list its blobs", nd->c.id);
         return 0;
     }
@@ -775,6 +791,7 @@ rd_scrub_missing(rd_ctx *x, rd_node *nd, const char *after, const char *upto,
                      "$4::double precision))", 4, p);
     if (res == NULL) {
         free(ids);
+        free(mtimes);
         return -1;
     }
     rows = PQntuples(res);
@@ -787,8 +804,10 @@ rd_scrub_missing(rd_ctx *x, rd_node *nd, const char *after, const char *upto,
         rd_report(x, key, nd->c.id, "missing");
     }
     PQclear(res);
+    rows = x->cf.gc_interval > 0 ? rd_gc_orphans(x, nd, ids, mtimes, n) : 0;
     free(ids);
-    return 0;
+    free(mtimes);
+    return rows;
 }
 
 
@@ -926,5 +945,225 @@ rd_scrub_step(rd_ctx *x, int *more)
     }
     PQclear(res);
     *more = 1;
+    return 0;
+}
+
+
+/* ------------------------------------------------------------ gc */
+
+/* DELETE one copy. 1: gone (204 or 404), 0: not now (node down, error). */
+static int
+rd_delete_copy(rd_ctx *x, const char *hex, uint32_t node)
+{
+    rd_http_answer  a;
+    rd_node        *nd = rd_node_by_id(x, node);
+    char            path[64];
+    int             ok;
+
+    if (nd == NULL || nd->status != RD_NODE_ONLINE) {
+        return 0;
+    }
+    snprintf(path, sizeof(path), "/blobs/%s", hex);
+    rd_http("DELETE", nd->c.address, path, x->cf.http_timeout, &a);
+    ok = a.status == 204 || a.status == 404;
+    if (a.status == 204) {
+        rd_log(RD_LOG_DEBUG, "gc: blob %s deleted on node %u", hex, node);
+        __atomic_add_fetch(&x->stats.gc_ops, 1, __ATOMIC_RELAXED);
+    } else if (!ok) {
+        rd_log(RD_LOG_WARN, "gc: delete of blob %s on node %u failed: %ld %s",
+               hex, node, a.status, a.error);
+    }
+    rd_http_answer_free(&a);
+    return ok;
+}
+
+
+/*
+ * Orphans among a scrub page's listing: copies no row names on this node,
+ * older than orphan_grace by the node's clock of their mtime.
+ */
+static int
+rd_gc_orphans(rd_ctx *x, rd_node *nd, const char *ids, const int64_t *mtimes,
+    size_t n)
+{
+    PGresult    *res;
+    char        *arr, *q, id[16];
+    const char  *p[2];
+    size_t       i, k = 0;
+    int64_t      limit = (int64_t) time(NULL) - (int64_t) x->cf.orphan_grace;
+    int          rows, j;
+
+    arr = malloc(n * (RD_ID_LEN + 1) + 3);
+    if (arr == NULL) {
+        return 0;
+    }
+    q = arr;
+    *q++ = '{';
+    for (i = 0; i < n; i++) {
+        if (mtimes[i] >= limit) {
+            continue;
+        }
+        if (k++ > 0) {
+            *q++ = ',';
+        }
+        memcpy(q, ids + i * (RD_ID_LEN + 1), RD_ID_LEN);
+        q += RD_ID_LEN;
+    }
+    *q++ = '}';
+    *q = '\0';
+    if (k == 0) {
+        free(arr);
+        return 0;
+    }
+    snprintf(id, sizeof(id), "%u", nd->c.id);
+    p[0] = id;
+    p[1] = arr;
+    res = rd_db_exec(x, "SELECT blob_id FROM plinth_gc_orphans($1::integer, "
+                     "$2::uuid[])", 2, p);
+    free(arr);
+    if (res == NULL) {
+        return -1;
+    }
+    rows = PQntuples(res);
+    for (j = 0; j < rows && !rd_stop; j++) {
+        if (rd_delete_copy(x, PQgetvalue(res, j, 0), nd->c.id)) {
+            rd_log(RD_LOG_INFO, "gc: orphan blob %s removed from node %u",
+                   PQgetvalue(res, j, 0), nd->c.id);
+            __atomic_add_fetch(&x->stats.gc_orphans, 1, __ATOMIC_RELAXED);
+        }
+    }
+    PQclear(res);
+    return 0;
+}
+
+
+/*
+ * One garbage collection step: expire old uploads and pending writes,
+ * then up to gc_batch dead versions and gc_batch garbage_blobs rows. A
+ * copy that cannot be deleted now (its node down) is kept: as a
+ * garbage_blobs row for a version (so the version row can go), as the
+ * row's remaining nodes for a garbage_blobs row. *more: a batch was full.
+ */
+int
+rd_gc_step(rd_ctx *x, int *more)
+{
+    PGresult    *res, *r2;
+    char         grace[32], age1[32], age2[32], lim[16], cur[64], failed[256];
+    const char  *p[3];
+    int          i, n, nfail = 0, done = 0, rows_done = 0;
+    rd_ids       fails;
+
+    *more = 0;
+    snprintf(grace, sizeof(grace), "%.3f", x->cf.gc_grace);
+    snprintf(age1, sizeof(age1), "%.3f", x->cf.upload_max_age);
+    snprintf(age2, sizeof(age2), "%.3f", x->cf.pending_grace);
+    snprintf(lim, sizeof(lim), "%u", x->cf.gc_batch);
+
+    p[0] = age1; p[1] = age2;
+    res = rd_db_exec(x, "SELECT plinth_gc_expire_uploads($1::double precision), "
+                     "plinth_gc_pending($2::double precision)", 2, p);
+    if (res == NULL) {
+        return -1;
+    }
+    if (strcmp(PQgetvalue(res, 0, 0), "0") != 0
+        || strcmp(PQgetvalue(res, 0, 1), "0") != 0)
+    {
+        rd_log(RD_LOG_INFO, "gc: %s expired uploads aborted, %s pending "
+               "writes dropped", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+    }
+    PQclear(res);
+
+    /* dead versions: rows (version, blob, node)..., then (version, NULL) */
+    p[0] = grace; p[1] = lim;
+    res = rd_db_exec(x, "SELECT version_id, blob_id, node FROM "
+                     "plinth_gc_versions($1::double precision, $2::integer)",
+                     2, p);
+    if (res == NULL) {
+        return -1;
+    }
+    n = PQntuples(res);
+    for (i = 0; i < n && !rd_stop; i++) {
+        if (!PQgetisnull(res, i, 1)) {
+            if (!rd_delete_copy(x, PQgetvalue(res, i, 1),
+                                (uint32_t) atoi(PQgetvalue(res, i, 2))))
+            {
+                p[0] = PQgetvalue(res, i, 1);
+                p[1] = PQgetvalue(res, i, 2);
+                r2 = rd_db_exec(x, "INSERT INTO garbage_blobs (blob_id, nodes, "
+                                "reason) VALUES ($1::uuid, "
+                                "ARRAY[$2::integer], 'gc retry')", 2, p);
+                if (r2 == NULL) {
+                    PQclear(res);
+                    return -1;
+                }
+                PQclear(r2);
+            }
+            continue;
+        }
+        p[0] = PQgetvalue(res, i, 0);
+        r2 = rd_db_exec(x, "SELECT plinth_gc_version_done($1::bigint)", 1, p);
+        if (r2 == NULL) {
+            PQclear(res);
+            return -1;
+        }
+        if (strcmp(PQgetvalue(r2, 0, 0), "t") == 0) {
+            __atomic_add_fetch(&x->stats.gc_versions, 1, __ATOMIC_RELAXED);
+            if (x->stats.gc_versions % 100 == 1) {
+                rd_log(RD_LOG_INFO, "gc: dead version %s collected (%llu so "
+                       "far)", p[0], (unsigned long long) x->stats.gc_versions);
+            }
+        }
+        PQclear(r2);
+        done++;
+    }
+    PQclear(res);
+    if (done == (int) x->cf.gc_batch) {
+        *more = 1;
+    }
+
+    /* garbage_blobs rows: (row, blob, node)..., then (row, NULL) */
+    p[0] = grace; p[1] = lim;
+    res = rd_db_exec(x, "SELECT row_id, blob_id, node FROM "
+                     "plinth_gc_garbage_blobs($1::double precision, "
+                     "$2::integer)", 2, p);
+    if (res == NULL) {
+        return -1;
+    }
+    n = PQntuples(res);
+    cur[0] = '\0';
+    fails.n = 0;
+    for (i = 0; i < n && !rd_stop; i++) {
+        if (strcmp(cur, PQgetvalue(res, i, 0)) != 0) {
+            snprintf(cur, sizeof(cur), "%s", PQgetvalue(res, i, 0));
+            fails.n = 0;
+        }
+        if (!PQgetisnull(res, i, 1)) {
+            if (!rd_delete_copy(x, PQgetvalue(res, i, 1),
+                                (uint32_t) atoi(PQgetvalue(res, i, 2))))
+            {
+                rd_ids_add(&fails, (uint32_t) atoi(PQgetvalue(res, i, 2)));
+                nfail++;
+            }
+            continue;
+        }
+        rd_ids_format(&fails, failed, sizeof(failed));
+        p[0] = cur;
+        p[1] = failed;
+        r2 = rd_db_exec(x, fails.n == 0
+            ? "DELETE FROM garbage_blobs WHERE ctid = $1::tid"
+            : "UPDATE garbage_blobs SET nodes = $2::integer[] "
+              "WHERE ctid = $1::tid",
+            fails.n == 0 ? 1 : 2, p);
+        if (r2 == NULL) {
+            PQclear(res);
+            return -1;
+        }
+        PQclear(r2);
+        rows_done++;
+    }
+    PQclear(res);
+    if (rows_done == (int) x->cf.gc_batch && nfail == 0) {
+        *more = 1;
+    }
     return 0;
 }
