@@ -362,6 +362,7 @@ enum {
     NGX_PLINTH_SQL_LIST_PARTS,
     NGX_PLINTH_SQL_LIST_UPLOADS,
     NGX_PLINTH_SQL_PART_COPY,
+    NGX_PLINTH_SQL_MPU_PART_CHECKSUMS,
     NGX_PLINTH_SQL_MAX
 };
 
@@ -394,12 +395,16 @@ enum {
 
 extern const char  *ngx_http_plinth_cks_names[];
 extern const char  *ngx_http_plinth_cks_headers[];
+extern const char  *ngx_http_plinth_cks_algorithms[];
 
 ngx_uint_t ngx_http_plinth_checksum_alg(const u_char *name, size_t len);
 ngx_uint_t ngx_http_plinth_checksum_alg_name(const u_char *name, size_t len);
 ngx_int_t ngx_http_plinth_checksum_params(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx, const char **alg, const char **value);
 void ngx_http_plinth_crc_bytes(uint64_t crc, u_char *md, ngx_uint_t n);
+ngx_int_t ngx_http_plinth_checksum_parts(ngx_pool_t *pool, ngx_uint_t alg,
+    ngx_uint_t full, ngx_str_t *parts, off_t *sizes, ngx_uint_t n,
+    ngx_str_t *out);
 ngx_int_t ngx_http_plinth_body_chunked(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx, ngx_uint_t payload, const u_char key[32],
     ngx_str_t *amz_date, ngx_str_t *scope, const u_char seed[64]);

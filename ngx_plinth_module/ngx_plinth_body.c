@@ -444,6 +444,11 @@ const char  *ngx_http_plinth_cks_names[] = {
     "", "crc32", "crc32c", "sha1", "sha256", "crc64nvme", NULL
 };
 
+/* as S3 names them in x-amz-checksum-algorithm and XML elements */
+const char  *ngx_http_plinth_cks_algorithms[] = {
+    "", "CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME", NULL
+};
+
 const char  *ngx_http_plinth_cks_headers[] = {
     "", "x-amz-checksum-crc32", "x-amz-checksum-crc32c",
     "x-amz-checksum-sha1", "x-amz-checksum-sha256",
@@ -812,6 +817,115 @@ ngx_http_plinth_body_check(ngx_http_plinth_ctx_t *ctx, ngx_plinth_err_e *err,
                    "calculated checksum.";
         return NGX_ERROR;
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A multipart object's checksum from its parts' (base64 values, sizes, in
+ * object order), as S3 defines it: COMPOSITE, the checksum of the
+ * concatenated raw part checksums, base64, then "-N"; FULL_OBJECT (CRCs
+ * only), the part CRCs combined into the CRC of the whole object.
+ * NGX_DECLINED when a part's value does not decode to the algorithm's size.
+ */
+ngx_int_t
+ngx_http_plinth_checksum_parts(ngx_pool_t *pool, ngx_uint_t alg,
+    ngx_uint_t full, ngx_str_t *parts, off_t *sizes, ngx_uint_t n,
+    ngx_str_t *out)
+{
+    u_char        *cat, md[EVP_MAX_MD_SIZE], raw[EVP_MAX_MD_SIZE];
+    size_t         width, k;
+    uint32_t       c32;
+    uint64_t       crc, poly, v;
+    ngx_str_t      src, dst;
+    ngx_uint_t     i;
+    unsigned int   mdlen;
+
+    width = (alg == NGX_PLINTH_CKS_SHA1) ? 20
+            : (alg == NGX_PLINTH_CKS_SHA256) ? 32
+            : (alg == NGX_PLINTH_CKS_CRC64NVME) ? 8 : 4;
+    poly = (alg == NGX_PLINTH_CKS_CRC32) ? PLINTH_CRC32_POLY
+           : (alg == NGX_PLINTH_CKS_CRC32C) ? PLINTH_CRC32C_POLY
+           : PLINTH_CRC64NVME_POLY;
+
+    cat = ngx_pnalloc(pool, n * width + 1);
+    if (cat == NULL) {
+        return NGX_ERROR;
+    }
+
+    crc = 0;
+
+    for (i = 0; i < n; i++) {
+        dst.data = raw;
+        if (parts[i].len > ngx_base64_encoded_length(width)
+            || ngx_decode_base64(&dst, &parts[i]) != NGX_OK
+            || dst.len != width)
+        {
+            return NGX_DECLINED;
+        }
+
+        ngx_memcpy(cat + i * width, raw, width);
+
+        if (full) {
+            for (v = 0, k = 0; k < width; k++) {
+                v = (v << 8) | raw[k];
+            }
+            crc = i ? plinth_crc_combine(poly, (unsigned) width * 8, crc, v,
+                                         (uint64_t) sizes[i])
+                    : v;
+        }
+    }
+
+    if (full) {
+        mdlen = (unsigned int) width;
+        ngx_http_plinth_crc_bytes(crc, md, mdlen);
+
+    } else {
+        switch (alg) {
+        case NGX_PLINTH_CKS_CRC32:
+            ngx_crc32_init(c32);
+            ngx_crc32_update(&c32, cat, n * width);
+            ngx_crc32_final(c32);
+            mdlen = 4;
+            ngx_http_plinth_crc_bytes(c32, md, mdlen);
+            break;
+        case NGX_PLINTH_CKS_CRC32C:
+            c32 = ~crc32_iscsi(cat, (int) (n * width), 0xffffffff);
+            mdlen = 4;
+            ngx_http_plinth_crc_bytes(c32, md, mdlen);
+            break;
+        case NGX_PLINTH_CKS_CRC64NVME:
+            crc = plinth_crc64nvme(PLINTH_CRC64NVME_INIT, cat, n * width);
+            mdlen = 8;
+            ngx_http_plinth_crc_bytes(crc, md, mdlen);
+            break;
+        default:
+            if (EVP_Digest(cat, n * width, md, &mdlen,
+                           alg == NGX_PLINTH_CKS_SHA1 ? EVP_sha1()
+                                                      : EVP_sha256(), NULL)
+                != 1)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    out->data = ngx_pnalloc(pool, ngx_base64_encoded_length(mdlen)
+                                  + 1 + NGX_INT_T_LEN + 1);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    src.data = md;
+    src.len = mdlen;
+    ngx_encode_base64(out, &src);
+
+    if (!full) {
+        out->len = ngx_sprintf(out->data + out->len, "-%ui", n) - out->data;
+    }
+
+    out->data[out->len] = '\0';
 
     return NGX_OK;
 }

@@ -351,8 +351,8 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "JOIN users u USING (user_id) "
       "WHERE k.access_key_id = $1 AND k.status = 'active'", 1 },
     [NGX_PLINTH_SQL_MPU_CREATE] =
-    { "plinth_mpu_create", "SELECT plinth_mpu_create($1, $2, $3, $4, $5)",
-      5 },
+    { "plinth_mpu_create",
+      "SELECT plinth_mpu_create($1, $2, $3, $4, $5, $6, $7)", 7 },
     [NGX_PLINTH_SQL_PART_BEGIN] =
     { "plinth_part_begin", "SELECT plinth_part_begin($1, $2, $3, $4)", 4 },
     [NGX_PLINTH_SQL_PART_COMMIT] =
@@ -368,7 +368,7 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
     [NGX_PLINTH_SQL_MPU_COMPLETE] =
     { "plinth_mpu_complete",
       "SELECT etag, vid, versioned FROM plinth_mpu_complete($1, $2, $3, "
-      "$4::integer[], $5::text[], $6, $7::boolean, $8)", 8 },
+      "$4::integer[], $5::text[], $6, $7::boolean, $8, $9, $10, $11)", 11 },
     [NGX_PLINTH_SQL_MPU_ABORT] =
     { "plinth_mpu_abort", "SELECT plinth_mpu_abort($1, $2, $3, $4)", 4 },
     [NGX_PLINTH_SQL_LIST_PARTS] =
@@ -381,6 +381,11 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "SELECT key, upload_id, is_prefix, to_char(initiated AT TIME ZONE "
       "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), owner_id "
       "FROM plinth_list_uploads($1, $2, $3, $4, $5, $6, $7::integer)", 7 },
+    [NGX_PLINTH_SQL_MPU_PART_CHECKSUMS] =
+    { "plinth_mpu_part_checksums",
+      "SELECT alg, type, part_number, size, checksum "
+      "FROM plinth_mpu_part_checksums($1, $2, $3, $4, $5::integer[], "
+      "$6::text[])", 6 },
     [NGX_PLINTH_SQL_PART_COPY] =
     { "plinth_part_copy",
       "SELECT etag, last_modified, src_vid FROM plinth_part_copy($1, $2, $3, "

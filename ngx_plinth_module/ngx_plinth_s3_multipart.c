@@ -48,9 +48,13 @@ static void ngx_http_plinth_part_committed(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 static void ngx_http_plinth_part_aborted(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
+static ngx_int_t ngx_http_plinth_mpu_checksum_args(ngx_http_request_t *r,
+    const char **alg, const char **type);
 static void ngx_http_plinth_complete_body(ngx_http_request_t *r);
+static void ngx_http_plinth_complete_checksums(ngx_http_request_t *r,
+    void *data, PGresult *res, ngx_int_t rc);
 static ngx_int_t ngx_http_plinth_complete_parse(ngx_http_request_t *r,
-    u_char *xml, size_t len, u_char **parts, u_char **etags);
+    u_char *xml, size_t len, u_char **parts, u_char **etags, u_char **cks);
 static void ngx_http_plinth_completed(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 static void ngx_http_plinth_mpu_aborted(ngx_http_request_t *r, void *data,
@@ -88,7 +92,13 @@ ngx_http_plinth_create_multipart_upload(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx)
 {
     ngx_str_t    meta;
-    const char  *params[5];
+    const char  *params[7];
+
+    if (ngx_http_plinth_mpu_checksum_args(r, &params[5], &params[6])
+        != NGX_OK)
+    {
+        return NGX_OK;
+    }
 
     switch (ngx_http_plinth_user_meta(r, &meta)) {
     case NGX_OK:
@@ -115,8 +125,85 @@ ngx_http_plinth_create_multipart_upload(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_MPU_CREATE, 5, params,
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_MPU_CREATE, 7, params,
                               ngx_http_plinth_mpu_created);
+}
+
+
+/*
+ * CreateMultipartUpload's x-amz-checksum-algorithm and x-amz-checksum-type
+ * as S3 takes them: COMPOSITE is the default but for CRC64NVME, which is
+ * FULL_OBJECT only; FULL_OBJECT is for CRCs only. The stored names
+ * (*alg lower case, *type), NULLs when no algorithm is asked for; NGX_ERROR
+ * after an error answer.
+ */
+static ngx_int_t
+ngx_http_plinth_mpu_checksum_args(ngx_http_request_t *r, const char **alg,
+    const char **type)
+{
+    ngx_uint_t        a;
+    ngx_table_elt_t  *ha, *ht;
+
+    *alg = NULL;
+    *type = NULL;
+
+    ha = ngx_http_plinth_header_in(r, "x-amz-checksum-algorithm");
+    ht = ngx_http_plinth_header_in(r, "x-amz-checksum-type");
+
+    if (ha == NULL) {
+        if (ht) {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_REQUEST,
+                                  "The x-amz-checksum-type header can only "
+                                  "be used with the x-amz-checksum-algorithm "
+                                  "header.");
+            return NGX_ERROR;
+        }
+        return NGX_OK;
+    }
+
+    a = ngx_http_plinth_checksum_alg_name(ha->value.data, ha->value.len);
+    if (a == NGX_PLINTH_CKS_NONE) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                              "Checksum algorithm provided is unsupported. "
+                              "Please try again with any of the valid "
+                              "types: [CRC32, CRC32C, CRC64NVME, SHA1, "
+                              "SHA256]");
+        return NGX_ERROR;
+    }
+
+    *alg = ngx_http_plinth_cks_names[a];
+    *type = (a == NGX_PLINTH_CKS_CRC64NVME) ? "FULL_OBJECT" : "COMPOSITE";
+
+    if (ht) {
+        if (ht->value.len == 11
+            && ngx_strncmp(ht->value.data, "FULL_OBJECT", 11) == 0)
+        {
+            *type = "FULL_OBJECT";
+
+        } else if (ht->value.len == 9
+                   && ngx_strncmp(ht->value.data, "COMPOSITE", 9) == 0)
+        {
+            *type = "COMPOSITE";
+
+        } else {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                                  "Value for x-amz-checksum-type header is "
+                                  "invalid.");
+            return NGX_ERROR;
+        }
+    }
+
+    if ((a == NGX_PLINTH_CKS_CRC64NVME && (*type)[0] == 'C')
+        || ((a == NGX_PLINTH_CKS_SHA1 || a == NGX_PLINTH_CKS_SHA256)
+            && (*type)[0] == 'F'))
+    {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_REQUEST,
+                              "The checksum type is not supported with this "
+                              "checksum algorithm.");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -124,6 +211,9 @@ static void
 ngx_http_plinth_mpu_created(ngx_http_request_t *r, void *data, PGresult *res,
     ngx_int_t rc)
 {
+    ngx_str_t               v, t;
+    ngx_uint_t              a;
+    const char             *alg, *type;
     ngx_plinth_xml_t        x;
     ngx_http_plinth_ctx_t  *ctx;
 
@@ -135,6 +225,24 @@ ngx_http_plinth_mpu_created(ngx_http_request_t *r, void *data, PGresult *res,
     }
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    /* the algorithm and type the upload will use, as S3 answers them */
+    if (ngx_http_plinth_mpu_checksum_args(r, &alg, &type) == NGX_OK && alg) {
+        a = ngx_http_plinth_checksum_alg_name((u_char *) alg,
+                                              ngx_strlen(alg));
+        v.data = (u_char *) ngx_http_plinth_cks_algorithms[a];
+        v.len = ngx_strlen(v.data);
+        t.data = (u_char *) type;
+        t.len = ngx_strlen(type);
+        if (ngx_http_plinth_add_header(r, "x-amz-checksum-algorithm", &v)
+            != NGX_OK
+            || ngx_http_plinth_add_header(r, "x-amz-checksum-type", &t)
+               != NGX_OK)
+        {
+            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+    }
 
     ngx_plinth_xml_init(&x, r->pool);
     ngx_plinth_xml_lit(&x, NGX_PLINTH_XML_HEAD
@@ -369,14 +477,42 @@ ngx_http_plinth_complete_multipart_upload(ngx_http_request_t *r,
 }
 
 
+/* A Part's <ChecksumCRC32> (and the others): its algorithm, or 0. */
+static ngx_uint_t
+ngx_http_plinth_complete_checksum(xmlNodePtr f)
+{
+    ngx_uint_t  a;
+    u_char      name[32];
+
+    for (a = 1; ngx_http_plinth_cks_algorithms[a]; a++) {
+        ngx_sprintf(name, "Checksum%s%Z", ngx_http_plinth_cks_algorithms[a]);
+        if (ngx_http_plinth_xml_is(f, (char *) name)) {
+            return a;
+        }
+    }
+
+    return NGX_PLINTH_CKS_NONE;
+}
+
+
+/* CompleteMultipartUpload between its two statements */
+typedef struct {
+    const char                   *params[11];
+    ngx_uint_t                    alg;        /* the object's checksum */
+    ngx_str_t                     checksum;
+    const char                   *type;
+} ngx_http_plinth_complete_t;
+
+
 static void
 ngx_http_plinth_complete_body(ngx_http_request_t *r)
 {
-    u_char                 *xml, *parts, *etags;
-    size_t                  len;
-    ngx_int_t               rc;
-    const char             *params[8];
-    ngx_http_plinth_ctx_t  *ctx;
+    u_char                      *xml, *parts, *etags, *cks;
+    size_t                       len;
+    ngx_int_t                    rc;
+    const char                  *q[6];
+    ngx_http_plinth_ctx_t       *ctx;
+    ngx_http_plinth_complete_t  *c;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
 
@@ -395,7 +531,7 @@ ngx_http_plinth_complete_body(ngx_http_request_t *r)
         return;
     }
 
-    rc = ngx_http_plinth_complete_parse(r, xml, len, &parts, &etags);
+    rc = ngx_http_plinth_complete_parse(r, xml, len, &parts, &etags, &cks);
     if (rc != NGX_OK) {
         if (rc == NGX_ERROR) {
             ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -403,20 +539,130 @@ ngx_http_plinth_complete_body(ngx_http_request_t *r)
         return;
     }
 
-    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
-    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->key);
-    params[2] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->upload_id);
-    params[3] = (char *) parts;
-    params[4] = (char *) etags;
-    params[5] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
-    params[6] = ctx->if_none_match ? "true" : "false";
-    params[7] = ctx->if_match.len ? (char *) ctx->if_match.data : NULL;
+    c = ngx_pcalloc(r->pool, sizeof(ngx_http_plinth_complete_t));
+    if (c == NULL) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
 
-    if (params[0] == NULL || params[1] == NULL || params[2] == NULL
-        || params[5] == NULL
-        || ngx_http_plinth_pg(r, NGX_PLINTH_SQL_MPU_COMPLETE, 8, params,
-                              ngx_http_plinth_completed)
-           != NGX_OK)
+    c->params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
+    c->params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->key);
+    c->params[2] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->upload_id);
+    c->params[3] = (char *) parts;
+    c->params[4] = (char *) etags;
+    c->params[5] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
+    c->params[6] = ctx->if_none_match ? "true" : "false";
+    c->params[7] = ctx->if_match.len ? (char *) ctx->if_match.data : NULL;
+
+    if (c->params[0] == NULL || c->params[1] == NULL || c->params[2] == NULL
+        || c->params[5] == NULL)
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* first the parts' checksums, to compute the object's */
+    q[0] = c->params[0];
+    q[1] = c->params[1];
+    q[2] = c->params[2];
+    q[3] = c->params[5];
+    q[4] = c->params[3];
+    q[5] = (char *) cks;
+
+    if (ngx_plinth_pg_query(r, NGX_PLINTH_SQL_MPU_PART_CHECKSUMS, 6, q,
+                            ngx_http_plinth_complete_checksums, c)
+        != NGX_OK)
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+}
+
+
+/*
+ * The upload's algorithm and its parts' checksums are in: the object's
+ * checksum (none without an algorithm, or when a part is missing: then
+ * Complete itself answers InvalidPart), checked against the one the
+ * client may send (x-amz-checksum-<alg>: BadDigest), then Complete.
+ */
+static void
+ngx_http_plinth_complete_checksums(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc)
+{
+    ngx_http_plinth_complete_t *c = data;
+
+    int               i, n;
+    off_t            *sizes;
+    ngx_str_t        *cks;
+    ngx_uint_t        full;
+    ngx_table_elt_t  *h;
+
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_http_plinth_pg_error(r, res, rc);
+        return;
+    }
+
+    n = PQntuples(res);
+
+    if (n > 0 && !PQgetisnull(res, 0, 0)) {
+        c->alg = ngx_http_plinth_checksum_alg_name(
+                     (u_char *) PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0));
+        c->type = PQgetvalue(res, 0, 1)[0] == 'F' ? "FULL_OBJECT"
+                                                  : "COMPOSITE";
+        full = (c->type[0] == 'F');
+
+        sizes = ngx_palloc(r->pool, n * sizeof(off_t));
+        cks = ngx_palloc(r->pool, n * sizeof(ngx_str_t));
+        if (sizes == NULL || cks == NULL) {
+            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        for (i = 0; i < n; i++) {
+            if (PQgetisnull(res, i, 3) || PQgetisnull(res, i, 4)) {
+                c->alg = NGX_PLINTH_CKS_NONE;   /* Complete will refuse */
+                break;
+            }
+            sizes[i] = ngx_atoof((u_char *) PQgetvalue(res, i, 3),
+                                 PQgetlength(res, i, 3));
+            cks[i].data = (u_char *) PQgetvalue(res, i, 4);
+            cks[i].len = PQgetlength(res, i, 4);
+        }
+
+        if (c->alg != NGX_PLINTH_CKS_NONE) {
+            rc = ngx_http_plinth_checksum_parts(r->pool, c->alg, full, cks,
+                                                sizes, n, &c->checksum);
+            if (rc == NGX_ERROR) {
+                ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return;
+            }
+            if (rc == NGX_DECLINED) {
+                ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_PART,
+                                      "A part's stored checksum is not "
+                                      "valid for its algorithm.");
+                return;
+            }
+
+            h = ngx_http_plinth_header_in(r,
+                    ngx_http_plinth_cks_headers[c->alg]);
+            if (h && (h->value.len != c->checksum.len
+                      || ngx_strncmp(h->value.data, c->checksum.data,
+                                     h->value.len) != 0))
+            {
+                ngx_http_plinth_error(r, NGX_PLINTH_ERR_BAD_DIGEST,
+                                      "The checksum you specified did not "
+                                      "match the calculated checksum.");
+                return;
+            }
+
+            c->params[8] = ngx_http_plinth_cks_names[c->alg];
+            c->params[9] = (char *) c->checksum.data;
+            c->params[10] = c->type;
+        }
+    }
+
+    if (ngx_plinth_pg_query(r, NGX_PLINTH_SQL_MPU_COMPLETE, 11, c->params,
+                            ngx_http_plinth_completed, c)
+        != NGX_OK)
     {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
     }
@@ -425,23 +671,24 @@ ngx_http_plinth_complete_body(ngx_http_request_t *r)
 
 /*
  * <CompleteMultipartUpload><Part><PartNumber>1</PartNumber>
- * <ETag>"..."</ETag></Part>...</CompleteMultipartUpload>, in the client's
- * order, as two PostgreSQL array literals (integer[] and text[]): the
- * database checks order, existence, ETags and sizes. Namespaces and other
- * elements of a Part (checksums) are ignored. NGX_DECLINED after an error
- * answer.
+ * <ETag>"..."</ETag><ChecksumCRC32>...</ChecksumCRC32></Part>...
+ * </CompleteMultipartUpload>, in the client's order, as three PostgreSQL
+ * array literals (integer[], text[], text[] with NULL where a part names
+ * no checksum): the database checks order, existence, ETags, sizes and
+ * checksums. Namespaces and other elements of a Part are ignored.
+ * NGX_DECLINED after an error answer.
  */
 static ngx_int_t
 ngx_http_plinth_complete_parse(ngx_http_request_t *r, u_char *xml,
-    size_t len, u_char **parts, u_char **etags)
+    size_t len, u_char **parts, u_char **etags, u_char **cks)
 {
-    u_char      *pp, *ep;
+    u_char      *pp, *ep, *cp;
     size_t       plen, elen;
     xmlChar     *text;
     ngx_int_t    n, rc;
     xmlDocPtr    doc;
-    xmlNodePtr   root, part, f, pnode, enode;
-    ngx_uint_t   count;
+    xmlNodePtr   root, part, f, pnode, enode, cnode;
+    ngx_uint_t   count, a;
 
     doc = xmlReadMemory((const char *) xml, (int) len, NULL, NULL,
                         XML_PARSE_NONET | XML_PARSE_NOERROR
@@ -474,13 +721,16 @@ ngx_http_plinth_complete_parse(ngx_http_request_t *r, u_char *xml,
         count++;
         plen += NGX_INT_T_LEN + 1;
         for (f = part->children; f; f = f->next) {
-            if (ngx_http_plinth_xml_is(f, "ETag")) {
+            if (ngx_http_plinth_xml_is(f, "ETag")
+                || ngx_http_plinth_complete_checksum(f))
+            {
                 text = xmlNodeGetContent(f);
                 /* each byte may be escaped, plus quotes and a comma */
                 elen += (text ? 2 * xmlStrlen(text) : 0) + 3;
                 xmlFree(text);
             }
         }
+        elen += 5;      /* NULL, for a part without a checksum */
     }
 
     if (count == 0 || count > NGX_PLINTH_MPU_MAX_PARTS) {
@@ -489,15 +739,18 @@ ngx_http_plinth_complete_parse(ngx_http_request_t *r, u_char *xml,
 
     *parts = ngx_pnalloc(r->pool, plen + 1);
     *etags = ngx_pnalloc(r->pool, elen + 1);
-    if (*parts == NULL || *etags == NULL) {
+    *cks = ngx_pnalloc(r->pool, elen + 1);
+    if (*parts == NULL || *etags == NULL || *cks == NULL) {
         rc = NGX_ERROR;
         goto done;
     }
 
     pp = *parts;
     ep = *etags;
+    cp = *cks;
     *pp++ = '{';
     *ep++ = '{';
+    *cp++ = '{';
 
     for (part = root->children; part; part = part->next) {
         if (part->type != XML_ELEMENT_NODE) {
@@ -506,6 +759,7 @@ ngx_http_plinth_complete_parse(ngx_http_request_t *r, u_char *xml,
 
         pnode = NULL;
         enode = NULL;
+        cnode = NULL;
 
         for (f = part->children; f; f = f->next) {
             if (ngx_http_plinth_xml_is(f, "PartNumber")) {
@@ -519,6 +773,12 @@ ngx_http_plinth_complete_parse(ngx_http_request_t *r, u_char *xml,
                     goto malformed;
                 }
                 enode = f;
+
+            } else if ((a = ngx_http_plinth_complete_checksum(f))) {
+                if (cnode) {
+                    goto malformed;
+                }
+                cnode = f;
             }
         }
 
@@ -544,6 +804,7 @@ ngx_http_plinth_complete_parse(ngx_http_request_t *r, u_char *xml,
         if (pp[-1] != '{') {
             *pp++ = ',';
             *ep++ = ',';
+            *cp++ = ',';
         }
 
         pp = ngx_sprintf(pp, "%i", n);
@@ -552,12 +813,22 @@ ngx_http_plinth_complete_parse(ngx_http_request_t *r, u_char *xml,
         ep = ngx_plinth_pg_array_elem(ep, text ? text : (xmlChar *) "",
                                       text ? (size_t) xmlStrlen(text) : 0);
         xmlFree(text);
+
+        text = cnode ? xmlNodeGetContent(cnode) : NULL;
+        if (text) {
+            cp = ngx_plinth_pg_array_elem(cp, text, (size_t) xmlStrlen(text));
+            xmlFree(text);
+        } else {
+            cp = ngx_cpymem(cp, "NULL", 4);
+        }
     }
 
     *pp++ = '}';
     *pp = '\0';
     *ep++ = '}';
     *ep = '\0';
+    *cp++ = '}';
+    *cp = '\0';
 
     rc = NGX_OK;
     goto done;
@@ -578,6 +849,8 @@ static void
 ngx_http_plinth_completed(ngx_http_request_t *r, void *data, PGresult *res,
     ngx_int_t rc)
 {
+    ngx_http_plinth_complete_t *c = data;
+
     u_char                 *p, *q;
     ngx_str_t               path, host, loc;
     ngx_plinth_xml_t        x;
@@ -645,7 +918,21 @@ ngx_http_plinth_completed(ngx_http_request_t *r, void *data, PGresult *res,
     ngx_plinth_xml_lit(&x, "<ETag>&quot;");
     ngx_plinth_xml_text(&x, (u_char *) PQgetvalue(res, 0, 0),
                         PQgetlength(res, 0, 0));
-    ngx_plinth_xml_lit(&x, "&quot;</ETag></CompleteMultipartUploadResult>");
+    ngx_plinth_xml_lit(&x, "&quot;</ETag>");
+
+    if (c && c->alg != NGX_PLINTH_CKS_NONE) {
+        ngx_plinth_xml_lit(&x, "<Checksum");
+        ngx_plinth_xml_lit(&x, ngx_http_plinth_cks_algorithms[c->alg]);
+        ngx_plinth_xml_lit(&x, ">");
+        ngx_plinth_xml_text(&x, c->checksum.data, c->checksum.len);
+        ngx_plinth_xml_lit(&x, "</Checksum");
+        ngx_plinth_xml_lit(&x, ngx_http_plinth_cks_algorithms[c->alg]);
+        ngx_plinth_xml_lit(&x, "><ChecksumType>");
+        ngx_plinth_xml_lit(&x, c->type);
+        ngx_plinth_xml_lit(&x, "</ChecksumType>");
+    }
+
+    ngx_plinth_xml_lit(&x, "</CompleteMultipartUploadResult>");
 
     ngx_http_plinth_send_xml(r, &x);
 }

@@ -9,7 +9,11 @@
 -- as the client sent it (base64) with its algorithm, and returned on
 -- GET/HEAD with x-amz-checksum-mode: ENABLED. checksum_type is FULL_OBJECT
 -- for a single PUT. Parts keep their own checksums (returned for a
--- partNumber GET); a copy keeps its source's.
+-- partNumber GET); a copy keeps its source's. An upload created with a
+-- checksum algorithm gets an object checksum at completion, computed by
+-- the gateway from its parts' (plinth_mpu_part_checksums): COMPOSITE (the
+-- checksum of the parts' checksums, "-N") or FULL_OBJECT (the CRCs
+-- combined, as if computed over the whole object).
 
 ALTER TABLE versions ADD COLUMN checksum_alg text,
                      ADD COLUMN checksum text,
@@ -18,6 +22,9 @@ ALTER TABLE upload_parts ADD COLUMN checksum_alg text,
                          ADD COLUMN checksum text;
 ALTER TABLE version_parts ADD COLUMN checksum_alg text,
                           ADD COLUMN checksum text;
+-- CreateMultipartUpload's x-amz-checksum-algorithm and -type (NULL: none)
+ALTER TABLE uploads ADD COLUMN checksum_alg text,
+                    ADD COLUMN checksum_type text;
 
 
 -- 004's plinth_put_commit with the verified checksum (NULLs: none). The
@@ -31,6 +38,74 @@ BEGIN
                                              THEN 'FULL_OBJECT' END
         WHERE version_id = p_version AND state = 'pending';
     RETURN plinth_put_commit(p_version, p_nodes, p_if_none_match, p_if_match);
+END $$;
+
+
+-- CreateMultipartUpload with its checksum algorithm and type.
+CREATE FUNCTION plinth_mpu_create(p_bucket text, p_key text,
+    p_content_type text, p_meta text, p_owner text, p_cks_alg text,
+    p_cks_type text)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_id text;
+BEGIN
+    v_id := plinth_mpu_create(p_bucket, p_key, p_content_type, p_meta,
+                              p_owner);
+    UPDATE uploads SET checksum_alg = p_cks_alg, checksum_type = p_cks_type
+        WHERE upload_id = v_id;
+    RETURN v_id;
+END $$;
+
+
+-- Before CompleteMultipartUpload, what the gateway needs to compute the
+-- object's checksum: the upload's algorithm and type, and for each part
+-- listed (in the list's order) its size and stored checksum. A checksum
+-- the client listed for a part (p_cks[i], NULL: none) must be the stored
+-- one (PL008 InvalidPart). With an algorithm, every part needs a checksum
+-- of it (PL016 InvalidRequest). Nothing is locked: Complete checks the
+-- ETags again, and a part's ETag pins its bytes. No rows for an upload
+-- already completed (Complete decides whether the retry is the same).
+CREATE FUNCTION plinth_mpu_part_checksums(p_bucket text, p_key text,
+    p_upload text, p_caller text, p_parts integer[], p_cks text[])
+RETURNS TABLE (alg text, type text, part_number integer, size bigint,
+               checksum text)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    u  uploads%ROWTYPE;
+    r  record;
+BEGIN
+    -- a completed upload: nothing to compute, Complete answers the retry
+    IF EXISTS (SELECT 1 FROM uploads up JOIN buckets b USING (bucket_id)
+               WHERE up.upload_id = p_upload AND b.name = p_bucket
+                 AND up.key = p_key AND up.state = 'completed') THEN
+        RETURN;
+    END IF;
+    u := plinth_mpu_open(p_bucket, p_key, p_upload, p_caller, false);
+    alg := u.checksum_alg;
+    type := u.checksum_type;
+    FOR r IN
+        SELECT l.pn, l.ck, sum(p.size)::bigint AS size,
+               min(p.checksum_alg) AS palg, min(p.checksum) AS pck
+        FROM unnest(p_parts, p_cks) WITH ORDINALITY AS l(pn, ck, ord)
+        LEFT JOIN upload_parts p
+               ON p.upload_id = p_upload AND p.part_number = l.pn
+        GROUP BY l.pn, l.ck, l.ord
+        ORDER BY l.ord
+    LOOP
+        IF r.ck IS NOT NULL AND r.ck IS DISTINCT FROM r.pck THEN
+            RAISE EXCEPTION 'part % has another checksum', r.pn
+                USING ERRCODE = 'PL008';
+        END IF;
+        IF u.checksum_alg IS NOT NULL AND r.size IS NOT NULL
+           AND r.palg IS DISTINCT FROM u.checksum_alg THEN
+            RAISE EXCEPTION 'The upload was created using a % checksum. The complete request must include the checksum for each part. It was missing for part % in the request.',
+                u.checksum_alg, r.pn USING ERRCODE = 'PL016';
+        END IF;
+        part_number := r.pn;
+        size := r.size;
+        checksum := r.pck;
+        RETURN NEXT;
+    END LOOP;
 END $$;
 
 
@@ -131,11 +206,13 @@ END $$;
 --     becomes current (plinth_make_current); a failed condition raises, so
 --     the whole completion rolls back and the upload stays open (PL013
 --     PreconditionFailed, PL002 NoSuchKey for If-Match on no object);
---   * the parts' checksums carried into version_parts;
+--   * the parts' checksums carried into version_parts, and the object's
+--     computed by the gateway (p_cks_*; NULL: none);
 --   * the S3 version id of the new version for x-amz-version-id.
 CREATE FUNCTION plinth_mpu_complete(p_bucket text, p_key text,
     p_upload text, p_parts integer[], p_etags text[], p_owner text,
     p_if_none_match boolean, p_if_match text,
+    p_cks_alg text, p_cks text, p_cks_type text,
     OUT etag text, OUT version_id bigint, OUT vid text, OUT versioned boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -215,9 +292,10 @@ BEGIN
 
         INSERT INTO versions (bucket_id, key, state, blob_id, size, etag,
                               content_type, meta, owner_id, committed_at,
-                              parts)
+                              parts, checksum_alg, checksum, checksum_type)
             VALUES (u.bucket_id, p_key, 'committed', NULL, v_size, v_etag,
-                    u.content_type, u.meta, p_owner, clock_timestamp(), v_n)
+                    u.content_type, u.meta, p_owner, clock_timestamp(), v_n,
+                    p_cks_alg, p_cks, p_cks_type)
             RETURNING versions.version_id INTO version_id;
 
         INSERT INTO version_parts (version_id, part_number, seg, blob_id,

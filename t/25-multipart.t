@@ -6,6 +6,7 @@ use lib 't/lib';
 use Plinth::Test;
 use Digest::MD5 ();
 use Digest::SHA ();
+use MIME::Base64 ();
 use File::Temp qw(tempdir);
 
 # ---------------------------------------------------------------- helpers
@@ -958,3 +959,79 @@ is($rc, 0, 'aws s3 cp s3:// s3://') or diag($out);
 my $h = s3_request(HEAD => '/mpb/cli-dst');
 like($h->{headers}{etag} // '', qr/^"[0-9a-f]{32}-3"$/, 'made by a 3-part multipart copy');
 ok(s3_request(GET => '/mpb/cli-dst', timeout => 60)->{body} eq $body, 'byte-identical');
+
+
+
+=== TEST 53: an upload created with SHA256 gets a COMPOSITE checksum at Complete: the SHA-256 of the parts' SHA-256s, "-2"
+--- check
+my $r = s3_request(POST => '/mpb/cks-comp?uploads', headers => ['x-amz-checksum-algorithm' => 'SHA256']);
+is($r->{status}, 200, 'Create with x-amz-checksum-algorithm: SHA256');
+is($r->{headers}{'x-amz-checksum-algorithm'}, 'SHA256', 'answered: the algorithm');
+is($r->{headers}{'x-amz-checksum-type'}, 'COMPOSITE', 'answered: COMPOSITE, the default');
+my ($id) = $r->{body} =~ m{<UploadId>([^<]+)</UploadId>};
+my @b = (random_bytes(5 * 1024 * 1024), random_bytes(777));
+my (@e, @c);
+for my $i (0, 1) {
+    push @c, Digest::SHA::sha256_base64($b[$i]) . '=';
+    push @e, upload_part('/mpb/cks-comp', $id, $i + 1, $b[$i], 'x-amz-checksum-sha256' => $c[$i]);
+}
+my $x = '<CompleteMultipartUpload>' . join('', map { "<Part><PartNumber>" . ($_ + 1) . "</PartNumber><ETag>\"$e[$_]\"</ETag><ChecksumSHA256>$c[$_]</ChecksumSHA256></Part>" } 0, 1) . '</CompleteMultipartUpload>';
+$r = s3_request(POST => "/mpb/cks-comp?uploadId=$id", body => $x);
+is($r->{status}, 200, 'Complete listing the part checksums: 200') or diag $r->{body};
+my $want = Digest::SHA::sha256_base64(join '', map { MIME::Base64::decode_base64($_) } @c) . '=-2';
+like($r->{body}, qr{<ChecksumSHA256>\Q$want\E</ChecksumSHA256><ChecksumType>COMPOSITE</ChecksumType></CompleteMultipartUploadResult>}, 'the result names the composite checksum');
+$r = s3_request(HEAD => '/mpb/cks-comp', headers => ['x-amz-checksum-mode' => 'ENABLED']);
+is($r->{headers}{'x-amz-checksum-sha256'}, $want, 'HEAD with checksum mode: the composite value');
+is($r->{headers}{'x-amz-checksum-type'}, 'COMPOSITE', 'type COMPOSITE');
+
+
+
+=== TEST 54: an upload created with CRC32 FULL_OBJECT: the part CRCs are combined into the CRC-32 of the whole object
+--- check
+my $r = s3_request(POST => '/mpb/cks-full?uploads', headers => ['x-amz-checksum-algorithm' => 'crc32', 'x-amz-checksum-type' => 'FULL_OBJECT']);
+is($r->{status}, 200, 'Create CRC32 FULL_OBJECT');
+is($r->{headers}{'x-amz-checksum-type'}, 'FULL_OBJECT', 'answered FULL_OBJECT');
+my ($id) = $r->{body} =~ m{<UploadId>([^<]+)</UploadId>};
+my @b = (random_bytes(5 * 1024 * 1024 + 3), random_bytes(5 * 1024 * 1024), random_bytes(12345));
+my @e = map { [$_ + 1, upload_part('/mpb/cks-full', $id, $_ + 1, $b[$_], 'x-amz-checksum-crc32' => checksum_base64('crc32', $b[$_]))] } 0 .. 2;
+my $whole = checksum_base64('crc32', join '', @b);
+$r = s3_request(POST => "/mpb/cks-full?uploadId=$id", body => complete_xml(@e), headers => ['x-amz-checksum-crc32' => 'AAAAAA==']);
+is($r->{status}, 400, 'Complete with a wrong whole-object x-amz-checksum-crc32: 400');
+like($r->{body}, qr{<Code>BadDigest</Code>}, 'BadDigest');
+$r = s3_request(POST => "/mpb/cks-full?uploadId=$id", body => complete_xml(@e), headers => ['x-amz-checksum-crc32' => $whole]);
+is($r->{status}, 200, 'Complete with the right one: 200') or diag $r->{body};
+like($r->{body}, qr{<ChecksumCRC32>\Q$whole\E</ChecksumCRC32><ChecksumType>FULL_OBJECT</ChecksumType>}, 'the CRC-32 of the whole object');
+$r = s3_request(GET => '/mpb/cks-full', headers => ['x-amz-checksum-mode' => 'ENABLED'], timeout => 60);
+is($r->{headers}{'x-amz-checksum-crc32'}, $whole, 'GET with checksum mode: it');
+ok($r->{body} eq join('', @b), 'the bytes');
+
+
+
+=== TEST 55: checksum errors of multipart uploads: bad algorithm or type, a part without the upload's checksum, a listed checksum that is not the part's
+--- check
+my @bad = (
+    [['x-amz-checksum-algorithm' => 'MD5'], 400, 'InvalidArgument'],
+    [['x-amz-checksum-algorithm' => 'SHA1', 'x-amz-checksum-type' => 'FULL_OBJECT'], 400, 'InvalidRequest'],
+    [['x-amz-checksum-algorithm' => 'CRC64NVME', 'x-amz-checksum-type' => 'COMPOSITE'], 400, 'InvalidRequest'],
+    [['x-amz-checksum-algorithm' => 'CRC32', 'x-amz-checksum-type' => 'BOTH'], 400, 'InvalidArgument'],
+    [['x-amz-checksum-type' => 'COMPOSITE'], 400, 'InvalidRequest'],
+);
+for my $c (@bad) {
+    my $r = s3_request(POST => '/mpb/cks-bad?uploads', headers => $c->[0]);
+    is($r->{status}, $c->[1], "@{$c->[0]}: $c->[1]");
+    like($r->{body}, qr{<Code>$c->[2]</Code>}, "@{$c->[0]}: $c->[2]");
+}
+my $r = s3_request(POST => '/mpb/cks-bad?uploads', headers => ['x-amz-checksum-algorithm' => 'CRC32']);
+my ($id) = $r->{body} =~ m{<UploadId>([^<]+)</UploadId>};
+my $e = upload_part('/mpb/cks-bad', $id, 1, 'no checksum sent');
+$r = complete('/mpb/cks-bad', $id, [1, $e]);
+is($r->{status}, 400, 'a part without the upload\'s checksum: 400');
+like($r->{body}, qr{<Code>InvalidRequest</Code>}, 'InvalidRequest');
+$e = upload_part('/mpb/cks-bad', $id, 1, 'with one', 'x-amz-checksum-crc32' => checksum_base64('crc32', 'with one'));
+$r = s3_request(POST => "/mpb/cks-bad?uploadId=$id", body => "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>$e</ETag><ChecksumCRC32>AAAAAA==</ChecksumCRC32></Part></CompleteMultipartUpload>");
+is($r->{status}, 400, 'a listed checksum that is not the part\'s: 400');
+like($r->{body}, qr{<Code>InvalidPart</Code>}, 'InvalidPart');
+is(s3_request(GET => '/mpb/cks-bad')->{status}, 404, 'nothing completed');
+$r = complete('/mpb/cks-bad', $id, [1, $e]);
+is($r->{status}, 200, 'then Complete: 200');
+like($r->{body}, qr{<ChecksumCRC32>[^<]+-1</ChecksumCRC32><ChecksumType>COMPOSITE</ChecksumType>}, 'a composite of one part');
