@@ -26,6 +26,8 @@
  *     upload_max_age: 7d          open multipart uploads older are aborted
  *     orphan_grace: 24h           blob files nothing names, older than this, go
  *     gc_batch: 500               versions or garbage rows per step
+ *     rebalance_interval: 60s     a rebalancing pass this often (0: off)
+ *     rebalance_rate: 10          copies per second for moves (0: unlimited)
  *
  * Durations: a number of seconds, or with a unit: 250ms, 5s, 2m, 1h, 7d.
  * Unknown keys, repeated keys and bad values are errors naming the line.
@@ -163,6 +165,8 @@ rd_config_load(const char *path, rd_config *cf, char *err, size_t len)
     cf->upload_max_age = 7 * 86400;
     cf->orphan_grace = 86400;
     cf->gc_batch = 500;
+    cf->rebalance_interval = 60;
+    cf->rebalance_rate = 10;
 
     if (rd_doc_load(path, &doc, err, len) != 0) {
         return -1;
@@ -244,13 +248,19 @@ rd_config_load(const char *path, rd_config *cf, char *err, size_t len)
                 goto bad;
             }
             cf->scrub_batch = (uint32_t) n;
-        } else if (strcmp(key, "repair_rate") == 0) {
+        } else if (strcmp(key, "repair_rate") == 0
+                   || strcmp(key, "rebalance_rate") == 0)
+        {
             char *end;
             d = strtod(val, &end);
             if (end == val || *end != '\0' || d < 0 || !isfinite(d)) {
                 goto bad;
             }
-            cf->repair_rate = d;
+            if (strcmp(key, "repair_rate") == 0) {
+                cf->repair_rate = d;
+            } else {
+                cf->rebalance_rate = d;
+            }
         } else {
             double *dp = NULL;
             double  min = 0.01;
@@ -284,6 +294,9 @@ rd_config_load(const char *path, rd_config *cf, char *err, size_t len)
                 dp = &cf->upload_max_age;
             } else if (strcmp(key, "orphan_grace") == 0) {
                 dp = &cf->orphan_grace;
+            } else if (strcmp(key, "rebalance_interval") == 0) {
+                dp = &cf->rebalance_interval;
+                min = 0;
             }
             if (dp == NULL) {
                 snprintf(err, len, "%s, line %zu: unknown key \"%s\"", path,

@@ -82,13 +82,16 @@ rd_metrics(void *cls, struct MHD_Connection *c, const char *url,
         "plinth_repair_operations_total{kind=\"replicate\"} %llu\n"
         "plinth_repair_operations_total{kind=\"scrub_repair\"} %llu\n"
         "plinth_repair_operations_total{kind=\"gc\"} %llu\n"
-        "plinth_repair_operations_total{kind=\"rebalance\"} 0\n"
+        "plinth_repair_operations_total{kind=\"rebalance\"} %llu\n"
         "# HELP plinth_repair_failures_total Copies that failed or blobs with no good replica.\n"
         "# TYPE plinth_repair_failures_total counter\n"
         "plinth_repair_failures_total %llu\n"
         "# HELP plinth_objects_under_replicated Blobs with fewer than RF good replicas at the last full pass (-1: not counted yet).\n"
         "# TYPE plinth_objects_under_replicated gauge\n"
         "plinth_objects_under_replicated %lld\n"
+        "# HELP plinth_objects_misplaced Blobs not on their ideal nodes after the last full rebalancing pass (-1: none yet).\n"
+        "# TYPE plinth_objects_misplaced gauge\n"
+        "plinth_objects_misplaced %lld\n"
         "# HELP plinth_objects_lost Blobs with no good replica at the last full pass.\n"
         "# TYPE plinth_objects_lost gauge\n"
         "plinth_objects_lost %lld\n"
@@ -122,8 +125,10 @@ rd_metrics(void *cls, struct MHD_Connection *c, const char *url,
         "# HELP plinth_repaird_db_up 1 while the PostgreSQL session is up.\n"
         "# TYPE plinth_repaird_db_up gauge\n"
         "plinth_repaird_db_up %d\n",
-        L(replicate_ops), L(scrub_repair_ops), L(gc_ops), L(repair_failures),
+        L(replicate_ops), L(scrub_repair_ops), L(gc_ops), L(rebalance_ops),
+        L(repair_failures),
         (long long) ur,
+        (long long) __atomic_load_n(&s->misplaced, __ATOMIC_RELAXED),
         (long long) __atomic_load_n(&s->lost, __ATOMIC_RELAXED),
         L(scrub_checked), L(scrub_corrupt), L(scrub_missing),
         (long long) __atomic_load_n(&s->scrub_last_completed, __ATOMIC_RELAXED),
@@ -192,7 +197,7 @@ static void
 rd_loop(rd_ctx *x)
 {
     double  now, health_due = 0, repair_due = 0, scrub_due = 0,
-            lock_due = 0, next, connect_due = 0, gc_due = 0;
+            lock_due = 0, next, connect_due = 0, gc_due = 0, rebal_due = 0;
     int     more, q, r;
 
     while (!rd_stop) {
@@ -202,7 +207,12 @@ rd_loop(rd_ctx *x)
             rd_hup = 0;
             rd_log(RD_LOG_INFO, "SIGHUP: re-reading the cluster file");
             if (rd_cluster_apply(x) == 0) {
-                health_due = repair_due = 0;
+                health_due = repair_due = rebal_due = 0;
+                x->rebal_after[0] = '\0';
+                x->rebal_misplaced = 0;
+                __atomic_store_n(&x->stats.misplaced, -1, __ATOMIC_RELAXED);
+                __atomic_store_n(&x->stats.under_replicated, -1,
+                                 __ATOMIC_RELAXED);
             }
         }
 
@@ -234,7 +244,9 @@ rd_loop(rd_ctx *x)
             /* a fresh worker: probe first, repair after one round */
             x->health_rounds = 0;
             x->repair_after[0] = '\0';
-            health_due = repair_due = scrub_due = gc_due = now;
+            health_due = repair_due = scrub_due = gc_due = rebal_due = now;
+            x->rebal_after[0] = '\0';
+            x->rebal_misplaced = 0;
         }
 
         if (now >= health_due) {
@@ -283,7 +295,21 @@ rd_loop(rd_ctx *x)
             gc_due = more ? rd_now() : rd_now() + x->cf.gc_interval;
         }
 
+        if (x->health_rounds > 0 && x->cf.rebalance_interval > 0
+            && now >= rebal_due && repair_due > now)
+        {
+            if (rd_rebalance_step(x, &more) != 0) {
+                continue;
+            }
+            rebal_due = more ? rd_now() : rd_now() + x->cf.rebalance_interval;
+        }
+
         next = health_due;
+        if (x->health_rounds > 0 && x->cf.rebalance_interval > 0
+            && rebal_due < next)
+        {
+            next = rebal_due;
+        }
         if (x->health_rounds > 0 && x->cf.gc_interval > 0 && gc_due < next) {
             next = gc_due;
         }
@@ -372,6 +398,7 @@ main(int argc, char **argv)
         rd_log_instance = rd.cf.instance;
     }
     rd.stats.under_replicated = -1;
+    rd.stats.misplaced = -1;
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = rd_on_signal;

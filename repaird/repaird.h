@@ -73,6 +73,8 @@ typedef struct {
     double     upload_max_age;   /* open multipart uploads */
     double     orphan_grace;     /* blob files nothing names */
     uint32_t   gc_batch;
+    double     rebalance_interval; /* 0: no rebalancing */
+    double     rebalance_rate;     /* copies per second; 0: no limit */
 } rd_config;
 
 int rd_config_load(const char *path, rd_config *cf, char *err, size_t len);
@@ -126,6 +128,7 @@ typedef struct {
     uint64_t      disk_total, disk_used;
     int           probed;        /* at least one probe since start */
     int           scrub_done;    /* this node's scrub pass is complete */
+    int           draining;      /* node_admin.draining */
 } rd_node;
 
 #define RD_NODE_ONLINE   0
@@ -142,6 +145,8 @@ typedef struct {
     uint64_t  scrub_missing;
     uint64_t  health_probes;
     uint64_t  gc_ops;               /* blob copies deleted */
+    uint64_t  rebalance_ops;        /* copies made to move blobs */
+    int64_t   misplaced;            /* not on their ideal nodes (-1: n/a) */
     uint64_t  gc_versions;          /* dead version rows removed */
     uint64_t  gc_orphans;           /* orphan copies deleted */
     int64_t   under_replicated;     /* -1 until first counted */
@@ -166,6 +171,8 @@ typedef struct {
     char            repair_after[RD_ID_LEN + 1];   /* repair cursor */
     int             repair_more;
     size_t          scrub_node;  /* next node to scrub a page of */
+    char            rebal_after[RD_ID_LEN + 1];    /* rebalance cursor */
+    int64_t         rebal_misplaced;               /* in the pass so far */
 } rd_ctx;
 
 extern rd_ctx  rd;
@@ -186,6 +193,7 @@ int rd_health_round(rd_ctx *x);
 int rd_repair_step(rd_ctx *x, int *more);
 int rd_scrub_step(rd_ctx *x, int *more);
 int rd_gc_step(rd_ctx *x, int *more);
+int rd_rebalance_step(rd_ctx *x, int *more);
 int rd_queue_pending(rd_ctx *x);
 int rd_count_under_replicated(rd_ctx *x);
 

@@ -38,6 +38,9 @@ typedef struct {
     size_t    n;
 } rd_ids;
 
+static void rd_ids_parse(const char *s, rd_ids *ids);
+static int rd_ids_has(const rd_ids *ids, uint32_t v);
+
 
 double
 rd_now(void)
@@ -278,6 +281,28 @@ rd_health_round(rd_ctx *x)
         nd->status = st;
         nd->probed = 1;
     }
+    res = rd_db_exec(x, "SELECT coalesce(array_agg(node_id)::text, '{}') "
+                     "FROM node_admin WHERE draining", 0, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+    {
+        rd_ids  dr;
+        rd_ids_parse(PQgetvalue(res, 0, 0), &dr);
+        for (i = 0; i < x->nnodes; i++) {
+            st = rd_ids_has(&dr, x->nodes[i].c.id);
+            if (st != x->nodes[i].draining) {
+                rd_log(RD_LOG_INFO, "node %u: %s", x->nodes[i].c.id,
+                       st ? "draining" : "no longer draining");
+                /* the ideal placement changed: a new rebalancing pass */
+                x->rebal_after[0] = '\0';
+                x->rebal_misplaced = 0;
+                __atomic_store_n(&x->stats.misplaced, -1, __ATOMIC_RELAXED);
+            }
+            x->nodes[i].draining = st;
+        }
+    }
+    PQclear(res);
     x->health_rounds++;
     return 0;
 }
@@ -500,7 +525,9 @@ rd_repair_blob(rd_ctx *x, const char *hex, const char *rkey,
     need = (int) x->cf.rf - (int) good->n;
     exclude = *good;
     for (i = 0; i < x->nnodes; i++) {
-        if (x->nodes[i].status != RD_NODE_ONLINE || x->nodes[i].full) {
+        if (x->nodes[i].status != RD_NODE_ONLINE || x->nodes[i].full
+            || x->nodes[i].draining)
+        {
             rd_ids_add(&exclude, x->nodes[i].c.id);
         }
     }
@@ -1165,5 +1192,169 @@ rd_gc_step(rd_ctx *x, int *more)
     if (rows_done == (int) x->cf.gc_batch && nfail == 0) {
         *more = 1;
     }
+    return 0;
+}
+
+
+/* ------------------------------------------------------------ rebalance */
+
+/*
+ * One rebalancing step: up to repair_batch blobs (in id order from the
+ * cursor) are compared with their ideal placement, the ring's RF nodes
+ * for their key without draining or full nodes. A blob on a node the
+ * ring no longer names gets a verified copy on the node it does name,
+ * then one transaction adds that node and drops the other (its copy goes
+ * to garbage_blobs: GETs that already read the old placement still find
+ * it until garbage collection, gc_grace later). Runs only while every
+ * node is online and the last repair pass left nothing under-replicated:
+ * repair comes first. At most rebalance_rate copies a second.
+ */
+int
+rd_rebalance_step(rd_ctx *x, int *more)
+{
+    PGresult    *res, *r2;
+    rd_ids       nodes, ideal, want, extra, add, remove, good;
+    uint32_t     out[RD_MAX_RF];
+    rd_ids       exclude;
+    rd_node     *t;
+    const char  *p[3], *hex, *rkey;
+    char         lim[16], sadd[256], srem[256];
+    size_t       i, j, k, nt, can_drop;
+    int          n, r, all_online;
+    double       next = 0, saved_rate;
+
+    *more = 0;
+    if (x->cf.rebalance_interval <= 0) {
+        return 0;
+    }
+    for (i = 0; i < x->nnodes; i++) {
+        if (x->nodes[i].status != RD_NODE_ONLINE || !x->nodes[i].probed) {
+            return 0;               /* repair's time, not ours */
+        }
+    }
+    if (__atomic_load_n(&x->stats.under_replicated, __ATOMIC_RELAXED) != 0) {
+        return 0;
+    }
+
+    exclude.n = 0;
+    for (i = 0; i < x->nnodes; i++) {
+        if (x->nodes[i].draining || x->nodes[i].full) {
+            rd_ids_add(&exclude, x->nodes[i].c.id);
+        }
+    }
+    snprintf(lim, sizeof(lim), "%u", x->cf.repair_batch);
+    p[0] = x->rebal_after[0] ? x->rebal_after : NULL;
+    p[1] = lim;
+    res = rd_db_exec(x, "SELECT replace(blob_id::text, '-', ''), rkey, "
+                     "nodes::text FROM plinth_placements($1::uuid, "
+                     "$2::integer)", 2, p);
+    if (res == NULL) {
+        return -1;
+    }
+    n = PQntuples(res);
+    saved_rate = x->cf.repair_rate;
+    x->cf.repair_rate = x->cf.rebalance_rate;
+
+    for (r = 0; r < n && !rd_stop; r++) {
+        hex = PQgetvalue(res, r, 0);
+        rkey = PQgetvalue(res, r, 1);
+        rd_ids_parse(PQgetvalue(res, r, 2), &nodes);
+        snprintf(x->rebal_after, sizeof(x->rebal_after), "%s", hex);
+
+        all_online = 1;
+        for (i = 0; i < nodes.n; i++) {
+            t = rd_node_by_id(x, nodes.v[i]);
+            if (t == NULL || t->status != RD_NODE_ONLINE) {
+                all_online = 0;
+            }
+        }
+        if (!all_online || nodes.n == 0) {
+            continue;               /* repair handles it */
+        }
+
+        nt = plinth_ring_lookup(x->ring, rkey, strlen(rkey), NULL, exclude.v,
+                                exclude.n, x->cf.rf, out);
+        ideal.n = 0;
+        for (i = 0; i < nt; i++) {
+            rd_ids_add(&ideal, out[i]);
+        }
+        want.n = extra.n = 0;
+        for (i = 0; i < ideal.n; i++) {
+            if (!rd_ids_has(&nodes, ideal.v[i])) {
+                rd_ids_add(&want, ideal.v[i]);
+            }
+        }
+        /* draining nodes first among the copies to drop */
+        for (k = 0; k < 2; k++) {
+            for (i = 0; i < nodes.n; i++) {
+                t = rd_node_by_id(x, nodes.v[i]);
+                if (!rd_ids_has(&ideal, nodes.v[i])
+                    && (k == 0) == (t != NULL && t->draining))
+                {
+                    rd_ids_add(&extra, nodes.v[i]);
+                }
+            }
+        }
+        if (want.n == 0 && (extra.n == 0 || nodes.n <= x->cf.rf)) {
+            continue;
+        }
+        x->rebal_misplaced++;
+
+        add.n = 0;
+        good = nodes;
+        for (i = 0; i < want.n && !rd_stop; i++) {
+            t = rd_node_by_id(x, want.v[i]);
+            if (t == NULL) {
+                continue;
+            }
+            rd_rate_limit(x, &next);
+            if (rd_pull(x, hex, t, &good)) {
+                rd_ids_add(&add, t->c.id);
+                __atomic_add_fetch(&x->stats.rebalance_ops, 1,
+                                   __ATOMIC_RELAXED);
+            }
+        }
+
+        /* keep at least RF copies */
+        can_drop = nodes.n + add.n > x->cf.rf ? nodes.n + add.n - x->cf.rf : 0;
+        remove.n = 0;
+        for (j = 0; j < extra.n && remove.n < can_drop; j++) {
+            rd_ids_add(&remove, extra.v[j]);
+        }
+        if (add.n == 0 && remove.n == 0) {
+            continue;
+        }
+        if (add.n == want.n && remove.n == extra.n) {
+            x->rebal_misplaced--;
+        }
+        rd_ids_format(&add, sadd, sizeof(sadd));
+        rd_ids_format(&remove, srem, sizeof(srem));
+        p[0] = hex; p[1] = sadd; p[2] = srem;
+        r2 = rd_db_exec(x, "SELECT plinth_repair_placement($1::uuid, "
+                        "$2::integer[], $3::integer[])", 3, p);
+        if (r2 == NULL) {
+            x->cf.repair_rate = saved_rate;
+            PQclear(res);
+            return -1;
+        }
+        rd_log(RD_LOG_INFO, "blob %s: moved, placement +%s -%s", hex, sadd,
+               srem);
+        PQclear(r2);
+    }
+    x->cf.repair_rate = saved_rate;
+    PQclear(res);
+
+    if (n == (int) x->cf.repair_batch && !rd_stop) {
+        *more = 1;
+        return 0;
+    }
+    __atomic_store_n(&x->stats.misplaced, x->rebal_misplaced,
+                     __ATOMIC_RELAXED);
+    if (x->rebal_misplaced > 0) {
+        rd_log(RD_LOG_INFO, "rebalance pass: %lld blobs still misplaced",
+               (long long) x->rebal_misplaced);
+    }
+    x->rebal_misplaced = 0;
+    x->rebal_after[0] = '\0';
     return 0;
 }

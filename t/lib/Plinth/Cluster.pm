@@ -571,6 +571,7 @@ sub cluster_yaml_text {
     } else {
         $t .= "nodes:\n";
         for my $i (1 .. $self->{nodes}) {
+            next if $self->{removed}{$i};
             $t .= "  - id: $i\n"
                 . "    address: 127.0.0.1:" . $self->node_port($i) . "\n"
                 . "    zone: z$i\n"
@@ -979,6 +980,36 @@ sub kill_node {
     while (time < $deadline && pid_alive($pid)) { sleep 0.02 }
     unlink $self->_pidfile("node$i");
     delete $self->{started}{"node$i"};
+    return $self;
+}
+
+# add_node() -> $i: a new data node (the next id, a free port) is written
+# into the cluster file and started; reload nginx and repaird (reload_nginx,
+# reload_repaird) to use it.  remove_node($i): stopped and taken out of
+# the cluster file (its data directory stays).
+sub add_node {
+    my ($self) = @_;
+    my $i = ++$self->{nodes};
+    $self->{node_ports}[$i - 1] //= free_port();
+    $self->prepare;
+    $self->start_node($i);
+    return $i;
+}
+
+sub remove_node {
+    my ($self, $i) = @_;
+    $self->stop_node($i);
+    $self->{removed}{$i} = 1;
+    _write_file($self->cluster_yaml, $self->cluster_yaml_text);
+    return $self;
+}
+
+# SIGHUP: repaird re-reads the cluster file.
+sub reload_repaird {
+    my ($self, $i) = @_;
+    my $pid = $self->_alive_name('repaird' . ($i // 1))
+        or croak "reload_repaird: repaird" . ($i // 1) . " is not running";
+    kill 'HUP', $pid;
     return $self;
 }
 
