@@ -23,7 +23,8 @@ REPAIRD_SRCS := $(wildcard repaird/*.c) ngx_plinth_module/ngx_plinth_ring.c
 REPAIRD_HDRS := $(wildcard repaird/*.h) ngx_plinth_module/ngx_plinth_ring.h
 REPAIRD_LIBS := -lpq -lcurl -lmicrohttpd -lyaml -lprotobuf-c -lxxhash -lm
 
-UNIT_TESTS := $(B)/unit/test_ring $(B)/unit/test_blockfile \
+UNIT_TESTS := $(B)/unit/test_repaird_config \
+              $(B)/unit/test_ring $(B)/unit/test_blockfile \
               $(B)/unit/test_sigv4 $(B)/unit/test_chunked \
               $(B)/unit/test_crc
 
@@ -58,6 +59,12 @@ $(B)/plinth-repaird: $(REPAIRD_SRCS) $(REPAIRD_HDRS) $(PROTO_C) $(PROTO_H)
 	$(CC) $(CFLAGS) $(WARN) -I$(B)/proto -Irepaird -Ingx_plinth_module \
 	    -I$(shell pg_config --includedir) -o $@ \
 	    $(REPAIRD_SRCS) $(PROTO_C) $(REPAIRD_LIBS)
+
+$(B)/unit/test_repaird_config: repaird/test/test_repaird_config.c repaird/config.c repaird/log.c $(REPAIRD_HDRS)
+	mkdir -p $(B)/unit
+	$(CC) $(CFLAGS) $(WARN) -Irepaird -Ingx_plinth_module \
+	    -I$(shell pg_config --includedir) -o $@ \
+	    repaird/test/test_repaird_config.c repaird/config.c repaird/log.c -lyaml -lm
 
 # C unit tests: pure code only (the ring, the block-checksum file format).
 $(B)/unit/test_ring: t/unit/test_ring.c ngx_plinth_module/ngx_plinth_ring.c ngx_plinth_module/ngx_plinth_ring.h
