@@ -274,3 +274,110 @@ for (@lines) {
     ok(/^ok: /, "boto3: $_");
 }
 like($out, qr/^DONE$/m, 'the script finished');
+
+
+
+=== TEST 10: aws s3 cp of 64 MiB + 1 (the CLI splits it: 8 MiB parts), down byte for byte; s3 cp between objects (UploadPartCopy)
+--- timeout: 600
+--- check
+aws_ok(qw(s3 mb s3://awsbig));
+my $body = random_bytes(64 * 1024 * 1024 + 1);
+main::write_file("$main::TMP/big.bin", $body);
+aws_ok('s3', 'cp', "$main::TMP/big.bin", 's3://awsbig/big.bin');
+my $h = s3_request(HEAD => '/awsbig/big.bin');
+like($h->{headers}{etag} // '', qr/^"[0-9a-f]{32}-9"$/, 'a multipart upload of 9 parts');
+aws_ok('s3', 'cp', 's3://awsbig/big.bin', "$main::TMP/big.down");
+ok((main::read_file("$main::TMP/big.down") // '') eq $body, 'downloaded: the same 64 MiB + 1 bytes');
+aws_ok('s3', 'cp', 's3://awsbig/big.bin', 's3://awsbig/big-copy.bin');
+like(s3_request(HEAD => '/awsbig/big-copy.bin')->{headers}{etag} // '', qr/^"[0-9a-f]{32}-9"$/, 'copied by a multipart copy');
+ok(s3_request(GET => '/awsbig/big-copy.bin', timeout => 120)->{body} eq $body, 'the copy: the same bytes');
+unlink "$main::TMP/big.bin", "$main::TMP/big.down";
+
+
+
+=== TEST 11: aws s3 sync up, again (nothing to do), down; s3 rm --recursive
+--- timeout: 300
+--- check
+my $src = "$main::TMP/tree";
+my %files = ('a.txt' => 'alpha', 'sub/b.bin' => random_bytes(100_000), 'sub/deeper/c.txt' => 'gamma');
+for my $f (keys %files) {
+    (my $d = "$src/$f") =~ s{/[^/]+$}{};
+    system('mkdir', '-p', $d) == 0 or die;
+    main::write_file("$src/$f", $files{$f});
+}
+my $out = aws_ok('s3', 'sync', $src, 's3://awsbig/tree');
+is(scalar(() = $out =~ /^upload: /mg), 3, 'sync uploads the three files');
+$out = aws_ok('s3', 'sync', $src, 's3://awsbig/tree');
+is($out, '', 'a second sync has nothing to do');
+main::write_file("$src/a.txt", 'alpha, changed');
+$out = aws_ok('s3', 'sync', $src, 's3://awsbig/tree');
+like($out, qr{^upload: .*a\.txt to s3://awsbig/tree/a\.txt}m, 'a changed file is uploaded again');
+my $dst = "$main::TMP/tree-down";
+aws_ok('s3', 'sync', 's3://awsbig/tree', $dst);
+$files{'a.txt'} = 'alpha, changed';
+for my $f (sort keys %files) {
+    ok((main::read_file("$dst/$f") // '') eq $files{$f}, "synced down: $f");
+}
+$out = aws_ok(qw(s3 rm --recursive s3://awsbig));
+is(scalar(() = $out =~ /^delete: /mg), 5, 'rm --recursive deletes all five objects');
+aws_ok(qw(s3 rb s3://awsbig));
+is(s3_request(HEAD => '/awsbig')->{status}, 404, 'the bucket is gone');
+
+
+
+=== TEST 12: boto3: upload_file of 64 MiB + 1 (multipart), download_file, managed copy (UploadPartCopy), delete
+--- timeout: 600
+--- check
+my $py = <<'PY';
+import hashlib, os, sys
+import boto3, botocore
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+
+endpoint, ak, sk, tmp = sys.argv[1:5]
+s3 = boto3.client('s3', endpoint_url=endpoint, region_name='us-east-1',
+                  aws_access_key_id=ak, aws_secret_access_key=sk,
+                  config=Config(s3={'addressing_style': 'path'}, retries={'max_attempts': 1}))
+cfg = TransferConfig(multipart_threshold=8 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024)
+
+def check(cond, what):
+    print(('ok: ' if cond else 'FAIL: ') + what)
+
+s3.create_bucket(Bucket='botobig')
+data = os.urandom(64 * 1024 * 1024 + 1)
+with open(os.path.join(tmp, 'boto-up.bin'), 'wb') as f:
+    f.write(data)
+s3.upload_file(os.path.join(tmp, 'boto-up.bin'), 'botobig', 'big.bin', Config=cfg)
+h = s3.head_object(Bucket='botobig', Key='big.bin')
+check(h['ETag'].endswith('-5"'), 'upload_file made a 5-part multipart object (%s)' % h['ETag'])
+check(h['ContentLength'] == len(data), 'head_object ContentLength')
+s3.download_file('botobig', 'big.bin', os.path.join(tmp, 'boto-down.bin'), Config=cfg)
+with open(os.path.join(tmp, 'boto-down.bin'), 'rb') as f:
+    check(f.read() == data, 'download_file: the same bytes')
+s3.copy({'Bucket': 'botobig', 'Key': 'big.bin'}, 'botobig', 'copy.bin', Config=cfg)
+g = s3.get_object(Bucket='botobig', Key='copy.bin')
+check(g['Body'].read() == data, 'managed copy: the same bytes')
+check(g['ETag'].endswith('-5"'), 'managed copy: a 5-part multipart copy (%s)' % g['ETag'])
+ps = s3.list_objects_v2(Bucket='botobig')
+check([o['Key'] for o in ps['Contents']] == ['big.bin', 'copy.bin'], 'list_objects_v2')
+r = s3.delete_objects(Bucket='botobig', Delete={'Objects': [{'Key': 'big.bin'}, {'Key': 'copy.bin'}]})
+check(len(r.get('Deleted', [])) == 2, 'delete_objects')
+s3.delete_bucket(Bucket='botobig')
+os.unlink(os.path.join(tmp, 'boto-up.bin'))
+os.unlink(os.path.join(tmp, 'boto-down.bin'))
+print('DONE')
+PY
+my ($rc, $out) = Plinth::Cluster::run_command(
+    ['/usr/bin/python3', '-c', $py, $cluster->endpoint, client_credentials(), $main::TMP],
+    timeout => 600, merge => 1, cwd => $main::TMP,
+    env => {
+        AWS_CONFIG_FILE             => '/dev/null',
+        AWS_SHARED_CREDENTIALS_FILE => '/dev/null',
+        AWS_EC2_METADATA_DISABLED   => 'true',
+        HOME                        => $main::TMP,
+    });
+is($rc, 0, 'the boto3 script exits 0') or diag($out);
+my @lines = grep { /^(ok|FAIL): / } split /\n/, $out;
+is(scalar @lines, 8, 'the script ran its checks') or diag($out);
+ok(/^ok: /, "boto3: $_") for @lines;
+like($out, qr/^DONE$/m, 'the script finished');
