@@ -112,6 +112,7 @@ rd_http_header(char *data, size_t size, size_t n, void *arg)
                     sizeof(a->scrub_last));
     rd_header_value(data, len, "X-Plinth-Scrub-Checked", a->scrub_checked,
                     sizeof(a->scrub_checked));
+    rd_header_value(data, len, "X-Plinth-Size", a->size, sizeof(a->size));
     return len;
 }
 

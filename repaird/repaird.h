@@ -107,6 +107,7 @@ typedef struct {
     char       error[64];        /* X-Plinth-Error, or a transport error */
     char       scrub_last[RD_ID_LEN + 1];
     char       scrub_checked[24];
+    char       size[24];         /* X-Plinth-Size */
     uint8_t   *body;
     size_t     len;
 } rd_http_answer;

@@ -430,15 +430,36 @@ rd_check_source(rd_ctx *x, const char *hex, rd_node *src)
 }
 
 
-/* Has target t pull hex from one of the good replicas. 1: copied. */
+/*
+ * Has target t pull hex (size bytes; -1: unknown, asked of a source) from
+ * one of the good replicas. 1: copied. The request's timeout grows with
+ * the size: http_timeout plus a second per MiB.
+ */
 static int
-rd_pull(rd_ctx *x, const char *hex, rd_node *t, const rd_ids *good)
+rd_pull(rd_ctx *x, const char *hex, rd_node *t, const rd_ids *good,
+    int64_t size)
 {
     rd_http_answer  a;
     rd_node        *src;
     char            path[512];
     size_t          i, pass;
     int             retried = 0;
+    double          timeout;
+
+    for (i = 0; size < 0 && i < good->n; i++) {
+        src = rd_node_by_id(x, good->v[i]);
+        if (src == NULL || src->status != RD_NODE_ONLINE) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "/blobs/%s", hex);
+        if (rd_http("HEAD", src->c.address, path, x->cf.http_timeout, &a) == 0
+            && a.status == 200)
+        {
+            size = strtoll(a.size, NULL, 10);
+        }
+        rd_http_answer_free(&a);
+    }
+    timeout = x->cf.http_timeout + (size > 0 ? (double) size / 1048576 : 0);
 
     /* online sources first, then suspect ones */
     for (pass = 0; pass < 2; pass++) {
@@ -452,7 +473,7 @@ rd_pull(rd_ctx *x, const char *hex, rd_node *t, const rd_ids *good)
         again:
             snprintf(path, sizeof(path), "/blobs/%s/pull?from=%s", hex,
                      src->c.address);
-            rd_http("POST", t->c.address, path, x->cf.http_timeout, &a);
+            rd_http("POST", t->c.address, path, timeout, &a);
             if (a.status == 201) {
                 rd_log(RD_LOG_INFO, "blob %s: copied from node %u to node "
                        "%u, verified (request %s)", hex, src->c.id, t->c.id,
@@ -502,7 +523,7 @@ rd_rate_limit(rd_ctx *x, double *next)
 
 
 static int
-rd_repair_blob(rd_ctx *x, const char *hex, const char *rkey,
+rd_repair_blob(rd_ctx *x, const char *hex, const char *rkey, int64_t size,
     const rd_ids *nodes, const rd_ids *good, const rd_ids *bad, double *next)
 {
     rd_ids       exclude, add, remove;
@@ -548,7 +569,7 @@ rd_repair_blob(rd_ctx *x, const char *hex, const char *rkey,
             rd_http("DELETE", t->c.address, path, x->cf.http_timeout, &a);
             rd_http_answer_free(&a);
         }
-        if (rd_pull(x, hex, t, good)) {
+        if (rd_pull(x, hex, t, good, size)) {
             rd_ids_add(&add, t->c.id);
             __atomic_add_fetch(bad->n ? &x->stats.scrub_repair_ops
                                       : &x->stats.replicate_ops,
@@ -617,7 +638,7 @@ rd_repair_step(rd_ctx *x, int *more)
     p[2] = x->repair_after[0] ? x->repair_after : NULL;
     p[3] = lim;
     res = rd_db_exec(x, "SELECT replace(blob_id::text, '-', ''), rkey, "
-                     "nodes::text, good::text, bad::text FROM "
+                     "nodes::text, good::text, bad::text, size FROM "
                      "plinth_repair_candidates($1::integer[], $2::integer, "
                      "$3::uuid, $4::integer)", 4, p);
     if (res == NULL) {
@@ -629,6 +650,7 @@ rd_repair_step(rd_ctx *x, int *more)
         rd_ids_parse(PQgetvalue(res, i, 3), &good);
         rd_ids_parse(PQgetvalue(res, i, 4), &bad);
         if (rd_repair_blob(x, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                           strtoll(PQgetvalue(res, i, 5), NULL, 10),
                            &nodes, &good, &bad, &next) != 0)
         {
             PQclear(res);
@@ -1268,8 +1290,9 @@ rd_rebalance_step(rd_ctx *x, int *more)
                 all_online = 0;
             }
         }
-        if (!all_online || nodes.n == 0) {
-            continue;               /* repair handles it */
+        if (!all_online || nodes.n < x->cf.rf) {
+            continue;               /* repair handles it (or a write in
+                                     * flight is adding its last copy) */
         }
 
         nt = plinth_ring_lookup(x->ring, rkey, strlen(rkey), NULL, exclude.v,
@@ -1308,7 +1331,7 @@ rd_rebalance_step(rd_ctx *x, int *more)
                 continue;
             }
             rd_rate_limit(x, &next);
-            if (rd_pull(x, hex, t, &good)) {
+            if (rd_pull(x, hex, t, &good, -1)) {
                 rd_ids_add(&add, t->c.id);
                 __atomic_add_fetch(&x->stats.rebalance_ops, 1,
                                    __ATOMIC_RELAXED);

@@ -79,7 +79,11 @@ while (time - $t0 < 90) {
     last if (metrics()->{plinth_objects_misplaced} // -1) == 0;
 }
 my $m = metrics();
-is($m->{plinth_objects_misplaced}, 0, sprintf('rebalanced in %.1fs', time - $t0));
+my $took = time - $t0;
+is($m->{plinth_objects_misplaced}, 0, sprintf('rebalanced in %.1fs', $took));
+my $copies = $m->{'plinth_repair_operations_total{kind="rebalance"}'};
+ok($took >= $copies / 200 * 0.9, sprintf('rate-limited: %d copies in %.1fs '
+    . '(rebalance_rate 200/s)', $copies, $took));
 is($failed, 0, "no GET failed during the move ($rounds rounds of 300 GETs)");
 my @p = placements();
 my $on4 = grep { grep { $_ == 4 } @{ $_->[1] } } @p;

@@ -193,6 +193,16 @@ ok($m->{'plinth_repair_operations_total{kind="replicate"}'} > 0,
     . " on repaird1 (and $partial on repaird2 before it died)");
 is($m->{plinth_objects_under_replicated}, 0, 'plinth_objects_under_replicated 0');
 
+sub flip_byte0 {
+    my ($path, $offset) = @_;
+    open my $fh, '+<:raw', $path or die "open $path: $!";
+    seek $fh, $offset, 0 or die "seek: $!";
+    read $fh, my $ch, 1 or die "read: $!";
+    seek $fh, $offset, 0 or die "seek: $!";
+    print $fh chr(ord($ch) ^ 0xff) or die "write: $!";
+    close $fh or die "close: $!";
+}
+
 sub read_all {
     my ($what) = @_;
     my $wrong = 0;
@@ -203,6 +213,26 @@ sub read_all {
     is($wrong, 0, "every object reads back byte-identical ($what)");
 }
 read_all('after the repair, node 4 still dead');
+
+# --------------------------------------------------------------- gateway report
+
+# a replica a gateway read found corrupt is queued and rebuilt at once
+# (scrubbing is off here: only the report can find it)
+{
+    my ($o) = $c->psql("SELECT replace(v.blob_id::text, '-', ''), v.nodes[1], v.size "
+        . "FROM objects o JOIN versions v USING (version_id) "
+        . "WHERE o.key = 'obj/7'");
+    my ($blob, $node, $size) = @$o;
+    flip_byte0($c->blob_path($node, $blob), int($size / 2));
+    my $url = 'http://127.0.0.1:' . $c->node_port($node) . "/blobs/$blob/verify";
+    is($http->get($url)->{status}, 500, "a byte of obj/7 flipped on node $node");
+    my $t1 = time;
+    $c->psql("SELECT plinth_report_bad_replica('$blob', $node, 'corrupt')");
+    wait_for(sub { $http->get($url)->{status} == 200 }, 10, 'reported replica rebuilt');
+    pass(sprintf 'plinth_report_bad_replica: rebuilt %.2fs after the report', time - $t1);
+    my @q = $c->psql("SELECT count(*) FROM repair_queue");
+    is($q[0][0], 0, '... and the queue is empty');
+}
 
 # --------------------------------------------------------------- scrub
 
@@ -292,8 +322,20 @@ my $pg_down = time;
 wait_for(sub { (metrics(1)->{plinth_repaird_db_up} // 1) == 0 }, 10,
     'repaird notices PostgreSQL is gone');
 pass('repaird noticed PostgreSQL stopped; it keeps running');
-sleep 2;
-ok($c->alive('repaird1'), 'repaird1 still runs while PostgreSQL is down');
+# 10 s without PostgreSQL under a write load
+my (%during, $tries);
+while (time - $pg_down < 10) {
+    my $key = 'down/' . ++$tries;
+    my $body = random_bytes(1000 + $tries);
+    my $pr = s3_request(PUT => "/rbk/$key", body => $body, timeout => 5);
+    $during{ $pr->{status} }++;
+    $want{$key} = md5_hex($body) if $pr->{status} == 200;
+    sleep 0.2;
+}
+ok(!$during{200}, "PUTs while PostgreSQL is down: none acknowledged ("
+    . join(', ', map { "$_: $during{$_}" } sort keys %during) . ')');
+ok($during{503}, '... answered 503');
+ok($c->alive('repaird1'), 'repaird1 still runs after 10s without PostgreSQL');
 $c->start_pg;
 my $pg_up = time;
 wait_for(sub { my $m2 = metrics(1);
@@ -307,6 +349,24 @@ wait_for(sub {
     $r[0][0] == 4;
 }, 10, 'node_health written after the restart');
 pass('node_health is written again after the restart');
+my $probe = 0;
+my %st;
+wait_for(sub { my $pr = s3_request(PUT => '/rbk/probe', body => 'p' . ++$probe, timeout => 5);
+    $st{ $pr->{status} }++; $pr->{status} == 200 }, 60, 'a PUT acknowledged again');
+$want{probe} = md5_hex('p' . $probe);
+pass(sprintf 'the gateway recovered by itself %.1fs after PostgreSQL came back (%s)',
+    time - $pg_up, join(', ', map { "$_: $st{$_}" } sort keys %st));
+my $after = 0;
+for my $i (1 .. 20) {
+    my $body = random_bytes(2000 + $i);
+    my $pr = s3_request(PUT => "/rbk/up/$i", body => $body);
+    if ($pr->{status} == 200) {
+        $want{"up/$i"} = md5_hex($body);
+        $after++;
+    }
+}
+ok($after >= 19, "the gateway recovered by itself: $after of 20 PUTs acknowledged");
+read_all('after PostgreSQL came back');
 
 # --------------------------------------------------------------- node 4 back
 
