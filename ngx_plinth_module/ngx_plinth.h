@@ -50,6 +50,7 @@ typedef struct {
     ngx_uint_t                    w;
     off_t                         max_object_size;
     ngx_msec_t                    straggler_timeout;
+    ngx_msec_t                    health_refresh;  /* 0: not read */
     ngx_uint_t                    auth;       /* NGX_PLINTH_AUTH_* */
     ngx_flag_t                    api_keys;   /* X-Plinth-Api-Key */
     ngx_str_t                     region;
@@ -363,6 +364,8 @@ enum {
     NGX_PLINTH_SQL_LIST_UPLOADS,
     NGX_PLINTH_SQL_PART_COPY,
     NGX_PLINTH_SQL_MPU_PART_CHECKSUMS,
+    NGX_PLINTH_SQL_NODE_AVOID,
+    NGX_PLINTH_SQL_REPORT_BAD,
     NGX_PLINTH_SQL_MAX
 };
 
@@ -382,6 +385,14 @@ ngx_int_t ngx_http_plinth_get_conditions(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 ngx_int_t ngx_http_plinth_put_conditions(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
+
+/* ngx_plinth_health.c */
+ngx_int_t ngx_http_plinth_health_init(ngx_cycle_t *cycle,
+    ngx_http_plinth_main_conf_t *pmcf);
+void ngx_http_plinth_health_exit(void);
+size_t ngx_http_plinth_health_avoid(const uint32_t **nodes);
+void ngx_http_plinth_report_bad_replica(ngx_log_t *log, ngx_str_t *blob,
+    uint32_t node, const char *reason);
 
 /* ngx_plinth_body.c: the flexible checksums, in this order */
 enum {

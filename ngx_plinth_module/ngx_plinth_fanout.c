@@ -414,6 +414,16 @@ ngx_http_plinth_sr_header_filter(ngx_http_request_t *r,
                       "(length %O, wanted %O)", sctx->node, sctx->status,
                       &ctx->blob_id, r->headers_out.content_length_n,
                       sctx->expect);
+
+        /* a replica that is not there or fails its checksum: to repaird */
+        if (sctx->status == NGX_HTTP_NOT_FOUND
+            || sctx->status == NGX_HTTP_INTERNAL_SERVER_ERROR)
+        {
+            ngx_http_plinth_report_bad_replica(r->connection->log,
+                &ctx->blob_id, sctx->node,
+                sctx->status == NGX_HTTP_NOT_FOUND ? "missing" : "corrupt");
+        }
+
         return NGX_OK;
     }
 

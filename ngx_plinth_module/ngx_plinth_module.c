@@ -139,6 +139,13 @@ static ngx_command_t  ngx_http_plinth_commands[] = {
       offsetof(ngx_http_plinth_main_conf_t, vhost_suffix),
       NULL },
 
+    { ngx_string("plinth_health_refresh"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, health_refresh),
+      NULL },
+
     { ngx_string("plinth_straggler_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -343,6 +350,7 @@ ngx_http_plinth_create_main_conf(ngx_conf_t *cf)
     pmcf->w = NGX_CONF_UNSET_UINT;
     pmcf->max_object_size = NGX_CONF_UNSET;
     pmcf->straggler_timeout = NGX_CONF_UNSET_MSEC;
+    pmcf->health_refresh = NGX_CONF_UNSET_MSEC;
     pmcf->auth = NGX_CONF_UNSET_UINT;
     pmcf->api_keys = NGX_CONF_UNSET;
 
@@ -362,6 +370,7 @@ ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(pmcf->pg.queue_timeout, 5000);
     ngx_conf_init_msec_value(pmcf->pg.query_timeout, 10000);
     ngx_conf_init_msec_value(pmcf->straggler_timeout, 1000);
+    ngx_conf_init_msec_value(pmcf->health_refresh, 3000);
     ngx_conf_init_uint_value(pmcf->auth, NGX_PLINTH_AUTH_SIGV4);
     ngx_conf_init_value(pmcf->api_keys, 0);
 
@@ -647,13 +656,18 @@ ngx_http_plinth_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_plinth_pg_init(cycle, &pmcf->pg);
+    if (ngx_plinth_pg_init(cycle, &pmcf->pg) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_plinth_health_init(cycle, pmcf);
 }
 
 
 static void
 ngx_http_plinth_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_plinth_health_exit();
     ngx_plinth_pg_exit(cycle);
 }
 

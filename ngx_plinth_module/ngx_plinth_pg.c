@@ -79,7 +79,8 @@ struct ngx_plinth_pg_job_s {
     ngx_uint_t                  nparams;
     char                      **values;
     ngx_plinth_pg_conn_t       *pc;         /* running on */
-    ngx_http_cleanup_t         *cln;
+    ngx_http_cleanup_t         *cln;        /* NULL: a background job */
+    ngx_pool_t                 *mem;        /* a background job's memory */
     ngx_event_t                 ev;         /* queue deadline, late answer */
     ngx_int_t                   rc;         /* the late answer */
     unsigned                    queued:1;
@@ -130,6 +131,9 @@ static void ngx_plinth_pg_timeout_handler(ngx_event_t *ev);
 static void ngx_plinth_pg_retry_handler(ngx_event_t *ev);
 static void ngx_plinth_pg_enqueue(ngx_plinth_pg_pool_t *pool,
     ngx_plinth_pg_job_t *job, ngx_uint_t head);
+static ngx_plinth_pg_job_t *ngx_plinth_pg_job(ngx_pool_t *mem, ngx_log_t *log,
+    ngx_uint_t stmt, ngx_uint_t nparams, const char *const *values);
+static void ngx_plinth_pg_submit(ngx_plinth_pg_job_t *job);
 static void ngx_plinth_pg_job_fail(ngx_plinth_pg_job_t *job, ngx_int_t rc);
 static void ngx_plinth_pg_job_handler(ngx_event_t *ev);
 static void ngx_plinth_pg_answer(ngx_plinth_pg_job_t *job, PGresult *res,
@@ -249,7 +253,9 @@ ngx_plinth_pg_exit(ngx_cycle_t *cycle)
             ngx_del_timer(&job->ev);
         }
 
-        job->cln->handler = NULL;
+        if (job->cln) {
+            job->cln->handler = NULL;
+        }
     }
 
     for (i = 0; i < pool->conf->size; i++) {
@@ -257,7 +263,9 @@ ngx_plinth_pg_exit(ngx_cycle_t *cycle)
 
         if (pc->job) {
             pc->job->pc = NULL;
-            pc->job->cln->handler = NULL;
+            if (pc->job->cln) {
+                pc->job->cln->handler = NULL;
+            }
             pc->job = NULL;
         }
 
@@ -297,50 +305,13 @@ ngx_plinth_pg_query(ngx_http_request_t *r, ngx_uint_t stmt,
     ngx_uint_t nparams, const char *const *values,
     ngx_plinth_pg_handler_pt handler, void *data)
 {
-    size_t                  len;
-    ngx_uint_t              i;
-    ngx_http_cleanup_t     *cln;
-    ngx_plinth_pg_job_t    *job;
-    ngx_plinth_pg_pool_t   *pool;
+    ngx_http_cleanup_t   *cln;
+    ngx_plinth_pg_job_t  *job;
 
-    pool = ngx_plinth_pg_pool;
-
-    if (pool
-        && (stmt >= pool->conf->nstmts
-            || nparams != (ngx_uint_t) pool->conf->stmts[stmt].nparams))
-    {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "pg query %ui with %ui parameters does not match "
-                      "the statement table", stmt, nparams);
-        return NGX_ERROR;
-    }
-
-    job = ngx_pcalloc(r->pool, sizeof(ngx_plinth_pg_job_t));
+    job = ngx_plinth_pg_job(r->pool, r->connection->log, stmt, nparams,
+                            values);
     if (job == NULL) {
         return NGX_ERROR;
-    }
-
-    if (nparams) {
-        job->values = ngx_palloc(r->pool, nparams * sizeof(char *));
-        if (job->values == NULL) {
-            return NGX_ERROR;
-        }
-    }
-
-    for (i = 0; i < nparams; i++) {
-        if (values[i] == NULL) {
-            job->values[i] = NULL;
-            continue;
-        }
-
-        len = ngx_strlen(values[i]) + 1;
-
-        job->values[i] = ngx_pnalloc(r->pool, len);
-        if (job->values[i] == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(job->values[i], values[i], len);
     }
 
     cln = ngx_http_cleanup_add(r, 0);
@@ -352,49 +323,146 @@ ngx_plinth_pg_query(ngx_http_request_t *r, ngx_uint_t stmt,
     cln->data = job;
 
     job->r = r;
+    job->cln = cln;
     job->handler = handler;
     job->data = data;
+
+    ngx_plinth_pg_submit(job);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_plinth_pg_background(ngx_log_t *log, ngx_uint_t stmt,
+    ngx_uint_t nparams, const char *const *values,
+    ngx_plinth_pg_handler_pt handler, void *data)
+{
+    ngx_pool_t           *mem;
+    ngx_plinth_pg_job_t  *job;
+
+    mem = ngx_create_pool(1024, log);
+    if (mem == NULL) {
+        return NGX_ERROR;
+    }
+
+    job = ngx_plinth_pg_job(mem, log, stmt, nparams, values);
+    if (job == NULL) {
+        ngx_destroy_pool(mem);
+        return NGX_ERROR;
+    }
+
+    job->mem = mem;
+    job->handler = handler;
+    job->data = data;
+
+    ngx_plinth_pg_submit(job);
+
+    return NGX_OK;
+}
+
+
+/* A job for stmt, its parameters copied into mem; NULL on failure. */
+static ngx_plinth_pg_job_t *
+ngx_plinth_pg_job(ngx_pool_t *mem, ngx_log_t *log, ngx_uint_t stmt,
+    ngx_uint_t nparams, const char *const *values)
+{
+    size_t                  len;
+    ngx_uint_t              i;
+    ngx_plinth_pg_job_t    *job;
+    ngx_plinth_pg_pool_t   *pool;
+
+    pool = ngx_plinth_pg_pool;
+
+    if (pool
+        && (stmt >= pool->conf->nstmts
+            || nparams != (ngx_uint_t) pool->conf->stmts[stmt].nparams))
+    {
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "pg query %ui with %ui parameters does not match "
+                      "the statement table", stmt, nparams);
+        return NULL;
+    }
+
+    job = ngx_pcalloc(mem, sizeof(ngx_plinth_pg_job_t));
+    if (job == NULL) {
+        return NULL;
+    }
+
+    if (nparams) {
+        job->values = ngx_palloc(mem, nparams * sizeof(char *));
+        if (job->values == NULL) {
+            return NULL;
+        }
+    }
+
+    for (i = 0; i < nparams; i++) {
+        if (values[i] == NULL) {
+            job->values[i] = NULL;
+            continue;
+        }
+
+        len = ngx_strlen(values[i]) + 1;
+
+        job->values[i] = ngx_pnalloc(mem, len);
+        if (job->values[i] == NULL) {
+            return NULL;
+        }
+
+        ngx_memcpy(job->values[i], values[i], len);
+    }
+
     job->stmt = stmt;
     job->nparams = nparams;
-    job->cln = cln;
 
     job->ev.handler = ngx_plinth_pg_job_handler;
     job->ev.data = job;
-    job->ev.log = r->connection->log;
+    job->ev.log = log;
+
+    return job;
+}
+
+
+/* Queues a job, or fails it (its handler runs later) when it cannot run. */
+static void
+ngx_plinth_pg_submit(ngx_plinth_pg_job_t *job)
+{
+    ngx_log_t             *log;
+    ngx_plinth_pg_pool_t  *pool;
+
+    pool = ngx_plinth_pg_pool;
+    log = job->ev.log;
 
     if (pool == NULL) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "pg pool is not running");
+        ngx_log_error(NGX_LOG_ERR, log, 0, "pg pool is not running");
         ngx_plinth_pg_job_fail(job, NGX_ERROR);
-        return NGX_OK;
+        return;
     }
 
     if (!ngx_plinth_pg_live(pool)) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+        ngx_log_error(NGX_LOG_ERR, log, 0,
                       "pg query \"%s\" failed: no connection to postgresql",
-                      pool->conf->stmts[stmt].name);
+                      pool->conf->stmts[job->stmt].name);
         ngx_plinth_pg_job_fail(job, NGX_ERROR);
-        return NGX_OK;
+        return;
     }
 
     if (ngx_queue_empty(&pool->idle)
         && pool->nqueued >= pool->conf->queue_max)
     {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+        ngx_log_error(NGX_LOG_WARN, log, 0,
                       "pg query \"%s\" rejected: %ui queries waiting",
-                      pool->conf->stmts[stmt].name, pool->nqueued);
+                      pool->conf->stmts[job->stmt].name, pool->nqueued);
         ngx_plinth_pg_job_fail(job, NGX_BUSY);
-        return NGX_OK;
+        return;
     }
 
-    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
                    "pg query \"%s\" job:%p queued:%ui",
-                   pool->conf->stmts[stmt].name, job, pool->nqueued);
+                   pool->conf->stmts[job->stmt].name, job, pool->nqueued);
 
     ngx_plinth_pg_enqueue(pool, job, 0);
     ngx_plinth_pg_dispatch(pool);
-
-    return NGX_OK;
 }
 
 
@@ -1308,13 +1376,21 @@ ngx_plinth_pg_answer(ngx_plinth_pg_job_t *job, PGresult *res, ngx_int_t rc)
     ngx_http_request_t  *r;
 
     r = job->r;
-    c = r->connection;
-
-    job->cln->handler = NULL;
 
     if (rc != NGX_OK && ngx_plinth_pg_pool) {
         ngx_plinth_pg_pool->failed++;
     }
+
+    if (r == NULL) {
+        /* a background job: its handler, then its memory goes */
+        job->handler(NULL, job->data, res, rc);
+        ngx_destroy_pool(job->mem);
+        return;
+    }
+
+    c = r->connection;
+
+    job->cln->handler = NULL;
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "pg answer job:%p rc:%i res:%p", job, rc, res);

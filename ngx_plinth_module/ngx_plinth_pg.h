@@ -81,6 +81,16 @@ ngx_int_t ngx_plinth_pg_query(ngx_http_request_t *r, ngx_uint_t stmt,
     ngx_uint_t nparams, const char *const *values,
     ngx_plinth_pg_handler_pt handler, void *data);
 
+/*
+ * The same for work that belongs to no request (a timer's refresh, a
+ * report that must outlive the request that found it): the handler is
+ * called with r == NULL, exactly once, and the job's memory (parameters
+ * included) is freed after it returns.
+ */
+ngx_int_t ngx_plinth_pg_background(ngx_log_t *log, ngx_uint_t stmt,
+    ngx_uint_t nparams, const char *const *values,
+    ngx_plinth_pg_handler_pt handler, void *data);
+
 /* Pool statistics for this worker (for /metrics and tests). */
 typedef struct {
     ngx_uint_t               connections;     /* configured */

@@ -386,6 +386,13 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "SELECT alg, type, part_number, size, checksum "
       "FROM plinth_mpu_part_checksums($1, $2, $3, $4, $5::integer[], "
       "$6::text[])", 6 },
+    [NGX_PLINTH_SQL_NODE_AVOID] =
+    { "plinth_node_avoid",
+      "SELECT node_id FROM node_health WHERE status = 'offline' OR is_full "
+      "ORDER BY node_id", 0 },
+    [NGX_PLINTH_SQL_REPORT_BAD] =
+    { "plinth_report_bad",
+      "SELECT plinth_report_bad_replica($1::uuid, $2::integer, $3)", 3 },
     [NGX_PLINTH_SQL_PART_COPY] =
     { "plinth_part_copy",
       "SELECT etag, last_modified, src_vid FROM plinth_part_copy($1, $2, $3, "

@@ -542,12 +542,23 @@ void
 ngx_http_plinth_put_place(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     u_char *hkey, size_t len, void (*decided)(ngx_http_request_t *r))
 {
+    size_t                        navoid;
+    const uint32_t               *avoid;
     ngx_http_plinth_main_conf_t  *pmcf;
 
     pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
 
-    ctx->ntargets = plinth_ring_lookup(pmcf->ring, hkey, len, NULL, NULL, 0,
-                                       pmcf->rf, ctx->targets);
+    /* not on nodes repaird found offline or full (ngx_plinth_health.c) */
+    navoid = ngx_http_plinth_health_avoid(&avoid);
+
+    ctx->ntargets = plinth_ring_lookup(pmcf->ring, hkey, len, NULL, avoid,
+                                       navoid, pmcf->rf, ctx->targets);
+
+    if (ctx->ntargets < pmcf->w && navoid) {
+        /* too few left for the quorum: let the fan-out decide */
+        ctx->ntargets = plinth_ring_lookup(pmcf->ring, hkey, len, NULL, NULL,
+                                           0, pmcf->rf, ctx->targets);
+    }
 
     if (ctx->ntargets < pmcf->w) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,

@@ -29,6 +29,7 @@ typedef struct {
 typedef struct {
     ngx_http_plinth_peers_t      *peers;
     ngx_http_plinth_sr_ctx_t     *sctx;
+    ngx_http_request_t           *r;
     ngx_uint_t                    next;
 } ngx_http_plinth_peer_data_t;
 
@@ -227,6 +228,7 @@ ngx_http_plinth_upstream_init_peer(ngx_http_request_t *r,
 
     pd->peers = us->peer.data;
     pd->sctx = sctx;
+    pd->r = r;
     pd->next = 0;
 
     r->upstream->peer.data = pd;
@@ -277,11 +279,39 @@ ngx_http_plinth_upstream_get_peer(ngx_peer_connection_t *pc, void *data)
 }
 
 
+/*
+ * A replica left for the next one: when it answered that the blob is not
+ * there (404) or failed its checksum (500), it is reported to repaird
+ * (ngx_plinth_health.c). The last replica's answer reaches the header
+ * filter instead, which reports it the same way.
+ */
 static void
 ngx_http_plinth_upstream_free_peer(ngx_peer_connection_t *pc, void *data,
     ngx_uint_t state)
 {
+    ngx_http_plinth_peer_data_t  *pd = data;
+
+    ngx_uint_t                status;
+    ngx_http_plinth_ctx_t    *ctx;
+
     if (pc->tries) {
         pc->tries--;
+    }
+
+    if (!(state & (NGX_PEER_NEXT | NGX_PEER_FAILED))
+        || pd->r->upstream == NULL || !pd->sctx->get)
+    {
+        return;
+    }
+
+    status = pd->r->upstream->headers_in.status_n;
+    ctx = pd->sctx->parent;
+
+    if (status == NGX_HTTP_NOT_FOUND
+        || status == NGX_HTTP_INTERNAL_SERVER_ERROR)
+    {
+        ngx_http_plinth_report_bad_replica(pc->log, &ctx->blob_id,
+            pd->sctx->node,
+            status == NGX_HTTP_NOT_FOUND ? "missing" : "corrupt");
     }
 }

@@ -816,3 +816,19 @@ is($r->{status}, 403, 'anonymous: AccessDenied');
 plinth_api_keys maybe;
 --- nginx_t_fails
 \[emerg\].*invalid value "maybe" in "plinth_api_keys" directive, it must be "on" or "off"
+
+
+
+=== TEST 48: plinth_health_refresh with a bad value
+--- http_config
+plinth_health_refresh often;
+--- nginx_t_fails
+\[emerg\].*"plinth_health_refresh" directive invalid value in \S+:\d+
+
+
+
+=== TEST 49: plinth_health_refresh is an http directive
+--- config
+location /other/ { plinth_health_refresh 1s; }
+--- nginx_t_fails
+\[emerg\].*"plinth_health_refresh" directive is not allowed here in \S+:\d+

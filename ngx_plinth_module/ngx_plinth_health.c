@@ -1,0 +1,188 @@
+/*
+ * What the gateway learns from repaird through PostgreSQL, and what it
+ * tells it.
+ *
+ * Node health: every plinth_health_refresh each worker reads the nodes
+ * repaird has marked offline or full (node_health, sql/010) with a
+ * background query, and new writes are placed without them. The list is
+ * per worker and may be one refresh old; when PostgreSQL cannot be asked,
+ * the last list stays. Placement never refuses a write because of it:
+ * when too few nodes are left for the write quorum, the write is placed
+ * as if all were healthy (the fan-out then decides, as before repaird).
+ *
+ * Bad replicas: a read that finds a replica missing (404) or corrupt (the
+ * data node's 500: it never sends bytes that fail their checksum) reports
+ * it at once (plinth_report_bad_replica), so repaird rebuilds it within a
+ * pass rather than at the next scrub. The report is a background query:
+ * it outlives the request that found the replica.
+ */
+
+#include "ngx_plinth.h"
+
+
+#define NGX_PLINTH_HEALTH_MAX  256
+
+
+static void ngx_http_plinth_health_refresh(ngx_event_t *ev);
+static void ngx_http_plinth_health_read(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_reported(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+
+
+static uint32_t     ngx_http_plinth_avoid[NGX_PLINTH_HEALTH_MAX];
+static size_t       ngx_http_plinth_navoid;
+static ngx_event_t  ngx_http_plinth_health_ev;
+static ngx_msec_t   ngx_http_plinth_health_every;
+static ngx_log_t   *ngx_http_plinth_health_log;
+
+
+ngx_int_t
+ngx_http_plinth_health_init(ngx_cycle_t *cycle,
+    ngx_http_plinth_main_conf_t *pmcf)
+{
+    ngx_http_plinth_navoid = 0;
+
+    if (pmcf->health_refresh == 0) {
+        return NGX_OK;
+    }
+
+    ngx_http_plinth_health_every = pmcf->health_refresh;
+    ngx_http_plinth_health_log = cycle->log;
+
+    ngx_http_plinth_health_ev.handler = ngx_http_plinth_health_refresh;
+    ngx_http_plinth_health_ev.log = cycle->log;
+    ngx_http_plinth_health_ev.data = NULL;
+    /* a pending refresh never holds up a graceful shutdown */
+    ngx_http_plinth_health_ev.cancelable = 1;
+
+    /* the pool connects first: the first read a moment later */
+    ngx_add_timer(&ngx_http_plinth_health_ev, 100);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_plinth_health_exit(void)
+{
+    if (ngx_http_plinth_health_ev.timer_set) {
+        ngx_del_timer(&ngx_http_plinth_health_ev);
+    }
+}
+
+
+/* The nodes new writes should avoid: offline or full, as last read. */
+size_t
+ngx_http_plinth_health_avoid(const uint32_t **nodes)
+{
+    *nodes = ngx_http_plinth_avoid;
+    return ngx_http_plinth_navoid;
+}
+
+
+static void
+ngx_http_plinth_health_refresh(ngx_event_t *ev)
+{
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    if (ngx_plinth_pg_background(ngx_http_plinth_health_log,
+                                 NGX_PLINTH_SQL_NODE_AVOID, 0, NULL,
+                                 ngx_http_plinth_health_read, NULL)
+        != NGX_OK)
+    {
+        ngx_add_timer(&ngx_http_plinth_health_ev,
+                      ngx_http_plinth_health_every);
+    }
+}
+
+
+static void
+ngx_http_plinth_health_read(ngx_http_request_t *r, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    int        i, n;
+    size_t     m;
+    uint32_t   fresh[NGX_PLINTH_HEALTH_MAX];
+    ngx_int_t  id;
+
+    if (rc == NGX_OK && PQresultStatus(res) == PGRES_TUPLES_OK) {
+        n = PQntuples(res);
+        m = 0;
+
+        for (i = 0; i < n && m < NGX_PLINTH_HEALTH_MAX; i++) {
+            id = ngx_atoi((u_char *) PQgetvalue(res, i, 0),
+                          PQgetlength(res, i, 0));
+            if (id > 0) {
+                fresh[m++] = (uint32_t) id;
+            }
+        }
+
+        if (m != ngx_http_plinth_navoid
+            || ngx_memcmp(fresh, ngx_http_plinth_avoid, m * sizeof(uint32_t)))
+        {
+            ngx_log_error(NGX_LOG_NOTICE, ngx_http_plinth_health_log, 0,
+                          "plinth: %uz data node%s offline or full, kept "
+                          "out of new writes", m, m == 1 ? "" : "s");
+        }
+
+        ngx_memcpy(ngx_http_plinth_avoid, fresh, m * sizeof(uint32_t));
+        ngx_http_plinth_navoid = m;
+
+    } else if (rc == NGX_OK) {
+        /* node_health is repaird's table: absent before its migration */
+        ngx_log_error(NGX_LOG_WARN, ngx_http_plinth_health_log, 0,
+                      "plinth: node health could not be read: %s",
+                      PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+    }
+
+    if (!(ngx_exiting || ngx_terminate || ngx_quit)) {
+        ngx_add_timer(&ngx_http_plinth_health_ev,
+                      ngx_http_plinth_health_every);
+    }
+}
+
+
+/* A replica found missing or corrupt: queued for repair at once. */
+void
+ngx_http_plinth_report_bad_replica(ngx_log_t *log, ngx_str_t *blob,
+    uint32_t node, const char *reason)
+{
+    u_char       id[33], num[NGX_INT32_LEN + 1];
+    const char  *params[3];
+
+    if (blob->len != 32) {
+        return;
+    }
+
+    ngx_memcpy(id, blob->data, 32);
+    id[32] = '\0';
+    *ngx_sprintf(num, "%uD", node) = '\0';
+
+    params[0] = (char *) id;
+    params[1] = (char *) num;
+    params[2] = reason;
+
+    ngx_log_error(NGX_LOG_WARN, log, 0,
+                  "plinth: replica of blob %V on data node %uD is %s: "
+                  "queued for repair", blob, node, reason);
+
+    /* the cycle's log: the request's may be gone when the answer comes */
+    (void) ngx_plinth_pg_background(ngx_cycle->log, NGX_PLINTH_SQL_REPORT_BAD,
+                                    3, params, ngx_http_plinth_reported,
+                                    NULL);
+}
+
+
+static void
+ngx_http_plinth_reported(ngx_http_request_t *r, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "plinth: a bad replica could not be queued for "
+                      "repair (the scrub will find it)");
+    }
+}

@@ -1,0 +1,165 @@
+# What the gateway takes from repaird and gives it, through PostgreSQL:
+# new writes avoid the nodes node_health says are offline or full (read
+# every plinth_health_refresh, 3 s by default), never at the cost of the
+# write itself; and a read that finds a replica missing or corrupt queues
+# it in repair_queue at once. node_health is written here by hand, as
+# repaird would (t/45-repaird*.t shows repaird writing it).
+use lib 't/lib';
+use Plinth::Test;
+use Time::HiRes qw(sleep);
+
+sub placement {
+    my ($key) = @_;
+    my @rows = cluster()->psql(
+        "SELECT replace(v.blob_id::text, '-', ''), "
+      . "array_to_string(v.nodes, ',') FROM versions v "
+      . "JOIN objects o USING (version_id) "
+      . "JOIN buckets b ON b.bucket_id = o.bucket_id "
+      . "WHERE b.name = 'health' AND o.key = '$key' AND NOT o.deleted");
+    return ($rows[0][0], [ sort split /,/, $rows[0][1] ]);
+}
+
+sub set_health {
+    my ($node, $status, $full) = @_;
+    cluster()->psql("INSERT INTO node_health (node_id, address, status, is_full) "
+        . "VALUES ($node, 'test', '$status', $full) ON CONFLICT (node_id) DO UPDATE "
+        . "SET status = EXCLUDED.status, is_full = EXCLUDED.is_full");
+}
+
+# one refresh and a margin
+sub wait_refresh { sleep 3.6 }
+
+sub put_many {
+    my ($prefix, $n) = @_;
+    my %nodes;
+    for my $i (1 .. $n) {
+        my $r = s3_request(PUT => "/health/$prefix$i", body => "body $prefix$i");
+        die "PUT: $r->{status} $r->{body}" unless $r->{status} == 200;
+        my (undef, $nodes) = placement("$prefix$i");
+        $nodes{join ',', @$nodes}++;
+    }
+    return \%nodes;
+}
+
+sub slurp_log {
+    open my $fh, '<', cluster()->error_log_path or return '';
+    local $/;
+    return scalar <$fh>;
+}
+
+sub flip_byte {
+    my ($path, $offset) = @_;
+    open my $fh, '+<:raw', $path or die "open $path: $!";
+    seek $fh, $offset, 0 or die "seek: $!";
+    read $fh, my $c, 1 or die "read: $!";
+    seek $fh, $offset, 0 or die "seek: $!";
+    print $fh chr(ord($c) ^ 0xff) or die "write: $!";
+    close $fh or die "close: $!";
+}
+
+sub bad_rows {
+    my ($blob) = @_;
+    return map { "$_->[0]:$_->[1]" } cluster()->psql(
+        "SELECT node_id, reason FROM repair_queue "
+      . "WHERE blob_id = '$blob'::uuid ORDER BY node_id");
+}
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: every node healthy: writes go to all three
+--- check
+is(s3_request(PUT => '/health')->{status}, 200, 'bucket');
+set_health($_, 'online', 'false') for 1 .. 3;
+wait_refresh();
+my $n = put_many('a', 12);
+is_deeply([keys %$n], ['1,2,3'], 'each object on nodes 1, 2 and 3');
+
+
+
+=== TEST 2: node 2 offline: new writes avoid it (two copies, W = 2) and read back; the data node itself is up
+--- check
+set_health(2, 'offline', 'false');
+wait_refresh();
+my $n = put_many('b', 12);
+is_deeply([keys %$n], ['1,3'], 'each new object on nodes 1 and 3 only');
+is(s3_request(GET => "/health/b$_")->{body}, "body b$_", "b$_ reads back") for 1, 6, 12;
+like(main::slurp_log(), qr/1 data node offline or full, kept out of new writes/, 'the gateway logged the change');
+
+
+
+=== TEST 3: node 3 full as well: one node is fewer than W, so writes are placed as if all were healthy (and succeed)
+--- check
+set_health(3, 'online', 'true');
+wait_refresh();
+my $n = put_many('c', 6);
+is_deeply([keys %$n], ['1,2,3'], 'placed on all three: the fan-out decides, the write is not refused');
+
+
+
+=== TEST 4: all healthy again: writes use every node
+--- check
+set_health(2, 'online', 'false');
+set_health(3, 'online', 'false');
+wait_refresh();
+my $n = put_many('d', 6);
+is_deeply([keys %$n], ['1,2,3'], 'nodes 1, 2 and 3 again');
+
+
+
+=== TEST 4a: a replica missing on the node read first: the GET is served by the next, and the missing one is queued
+--- check
+s3_request(PUT => '/health/one-gone', body => 'one copy gone');
+my @rows = cluster()->psql("SELECT replace(v.blob_id::text, '-', ''), v.nodes[1] FROM versions v "
+    . "JOIN objects o USING (version_id) JOIN buckets b ON b.bucket_id = o.bucket_id "
+    . "WHERE b.name = 'health' AND o.key = 'one-gone'");
+my ($blob, $first) = @{ $rows[0] };
+unlink cluster()->blob_path($first, $blob) or die "unlink: $!";
+my $r = s3_request(GET => '/health/one-gone');
+is($r->{status}, 200, 'GET 200 from another replica');
+is($r->{body}, 'one copy gone', 'the bytes');
+my @got;
+for (1 .. 50) { @got = bad_rows($blob); last if @got; sleep 0.1 }
+is_deeply(\@got, ["$first:missing"], 'repair_queue: the missing replica, on the node read first');
+
+
+
+=== TEST 5: a read that finds every replica missing queues each one as missing
+--- check
+s3_request(PUT => '/health/gone', body => 'soon gone');
+my ($blob, $nodes) = placement('gone');
+unlink cluster()->blob_path($_, $blob) or die "unlink: $!" for @$nodes;
+my $r = s3_request(GET => '/health/gone');
+is($r->{status}, 503, 'no replica: 503');
+my @want = map { "$_:missing" } @$nodes;
+my @got;
+for (1 .. 50) { @got = bad_rows($blob); last if @got == @want; sleep 0.1 }
+is_deeply(\@got, \@want, 'repair_queue: every replica, missing');
+
+
+
+=== TEST 6: a read that finds replicas corrupt queues them as corrupt
+--- check
+my $body = random_bytes(300_000);
+s3_request(PUT => '/health/rot', body => $body);
+my ($blob, $nodes) = placement('rot');
+main::flip_byte(cluster()->blob_path($_, $blob), 10) for @$nodes;
+my $r = s3_request(GET => '/health/rot');
+is($r->{status}, 503, 'every replica corrupt in its first block: 503, no byte sent');
+my @want = map { "$_:corrupt" } @$nodes;
+my @got;
+for (1 .. 50) { @got = bad_rows($blob); last if @got == @want; sleep 0.1 }
+is_deeply(\@got, \@want, 'repair_queue: every replica, corrupt');
+
+
+
+=== TEST 7: plinth_health_refresh 0 turns the reading off; nginx -t takes a time
+--- http_config
+plinth_health_refresh 0;
+--- check
+set_health(2, 'offline', 'false');
+sleep 1;
+my $n = put_many('e', 6);
+is_deeply([keys %$n], ['1,2,3'], 'with the reading off, node 2 still gets writes');
+set_health(2, 'online', 'false');
