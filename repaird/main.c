@@ -34,6 +34,7 @@
 #include "repaird.h"
 
 rd_ctx               rd;
+pthread_mutex_t      rd_nodes_mutex = PTHREAD_MUTEX_INITIALIZER;
 volatile int         rd_stop;
 static volatile int  rd_hup;
 
@@ -51,6 +52,63 @@ rd_on_signal(int sig)
 
 /* ------------------------------------------------------------ metrics */
 
+/* Per-node gauges: up, disk usage, scrub progress of the current pass. */
+static size_t
+rd_metrics_nodes(char *buf, size_t n, size_t cap)
+{
+    size_t    i, k;
+    rd_node  *nd;
+    double    ratio;
+    static const char *head[] = {
+        "# HELP plinth_node_up 1 when repaird's last probe of the node "
+        "found it online (0: suspect or offline).\n"
+        "# TYPE plinth_node_up gauge\n",
+        "# HELP plinth_node_disk_usage_bytes Disk bytes used on the node, "
+        "as its /health says.\n"
+        "# TYPE plinth_node_disk_usage_bytes gauge\n",
+        "# HELP plinth_scrub_progress_ratio Part of the node's blobs checked "
+        "by the scrub pass in progress (1: the last pass is complete).\n"
+        "# TYPE plinth_scrub_progress_ratio gauge\n",
+        "# HELP plinth_scrub_node_last_completion_timestamp_seconds When the "
+        "node's last scrub pass completed (0: none since start).\n"
+        "# TYPE plinth_scrub_node_last_completion_timestamp_seconds gauge\n"
+    };
+
+    pthread_mutex_lock(&rd_nodes_mutex);
+    for (k = 0; k < 4; k++) {
+        if (n + 1 < cap) {
+            n += (size_t) snprintf(buf + n, cap - n, "%s", head[k]);
+        }
+        for (i = 0; i < rd.nnodes && n + 1 < cap; i++) {
+            nd = &rd.nodes[i];
+            if (k == 0) {
+                n += (size_t) snprintf(buf + n, cap - n,
+                        "plinth_node_up{node=\"%u\"} %d\n", nd->c.id,
+                        nd->probed && nd->status == RD_NODE_ONLINE);
+            } else if (k == 1) {
+                n += (size_t) snprintf(buf + n, cap - n,
+                        "plinth_node_disk_usage_bytes{node=\"%u\"} %llu\n",
+                        nd->c.id, (unsigned long long) nd->disk_used);
+            } else if (k == 2) {
+                ratio = nd->scrub_checked == 0 ? (nd->scrub_done ? 1 : 0)
+                        : nd->blob_count == 0 ? 1
+                        : (double) nd->scrub_checked / (double) nd->blob_count;
+                n += (size_t) snprintf(buf + n, cap - n,
+                        "plinth_scrub_progress_ratio{node=\"%u\"} %.4f\n",
+                        nd->c.id, ratio > 1 ? 1 : ratio);
+            } else {
+                n += (size_t) snprintf(buf + n, cap - n,
+                        "plinth_scrub_node_last_completion_timestamp_seconds"
+                        "{node=\"%u\"} %lld\n", nd->c.id,
+                        (long long) nd->scrub_completed);
+            }
+        }
+    }
+    pthread_mutex_unlock(&rd_nodes_mutex);
+    return n < cap ? n : cap - 1;
+}
+
+
 static enum MHD_Result
 rd_metrics(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -59,7 +117,7 @@ rd_metrics(void *cls, struct MHD_Connection *c, const char *url,
     rd_stats              *s = &rd.stats;
     struct MHD_Response   *resp;
     char                  *buf;
-    size_t                 n = 0, cap = 8192;
+    size_t                 n = 0, cap = 8192 + 400 * RD_MAX_NODES;
     enum MHD_Result        ret;
     int64_t                ur;
 
@@ -141,6 +199,7 @@ rd_metrics(void *cls, struct MHD_Connection *c, const char *url,
     if (n >= cap) {
         n = cap - 1;
     }
+    n = rd_metrics_nodes(buf, n, cap);
     resp = MHD_create_response_from_buffer(n, buf, MHD_RESPMEM_MUST_FREE);
     if (resp == NULL) {
         free(buf);

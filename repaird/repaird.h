@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <pthread.h>
+
 #include <libpq-fe.h>
 
 #include "ngx_plinth_ring.h"
@@ -130,6 +132,9 @@ typedef struct {
     int           probed;        /* at least one probe since start */
     int           scrub_done;    /* this node's scrub pass is complete */
     int           draining;      /* node_admin.draining */
+    uint64_t      blob_count;    /* from /health */
+    uint64_t      scrub_checked; /* blobs checked in the current pass */
+    int64_t       scrub_completed;   /* unix time of its last full pass */
 } rd_node;
 
 #define RD_NODE_ONLINE   0
@@ -177,6 +182,8 @@ typedef struct {
 } rd_ctx;
 
 extern rd_ctx  rd;
+/* held while x->nodes is replaced (SIGHUP) and while /metrics reads it */
+extern pthread_mutex_t  rd_nodes_mutex;
 
 /* db.c */
 int rd_db_connect(rd_ctx *x);

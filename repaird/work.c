@@ -150,6 +150,8 @@ rd_cluster_apply(rd_ctx *x)
         nodes[i].status = RD_NODE_ONLINE;
         for (j = 0; j < x->nnodes; j++) {
             if (x->nodes[j].c.id == nc[i].id) {
+                nodes[i] = x->nodes[j];
+                nodes[i].c = nc[i];
                 nodes[i].status = x->nodes[j].status;
                 nodes[i].full = x->nodes[j].full;
                 nodes[i].probed = x->nodes[j].probed;
@@ -158,15 +160,17 @@ rd_cluster_apply(rd_ctx *x)
     }
     free(nc);                       /* the strings now belong to nodes[] */
     free(rn);
+    pthread_mutex_lock(&rd_nodes_mutex);
     for (j = 0; j < x->nnodes; j++) {
         free(x->nodes[j].c.address);
         free(x->nodes[j].c.zone);
         free(x->nodes[j].c.tier);
     }
     free(x->nodes);
-    rd_arena_free(x->ring_mem);
     x->nodes = nodes;
     x->nnodes = n;
+    pthread_mutex_unlock(&rd_nodes_mutex);
+    rd_arena_free(x->ring_mem);
     x->ring = ring;
     x->ring_mem = arena;
     x->scrub_node = 0;
@@ -253,6 +257,7 @@ rd_health_round(rd_ctx *x)
             nd->full = nh->status != NULL && strcmp(nh->status, "full") == 0;
             nd->disk_total = nh->disk_total_bytes;
             nd->disk_used = nh->disk_used_bytes;
+            nd->blob_count = nh->blob_count;
             plinth__node_health__free_unpacked(nh, NULL);
         }
 
@@ -980,15 +985,18 @@ rd_scrub_step(rd_ctx *x, int *more)
         "                 ELSE last_completed END, "
         "pass_started = CASE WHEN $5::boolean THEN NULL ELSE pass_started END "
         "WHERE node_id = $1::integer "
-        "RETURNING corrupt, missing", 6, p);
+        "RETURNING corrupt, missing, checked", 6, p);
     if (res == NULL) {
         return -1;
     }
+    nd->scrub_checked = truncated ? strtoull(PQgetvalue(res, 0, 2), NULL, 10)
+                                  : 0;
     if (!truncated) {
         rd_log(RD_LOG_INFO, "scrub of node %u: pass complete, %s corrupt, "
                "%s missing", nd->c.id, PQgetvalue(res, 0, 0),
                PQgetvalue(res, 0, 1));
         nd->scrub_done = 1;
+        nd->scrub_completed = (int64_t) time(NULL);
         __atomic_store_n(&x->stats.scrub_last_completed, (int64_t) time(NULL),
                          __ATOMIC_RELAXED);
     }

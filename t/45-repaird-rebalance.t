@@ -1,5 +1,5 @@
 # repaird's rebalancing on the real cluster (PostgreSQL, data nodes,
-# nginx, RF=3): a 4th node is added (cluster file + nginx reload + SIGHUP
+# nginx, RF=3, four data nodes): a 5th node is added (cluster file + nginx reload + SIGHUP
 # to repaird) and the blobs the ring now places on it move there, at a
 # bounded rate, while every GET keeps answering byte-identical; then node
 # 1 is drained (node_admin) until no placement names it, taken out of the
@@ -16,7 +16,7 @@ use Digest::MD5 qw(md5_hex);
 use Time::HiRes qw(sleep time);
 
 cluster_options(
-    nodes => 3,
+    nodes => 4,
     components => [qw(pg nodes nginx repaird)],
     repaird_opts => {
         health_interval    => '300ms',
@@ -50,10 +50,10 @@ for my $i (1 .. 300) {
     $r = s3_request(PUT => "/bbk/o$i", body => $b);
     $want{"o$i"} = md5_hex($b) if $r->{status} == 200;
 }
-is(scalar keys %want, 300, '300 objects on 3 nodes');
+is(scalar keys %want, 300, '300 objects on 4 nodes');
 wait_for(sub { (metrics()->{plinth_objects_misplaced} // -1) == 0 }, 20,
-    'nothing misplaced on 3 nodes');
-pass('a rebalancing pass over 3 nodes moves nothing');
+    'nothing misplaced on 4 nodes');
+pass('a rebalancing pass over 4 nodes moves nothing');
 
 # GET every object once; count failures
 sub read_round {
@@ -65,10 +65,10 @@ sub read_round {
     return $bad;
 }
 
-# --------------------------------------------------------------- add node 4
+# --------------------------------------------------------------- add node 5
 
-my $n4 = $c->add_node;
-is($n4, 4, 'node 4 started');
+my $n5 = $c->add_node;
+is($n5, 5, 'node 5 started');
 $c->reload_nginx;
 $c->reload_repaird(1);
 my $t0 = time;
@@ -86,9 +86,10 @@ ok($took >= $copies / 200 * 0.9, sprintf('rate-limited: %d copies in %.1fs '
     . '(rebalance_rate 200/s)', $copies, $took));
 is($failed, 0, "no GET failed during the move ($rounds rounds of 300 GETs)");
 my @p = placements();
-my $on4 = grep { grep { $_ == 4 } @{ $_->[1] } } @p;
-ok($on4 > @p / 2, "node 4 now holds $on4 of " . scalar(@p) . ' blobs (ideal: about 3/4)');
-ok($m->{'plinth_repair_operations_total{kind="rebalance"}'} >= $on4,
+my $on5 = grep { grep { $_ == 5 } @{ $_->[1] } } @p;
+ok($on5 > @p * 0.4 && $on5 < @p * 0.8,
+    "node 5 now holds $on5 of " . scalar(@p) . ' blobs (ideal: about 3/5)');
+ok($m->{'plinth_repair_operations_total{kind="rebalance"}'} >= $on5,
     'plinth_repair_operations_total{kind="rebalance"} = '
     . $m->{'plinth_repair_operations_total{kind="rebalance"}'});
 is(scalar(grep { @{ $_->[1] } != 3 } @p), 0, 'every blob on exactly 3 nodes');
@@ -101,7 +102,7 @@ wait_for(sub { my @g = $c->psql("SELECT count(*) FROM garbage_blobs"); $g[0][0] 
     30, 'moved-away copies collected');
 my $left = 0;
 for my $pl (@p) {
-    for my $n (1 .. 4) {
+    for my $n (1 .. 5) {
         $left++ if -f $c->blob_path($n, $pl->[0]) && !grep { $_ == $n } @{ $pl->[1] };
     }
 }
@@ -155,6 +156,6 @@ is(metrics()->{plinth_objects_under_replicated}, 0,
 is(read_round(), 0, 'every object reads back byte-identical without node 1');
 @p = placements();
 is(scalar(grep { @{ $_->[1] } != 3 || grep({ $_ == 1 } @{ $_->[1] }) } @p), 0,
-    'every blob on 3 of nodes 2..4');
+    'every blob on 3 of nodes 2..5');
 
 done_testing();

@@ -192,6 +192,10 @@ ok($m->{'plinth_repair_operations_total{kind="replicate"}'} > 0,
     . $m->{'plinth_repair_operations_total{kind="replicate"}'}
     . " on repaird1 (and $partial on repaird2 before it died)");
 is($m->{plinth_objects_under_replicated}, 0, 'plinth_objects_under_replicated 0');
+is($m->{'plinth_node_up{node="4"}'}, 0, 'plinth_node_up{node="4"} 0');
+is($m->{'plinth_node_up{node="1"}'}, 1, 'plinth_node_up{node="1"} 1');
+ok($m->{'plinth_node_disk_usage_bytes{node="1"}'} > 0, 'plinth_node_disk_usage_bytes{node="1"} = '
+    . $m->{'plinth_node_disk_usage_bytes{node="1"}'});
 
 sub flip_byte0 {
     my ($path, $offset) = @_;
@@ -311,6 +315,11 @@ ok($m->{'plinth_repair_operations_total{kind="scrub_repair"}'} >= $nflip + @dele
     . $m->{'plinth_repair_operations_total{kind="scrub_repair"}'});
 ok($m->{plinth_scrub_last_completion_timestamp_seconds} >= int($damaged_at),
     'plinth_scrub_last_completion_timestamp_seconds set');
+ok($m->{'plinth_scrub_node_last_completion_timestamp_seconds{node="2"}'} >= int($damaged_at),
+    'plinth_scrub_node_last_completion_timestamp_seconds{node="2"} set');
+ok(defined $m->{'plinth_scrub_progress_ratio{node="1"}'}
+    && $m->{'plinth_scrub_progress_ratio{node="1"}'} <= 1,
+    'plinth_scrub_progress_ratio{node="1"} = ' . ($m->{'plinth_scrub_progress_ratio{node="1"}'} // 'none'));
 my @bad_placement = grep { @{ $_->[1] } != 3 } placements();
 is(scalar @bad_placement, 0, 'every blob still on 3 nodes');
 read_all('after the scrub repairs');
