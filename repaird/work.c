@@ -570,9 +570,24 @@ rd_repair_blob(rd_ctx *x, const char *hex, const char *rkey, int64_t size,
         }
         rd_rate_limit(x, next);
         if (rd_ids_has(bad, t->c.id)) {
-            snprintf(path, sizeof(path), "/blobs/%s", hex);
-            rd_http("DELETE", t->c.address, path, x->cf.http_timeout, &a);
+            /* reported bad: delete its copy only if it is (a wrong report
+             * must not cost a good copy); a good one is simply kept */
+            snprintf(path, sizeof(path), "/blobs/%s/verify", hex);
+            rd_http("GET", t->c.address, path,
+                    x->cf.http_timeout + (size > 0 ? (double) size / 1048576
+                                                   : 0), &a);
             rd_http_answer_free(&a);
+            if (a.status == 200) {
+                rd_log(RD_LOG_INFO, "blob %s: the copy on node %u reported "
+                       "bad verifies: kept", hex, t->c.id);
+                rd_ids_add(&add, t->c.id);
+                continue;
+            }
+            if (a.status == 500 && strcmp(a.error, "corrupt") == 0) {
+                snprintf(path, sizeof(path), "/blobs/%s", hex);
+                rd_http("DELETE", t->c.address, path, x->cf.http_timeout, &a);
+                rd_http_answer_free(&a);
+            }
         }
         if (rd_pull(x, hex, t, good, size)) {
             rd_ids_add(&add, t->c.id);

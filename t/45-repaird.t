@@ -236,6 +236,20 @@ read_all('after the repair, node 4 still dead');
     pass(sprintf 'plinth_report_bad_replica: rebuilt %.2fs after the report', time - $t1);
     my @q = $c->psql("SELECT count(*) FROM repair_queue");
     is($q[0][0], 0, '... and the queue is empty');
+
+    # a wrong report (the copy is fine) costs nothing: the copy is kept
+    my ($o2) = $c->psql("SELECT replace(v.blob_id::text, '-', ''), v.nodes[2] "
+        . "FROM objects o JOIN versions v USING (version_id) WHERE o.key = 'obj/8'");
+    my ($blob2, $node2) = @$o2;
+    my $path2 = $c->blob_path($node2, $blob2);
+    my $ino = (stat $path2)[1];
+    $c->psql("SELECT plinth_report_bad_replica('$blob2', $node2, 'corrupt')");
+    wait_for(sub { my @q2 = $c->psql("SELECT count(*) FROM repair_queue"); $q2[0][0] == 0 },
+        10, 'wrong report handled');
+    is((stat $path2)[1], $ino, 'a good copy reported bad is verified and kept (same file)');
+    my ($pl) = $c->psql("SELECT array_to_string(nodes, ',') FROM versions "
+        . "WHERE blob_id = '$blob2'");
+    ok(grep({ $_ == $node2 } split /,/, $pl->[0]), '... and stays in the placement');
 }
 
 # --------------------------------------------------------------- scrub
