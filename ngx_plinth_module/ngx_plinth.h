@@ -51,6 +51,7 @@ typedef struct {
     off_t                         max_object_size;
     ngx_msec_t                    straggler_timeout;
     ngx_msec_t                    health_refresh;  /* 0: not read */
+    ngx_msec_t                    key_cache;  /* 0: keys not cached */
     ngx_uint_t                    auth;       /* NGX_PLINTH_AUTH_* */
     ngx_flag_t                    api_keys;   /* X-Plinth-Api-Key */
     ngx_str_t                     region;

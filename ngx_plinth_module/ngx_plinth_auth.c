@@ -31,8 +31,35 @@ typedef struct {
 } ngx_http_plinth_auth_t;
 
 
+/*
+ * Access keys, cached per worker for plinth_key_cache (5 s by default):
+ * most requests then need no statement to know their caller. A key
+ * deleted or disabled stops working within that time. Direct-mapped by a
+ * hash of the key id; only keys found are kept; longer fields than the
+ * slots hold are simply not cached.
+ */
+#define NGX_PLINTH_KEY_CACHE   512
+#define NGX_PLINTH_KEY_FIELD   128
+
+typedef struct {
+    u_char                        id[NGX_PLINTH_KEY_FIELD];
+    u_char                        secret[NGX_PLINTH_KEY_FIELD];
+    u_char                        user[NGX_PLINTH_KEY_FIELD];
+    u_char                        name[NGX_PLINTH_KEY_FIELD];
+    size_t                        id_len, secret_len, user_len, name_len;
+    ngx_msec_t                    expires;
+    ngx_uint_t                    used;
+} ngx_http_plinth_key_t;
+
+static ngx_http_plinth_key_t  *ngx_http_plinth_keys;
+
+
 static void ngx_http_plinth_auth_key_done(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_auth_known(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_str_t *secret);
+static ngx_http_plinth_key_t *ngx_http_plinth_key_slot(const u_char *id,
+    size_t len);
 static void ngx_http_plinth_auth_fail(ngx_http_request_t *r,
     plinth_sigv4_rc_t rc, ngx_uint_t presigned);
 static ngx_int_t ngx_http_plinth_auth_verify(ngx_http_request_t *r,
@@ -56,9 +83,11 @@ ngx_http_plinth_authenticate(ngx_http_request_t *r,
 {
     u_char                       *p;
     ngx_str_t                     q;
+    ngx_str_t                     secret;
     const char                   *params[1];
     plinth_sigv4_rc_t             rc;
     ngx_table_elt_t              *h, *date, *sha, *api;
+    ngx_http_plinth_key_t        *k;
     ngx_http_plinth_auth_t       *a;
     ngx_http_plinth_main_conf_t  *pmcf;
 
@@ -187,6 +216,31 @@ ngx_http_plinth_authenticate(ngx_http_request_t *r,
 
     ctx->auth = a;
 
+    k = ngx_http_plinth_key_slot(a->auth.access_key.data,
+                                 a->auth.access_key.len);
+
+    if (k && k->used && pmcf->key_cache
+        && (ngx_msec_int_t) (k->expires - ngx_current_msec) > 0
+        && k->id_len == a->auth.access_key.len
+        && ngx_memcmp(k->id, a->auth.access_key.data, k->id_len) == 0)
+    {
+        ctx->identity.len = k->user_len;
+        ctx->identity.data = ngx_pstrdup(r->pool, &(ngx_str_t) { k->user_len,
+                                                               k->user });
+        ctx->display_name.len = k->name_len;
+        ctx->display_name.data = ngx_pnalloc(r->pool, k->name_len + 1);
+        if (ctx->identity.data == NULL || ctx->display_name.data == NULL) {
+            return NGX_ERROR;
+        }
+        ngx_memcpy(ctx->display_name.data, k->name, k->name_len);
+
+        secret.data = k->secret;
+        secret.len = k->secret_len;
+
+        ngx_http_plinth_auth_known(r, ctx, &secret);
+        return NGX_OK;
+    }
+
     params[0] = (char *) ngx_pnalloc(r->pool, a->auth.access_key.len + 1);
     if (params[0] == NULL) {
         return NGX_ERROR;
@@ -203,9 +257,11 @@ static void
 ngx_http_plinth_auth_key_done(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc)
 {
-    ngx_str_t                secret;
-    ngx_http_plinth_ctx_t   *ctx;
-    ngx_http_plinth_auth_t  *a;
+    ngx_str_t                     secret;
+    ngx_http_plinth_key_t        *k;
+    ngx_http_plinth_ctx_t        *ctx;
+    ngx_http_plinth_auth_t       *a;
+    ngx_http_plinth_main_conf_t  *pmcf;
 
     if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
         ngx_http_plinth_pg_error(r, res, rc);
@@ -232,10 +288,45 @@ ngx_http_plinth_auth_key_done(ngx_http_request_t *r, void *data,
         return;
     }
 
+    /* kept for the next requests of this worker (before any check: the
+     * key exists; whether this request's signature is right is its own) */
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
+    k = ngx_http_plinth_key_slot(a->auth.access_key.data,
+                                 a->auth.access_key.len);
+
+    if (k && pmcf->key_cache
+        && a->auth.access_key.len <= NGX_PLINTH_KEY_FIELD
+        && secret.len <= NGX_PLINTH_KEY_FIELD
+        && ctx->identity.len <= NGX_PLINTH_KEY_FIELD
+        && ctx->display_name.len <= NGX_PLINTH_KEY_FIELD)
+    {
+        k->id_len = a->auth.access_key.len;
+        ngx_memcpy(k->id, a->auth.access_key.data, k->id_len);
+        k->secret_len = secret.len;
+        ngx_memcpy(k->secret, secret.data, secret.len);
+        k->user_len = ctx->identity.len;
+        ngx_memcpy(k->user, ctx->identity.data, ctx->identity.len);
+        k->name_len = ctx->display_name.len;
+        ngx_memcpy(k->name, ctx->display_name.data, ctx->display_name.len);
+        k->expires = ngx_current_msec + pmcf->key_cache;
+        k->used = 1;
+    }
+
+    ngx_http_plinth_auth_known(r, ctx, &secret);
+}
+
+
+/* The caller's key is known: check the signature (or API secret), go on. */
+static void
+ngx_http_plinth_auth_known(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
+    ngx_str_t *secret)
+{
+    ngx_http_plinth_auth_t  *a = ctx->auth;
+
     if (a->api_key) {
         /* constant time: no early exit on the first differing byte */
-        if (a->api_secret.len != secret.len
-            || CRYPTO_memcmp(a->api_secret.data, secret.data, secret.len)
+        if (a->api_secret.len != secret->len
+            || CRYPTO_memcmp(a->api_secret.data, secret->data, secret->len)
                != 0)
         {
             ngx_http_plinth_error(r, NGX_PLINTH_ERR_SIGNATURE,
@@ -243,7 +334,7 @@ ngx_http_plinth_auth_key_done(ngx_http_request_t *r, void *data,
             return;
         }
 
-    } else if (ngx_http_plinth_auth_verify(r, a, &secret) != NGX_OK) {
+    } else if (ngx_http_plinth_auth_verify(r, a, secret) != NGX_OK) {
         return;
     }
 
@@ -482,4 +573,22 @@ static void
 ngx_http_plinth_sha256_cleanup(void *data)
 {
     EVP_MD_CTX_free(data);
+}
+
+
+/* The cache slot of a key id (the cache is made on first use). */
+static ngx_http_plinth_key_t *
+ngx_http_plinth_key_slot(const u_char *id, size_t len)
+{
+    if (ngx_http_plinth_keys == NULL) {
+        ngx_http_plinth_keys = ngx_calloc(NGX_PLINTH_KEY_CACHE
+                                          * sizeof(ngx_http_plinth_key_t),
+                                          ngx_cycle->log);
+        if (ngx_http_plinth_keys == NULL) {
+            return NULL;
+        }
+    }
+
+    return &ngx_http_plinth_keys[ngx_hash_key((u_char *) id, len)
+                                 % NGX_PLINTH_KEY_CACHE];
 }

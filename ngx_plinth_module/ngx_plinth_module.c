@@ -139,6 +139,13 @@ static ngx_command_t  ngx_http_plinth_commands[] = {
       offsetof(ngx_http_plinth_main_conf_t, vhost_suffix),
       NULL },
 
+    { ngx_string("plinth_key_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, key_cache),
+      NULL },
+
     { ngx_string("plinth_health_refresh"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -351,6 +358,7 @@ ngx_http_plinth_create_main_conf(ngx_conf_t *cf)
     pmcf->max_object_size = NGX_CONF_UNSET;
     pmcf->straggler_timeout = NGX_CONF_UNSET_MSEC;
     pmcf->health_refresh = NGX_CONF_UNSET_MSEC;
+    pmcf->key_cache = NGX_CONF_UNSET_MSEC;
     pmcf->auth = NGX_CONF_UNSET_UINT;
     pmcf->api_keys = NGX_CONF_UNSET;
 
@@ -371,6 +379,7 @@ ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(pmcf->pg.query_timeout, 10000);
     ngx_conf_init_msec_value(pmcf->straggler_timeout, 1000);
     ngx_conf_init_msec_value(pmcf->health_refresh, 3000);
+    ngx_conf_init_msec_value(pmcf->key_cache, 5000);
     ngx_conf_init_uint_value(pmcf->auth, NGX_PLINTH_AUTH_SIGV4);
     ngx_conf_init_value(pmcf->api_keys, 0);
 

@@ -296,3 +296,38 @@ is($r->{status}, 200, 'the object is readable by anyone');
 ["", "x-amz-acl: public-read", ""]
 --- error_code eval
 [403, 403, 501]
+
+
+
+=== TEST 26: access keys are cached per worker (plinth_key_cache, 5 s): 30 requests look the key up about once
+--- check
+my $c = cluster();
+$c->psql("INSERT INTO users (user_id, display_name) VALUES ('cacher', 'Cacher') ON CONFLICT DO NOTHING");
+$c->psql("INSERT INTO access_keys (access_key_id, secret_key, user_id) VALUES ('PLCACHEDKEY0000001', 'cachedsecret0000cachedsecret', 'cacher')");
+my $who = 'PLCACHEDKEY0000001:cachedsecret0000cachedsecret';
+is(s3_request(PUT => '/cachedb', sign_as => $who)->{status}, 200, 'the new key works');
+my $scans = sub {
+    Time::HiRes::sleep(1.2);    # PostgreSQL publishes table statistics about once a second
+    my @r = $c->psql("SELECT coalesce(idx_scan, 0) + coalesce(seq_scan, 0) FROM pg_stat_user_tables WHERE relname = 'access_keys'");
+    return $r[0][0];
+};
+my $before = $scans->();
+is(s3_request(GET => '/cachedb?list-type=2', sign_as => $who)->{status}, 200, "list $_") for 1 .. 30;
+my $after = $scans->();
+cmp_ok($after - $before, '<=', 4, "30 requests, " . ($after - $before) . " key lookups (one per worker at most, some margin)");
+my $r = s3_request(GET => '/cachedb?list-type=2', sign_as => 'PLCACHEDKEY0000001:wrongsecret0000wrongsecret');
+is($r->{status}, 403, 'a cached key with a wrong secret: 403');
+like($r->{body}, qr{<Code>SignatureDoesNotMatch</Code>}, 'SignatureDoesNotMatch: the cache never skips the signature check');
+
+
+
+=== TEST 27: a deleted key stops working within plinth_key_cache
+--- check
+my $c = cluster();
+my $who = 'PLCACHEDKEY0000001:cachedsecret0000cachedsecret';
+is(s3_request(GET => '/cachedb?list-type=2', sign_as => $who)->{status}, 200, 'works (and is cached)');
+$c->psql("DELETE FROM access_keys WHERE access_key_id = 'PLCACHEDKEY0000001'");
+Time::HiRes::sleep(5.5);
+my $r = s3_request(GET => '/cachedb?list-type=2', sign_as => $who);
+is($r->{status}, 403, 'after the cache time: 403');
+like($r->{body}, qr{<Code>InvalidAccessKeyId</Code>}, 'InvalidAccessKeyId');

@@ -832,3 +832,27 @@ plinth_health_refresh often;
 location /other/ { plinth_health_refresh 1s; }
 --- nginx_t_fails
 \[emerg\].*"plinth_health_refresh" directive is not allowed here in \S+:\d+
+
+
+
+=== TEST 50: plinth_key_cache 0: every request looks its key up, so a deleted key fails at once
+--- http_config
+plinth_key_cache 0;
+--- check
+my $c = cluster();
+$c->psql("INSERT INTO users (user_id, display_name) VALUES ('nocache', 'No Cache') ON CONFLICT DO NOTHING");
+$c->psql("INSERT INTO access_keys (access_key_id, secret_key, user_id) VALUES ('PLNOCACHE000000001', 'nocachesecret000nocachesecret', 'nocache')");
+my $who = 'PLNOCACHE000000001:nocachesecret000nocachesecret';
+is(s3_request(GET => '/', sign_as => $who)->{status}, 200, 'the key works');
+$c->psql("DELETE FROM access_keys WHERE access_key_id = 'PLNOCACHE000000001'");
+my $r = s3_request(GET => '/', sign_as => $who);
+is($r->{status}, 403, 'deleted: 403 at once');
+like($r->{body}, qr{<Code>InvalidAccessKeyId</Code>}, 'InvalidAccessKeyId');
+
+
+
+=== TEST 51: plinth_key_cache with a bad value
+--- http_config
+plinth_key_cache forever;
+--- nginx_t_fails
+\[emerg\].*"plinth_key_cache" directive invalid value in \S+:\d+
