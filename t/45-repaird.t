@@ -155,6 +155,10 @@ my $detected = time;
 my ($since) = $c->psql("SELECT status_changed FROM node_health WHERE node_id = 4");
 pass(sprintf 'node 4 declared offline %.1fs after the kill (offline_after 3s)',
     $detected - $killed_at);
+my %ns = map { $_->[0] => [$_->[1], $_->[2]] }
+    $c->psql("SELECT node_id, writable, readable FROM plinth_node_states");
+is_deeply($ns{4}, ['f', 'f'], 'plinth_node_states: node 4 neither writable nor readable');
+is_deeply($ns{1}, ['t', 't'], 'plinth_node_states: node 1 writable and readable');
 
 # the working repaird crashes in the middle of the repair: the standby
 # takes over and finishes it (repair is resumable and idempotent)
