@@ -27,17 +27,25 @@ ALTER TABLE uploads ADD COLUMN checksum_alg text,
                     ADD COLUMN checksum_type text;
 
 
--- 004's plinth_put_commit with the verified checksum (NULLs: none). The
--- 4-argument form stays for gateways not yet reloaded.
+-- 004's plinth_put_commit with the verified checksum (NULLs: none), in
+-- the same single UPDATE of the row. The 4-argument form stays for
+-- gateways not yet reloaded.
 CREATE FUNCTION plinth_put_commit(p_version bigint, p_nodes integer[],
     p_if_none_match boolean, p_if_match text, p_cks_alg text, p_cks text)
 RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE versions SET checksum_alg = p_cks_alg, checksum = p_cks,
+    UPDATE versions SET state = 'committed', nodes = p_nodes,
+                        committed_at = clock_timestamp(),
+                        state_changed = clock_timestamp(),
+                        checksum_alg = p_cks_alg, checksum = p_cks,
                         checksum_type = CASE WHEN p_cks_alg IS NOT NULL
                                              THEN 'FULL_OBJECT' END
         WHERE version_id = p_version AND state = 'pending';
-    RETURN plinth_put_commit(p_version, p_nodes, p_if_none_match, p_if_match);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pending version % is gone', p_version
+            USING ERRCODE = 'PL006';
+    END IF;
+    RETURN plinth_make_current(p_version, p_if_none_match, p_if_match);
 END $$;
 
 
