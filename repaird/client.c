@@ -172,3 +172,98 @@ rd_http_answer_free(rd_http_answer *a)
     a->body = NULL;
     a->len = 0;
 }
+
+
+/*
+ * GET path on every address at once (curl multi), each bounded by
+ * timeout: a probe round takes one timeout however many nodes are down.
+ * a[i] gets address i's answer (status 0 and error on failure).
+ */
+int
+rd_http_get_all(const char *const *addresses, size_t n, const char *path,
+    double timeout, rd_http_answer *a)
+{
+    CURLM              *m;
+    CURL              **e;
+    struct curl_slist  *hl = NULL;
+    char                url[1024], hdr[160];
+    size_t              i;
+    int                 running = 0, numfds, rounds = 0;
+    CURLMsg            *msg;
+    int                 left;
+
+    e = calloc(n ? n : 1, sizeof(*e));
+    m = curl_multi_init();
+    if (e == NULL || m == NULL) {
+        free(e);
+        if (m != NULL) {
+            curl_multi_cleanup(m);
+        }
+        return -1;
+    }
+    snprintf(rd_rid, sizeof(rd_rid), "rd-%s-%llu", rd_log_instance,
+             (unsigned long long) ++rd_req_n);
+    snprintf(hdr, sizeof(hdr), "X-Request-Id: %s", rd_rid);
+    hl = curl_slist_append(hl, hdr);
+
+    for (i = 0; i < n; i++) {
+        memset(&a[i], 0, sizeof(a[i]));
+        e[i] = curl_easy_init();
+        if (e[i] == NULL) {
+            snprintf(a[i].error, sizeof(a[i].error), "out of memory");
+            continue;
+        }
+        snprintf(url, sizeof(url), "http://%s%s", addresses[i], path);
+        curl_easy_setopt(e[i], CURLOPT_URL, url);
+        curl_easy_setopt(e[i], CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e[i], CURLOPT_CONNECTTIMEOUT_MS,
+                         (long) (timeout * 1000));
+        curl_easy_setopt(e[i], CURLOPT_TIMEOUT_MS, (long) (timeout * 1000));
+        curl_easy_setopt(e[i], CURLOPT_HTTPHEADER, hl);
+        curl_easy_setopt(e[i], CURLOPT_WRITEFUNCTION, rd_http_write);
+        curl_easy_setopt(e[i], CURLOPT_WRITEDATA, &a[i]);
+        curl_easy_setopt(e[i], CURLOPT_HEADERFUNCTION, rd_http_header);
+        curl_easy_setopt(e[i], CURLOPT_HEADERDATA, &a[i]);
+        curl_easy_setopt(e[i], CURLOPT_PRIVATE, (void *) &a[i]);
+        curl_multi_add_handle(m, e[i]);
+    }
+
+    /* bounded: every transfer has its own timeout; the loop a few more */
+    do {
+        if (curl_multi_perform(m, &running) != CURLM_OK) {
+            break;
+        }
+        if (running) {
+            curl_multi_poll(m, NULL, 0, 100, &numfds);
+        }
+    } while (running && ++rounds < (int) (timeout * 10) + 50);
+
+    while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+        rd_http_answer  *ans;
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &ans);
+        if (msg->data.result == CURLE_OK) {
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE,
+                              &ans->status);
+        } else {
+            snprintf(ans->error, sizeof(ans->error), "%s",
+                     curl_easy_strerror(msg->data.result));
+            ans->status = 0;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (e[i] != NULL) {
+            curl_multi_remove_handle(m, e[i]);
+            curl_easy_cleanup(e[i]);
+        }
+        if (a[i].status == 0 && a[i].error[0] == '\0') {
+            snprintf(a[i].error, sizeof(a[i].error), "no answer in time");
+        }
+    }
+    curl_multi_cleanup(m);
+    curl_slist_free_all(hl);
+    free(e);
+    return 0;
+}

@@ -120,6 +120,8 @@ void rd_http_done(void);
 int rd_http(const char *method, const char *address, const char *path,
     double timeout, rd_http_answer *a);
 void rd_http_answer_free(rd_http_answer *a);
+int rd_http_get_all(const char *const *addresses, size_t n,
+    const char *path, double timeout, rd_http_answer *a);
 const char *rd_request_id(void);
 
 /* ------------------------------------------------------------ state */

@@ -208,7 +208,8 @@ rd_node_by_id(rd_ctx *x, uint32_t id)
 int
 rd_health_round(rd_ctx *x)
 {
-    rd_http_answer       a;
+    rd_http_answer      *all;
+    const char         **addrs;
     Plinth__NodeHealth  *nh;
     rd_node             *nd;
     PGresult            *res;
@@ -218,27 +219,37 @@ rd_health_round(rd_ctx *x)
                          count[24], err[160], off[32];
     const char          *p[10];
 
+    all = calloc(x->nnodes ? x->nnodes : 1, sizeof(*all));
+    addrs = calloc(x->nnodes ? x->nnodes : 1, sizeof(*addrs));
+    if (all == NULL || addrs == NULL) {
+        free(all);
+        free(addrs);
+        return 0;
+    }
+    for (i = 0; i < x->nnodes; i++) {
+        addrs[i] = x->nodes[i].c.address;
+    }
+    rd_http_get_all(addrs, x->nnodes, "/health", x->cf.probe_timeout, all);
+    free(addrs);
+
     for (i = 0; i < x->nnodes && !rd_stop; i++) {
         nd = &x->nodes[i];
         nh = NULL;
         ok = 0;
         err[0] = '\0';
-        if (rd_http("GET", nd->c.address, "/health", x->cf.probe_timeout, &a)
-            == 0 && a.status == 200)
-        {
-            nh = plinth__node_health__unpack(NULL, a.len, a.body);
+        if (all[i].status == 200) {
+            nh = plinth__node_health__unpack(NULL, all[i].len, all[i].body);
             ok = nh != NULL;
             if (!ok) {
                 snprintf(err, sizeof(err), "undecodable /health answer");
             }
+        } else if (all[i].status) {
+            snprintf(err, sizeof(err), "HTTP %ld %s", all[i].status,
+                     all[i].error);
         } else {
-            snprintf(err, sizeof(err), "%s%s", a.status ? "HTTP " : "",
-                     a.status ? a.error : a.error);
-            if (a.status) {
-                snprintf(err, sizeof(err), "HTTP %ld %s", a.status, a.error);
-            }
+            snprintf(err, sizeof(err), "%s", all[i].error);
         }
-        rd_http_answer_free(&a);
+        rd_http_answer_free(&all[i]);
         __atomic_add_fetch(&x->stats.health_probes, 1, __ATOMIC_RELAXED);
 
         snprintf(id, sizeof(id), "%u", nd->c.id);
@@ -269,6 +280,10 @@ rd_health_round(rd_ctx *x)
                 "$5::bigint, $6::bigint, $7::bigint, $8::bigint, $9, "
                 "$10::double precision)", 10, p);
         if (res == NULL) {
+            for (; i < x->nnodes; i++) {
+                rd_http_answer_free(&all[i]);
+            }
+            free(all);
             return -1;
         }
         st = strcmp(PQgetvalue(res, 0, 1), "online") == 0 ? RD_NODE_ONLINE
@@ -286,6 +301,10 @@ rd_health_round(rd_ctx *x)
         nd->status = st;
         nd->probed = 1;
     }
+    for (; i < x->nnodes; i++) {
+        rd_http_answer_free(&all[i]);
+    }
+    free(all);
     res = rd_db_exec(x, "SELECT coalesce(array_agg(node_id)::text, '{}') "
                      "FROM node_admin WHERE draining", 0, NULL);
     if (res == NULL) {
@@ -647,7 +666,7 @@ rd_repair_step(rd_ctx *x, int *more)
     char         slive[RD_MAX_NODES * 7], rf[16], lim[16];
     const char  *p[4];
     int          i, n;
-    double       next = 0;
+    double       next = 0, budget;
 
     *more = 0;
     rd_live_ids(x, &live);
@@ -665,7 +684,15 @@ rd_repair_step(rd_ctx *x, int *more)
         return -1;
     }
     n = PQntuples(res);
+    /* a step stops after health_interval, so probes keep their pace */
+    budget = rd_now() + (x->cf.health_interval > 1 ? x->cf.health_interval
+                                                   : 1);
     for (i = 0; i < n && !rd_stop; i++) {
+        if (i > 0 && rd_now() > budget) {
+            PQclear(res);
+            *more = 1;
+            return 0;
+        }
         rd_ids_parse(PQgetvalue(res, i, 2), &nodes);
         rd_ids_parse(PQgetvalue(res, i, 3), &good);
         rd_ids_parse(PQgetvalue(res, i, 4), &bad);
@@ -1266,7 +1293,7 @@ rd_rebalance_step(rd_ctx *x, int *more)
     char         lim[16], sadd[256], srem[256];
     size_t       i, j, k, nt, can_drop;
     int          n, r, all_online;
-    double       next = 0, saved_rate;
+    double       next = 0, saved_rate, budget;
 
     *more = 0;
     if (x->cf.rebalance_interval <= 0) {
@@ -1300,7 +1327,15 @@ rd_rebalance_step(rd_ctx *x, int *more)
     saved_rate = x->cf.repair_rate;
     x->cf.repair_rate = x->cf.rebalance_rate;
 
+    budget = rd_now() + (x->cf.health_interval > 1 ? x->cf.health_interval
+                                                   : 1);
     for (r = 0; r < n && !rd_stop; r++) {
+        if (r > 0 && rd_now() > budget) {
+            x->cf.repair_rate = saved_rate;
+            PQclear(res);
+            *more = 1;
+            return 0;
+        }
         hex = PQgetvalue(res, r, 0);
         rkey = PQgetvalue(res, r, 1);
         rd_ids_parse(PQgetvalue(res, r, 2), &nodes);
