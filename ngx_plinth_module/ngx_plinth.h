@@ -544,6 +544,7 @@ void ngx_plinth_xml_elem_int(ngx_plinth_xml_t *x, const char *name,
 
 u_char *ngx_http_plinth_read_body(ngx_http_request_t *r, size_t max,
     size_t *len);
+u_char *ngx_plinth_pg_array_node(u_char *p, xmlNodePtr node);
 u_char *ngx_plinth_pg_array_elem(u_char *p, const u_char *s, size_t len);
 ngx_uint_t ngx_http_plinth_xml_is(xmlNodePtr node, const char *name);
 

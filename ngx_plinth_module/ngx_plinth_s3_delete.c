@@ -252,18 +252,8 @@ ngx_http_plinth_delete_parse(ngx_http_request_t *r, u_char *xml, size_t len,
             *v++ = ',';
         }
 
-        text = xmlNodeGetContent(knode);
-        p = ngx_plinth_pg_array_elem(p, text ? text : (xmlChar *) "",
-                                     text ? (size_t) xmlStrlen(text) : 0);
-        xmlFree(text);
-
-        text = vnode ? xmlNodeGetContent(vnode) : NULL;
-        if (text) {
-            v = ngx_plinth_pg_array_elem(v, text, (size_t) xmlStrlen(text));
-            xmlFree(text);
-        } else {
-            v = ngx_cpymem(v, "NULL", 4);
-        }
+        p = ngx_plinth_pg_array_node(p, knode);
+        v = ngx_plinth_pg_array_node(v, vnode);
     }
 
     *p++ = '}';

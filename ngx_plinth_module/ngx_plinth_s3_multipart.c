@@ -809,18 +809,8 @@ ngx_http_plinth_complete_parse(ngx_http_request_t *r, u_char *xml,
 
         pp = ngx_sprintf(pp, "%i", n);
 
-        text = xmlNodeGetContent(enode);
-        ep = ngx_plinth_pg_array_elem(ep, text ? text : (xmlChar *) "",
-                                      text ? (size_t) xmlStrlen(text) : 0);
-        xmlFree(text);
-
-        text = cnode ? xmlNodeGetContent(cnode) : NULL;
-        if (text) {
-            cp = ngx_plinth_pg_array_elem(cp, text, (size_t) xmlStrlen(text));
-            xmlFree(text);
-        } else {
-            cp = ngx_cpymem(cp, "NULL", 4);
-        }
+        ep = ngx_plinth_pg_array_node(ep, enode);
+        cp = ngx_plinth_pg_array_node(cp, cnode);
     }
 
     *pp++ = '}';

@@ -254,6 +254,29 @@ ngx_http_plinth_xml_is(xmlNodePtr node, const char *name)
 
 
 /*
+ * Appends an element's text as one element of a PostgreSQL array literal;
+ * no element (node NULL) is SQL NULL. p must have room for twice the
+ * text's length plus 4 bytes.
+ */
+u_char *
+ngx_plinth_pg_array_node(u_char *p, xmlNodePtr node)
+{
+    xmlChar  *text;
+
+    if (node == NULL) {
+        return ngx_cpymem(p, "NULL", 4);
+    }
+
+    text = xmlNodeGetContent(node);
+    p = ngx_plinth_pg_array_elem(p, text ? text : (xmlChar *) "",
+                                 text ? (size_t) xmlStrlen(text) : 0);
+    xmlFree(text);
+
+    return p;
+}
+
+
+/*
  * Appends s as one element of a PostgreSQL array literal: quoted, with '"'
  * and '\\' escaped. p must have room for 2 * len + 3 bytes.
  */
