@@ -3,7 +3,6 @@
 # failing mid-body, and PUTs racing on one key.
 use lib 't/lib';
 use Plinth::Test;
-use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 
 # where the current version of a key lives: (blob id, [node ids])
@@ -37,47 +36,6 @@ sub put_ok {
     return $r;
 }
 
-# Sends every request (signed with the admin key) before reading any
-# answer: the server sees them at once. Returns the status codes in order.
-sub concurrent_puts {
-    my ($port, @reqs) = @_;
-    my @socks;
-    for my $req (@reqs) {
-        my ($uri, $body) = @$req;
-        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                      PeerPort => $port, Timeout => 5)
-            or die "connect: $!";
-        binmode $s;
-        push @socks, [$s, "PUT $uri HTTP/1.1\r\n"
-            . sign_request(PUT => $uri, body => $body, format => 'raw',
-                headers => [Host => 'localhost',
-                    'Content-Length' => length($body),
-                    Connection => 'close'])
-            . "\r\n" . $body];
-    }
-    for my $p (@socks) {
-        my ($s, $data) = @$p;
-        my $off = 0;
-        while ($off < length $data) {
-            my $n = syswrite($s, $data, length($data) - $off, $off);
-            die "write: $!" unless defined $n;
-            $off += $n;
-        }
-    }
-    my @codes;
-    for my $p (@socks) {
-        my $s = $p->[0];
-        my $deadline = time + 10;
-        my $buf = '';
-        while (time < $deadline) {
-            my $n = sysread($s, $buf, 65536, length $buf);
-            last unless $n;
-        }
-        push @codes, $buf =~ m{^HTTP/1\.1 (\d+)} ? $1 : 0;
-        close $s;
-    }
-    return @codes;
-}
 
 run_tests();
 
@@ -262,11 +220,11 @@ put_ok('/qbk/race', 'seed');
 GET /qbk/race
 --- error_code: 200
 --- check
-my $port = $cluster->port;
 for my $round (1 .. 15) {
     my $x = 'X' x (20000 + $round);
     my $y = 'Y' x (30000 + $round);
-    my @codes = concurrent_puts($port, ['/qbk/race', $x], ['/qbk/race', $y]);
+    my @codes = racing_requests([PUT => '/qbk/race', body => $x],
+                                [PUT => '/qbk/race', body => $y]);
     is("@codes", "200 200", "round $round: both PUTs acknowledged");
     my $r = s3_request(GET => '/qbk/race');
     ok($r->{body} eq $x || $r->{body} eq $y,
