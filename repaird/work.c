@@ -564,6 +564,15 @@ rd_repair_blob(rd_ctx *x, const char *hex, const char *rkey, int64_t size,
         rd_log(RD_LOG_ERROR, "blob %s (%s): no good replica left; cannot "
                "repair", hex, rkey);
         __atomic_add_fetch(&x->stats.repair_failures, 1, __ATOMIC_RELAXED);
+        /* its queue rows wait for the regular passes, not every probe */
+        p[0] = hex;
+        res = rd_db_exec(x, "UPDATE repair_queue SET attempts = attempts + 1, "
+                         "last_error = 'no good replica' "
+                         "WHERE blob_id = $1::uuid", 1, p);
+        if (res == NULL) {
+            return -1;
+        }
+        PQclear(res);
         return 0;
     }
 
@@ -714,6 +723,16 @@ rd_repair_step(rd_ctx *x, int *more)
     x->repair_after[0] = '\0';
     __atomic_store_n(&x->stats.repair_last_completed, (int64_t) time(NULL),
                      __ATOMIC_RELAXED);
+    /* reports about copies no live placement names (the blob was
+     * collected, or the node is no longer in its placement) */
+    res = rd_db_exec(x, "DELETE FROM repair_queue q WHERE NOT EXISTS ("
+                     "SELECT 1 FROM plinth_live_blobs l "
+                     "WHERE l.blob_id = q.blob_id "
+                     "AND q.node_id = ANY (l.nodes))", 0, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+    PQclear(res);
     return rd_count_under_replicated(x);
 }
 
@@ -754,8 +773,8 @@ rd_queue_pending(rd_ctx *x)
     PGresult  *res;
     int        n;
 
-    res = rd_db_exec(x, "SELECT EXISTS (SELECT 1 FROM repair_queue)", 0,
-                     NULL);
+    res = rd_db_exec(x, "SELECT EXISTS (SELECT 1 FROM repair_queue "
+                     "WHERE attempts = 0)", 0, NULL);
     if (res == NULL) {
         return -1;
     }
