@@ -366,12 +366,15 @@ enum {
     NGX_PLINTH_SQL_PART_COPY,
     NGX_PLINTH_SQL_MPU_PART_CHECKSUMS,
     NGX_PLINTH_SQL_NODE_AVOID,
+    NGX_PLINTH_SQL_NODE_HEALTH,
     NGX_PLINTH_SQL_REPORT_BAD,
     NGX_PLINTH_SQL_MAX
 };
 
 /* ngx_plinth_auth.c */
 ngx_int_t ngx_http_plinth_authenticate(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+void ngx_http_plinth_request_id(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 ngx_int_t ngx_http_plinth_dispatch(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
@@ -392,6 +395,7 @@ ngx_int_t ngx_http_plinth_health_init(ngx_cycle_t *cycle,
     ngx_http_plinth_main_conf_t *pmcf);
 void ngx_http_plinth_health_exit(void);
 size_t ngx_http_plinth_health_avoid(const uint32_t **nodes);
+ngx_int_t ngx_http_plinth_health_handler(ngx_http_request_t *r);
 void ngx_http_plinth_report_bad_replica(ngx_log_t *log, ngx_str_t *blob,
     uint32_t node, const char *reason);
 

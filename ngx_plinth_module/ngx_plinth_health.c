@@ -10,6 +10,14 @@
  * when too few nodes are left for the write quorum, the write is placed
  * as if all were healthy (the fan-out then decides, as before repaird).
  *
+ * GET /health (plinth_health in a location): the cluster as node_health
+ * shows it, read from PostgreSQL for each request: {"status": "healthy",
+ * "nodes": [...]}, "degraded" while a node is not online or is full, and
+ * 503 "unhealthy" when PostgreSQL cannot be asked or fewer than W nodes
+ * are online. A node of the cluster file that repaird has never probed is
+ * "unknown" and does not count as online: without heartbeats, the gateway
+ * cannot say the cluster is healthy.
+ *
  * Bad replicas: a read that finds a replica missing (404) or corrupt (the
  * data node's 500: it never sends bytes that fail their checksum) reports
  * it at once (plinth_report_bad_replica), so repaird rebuilds it within a
@@ -27,6 +35,8 @@ static void ngx_http_plinth_health_refresh(ngx_event_t *ev);
 static void ngx_http_plinth_health_read(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 static void ngx_http_plinth_reported(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_health_got(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 
 
@@ -185,4 +195,159 @@ ngx_http_plinth_reported(ngx_http_request_t *r, void *data, PGresult *res,
                       "plinth: a bad replica could not be queued for "
                       "repair (the scrub will find it)");
     }
+}
+
+
+ngx_int_t
+ngx_http_plinth_health_handler(ngx_http_request_t *r)
+{
+    ngx_int_t               rc;
+    ngx_http_plinth_ctx_t  *ctx;
+
+    if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_plinth_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_http_plinth_module);
+    ctx->body_error = NGX_PLINTH_ERR_MAX;
+    ngx_http_plinth_request_id(r, ctx);
+
+    r->main->count++;
+
+    if (ngx_http_plinth_pg(r, NGX_PLINTH_SQL_NODE_HEALTH, 0, NULL,
+                           ngx_http_plinth_health_got)
+        != NGX_OK)
+    {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_plinth_health_got(ngx_http_request_t *r, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    int                           row, n;
+    u_char                       *p, *end;
+    size_t                        size;
+    ngx_buf_t                    *b;
+    ngx_uint_t                    i, online, unwell, status;
+    ngx_chain_t                  *cl;
+    const char                   *state, *overall;
+    ngx_plinth_cluster_node_t    *node;
+    ngx_http_plinth_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
+
+    n = (rc == NGX_OK && PQresultStatus(res) == PGRES_TUPLES_OK)
+        ? PQntuples(res) : -1;
+
+    size = 128 + (pmcf->nodes ? pmcf->nodes->nelts : 0) * 512;
+    b = ngx_create_temp_buf(r->pool, size);
+    cl = ngx_alloc_chain_link(r->pool);
+    if (b == NULL || cl == NULL) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    p = b->last;
+    end = b->end;
+    online = 0;
+    unwell = 0;
+
+    p = ngx_slprintf(p, end, "\"nodes\": [");
+
+    for (i = 0; pmcf->nodes && i < pmcf->nodes->nelts; i++) {
+        node = &((ngx_plinth_cluster_node_t *) pmcf->nodes->elts)[i];
+
+        for (row = 0; row < n; row++) {
+            if ((uint32_t) ngx_atoi((u_char *) PQgetvalue(res, row, 0),
+                                    PQgetlength(res, row, 0)) == node->id)
+            {
+                break;
+            }
+        }
+
+        p = ngx_slprintf(p, end, "%s{\"id\": %uD, \"address\": \"%V\", ",
+                         i ? ", " : "", node->id, &node->address);
+
+        if (n < 0 || row == n) {
+            p = ngx_slprintf(p, end, "\"status\": \"unknown\"}");
+            unwell++;
+            continue;
+        }
+
+        state = PQgetvalue(res, row, 1);
+        if (ngx_strcmp(state, "online") == 0) {
+            online++;
+        }
+        if (ngx_strcmp(state, "online") != 0
+            || PQgetvalue(res, row, 2)[0] == 't')
+        {
+            unwell++;
+        }
+
+        p = ngx_slprintf(p, end, "\"status\": \"%s\", \"full\": %s, "
+                         "\"disk_total_bytes\": %s, "
+                         "\"disk_used_bytes\": %s, "
+                         "\"last_heartbeat\": %s%s%s}",
+                         state,
+                         PQgetvalue(res, row, 2)[0] == 't' ? "true" : "false",
+                         PQgetisnull(res, row, 3) ? "null"
+                                                  : PQgetvalue(res, row, 3),
+                         PQgetisnull(res, row, 4) ? "null"
+                                                  : PQgetvalue(res, row, 4),
+                         PQgetisnull(res, row, 5) ? "" : "\"",
+                         PQgetisnull(res, row, 5) ? "null"
+                                                  : PQgetvalue(res, row, 5),
+                         PQgetisnull(res, row, 5) ? "" : "\"");
+    }
+
+    p = ngx_slprintf(p, end, "]");
+
+    if (n < 0 || online < pmcf->w) {
+        overall = "unhealthy";
+        status = NGX_HTTP_SERVICE_UNAVAILABLE;
+    } else if (unwell) {
+        overall = "degraded";
+        status = NGX_HTTP_OK;
+    } else {
+        overall = "healthy";
+        status = NGX_HTTP_OK;
+    }
+
+    /* the head goes in front: "status" first, as people read it */
+    b->pos = ngx_pnalloc(r->pool, size + 128);
+    if (b->pos == NULL) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    b->last = ngx_slprintf(b->pos, b->pos + size + 128,
+                           "{\"status\": \"%s\", \"postgresql\": \"%s\", "
+                           "\"online\": %ui, \"write_quorum\": %ui, "
+                           "%*s}\n",
+                           overall, n < 0 ? "unreachable" : "ok", online,
+                           pmcf->w, (size_t) (p - b->start), b->start);
+    b->start = b->pos;
+    b->end = b->pos + size + 128;
+    b->memory = 1;
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    ngx_http_plinth_finalize(r, ngx_http_plinth_send_body(r, status, cl,
+                                                          "application/json"));
 }

@@ -14,6 +14,8 @@ static char *ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_plinth_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_plinth_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static char *ngx_http_plinth_health(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_plinth_s3(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_plinth_blob_location(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -171,6 +173,13 @@ static ngx_command_t  ngx_http_plinth_commands[] = {
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
       ngx_http_plinth_cluster,
       0,
+      0,
+      NULL },
+
+    { ngx_string("plinth_health"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_plinth_health,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
@@ -503,6 +512,24 @@ ngx_http_plinth_s3(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_plinth_s3_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* plinth_health: this location answers the cluster's health (JSON). */
+static char *
+ngx_http_plinth_health(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler) {
+        return "is duplicate, or the location has another handler";
+    }
+
+    clcf->handler = ngx_http_plinth_health_handler;
 
     return NGX_CONF_OK;
 }

@@ -26,8 +26,6 @@ static ngx_int_t ngx_http_plinth_valid_bucket(ngx_str_t *name);
 static ngx_int_t ngx_http_plinth_virtual_host(ngx_http_request_t *r,
     ngx_str_t *bucket);
 static ngx_int_t ngx_http_plinth_valid_utf8(ngx_str_t *s);
-static void ngx_http_plinth_request_id(ngx_http_request_t *r,
-    ngx_http_plinth_ctx_t *ctx);
 static ngx_uint_t ngx_http_plinth_pg_sqlstate(PGresult *res);
 
 
@@ -386,6 +384,12 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "SELECT alg, type, part_number, size, checksum "
       "FROM plinth_mpu_part_checksums($1, $2, $3, $4, $5::integer[], "
       "$6::text[])", 6 },
+    [NGX_PLINTH_SQL_NODE_HEALTH] =
+    { "plinth_node_health",
+      "SELECT node_id, status, is_full, disk_total_bytes, disk_used_bytes, "
+      "to_char(last_heartbeat AT TIME ZONE 'UTC', "
+      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM node_health "
+      "ORDER BY node_id", 0 },
     [NGX_PLINTH_SQL_NODE_AVOID] =
     { "plinth_node_avoid",
       "SELECT node_id FROM node_health WHERE status = 'offline' OR is_full "
@@ -830,7 +834,7 @@ ngx_http_plinth_valid_utf8(ngx_str_t *s)
 
 /* 16 upper-case hex digits: 24 bits of pid, 40 of a per-worker sequence
  * seeded from the clock and ngx_random: unique across workers and time. */
-static void
+void
 ngx_http_plinth_request_id(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
 {
     static uint64_t  seq;

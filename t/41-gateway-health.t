@@ -15,7 +15,7 @@ sub placement {
       . "array_to_string(v.nodes, ',') FROM versions v "
       . "JOIN objects o USING (version_id) "
       . "JOIN buckets b ON b.bucket_id = o.bucket_id "
-      . "WHERE b.name = 'health' AND o.key = '$key' AND NOT o.deleted");
+      . "WHERE b.name = 'gwhealth' AND o.key = '$key' AND NOT o.deleted");
     return ($rows[0][0], [ sort split /,/, $rows[0][1] ]);
 }
 
@@ -33,7 +33,7 @@ sub put_many {
     my ($prefix, $n) = @_;
     my %nodes;
     for my $i (1 .. $n) {
-        my $r = s3_request(PUT => "/health/$prefix$i", body => "body $prefix$i");
+        my $r = s3_request(PUT => "/gwhealth/$prefix$i", body => "body $prefix$i");
         die "PUT: $r->{status} $r->{body}" unless $r->{status} == 200;
         my (undef, $nodes) = placement("$prefix$i");
         $nodes{join ',', @$nodes}++;
@@ -70,7 +70,7 @@ __DATA__
 
 === TEST 1: every node healthy: writes go to all three
 --- check
-is(s3_request(PUT => '/health')->{status}, 200, 'bucket');
+is(s3_request(PUT => '/gwhealth')->{status}, 200, 'bucket');
 set_health($_, 'online', 'false') for 1 .. 3;
 wait_refresh();
 my $n = put_many('a', 12);
@@ -84,7 +84,7 @@ set_health(2, 'offline', 'false');
 wait_refresh();
 my $n = put_many('b', 12);
 is_deeply([keys %$n], ['1,3'], 'each new object on nodes 1 and 3 only');
-is(s3_request(GET => "/health/b$_")->{body}, "body b$_", "b$_ reads back") for 1, 6, 12;
+is(s3_request(GET => "/gwhealth/b$_")->{body}, "body b$_", "b$_ reads back") for 1, 6, 12;
 like(main::slurp_log(), qr/1 data node offline or full, kept out of new writes/, 'the gateway logged the change');
 
 
@@ -110,13 +110,13 @@ is_deeply([keys %$n], ['1,2,3'], 'nodes 1, 2 and 3 again');
 
 === TEST 4a: a replica missing on the node read first: the GET is served by the next, and the missing one is queued
 --- check
-s3_request(PUT => '/health/one-gone', body => 'one copy gone');
+s3_request(PUT => '/gwhealth/one-gone', body => 'one copy gone');
 my @rows = cluster()->psql("SELECT replace(v.blob_id::text, '-', ''), v.nodes[1] FROM versions v "
     . "JOIN objects o USING (version_id) JOIN buckets b ON b.bucket_id = o.bucket_id "
-    . "WHERE b.name = 'health' AND o.key = 'one-gone'");
+    . "WHERE b.name = 'gwhealth' AND o.key = 'one-gone'");
 my ($blob, $first) = @{ $rows[0] };
 unlink cluster()->blob_path($first, $blob) or die "unlink: $!";
-my $r = s3_request(GET => '/health/one-gone');
+my $r = s3_request(GET => '/gwhealth/one-gone');
 is($r->{status}, 200, 'GET 200 from another replica');
 is($r->{body}, 'one copy gone', 'the bytes');
 my @got;
@@ -127,10 +127,10 @@ is_deeply(\@got, ["$first:missing"], 'repair_queue: the missing replica, on the 
 
 === TEST 5: a read that finds every replica missing queues each one as missing
 --- check
-s3_request(PUT => '/health/gone', body => 'soon gone');
+s3_request(PUT => '/gwhealth/gone', body => 'soon gone');
 my ($blob, $nodes) = placement('gone');
 unlink cluster()->blob_path($_, $blob) or die "unlink: $!" for @$nodes;
-my $r = s3_request(GET => '/health/gone');
+my $r = s3_request(GET => '/gwhealth/gone');
 is($r->{status}, 503, 'no replica: 503');
 my @want = map { "$_:missing" } @$nodes;
 my @got;
@@ -142,10 +142,10 @@ is_deeply(\@got, \@want, 'repair_queue: every replica, missing');
 === TEST 6: a read that finds replicas corrupt queues them as corrupt
 --- check
 my $body = random_bytes(300_000);
-s3_request(PUT => '/health/rot', body => $body);
+s3_request(PUT => '/gwhealth/rot', body => $body);
 my ($blob, $nodes) = placement('rot');
 main::flip_byte(cluster()->blob_path($_, $blob), 10) for @$nodes;
-my $r = s3_request(GET => '/health/rot');
+my $r = s3_request(GET => '/gwhealth/rot');
 is($r->{status}, 503, 'every replica corrupt in its first block: 503, no byte sent');
 my @want = map { "$_:corrupt" } @$nodes;
 my @got;

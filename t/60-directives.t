@@ -856,3 +856,23 @@ like($r->{body}, qr{<Code>InvalidAccessKeyId</Code>}, 'InvalidAccessKeyId');
 plinth_key_cache forever;
 --- nginx_t_fails
 \[emerg\].*"plinth_key_cache" directive invalid value in \S+:\d+
+
+
+
+=== TEST 52: plinth_health takes no argument and belongs in a location
+--- config
+location = /h2 { plinth_health on; }
+--- nginx_t_fails
+\[emerg\].*invalid number of arguments in "plinth_health" directive in \S+:\d+
+
+
+
+=== TEST 53: plinth_health in another location answers there
+--- config
+location = /status/cluster { plinth_health; }
+--- request
+GET /status/cluster
+--- unsigned
+--- error_code: 503
+--- response_body_like
+^\{"status": "unhealthy", "postgresql": "ok", "online": 0, "write_quorum": 2, "nodes": \[
