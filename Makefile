@@ -1,5 +1,5 @@
 # Plinth — top-level build.
-#   make            build the nginx module and the data node
+#   make            build the nginx module, the data node and repaird
 #   make run        install dependencies, build, start a local cluster in ./run
 #   make stop       stop the local cluster (data stays in ./run)
 #   make test       build and run every test (prove)
@@ -28,9 +28,9 @@ UNIT_TESTS := $(B)/unit/test_repaird_config \
               $(B)/unit/test_sigv4 $(B)/unit/test_chunked \
               $(B)/unit/test_crc
 
-.PHONY: all module datanode proto deps unit test run stop clean bench bench-tools
+.PHONY: all module datanode repaird proto deps unit test run stop clean bench bench-tools
 
-all: module datanode
+all: module datanode repaird
 
 deps:
 	./scripts/install-deps.sh
