@@ -285,6 +285,8 @@ struct ngx_http_plinth_ctx_s {
     off_t                         delivered;  /* bytes sent to the client */
     uint32_t                      bad_nodes[NGX_PLINTH_MAX_RF];
     ngx_uint_t                    nbad;
+    uint32_t                      served[NGX_PLINTH_MAX_RF];  /* $plinth_nodes */
+    ngx_uint_t                    nserved;
     ngx_uint_t                    attempts;
     ngx_http_plinth_sr_ctx_t     *part;       /* the subrequest in flight */
     unsigned                      ranged:1;

@@ -51,6 +51,8 @@ static ngx_int_t ngx_http_plinth_read_part(ngx_http_request_t *r,
 static ngx_int_t ngx_http_plinth_read_sr_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
 static void ngx_http_plinth_read_wev(ngx_http_request_t *r);
+static void ngx_http_plinth_served(ngx_http_plinth_ctx_t *ctx,
+    uint32_t node);
 static void ngx_http_plinth_set_bad(ngx_http_plinth_ctx_t *ctx,
     uint32_t node);
 static ngx_uint_t ngx_http_plinth_is_bad(ngx_http_plinth_ctx_t *ctx,
@@ -407,6 +409,7 @@ ngx_http_plinth_sr_header_filter(ngx_http_request_t *r,
         && r->headers_out.content_length_n == sctx->expect)
     {
         sctx->accepted = 1;
+        ngx_http_plinth_served(ctx, sctx->node);
 
     } else {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
@@ -559,6 +562,24 @@ ngx_http_plinth_read_wev(ngx_http_request_t *r)
     }
 
     ngx_http_plinth_finalize(r, NGX_ERROR);
+}
+
+
+/* A node that sent bytes of this object, once, for $plinth_nodes. */
+static void
+ngx_http_plinth_served(ngx_http_plinth_ctx_t *ctx, uint32_t node)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < ctx->nserved; i++) {
+        if (ctx->served[i] == node) {
+            return;
+        }
+    }
+
+    if (ctx->nserved < NGX_PLINTH_MAX_RF) {
+        ctx->served[ctx->nserved++] = node;
+    }
 }
 
 

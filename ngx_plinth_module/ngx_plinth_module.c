@@ -230,7 +230,8 @@ enum {
     NGX_PLINTH_VAR_REQUEST_ID,
     NGX_PLINTH_VAR_OPERATION,
     NGX_PLINTH_VAR_BUCKET,
-    NGX_PLINTH_VAR_KEY
+    NGX_PLINTH_VAR_KEY,
+    NGX_PLINTH_VAR_NODES
 };
 
 
@@ -251,6 +252,10 @@ static ngx_http_variable_t  ngx_http_plinth_vars[] = {
 
     { ngx_string("plinth_key"), NULL, ngx_http_plinth_variable,
       NGX_PLINTH_VAR_KEY, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    /* the data nodes that took a write, or sent the bytes of a read */
+    { ngx_string("plinth_nodes"), NULL, ngx_http_plinth_variable,
+      NGX_PLINTH_VAR_NODES, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -275,6 +280,42 @@ ngx_http_plinth_add_variables(ngx_conf_t *cf)
         var->get_handler = v->get_handler;
         var->data = v->data;
     }
+
+    return NGX_OK;
+}
+
+
+/* "1,3": the nodes that acknowledged a write, or served a read */
+static ngx_int_t
+ngx_http_plinth_nodes_variable(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_http_variable_value_t *v)
+{
+    u_char      *p;
+    uint32_t    *nodes;
+    ngx_uint_t   i, n;
+
+    nodes = ctx->nserved ? ctx->served : ctx->acked_nodes;
+    n = ctx->nserved ? ctx->nserved : ctx->acked;
+
+    if (n == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, n * (NGX_INT32_LEN + 1));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = p;
+    for (i = 0; i < n; i++) {
+        p = ngx_sprintf(p, i ? ",%uD" : "%uD", nodes[i]);
+    }
+
+    v->len = p - v->data;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
 
     return NGX_OK;
 }
@@ -319,6 +360,8 @@ ngx_http_plinth_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
             case NGX_PLINTH_VAR_BUCKET:
                 s = &ctx->bucket;
                 break;
+            case NGX_PLINTH_VAR_NODES:
+                return ngx_http_plinth_nodes_variable(r, ctx, v);
             default:
                 s = &ctx->key;
                 break;
