@@ -3,8 +3,9 @@
  * tells it.
  *
  * Node health: every plinth_health_refresh each worker reads the nodes
- * repaird has marked offline or full (node_health, sql/010) with a
- * background query, and new writes are placed without them. The list is
+ * that must not take new writes (plinth_node_states, sql/014: not online,
+ * full, or draining) with a background query, and new writes are placed
+ * without them; a node repaird has never probed is not listed (usable). The list is
  * per worker and may be one refresh old; when PostgreSQL cannot be asked,
  * the last list stays. Placement never refuses a write because of it:
  * when too few nodes are left for the write quorum, the write is placed
@@ -82,7 +83,7 @@ ngx_http_plinth_health_exit(void)
 }
 
 
-/* The nodes new writes should avoid: offline or full, as last read. */
+/* The nodes new writes should avoid, as last read. */
 size_t
 ngx_http_plinth_health_avoid(const uint32_t **nodes)
 {
@@ -134,8 +135,9 @@ ngx_http_plinth_health_read(ngx_http_request_t *r, void *data, PGresult *res,
             || ngx_memcmp(fresh, ngx_http_plinth_avoid, m * sizeof(uint32_t)))
         {
             ngx_log_error(NGX_LOG_NOTICE, ngx_http_plinth_health_log, 0,
-                          "plinth: %uz data node%s offline or full, kept "
-                          "out of new writes", m, m == 1 ? "" : "s");
+                          "plinth: %uz data node%s offline, full or "
+                          "draining, kept out of new writes",
+                          m, m == 1 ? "" : "s");
         }
 
         ngx_memcpy(ngx_http_plinth_avoid, fresh, m * sizeof(uint32_t));

@@ -221,6 +221,22 @@ static ngx_http_plinth_route_t  ngx_http_plinth_routes[] = {
 };
 
 
+/* The S3 name of an operation (metrics), from the routing table. */
+const char *
+ngx_http_plinth_op_name(ngx_uint_t op)
+{
+    ngx_http_plinth_route_t  *rt;
+
+    for (rt = ngx_http_plinth_routes; rt->handler; rt++) {
+        if ((ngx_uint_t) rt->op == op) {
+            return rt->name;
+        }
+    }
+
+    return "unknown";
+}
+
+
 /* Subresources this version does not serve: 501, never a wrong answer. */
 static const char  *ngx_http_plinth_unsupported[] = {
     "tagging",
@@ -392,7 +408,7 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "ORDER BY node_id", 0 },
     [NGX_PLINTH_SQL_NODE_AVOID] =
     { "plinth_node_avoid",
-      "SELECT node_id FROM node_health WHERE status = 'offline' OR is_full "
+      "SELECT node_id FROM plinth_node_states WHERE NOT writable "
       "ORDER BY node_id", 0 },
     [NGX_PLINTH_SQL_REPORT_BAD] =
     { "plinth_report_bad",

@@ -85,7 +85,7 @@ wait_refresh();
 my $n = put_many('b', 12);
 is_deeply([keys %$n], ['1,3'], 'each new object on nodes 1 and 3 only');
 is(s3_request(GET => "/gwhealth/b$_")->{body}, "body b$_", "b$_ reads back") for 1, 6, 12;
-like(main::slurp_log(), qr/1 data node offline or full, kept out of new writes/, 'the gateway logged the change');
+like(main::slurp_log(), qr/1 data node offline, full or draining, kept out of new writes/, 'the gateway logged the change');
 
 
 
@@ -105,6 +105,19 @@ set_health(3, 'online', 'false');
 wait_refresh();
 my $n = put_many('d', 6);
 is_deeply([keys %$n], ['1,2,3'], 'nodes 1, 2 and 3 again');
+
+
+
+=== TEST 4c: node 3 draining (node_admin, the operator's flag): new writes avoid it
+--- check
+cluster()->psql("INSERT INTO node_admin (node_id, draining) VALUES (3, true) ON CONFLICT (node_id) DO UPDATE SET draining = true");
+wait_refresh();
+my $n = put_many('dr', 6);
+is_deeply([keys %$n], ['1,2'], 'each new object on nodes 1 and 2');
+cluster()->psql("UPDATE node_admin SET draining = false WHERE node_id = 3");
+wait_refresh();
+$n = put_many('dr2', 3);
+is_deeply([keys %$n], ['1,2,3'], 'no longer draining: all three again');
 
 
 
