@@ -392,6 +392,13 @@ ngx_int_t ngx_http_plinth_get_conditions(ngx_http_request_t *r,
 ngx_int_t ngx_http_plinth_put_conditions(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 
+/* ngx_plinth_metrics.c */
+ngx_int_t ngx_http_plinth_metrics_conf(ngx_conf_t *cf);
+ngx_int_t ngx_http_plinth_metrics_log(ngx_http_request_t *r);
+ngx_int_t ngx_http_plinth_metrics_handler(ngx_http_request_t *r);
+void ngx_http_plinth_metrics_node_error(uint32_t node);
+const char *ngx_http_plinth_op_name(ngx_uint_t op);
+
 /* ngx_plinth_health.c */
 ngx_int_t ngx_http_plinth_health_init(ngx_cycle_t *cycle,
     ngx_http_plinth_main_conf_t *pmcf);

@@ -173,6 +173,7 @@ ngx_http_plinth_put_sr_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 
     } else {
         ctx->failed++;
+        ngx_http_plinth_metrics_node_error(sctx->nodes[0]);
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "plinth: data node %uD refused blob %V: rc %i, "
                       "status %ui", sctx->nodes[0], &ctx->blob_id, rc,
@@ -418,6 +419,8 @@ ngx_http_plinth_sr_header_filter(ngx_http_request_t *r,
                       &ctx->blob_id, r->headers_out.content_length_n,
                       sctx->expect);
 
+        ngx_http_plinth_metrics_node_error(sctx->node);
+
         /* a replica that is not there or fails its checksum: to repaird */
         if (sctx->status == NGX_HTTP_NOT_FOUND
             || sctx->status == NGX_HTTP_INTERNAL_SERVER_ERROR)
@@ -501,6 +504,7 @@ ngx_http_plinth_read_sr_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
                       "after %O of %O bytes, resuming on another replica",
                       &ctx->blob_id, sctx->node, sctx->received,
                       sctx->expect);
+        ngx_http_plinth_metrics_node_error(sctx->node);
         ngx_http_plinth_set_bad(ctx, sctx->node);
 
     } else {

@@ -176,6 +176,13 @@ static ngx_command_t  ngx_http_plinth_commands[] = {
       0,
       NULL },
 
+    { ngx_string("plinth_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_plinth_health,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      1,
+      NULL },
+
     { ngx_string("plinth_health"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_plinth_health,
@@ -560,7 +567,10 @@ ngx_http_plinth_s3(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* plinth_health: this location answers the cluster's health (JSON). */
+/*
+ * plinth_health: this location answers the cluster's health (JSON);
+ * plinth_metrics (cmd->offset 1): the gateway's Prometheus metrics.
+ */
 static char *
 ngx_http_plinth_health(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -572,7 +582,8 @@ ngx_http_plinth_health(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "is duplicate, or the location has another handler";
     }
 
-    clcf->handler = ngx_http_plinth_health_handler;
+    clcf->handler = cmd->offset ? ngx_http_plinth_metrics_handler
+                                : ngx_http_plinth_health_handler;
 
     return NGX_CONF_OK;
 }
@@ -682,6 +693,8 @@ static ngx_int_t
 ngx_http_plinth_init(ngx_conf_t *cf)
 {
     ngx_uint_t                    used;
+    ngx_http_handler_pt          *h;
+    ngx_http_core_main_conf_t    *cmcf;
     ngx_http_plinth_main_conf_t  *pmcf;
 
     pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_plinth_module);
@@ -703,6 +716,18 @@ ngx_http_plinth_init(ngx_conf_t *cf)
                           "block of the data nodes");
             return NGX_ERROR;
         }
+
+        /* metrics: the shared counters, and a count of every request */
+        if (ngx_http_plinth_metrics_conf(cf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+        h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+        *h = ngx_http_plinth_metrics_log;
     }
 
     ngx_http_next_header_filter = ngx_http_top_header_filter;

@@ -83,6 +83,7 @@ struct ngx_plinth_pg_job_s {
     ngx_pool_t                 *mem;        /* a background job's memory */
     ngx_event_t                 ev;         /* queue deadline, late answer */
     ngx_int_t                   rc;         /* the late answer */
+    ngx_msec_t                  since;      /* queued at */
     unsigned                    queued:1;
 };
 
@@ -99,6 +100,8 @@ struct ngx_plinth_pg_pool_s {
     ngx_msec_t                  reconnect_min;
     ngx_msec_t                  reconnect_max;
     ngx_uint_t                  reconnects;
+    ngx_uint_t                  wait_ms;    /* jobs' time in the queue */
+    ngx_uint_t                  waited;     /* jobs sent */
     ngx_uint_t                  failed;
 };
 
@@ -484,6 +487,8 @@ ngx_plinth_pg_stats(ngx_plinth_pg_stats_t *stats)
     stats->queued = pool->nqueued;
     stats->reconnects = pool->reconnects;
     stats->failed = pool->failed;
+    stats->wait_ms = pool->wait_ms;
+    stats->waited = pool->waited;
 
     for (i = 0; i < pool->conf->size; i++) {
         switch (pool->conns[i].state) {
@@ -909,6 +914,8 @@ ngx_plinth_pg_dispatch(ngx_plinth_pg_pool_t *pool)
         }
 
         if (ngx_plinth_pg_send(pc, job) == NGX_OK) {
+            pool->wait_ms += ngx_current_msec - job->since;
+            pool->waited++;
             continue;
         }
 
@@ -1317,6 +1324,10 @@ ngx_plinth_pg_enqueue(ngx_plinth_pg_pool_t *pool, ngx_plinth_pg_job_t *job,
 
     job->queued = 1;
     pool->nqueued++;
+
+    if (!head) {
+        job->since = ngx_current_msec;
+    }
 
     ngx_add_timer(&job->ev, pool->conf->queue_timeout);
 }

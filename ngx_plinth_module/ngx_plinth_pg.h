@@ -99,6 +99,8 @@ typedef struct {
     ngx_uint_t               queued;          /* jobs waiting */
     ngx_uint_t               reconnects;      /* connections re-established */
     ngx_uint_t               failed;          /* jobs answered NGX_ERROR/BUSY */
+    ngx_uint_t               wait_ms;         /* jobs' total queue time */
+    ngx_uint_t               waited;          /* jobs sent */
 } ngx_plinth_pg_stats_t;
 
 void ngx_plinth_pg_stats(ngx_plinth_pg_stats_t *stats);

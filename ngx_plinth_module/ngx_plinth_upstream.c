@@ -298,9 +298,14 @@ ngx_http_plinth_upstream_free_peer(ngx_peer_connection_t *pc, void *data,
         pc->tries--;
     }
 
-    if (!(state & (NGX_PEER_NEXT | NGX_PEER_FAILED))
-        || pd->r->upstream == NULL || !pd->sctx->get)
-    {
+    /* a write's failure is counted where its answer is judged */
+    if (!(state & (NGX_PEER_NEXT | NGX_PEER_FAILED)) || !pd->sctx->get) {
+        return;
+    }
+
+    ngx_http_plinth_metrics_node_error(pd->sctx->node);
+
+    if (pd->r->upstream == NULL) {
         return;
     }
 

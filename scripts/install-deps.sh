@@ -19,6 +19,7 @@ PKGS=(
     s3cmd rclone
     curl procps iproute2 util-linux
     libcurl4-openssl-dev                 # bench/loadgen.c: libcurl's multi interface, SigV4
+    prometheus                           # promtool checks the /metrics output
 )
 
 SUDO=
@@ -41,5 +42,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+    # packages with services (postgresql, nginx, prometheus) must not start
+    # them: the tests and `make run` start their own, by pid
+    policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod +x /usr/sbin/policy-rc.d
+        policy=/usr/sbin/policy-rc.d
+    fi
     $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}"
+    if [ -n "$policy" ]; then $SUDO rm -f "$policy"; fi
 fi
