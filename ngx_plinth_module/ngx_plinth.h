@@ -404,6 +404,7 @@ ngx_int_t ngx_http_plinth_health_init(ngx_cycle_t *cycle,
     ngx_http_plinth_main_conf_t *pmcf);
 void ngx_http_plinth_health_exit(void);
 size_t ngx_http_plinth_health_avoid(const uint32_t **nodes);
+ngx_uint_t ngx_http_plinth_health_offline(uint32_t node);
 ngx_int_t ngx_http_plinth_health_handler(ngx_http_request_t *r);
 void ngx_http_plinth_report_bad_replica(ngx_log_t *log, ngx_str_t *blob,
     uint32_t node, const char *reason);

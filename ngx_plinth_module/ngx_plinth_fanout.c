@@ -352,8 +352,19 @@ ngx_http_plinth_read_part(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
         return NGX_ERROR;
     }
 
+    /* replicas in placement order, those repaird found offline last */
     for (i = 0; i < seg->nnodes; i++) {
-        if (!ngx_http_plinth_is_bad(ctx, seg->nodes[i])) {
+        if (!ngx_http_plinth_is_bad(ctx, seg->nodes[i])
+            && !ngx_http_plinth_health_offline(seg->nodes[i]))
+        {
+            sctx->nodes[sctx->nnodes++] = seg->nodes[i];
+        }
+    }
+
+    for (i = 0; i < seg->nnodes; i++) {
+        if (!ngx_http_plinth_is_bad(ctx, seg->nodes[i])
+            && ngx_http_plinth_health_offline(seg->nodes[i]))
+        {
             sctx->nodes[sctx->nnodes++] = seg->nodes[i];
         }
     }

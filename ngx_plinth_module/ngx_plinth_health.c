@@ -5,7 +5,8 @@
  * Node health: every plinth_health_refresh each worker reads the nodes
  * that must not take new writes (plinth_node_states, sql/014: not online,
  * full, or draining) with a background query, and new writes are placed
- * without them; a node repaird has never probed is not listed (usable). The list is
+ * without them; a node repaird has never probed is not listed (usable).
+ * Reads try offline nodes last (they may have come back since). The list is
  * per worker and may be one refresh old; when PostgreSQL cannot be asked,
  * the last list stays. Placement never refuses a write because of it:
  * when too few nodes are left for the write quorum, the write is placed
@@ -43,6 +44,8 @@ static void ngx_http_plinth_health_got(ngx_http_request_t *r, void *data,
 
 static uint32_t     ngx_http_plinth_avoid[NGX_PLINTH_HEALTH_MAX];
 static size_t       ngx_http_plinth_navoid;
+static uint32_t     ngx_http_plinth_offline[NGX_PLINTH_HEALTH_MAX];
+static size_t       ngx_http_plinth_noffline;
 static ngx_event_t  ngx_http_plinth_health_ev;
 static ngx_msec_t   ngx_http_plinth_health_every;
 static ngx_log_t   *ngx_http_plinth_health_log;
@@ -92,6 +95,22 @@ ngx_http_plinth_health_avoid(const uint32_t **nodes)
 }
 
 
+/* Whether a read should try this node last (repaird found it offline). */
+ngx_uint_t
+ngx_http_plinth_health_offline(uint32_t node)
+{
+    size_t  i;
+
+    for (i = 0; i < ngx_http_plinth_noffline; i++) {
+        if (ngx_http_plinth_offline[i] == node) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 static void
 ngx_http_plinth_health_refresh(ngx_event_t *ev)
 {
@@ -115,21 +134,27 @@ ngx_http_plinth_health_read(ngx_http_request_t *r, void *data, PGresult *res,
     ngx_int_t rc)
 {
     int        i, n;
-    size_t     m;
+    size_t     m, k;
     uint32_t   fresh[NGX_PLINTH_HEALTH_MAX];
     ngx_int_t  id;
 
     if (rc == NGX_OK && PQresultStatus(res) == PGRES_TUPLES_OK) {
         n = PQntuples(res);
         m = 0;
+        k = 0;
 
         for (i = 0; i < n && m < NGX_PLINTH_HEALTH_MAX; i++) {
             id = ngx_atoi((u_char *) PQgetvalue(res, i, 0),
                           PQgetlength(res, i, 0));
             if (id > 0) {
                 fresh[m++] = (uint32_t) id;
+                if (PQgetvalue(res, i, 1)[0] == 'f') {
+                    ngx_http_plinth_offline[k++] = (uint32_t) id;
+                }
             }
         }
+
+        ngx_http_plinth_noffline = k;
 
         if (m != ngx_http_plinth_navoid
             || ngx_memcmp(fresh, ngx_http_plinth_avoid, m * sizeof(uint32_t)))

@@ -408,7 +408,7 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "ORDER BY node_id", 0 },
     [NGX_PLINTH_SQL_NODE_AVOID] =
     { "plinth_node_avoid",
-      "SELECT node_id FROM plinth_node_states WHERE NOT writable "
+      "SELECT node_id, readable FROM plinth_node_states WHERE NOT writable "
       "ORDER BY node_id", 0 },
     [NGX_PLINTH_SQL_REPORT_BAD] =
     { "plinth_report_bad",

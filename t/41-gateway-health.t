@@ -121,6 +121,36 @@ is_deeply([keys %$n], ['1,2,3'], 'no longer draining: all three again');
 
 
 
+=== TEST 4d: a node repaird found offline is read last (it may be slow to fail); the access log shows who served
+--- check
+set_health($_, 'online', 'false') for 1 .. 3;
+s3_request(PUT => '/gwhealth/order', body => 'ordered');
+my @rows = cluster()->psql("SELECT v.nodes[1] FROM versions v "
+    . "JOIN objects o USING (version_id) JOIN buckets b ON b.bucket_id = o.bucket_id "
+    . "WHERE b.name = 'gwhealth' AND o.key = 'order'");
+my $first = $rows[0][0];
+my $served = sub {
+    my $r = s3_request(GET => '/gwhealth/order');
+    my $id = $r->{headers}{'x-amz-request-id'};
+    for (1 .. 30) {
+        open my $fh, '<', cluster()->dir . '/logs/access.log' or die;
+        for (<$fh>) {
+            return $1 if /"request_id":"\Q$id\E".*"nodes":"(\d+)"/;
+        }
+        sleep 0.1;
+    }
+    return '';
+};
+is($served->(), $first, "healthy: the first replica (node $first) serves");
+set_health($first, 'offline', 'false');
+wait_refresh();
+my $now = $served->();
+ok($now ne '' && $now != $first, "node $first offline: another replica serves (node $now)");
+set_health($first, 'online', 'false');
+wait_refresh();
+
+
+
 === TEST 4a: a replica missing on the node read first: the GET is served by the next, and the missing one is queued
 --- check
 s3_request(PUT => '/gwhealth/one-gone', body => 'one copy gone');
