@@ -4,6 +4,7 @@
 #   make stop       stop the local cluster (data stays in ./run)
 #   make test       build and run every test (prove)
 #   make bench      build the load generator and run the benchmark (bench/run)
+#   make fuzz       build the libFuzzer targets and run each FUZZ_SECONDS seconds
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -28,7 +29,8 @@ UNIT_TESTS := $(B)/unit/test_repaird_config \
               $(B)/unit/test_sigv4 $(B)/unit/test_chunked \
               $(B)/unit/test_crc
 
-.PHONY: all module datanode repaird proto deps unit test run stop clean bench bench-tools
+.PHONY: all module datanode repaird proto deps unit test run stop clean bench bench-tools \
+        fuzz fuzz-build
 
 all: module datanode repaird
 
@@ -95,6 +97,79 @@ $(B)/unit/test_crc: t/unit/test_crc.c ngx_plinth_module/ngx_plinth_crc.c ngx_pli
 
 unit: $(UNIT_TESTS)
 
+# Fuzzing (fuzz/README.md): libFuzzer targets over the parsers of untrusted
+# bytes, built with clang into build/fuzz/. `make fuzz FUZZ_SECONDS=N` runs
+# each target N seconds from its committed seed corpus (fuzz/corpus/<t>/;
+# new inputs go to build/fuzz/work/<t>/) and fails on any crash, leak or
+# timeout. t/97-fuzz-regressions.t replays the committed inputs.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 10
+FUZZ_CFLAGS  := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                -g -O1 $(WARN) -Ifuzz
+FUZZ_TARGETS := sigv4_authorization sigv4_presigned sigv4_canonical chunked \
+                crc ring blockfile dn_config rd_config proto xml dn_http
+FUZZ_BINS    := $(addprefix $(B)/fuzz/,$(FUZZ_TARGETS))
+SIGV4_SRC    := ngx_plinth_module/ngx_plinth_sigv4.c ngx_plinth_module/ngx_plinth_sigv4.h
+
+$(B)/fuzz/sigv4_%: fuzz/sigv4_%.c fuzz/fuzz.h $(SIGV4_SRC)
+	mkdir -p $(B)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ingx_plinth_module -o $@ $< \
+	    ngx_plinth_module/ngx_plinth_sigv4.c -lcrypto
+
+$(B)/fuzz/chunked: fuzz/chunked.c fuzz/fuzz.h $(SIGV4_SRC) ngx_plinth_module/ngx_plinth_chunked.c ngx_plinth_module/ngx_plinth_chunked.h
+	mkdir -p $(B)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ingx_plinth_module -o $@ $< \
+	    ngx_plinth_module/ngx_plinth_chunked.c \
+	    ngx_plinth_module/ngx_plinth_sigv4.c -lcrypto
+
+$(B)/fuzz/crc: fuzz/crc.c fuzz/fuzz.h ngx_plinth_module/ngx_plinth_crc.c ngx_plinth_module/ngx_plinth_crc.h
+	mkdir -p $(B)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ingx_plinth_module -o $@ $< \
+	    ngx_plinth_module/ngx_plinth_crc.c -lisal -lz
+
+$(B)/fuzz/ring: fuzz/ring.c fuzz/fuzz.h ngx_plinth_module/ngx_plinth_ring.c ngx_plinth_module/ngx_plinth_ring.h
+	mkdir -p $(B)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ingx_plinth_module -o $@ $< \
+	    ngx_plinth_module/ngx_plinth_ring.c -lxxhash
+
+$(B)/fuzz/blockfile: fuzz/blockfile.c fuzz/fuzz.h datanode/blockfile.c datanode/blockfile.h
+	mkdir -p $(B)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Idatanode -o $@ $< datanode/blockfile.c \
+	    -lxxhash
+
+$(B)/fuzz/dn_config: fuzz/dn_config.c fuzz/fuzz.h fuzz/config_shim.h datanode/config.c datanode/config.h datanode/log.c datanode/blockfile.c
+	mkdir -p $(B)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Idatanode -o $@ $< datanode/config.c \
+	    datanode/log.c datanode/blockfile.c -lyaml -lxxhash -ldl
+
+$(B)/fuzz/rd_config: fuzz/rd_config.c fuzz/fuzz.h fuzz/config_shim.h repaird/config.c repaird/log.c $(REPAIRD_HDRS)
+	mkdir -p $(B)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Irepaird -Ingx_plinth_module \
+	    -I$(shell pg_config --includedir) -o $@ $< repaird/config.c \
+	    repaird/log.c ngx_plinth_module/ngx_plinth_ring.c \
+	    -lyaml -lxxhash -lm -ldl
+
+$(B)/fuzz/proto: fuzz/proto.c fuzz/fuzz.h $(PROTO_C) $(PROTO_H)
+	mkdir -p $(B)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(B)/proto -o $@ $< $(PROTO_C) -lprotobuf-c
+
+$(B)/fuzz/xml: fuzz/xml.c fuzz/fuzz.h
+	mkdir -p $(B)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags libxml-2.0) \
+	    -o $@ $< $(shell pkg-config --libs libxml-2.0)
+
+# dn_http includes datanode/http.c (its parsers are static).
+$(B)/fuzz/dn_http: fuzz/dn_http.c fuzz/fuzz.h $(DATANODE_SRCS) $(DATANODE_HDRS) $(PROTO_C) $(PROTO_H)
+	mkdir -p $(B)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(B)/proto -Idatanode -o $@ $< \
+	    $(filter-out datanode/http.c datanode/main.c,$(DATANODE_SRCS)) \
+	    $(PROTO_C) $(DATANODE_LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 # Benchmark tools (bench/): the S3 load generator and the fsync ceiling.
 BENCH_TOOLS := $(B)/plinth-loadgen $(B)/plinth-fsyncbench
 
@@ -112,7 +187,7 @@ bench-tools: $(BENCH_TOOLS)
 bench: all bench-tools
 	bench/run $(BENCH_ARGS)
 
-test: all unit bench-tools
+test: all unit bench-tools fuzz-build
 	prove t/*.t
 
 run: deps all

@@ -20,6 +20,7 @@ PKGS=(
     curl procps iproute2 util-linux
     libcurl4-openssl-dev                 # bench/loadgen.c: libcurl's multi interface, SigV4
     prometheus                           # promtool checks the /metrics output
+    clang libclang-rt-14-dev             # libFuzzer targets (fuzz/, make fuzz)
 )
 
 SUDO=
