@@ -293,6 +293,21 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *ud)
     return n;
 }
 
+/*
+ * The body can be sent again from any offset: libcurl rewinds it when a
+ * kept-alive connection turns out to be closed by the server (an idle
+ * connection an nginx reload or a timeout ended) and it retries the
+ * request on a new one, as any S3 client does for an idempotent PUT.
+ */
+static int on_seek(void *ud, curl_off_t offset, int origin)
+{
+    struct slot *s = ud;
+    if (origin != SEEK_SET || offset < 0 || (size_t)offset > s->body_len)
+        return CURL_SEEKFUNC_CANTSEEK;
+    s->body_off = (size_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
 static size_t on_write(char *buf, size_t size, size_t nmemb, void *ud)
 {
     struct slot *s = ud;
@@ -326,6 +341,8 @@ static void slot_init(struct slot *s)
     curl_easy_setopt(e, CURLOPT_PRIVATE, s);
     curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
     curl_easy_setopt(e, CURLOPT_READDATA, s);
+    curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+    curl_easy_setopt(e, CURLOPT_SEEKDATA, s);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);

@@ -1,0 +1,92 @@
+# Changes under load fail no request: a continuous, bounded PUT/GET load
+# (build/plinth-loadgen, 4 clients) runs while nginx is reloaded three
+# times and a data node is stopped (SIGTERM) and started again. Every
+# operation must succeed: a reload lets old workers finish their
+# requests; a stopped node's writes are covered by the write quorum and
+# its reads by the other replicas (resumed at the exact byte if cut).
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use File::Temp qw(tempdir);
+use JSON::PP ();
+use POSIX ();
+use Plinth::Cluster;
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+my $root = $Plinth::Cluster::ROOT;
+my $loadgen = "$root/build/plinth-loadgen";
+plan skip_all => "no $loadgen (make bench-tools)" unless -x $loadgen;
+
+my $c = Plinth::Cluster->new(log => sub { note $_[0] });
+$c->start;
+my $k = $c->credentials or BAIL_OUT('no credentials');
+my $tmp = tempdir('plinth-t46-XXXXXX', DIR => '/tmp', CLEANUP => 1);
+my @base = ($loadgen, '--endpoint', $c->endpoint, '--access-key', $k->{access_key},
+    '--secret-key', $k->{secret_key}, '--region', $k->{region}, '--bucket', 'zdt',
+    '--size', '64K', '--keys', 200, '--concurrency', 4);
+
+# the keys, so GETs find objects
+my ($rc, $out) = Plinth::Cluster::run_command([@base, '--create-bucket',
+    '--populate', '--workload', 'get', '--ops', 1, '--duration', 30],
+    timeout => 120, merge => 1);
+is($rc, 0, 'bucket and 200 objects of 64 KiB') or diag $out;
+
+# the load: mixed PUT and GET, bounded in time and count, in the background
+my $pid = fork // die "fork: $!";
+if ($pid == 0) {
+    open STDOUT, '>', "$tmp/load.json" or POSIX::_exit(2);
+    open STDERR, '>', "$tmp/load.err" or POSIX::_exit(2);
+    { no warnings 'exec';
+      exec @base, '--workload', 'mixed', '--mix', '40:60:0', '--duration', 14,
+          '--ops', 200000, '--op-timeout', 30, '--label', 'zero-downtime'; }
+    POSIX::_exit(127);
+}
+
+sleep 1.5;
+for my $i (1 .. 3) {
+    $c->reload_nginx;
+    pass("nginx -s reload $i under load");
+    sleep 1;
+}
+$c->stop_node(3);
+pass('data node 3 stopped (SIGTERM) under load');
+sleep 2;
+$c->start_node(3);
+pass('data node 3 started again');
+
+my $deadline = time + 60;
+my $done;
+while (time < $deadline) {
+    $done = waitpid($pid, POSIX::WNOHANG());
+    last if $done == $pid;
+    sleep 0.2;
+}
+if (!$done || $done != $pid) {
+    kill 'KILL', $pid;
+    waitpid($pid, 0);
+    fail('the load ended in time');
+}
+
+open my $fh, '<', "$tmp/load.json" or die;
+my $line = <$fh> // '';
+my $j = eval { JSON::PP::decode_json($line) };
+ok($j, 'the load generator printed its figures') or diag($line, `cat $tmp/load.err`);
+if ($j) {
+    note("ops $j->{ops}, ops/s $j->{ops_per_s}, errors $j->{errors}, p99 $j->{lat_ms}{p99} ms");
+    cmp_ok($j->{ops}, '>', 100, "operations ran throughout ($j->{ops})");
+    is($j->{errors}, 0, 'not one failed request across three reloads and a data-node restart')
+        or diag(`cat $tmp/load.err`);
+}
+
+# every object still reads whole after it all
+($rc, $out) = Plinth::Cluster::run_command([@base, '--workload', 'get',
+    '--ops', 200, '--duration', 30], timeout => 60, merge => 1);
+$j = eval { JSON::PP::decode_json((split /\n/, $out)[-1]) };
+is($j && $j->{errors}, 0, 'afterwards: 200 GETs, no error') or diag $out;
+
+$c->stop;
+done_testing();
