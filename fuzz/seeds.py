@@ -214,3 +214,21 @@ put("chunked", "extra-after-done", chunked(1, 1, 3, 3, 1,
     "3;chunk-signature=%s\r\nabc\r\n0;chunk-signature=%s\r\n"
     "x-amz-checksum-crc32:NSRBwg==\r\nx-amz-trailer-signature:%s\r\n\r\n-1"
     % (SIG0, SIG0, SIG0)))
+
+# canonical requests from AWS's SigV4 test suite (t/data/aws-sig-v4-test-suite)
+SUITE = os.path.join(os.path.dirname(ROOT), "..", "t", "data", "aws-sig-v4-test-suite")
+for dirpath, _, files in sorted(os.walk(SUITE)):
+    for fn in sorted(files):
+        if not fn.endswith(".req"):
+            continue
+        with open(os.path.join(dirpath, fn), "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+        head = text.split("\n\n", 1)[0].split("\n")
+        method, rest = head[0].split(" ", 1)
+        target = rest.rsplit(" ", 1)[0]
+        path, _, query = target.partition("?")
+        headers = [h for h in head[1:] if ":" in h]
+        names = sorted({h.split(":", 1)[0].lower() for h in headers})
+        generic = 2 if "normalize-path" in dirpath else 0
+        put("sigv4_canonical", "suite-" + fn[:-4],
+            creq(generic, method, path, query, ";".join(names), EMPTY, headers))
