@@ -17,7 +17,7 @@ PKGS=(
     perl libtest-base-perl               # test harness (prove, Test::Base)
     awscli python3-boto3                 # real S3 clients for end-to-end tests
     s3cmd rclone
-    curl procps iproute2 util-linux
+    curl procps iproute2 util-linux openssl
     libcurl4-openssl-dev                 # bench/loadgen.c: libcurl's multi interface, SigV4
     prometheus                           # promtool checks the /metrics output
     clang libclang-rt-14-dev             # libFuzzer targets (fuzz/, make fuzz)
