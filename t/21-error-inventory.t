@@ -11,6 +11,7 @@ use MIME::Base64 qw(encode_base64);
 
 cluster_options(auth => 'sigv4');
 
+our ($VERSIONING, $UP, $BEFORE);    # set and read by the blocks
 $::VERSIONING = '<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>';
 
 # what is stored, as a string to compare before and after every error
