@@ -73,32 +73,30 @@ plinth_crc64nvme(uint64_t crc, const void *data, size_t len)
 }
 
 
-/* mat (width rows) times vec over GF(2) */
+/*
+ * a times b modulo the polynomial, both reflected (bit width-1 is x^0):
+ * zlib's multmodp, for any width up to 64.
+ */
 static uint64_t
-plinth_gf2_times(const uint64_t *mat, uint64_t vec)
+plinth_multmodp(uint64_t a, uint64_t b, uint64_t poly, unsigned width)
 {
-    uint64_t  sum = 0;
+    uint64_t  m, p;
 
-    while (vec) {
-        if (vec & 1) {
-            sum ^= *mat;
+    m = (uint64_t) 1 << (width - 1);
+    p = 0;
+
+    for ( ;; ) {
+        if (a & m) {
+            p ^= b;
+            if ((a & (m - 1)) == 0) {
+                break;
+            }
         }
-        vec >>= 1;
-        mat++;
+        m >>= 1;
+        b = (b & 1) ? (b >> 1) ^ poly : b >> 1;
     }
 
-    return sum;
-}
-
-
-static void
-plinth_gf2_square(uint64_t *square, const uint64_t *mat, unsigned width)
-{
-    unsigned  n;
-
-    for (n = 0; n < width; n++) {
-        square[n] = plinth_gf2_times(mat, mat[n]);
-    }
+    return p;
 }
 
 
@@ -106,41 +104,34 @@ uint64_t
 plinth_crc_combine(uint64_t poly, unsigned width, uint64_t crc_a,
     uint64_t crc_b, uint64_t len_b)
 {
-    unsigned  n;
-    uint64_t  row, even[64], odd[64];
+    unsigned  k;
+    uint64_t  x2n, p;
 
     if (len_b == 0 || (width != 32 && width != 64)) {
         return len_b == 0 ? crc_a : 0;
     }
 
-    /* odd: the operator for one zero bit */
-    odd[0] = poly;
-    row = 1;
-    for (n = 1; n < width; n++) {
-        odd[n] = row;
-        row <<= 1;
+    /*
+     * x^(8 len_b) mod poly, by squaring: x2n runs through x^(2^k), starting
+     * at x^8 (k = 3, a byte); p collects the powers of len_b's bits. Some
+     * 64 multiplications of 64 steps: microseconds, whatever the length.
+     */
+    x2n = (uint64_t) 1 << (width - 2);                  /* x^1 */
+    for (k = 0; k < 3; k++) {
+        x2n = plinth_multmodp(x2n, x2n, poly, width);   /* x^2, x^4, x^8 */
     }
 
-    plinth_gf2_square(even, odd, width);     /* two zero bits */
-    plinth_gf2_square(odd, even, width);     /* four zero bits */
+    p = (uint64_t) 1 << (width - 1);                    /* x^0 */
 
-    /* apply len_b zero bytes to crc_a, one squaring per bit of len_b */
-    do {
-        plinth_gf2_square(even, odd, width);
+    while (len_b) {
         if (len_b & 1) {
-            crc_a = plinth_gf2_times(even, crc_a);
+            p = plinth_multmodp(x2n, p, poly, width);
         }
         len_b >>= 1;
-        if (len_b == 0) {
-            break;
+        if (len_b) {
+            x2n = plinth_multmodp(x2n, x2n, poly, width);
         }
+    }
 
-        plinth_gf2_square(odd, even, width);
-        if (len_b & 1) {
-            crc_a = plinth_gf2_times(odd, crc_a);
-        }
-        len_b >>= 1;
-    } while (len_b);
-
-    return crc_a ^ crc_b;
+    return plinth_multmodp(p, crc_a, poly, width) ^ crc_b;
 }

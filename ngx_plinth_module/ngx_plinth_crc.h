@@ -9,7 +9,8 @@
  * ISA-L (2.30) has CRC-64 ECMA, ISO and Jones but not Rocksoft/NVME (added
  * in 2.31), zlib has none, and libcrcutil is C++ templates: so this file
  * holds the one table-driven CRC-64/NVME (slice-by-8) and GF(2) CRC
- * combination (zlib's method), written once for 32 and 64 bits.
+ * combination (zlib 1.2.12's powers-of-x method: microseconds per combine
+ * whatever the length), written once for 32 and 64 bits.
  */
 
 #ifndef NGX_PLINTH_CRC_H
