@@ -1301,7 +1301,7 @@ plinth_sigv4_query(plinth_sv_out_t *o, plinth_sv_str_t query, unsigned flags)
     int                   c;
 
     p = query.data;
-    end = p + query.len;
+    end = query.len ? p + query.len : p;   /* an empty query may be NULL */
     n = 0;
 
     while (p < end) {
