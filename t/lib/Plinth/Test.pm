@@ -146,7 +146,17 @@ sub cluster {
     my $c = _cluster();
     die $START_ERROR if $START_ERROR;
     unless ($c->is_started) {
-        unless (eval { $c->start; 1 }) {
+        my $ok = eval { $c->start; 1 };
+        # a free port chosen a moment ago may be taken by another program
+        # by the time its process binds it: once more, on new ports
+        if (!$ok && $@ =~ /port \d+ \(.*\) is in use/) {
+            Test::More::note("retrying on new ports: $@");
+            eval { $c->stop };
+            undef $CLUSTER;
+            $c = _cluster();
+            $ok = eval { $c->start; 1 };
+        }
+        unless ($ok) {
             $START_ERROR = "the cluster did not start: $@";
             eval { $c->stop };
             die $START_ERROR;
