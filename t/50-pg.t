@@ -215,7 +215,9 @@ unlock_tables();
 --- setup
 my $t = template_with(
     worker_processes => 'worker_processes 1;',
-    plinth_pg_pool_size => '    plinth_pg_pool_size 1;');
+    plinth_pg_pool_size => "    plinth_pg_pool_size 1;\n"
+        # no background query (node health) competing for the one connection
+        . '    plinth_health_refresh 0;');
 restart_with($t);
 --- check
 lock_table('buckets');

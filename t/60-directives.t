@@ -194,7 +194,9 @@ nginx_t_fails_like($t, qr/\[emerg\].*"plinth_pg_pool_size" directive invalid num
 --- setup
 my $t = template_with(
     worker_processes => 'worker_processes 1;',
-    plinth_pg_pool_size => '    plinth_pg_pool_size 1;',
+    plinth_pg_pool_size => "    plinth_pg_pool_size 1;\n"
+        # no background query (node health) competing for the one connection
+        . '    plinth_health_refresh 0;',
     plinth_pg_queue_size => '    plinth_pg_queue_size 1;');
 restart_with($t);
 --- check
@@ -228,7 +230,9 @@ $cluster->restart_nginx;
 --- setup
 my $t = template_with(
     worker_processes => 'worker_processes 1;',
-    plinth_pg_pool_size => '    plinth_pg_pool_size 1;',
+    plinth_pg_pool_size => "    plinth_pg_pool_size 1;\n"
+        # no background query (node health) competing for the one connection
+        . '    plinth_health_refresh 0;',
     plinth_pg_queue_size => '    plinth_pg_queue_size 0;');
 restart_with($t);
 --- check
@@ -269,7 +273,9 @@ nginx_t_fails_like($t, qr/\[emerg\].*"plinth_pg_queue_size" directive invalid nu
 --- setup
 my $t = template_with(
     worker_processes => 'worker_processes 1;',
-    plinth_pg_pool_size => '    plinth_pg_pool_size 1;',
+    plinth_pg_pool_size => "    plinth_pg_pool_size 1;\n"
+        # no background query (node health) competing for the one connection
+        . '    plinth_health_refresh 0;',
     plinth_pg_queue_timeout => '    plinth_pg_queue_timeout 300ms;');
 restart_with($t);
 --- check
@@ -307,7 +313,9 @@ nginx_t_fails_like($t,
 --- setup
 my $t = template_with(
     worker_processes => 'worker_processes 1;',
-    plinth_pg_pool_size => '    plinth_pg_pool_size 1;',
+    plinth_pg_pool_size => "    plinth_pg_pool_size 1;\n"
+        # no background query (node health) competing for the one connection
+        . '    plinth_health_refresh 0;',
     plinth_pg_query_timeout => '    plinth_pg_query_timeout 500ms;');
 restart_with($t);
 --- check
