@@ -224,15 +224,16 @@ ngx_http_plinth_authenticate(ngx_http_request_t *r,
         && k->id_len == a->auth.access_key.len
         && ngx_memcmp(k->id, a->auth.access_key.data, k->id_len) == 0)
     {
+        /* copies: the slot may be refilled while this request runs */
         ctx->identity.len = k->user_len;
         ctx->identity.data = ngx_pstrdup(r->pool, &(ngx_str_t) { k->user_len,
                                                                k->user });
         ctx->display_name.len = k->name_len;
-        ctx->display_name.data = ngx_pnalloc(r->pool, k->name_len + 1);
+        ctx->display_name.data = ngx_pstrdup(r->pool,
+                                     &(ngx_str_t) { k->name_len, k->name });
         if (ctx->identity.data == NULL || ctx->display_name.data == NULL) {
             return NGX_ERROR;
         }
-        ngx_memcpy(ctx->display_name.data, k->name, k->name_len);
 
         secret.data = k->secret;
         secret.len = k->secret_len;

@@ -267,10 +267,10 @@ ngx_http_plinth_health_got(ngx_http_request_t *r, void *data, PGresult *res,
     ngx_int_t rc)
 {
     int                           row, n;
-    u_char                       *p, *end;
+    u_char                       *nodes, *p, *end;
     size_t                        size;
     ngx_buf_t                    *b;
-    ngx_uint_t                    i, online, unwell, status;
+    ngx_uint_t                    i, online, unwell, status, up, full;
     ngx_chain_t                  *cl;
     const char                   *state, *overall;
     ngx_plinth_cluster_node_t    *node;
@@ -281,20 +281,20 @@ ngx_http_plinth_health_got(ngx_http_request_t *r, void *data, PGresult *res,
     n = (rc == NGX_OK && PQresultStatus(res) == PGRES_TUPLES_OK)
         ? PQntuples(res) : -1;
 
+    /* the nodes first (the head, which comes first, counts them) */
     size = 128 + (pmcf->nodes ? pmcf->nodes->nelts : 0) * 512;
-    b = ngx_create_temp_buf(r->pool, size);
+    nodes = ngx_pnalloc(r->pool, size);
+    b = ngx_create_temp_buf(r->pool, size + 128);
     cl = ngx_alloc_chain_link(r->pool);
-    if (b == NULL || cl == NULL) {
+    if (nodes == NULL || b == NULL || cl == NULL) {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    p = b->last;
-    end = b->end;
+    p = nodes;
+    end = nodes + size;
     online = 0;
     unwell = 0;
-
-    p = ngx_slprintf(p, end, "\"nodes\": [");
 
     for (i = 0; pmcf->nodes && i < pmcf->nodes->nelts; i++) {
         node = &((ngx_plinth_cluster_node_t *) pmcf->nodes->elts)[i];
@@ -317,21 +317,16 @@ ngx_http_plinth_health_got(ngx_http_request_t *r, void *data, PGresult *res,
         }
 
         state = PQgetvalue(res, row, 1);
-        if (ngx_strcmp(state, "online") == 0) {
-            online++;
-        }
-        if (ngx_strcmp(state, "online") != 0
-            || PQgetvalue(res, row, 2)[0] == 't')
-        {
-            unwell++;
-        }
+        up = (ngx_strcmp(state, "online") == 0);
+        full = (PQgetvalue(res, row, 2)[0] == 't');
+        online += up;
+        unwell += (!up || full);
 
         p = ngx_slprintf(p, end, "\"status\": \"%s\", \"full\": %s, "
                          "\"disk_total_bytes\": %s, "
                          "\"disk_used_bytes\": %s, "
                          "\"last_heartbeat\": %s%s%s}",
-                         state,
-                         PQgetvalue(res, row, 2)[0] == 't' ? "true" : "false",
+                         state, full ? "true" : "false",
                          PQgetisnull(res, row, 3) ? "null"
                                                   : PQgetvalue(res, row, 3),
                          PQgetisnull(res, row, 4) ? "null"
@@ -341,8 +336,6 @@ ngx_http_plinth_health_got(ngx_http_request_t *r, void *data, PGresult *res,
                                                   : PQgetvalue(res, row, 5),
                          PQgetisnull(res, row, 5) ? "" : "\"");
     }
-
-    p = ngx_slprintf(p, end, "]");
 
     if (n < 0 || online < pmcf->w) {
         overall = "unhealthy";
@@ -355,22 +348,12 @@ ngx_http_plinth_health_got(ngx_http_request_t *r, void *data, PGresult *res,
         status = NGX_HTTP_OK;
     }
 
-    /* the head goes in front: "status" first, as people read it */
-    b->pos = ngx_pnalloc(r->pool, size + 128);
-    if (b->pos == NULL) {
-        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    b->last = ngx_slprintf(b->pos, b->pos + size + 128,
+    b->last = ngx_slprintf(b->pos, b->end,
                            "{\"status\": \"%s\", \"postgresql\": \"%s\", "
                            "\"online\": %ui, \"write_quorum\": %ui, "
-                           "%*s}\n",
+                           "\"nodes\": [%*s]}\n",
                            overall, n < 0 ? "unreachable" : "ok", online,
-                           pmcf->w, (size_t) (p - b->start), b->start);
-    b->start = b->pos;
-    b->end = b->pos + size + 128;
-    b->memory = 1;
+                           pmcf->w, (size_t) (p - nodes), nodes);
 
     cl->buf = b;
     cl->next = NULL;

@@ -481,17 +481,26 @@ ngx_http_plinth_complete_multipart_upload(ngx_http_request_t *r,
 static ngx_uint_t
 ngx_http_plinth_complete_checksum(xmlNodePtr f)
 {
+    size_t      len;
     ngx_uint_t  a;
-    u_char      name[32];
 
-    for (a = 1; ngx_http_plinth_cks_algorithms[a]; a++) {
-        ngx_sprintf(name, "Checksum%s%Z", ngx_http_plinth_cks_algorithms[a]);
-        if (ngx_http_plinth_xml_is(f, (char *) name)) {
-            return a;
-        }
+    if (f->type != XML_ELEMENT_NODE
+        || xmlStrncmp(f->name, (xmlChar *) "Checksum", 8) != 0)
+    {
+        return NGX_PLINTH_CKS_NONE;
     }
 
-    return NGX_PLINTH_CKS_NONE;
+    len = xmlStrlen(f->name) - 8;
+    a = ngx_http_plinth_checksum_alg_name(f->name + 8, len);
+
+    /* element names are case-sensitive: ChecksumCRC32, not Checksumcrc32 */
+    if (a == NGX_PLINTH_CKS_NONE
+        || ngx_strcmp(f->name + 8, ngx_http_plinth_cks_algorithms[a]) != 0)
+    {
+        return NGX_PLINTH_CKS_NONE;
+    }
+
+    return a;
 }
 
 
