@@ -97,16 +97,6 @@ sub part_placement {
     return map { [$_->[0], [split /,/, $_->[1]]] } @rows;
 }
 
-sub flip_byte {
-    my ($path, $offset) = @_;
-    open my $fh, '+<:raw', $path or die "open $path: $!";
-    seek $fh, $offset, 0 or die "seek: $!";
-    read $fh, my $c, 1 or die "read: $!";
-    seek $fh, $offset, 0 or die "seek: $!";
-    print $fh chr(ord($c) ^ 0xff) or die "write: $!";
-    close $fh or die "close: $!";
-}
-
 sub garbage_count {
     my ($reason) = @_;
     my @r = cluster()->psql(

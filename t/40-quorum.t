@@ -5,7 +5,8 @@ use lib 't/lib';
 use Plinth::Test;
 use Time::HiRes qw(sleep time);
 
-# where the current version of a key lives: (blob id, [node ids])
+# where the current version of a key lives: (blob id, [node ids]); node
+# ids are 1..N in the cluster file, as are the harness's indexes
 sub placement {
     my ($bucket, $key) = @_;
     my @rows = cluster()->psql(
@@ -16,17 +17,6 @@ sub placement {
       . "WHERE b.name = '$bucket' AND o.key = '$key' AND NOT o.deleted");
     return unless @rows;
     return ($rows[0][0], [ split /,/, $rows[0][1] ]);
-}
-
-# node ids are 1..N in the cluster file, as are the harness's indexes
-sub flip_byte {
-    my ($path, $offset) = @_;
-    open my $fh, '+<:raw', $path or die "open $path: $!";
-    seek $fh, $offset, 0 or die "seek: $!";
-    read $fh, my $c, 1 or die "read: $!";
-    seek $fh, $offset, 0 or die "seek: $!";
-    print $fh chr(ord($c) ^ 0xff) or die "write: $!";
-    close $fh or die "close: $!";
 }
 
 sub put_ok {

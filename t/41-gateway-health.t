@@ -47,16 +47,6 @@ sub slurp_log {
     return scalar <$fh>;
 }
 
-sub flip_byte {
-    my ($path, $offset) = @_;
-    open my $fh, '+<:raw', $path or die "open $path: $!";
-    seek $fh, $offset, 0 or die "seek: $!";
-    read $fh, my $c, 1 or die "read: $!";
-    seek $fh, $offset, 0 or die "seek: $!";
-    print $fh chr(ord($c) ^ 0xff) or die "write: $!";
-    close $fh or die "close: $!";
-}
-
 sub bad_rows {
     my ($blob) = @_;
     return map { "$_->[0]:$_->[1]" } cluster()->psql(

@@ -201,16 +201,6 @@ is($m->{'plinth_node_up{node="1"}'}, 1, 'plinth_node_up{node="1"} 1');
 ok($m->{'plinth_node_disk_usage_bytes{node="1"}'} > 0, 'plinth_node_disk_usage_bytes{node="1"} = '
     . $m->{'plinth_node_disk_usage_bytes{node="1"}'});
 
-sub flip_byte0 {
-    my ($path, $offset) = @_;
-    open my $fh, '+<:raw', $path or die "open $path: $!";
-    seek $fh, $offset, 0 or die "seek: $!";
-    read $fh, my $ch, 1 or die "read: $!";
-    seek $fh, $offset, 0 or die "seek: $!";
-    print $fh chr(ord($ch) ^ 0xff) or die "write: $!";
-    close $fh or die "close: $!";
-}
-
 sub read_all {
     my ($what) = @_;
     my $wrong = 0;
@@ -231,7 +221,7 @@ read_all('after the repair, node 4 still dead');
         . "FROM objects o JOIN versions v USING (version_id) "
         . "WHERE o.key = 'obj/7'");
     my ($blob, $node, $size) = @$o;
-    flip_byte0($c->blob_path($node, $blob), int($size / 2));
+    flip_byte($c->blob_path($node, $blob), int($size / 2));
     my $url = 'http://127.0.0.1:' . $c->node_port($node) . "/blobs/$blob/verify";
     is($http->get($url)->{status}, 500, "a byte of obj/7 flipped on node $node");
     my $t1 = time;
@@ -270,16 +260,6 @@ $c->set_repaird_opts(scrub_interval => '2s', scrub_batch => 50);
 $c->start_repaird(1);
 wait_for(sub { (metrics(1)->{plinth_repaird_leader} // 0) == 1 }, 10,
     'repaird1 works again');
-
-sub flip_byte {
-    my ($path, $offset) = @_;
-    open my $fh, '+<:raw', $path or die "open $path: $!";
-    seek $fh, $offset, 0 or die "seek: $!";
-    read $fh, my $ch, 1 or die "read: $!";
-    seek $fh, $offset, 0 or die "seek: $!";
-    print $fh chr(ord($ch) ^ 0xff) or die "write: $!";
-    close $fh or die "close: $!";
-}
 
 # single-PUT objects: key, blob, size, nodes
 my @objs = map { { key => $_->[0], blob => $_->[1], size => $_->[2],

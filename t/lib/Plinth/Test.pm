@@ -91,7 +91,7 @@ use Time::HiRes qw(sleep time);
 our @EXPORT = qw(run_tests cluster cluster_options s3_request raw_request
     aws random_bytes md5_hex done_testing note explain subtest BAIL_OUT
     sign_request presign_url sign_chunked client_credentials checksum_base64
-    racing_requests);
+    racing_requests flip_byte);
 
 # Test::More functions Test::Base does not pass on
 *checksum_base64 = \&Plinth::SigV4::checksum_base64;
@@ -288,6 +288,18 @@ sub racing_requests {
         close $s;
     }
     return @codes;
+}
+
+# flip_byte($path, $offset): inverts one byte of a file in place (a blob
+# rotting on disk, for fault tests)
+sub flip_byte {
+    my ($path, $offset) = @_;
+    open my $fh, '+<:raw', $path or die "open $path: $!";
+    seek $fh, $offset, 0 or die "seek: $!";
+    read $fh, my $c, 1 or die "read: $!";
+    seek $fh, $offset, 0 or die "seek: $!";
+    print $fh chr(ord($c) ^ 0xff) or die "write: $!";
+    close $fh or die "close: $!";
 }
 
 # raw_request($bytes, timeout => s) -> $res: sent as is on a new connection
