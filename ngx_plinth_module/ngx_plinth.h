@@ -30,6 +30,9 @@
 
 
 #define NGX_PLINTH_MAX_RF            7
+/* the nodes one write may try: RF, then a replacement for each that
+ * fails (ngx_plinth_fanout.c) */
+#define NGX_PLINTH_MAX_TARGETS       (2 * NGX_PLINTH_MAX_RF)
 #define NGX_PLINTH_BLOB_ID_LEN       32
 #define NGX_PLINTH_REQUEST_ID_LEN    16
 #define NGX_PLINTH_MAX_KEY_LEN       1024
@@ -271,15 +274,17 @@ struct ngx_http_plinth_ctx_s {
     /* PUT fan-out */
     ngx_str_t                     version_id;
     ngx_str_t                     blob_id;
-    uint32_t                      targets[NGX_PLINTH_MAX_RF];
+    uint32_t                      targets[NGX_PLINTH_MAX_TARGETS];
     ngx_uint_t                    ntargets;
-    uint32_t                      acked_nodes[NGX_PLINTH_MAX_RF];
+    u_char                       *place_key;  /* ring key of the write */
+    size_t                        place_key_len;
+    uint32_t                      acked_nodes[NGX_PLINTH_MAX_TARGETS];
     ngx_uint_t                    acked;
     ngx_uint_t                    failed;
-    uint32_t                      late_nodes[NGX_PLINTH_MAX_RF];
+    uint32_t                      late_nodes[NGX_PLINTH_MAX_TARGETS];
     ngx_uint_t                    nlate;      /* acknowledged after commit */
     unsigned                      committed:1;
-    ngx_http_plinth_sr_ctx_t     *puts[NGX_PLINTH_MAX_RF];
+    ngx_http_plinth_sr_ctx_t     *puts[NGX_PLINTH_MAX_TARGETS];
     ngx_event_t                   straggler_ev;
     ngx_uint_t                    state;
     void                        (*fanout_done)(ngx_http_request_t *r);
