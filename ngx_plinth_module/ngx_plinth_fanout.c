@@ -165,7 +165,9 @@ ngx_http_plinth_put_one(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
  * timeout): the write goes to the ring's next node for the key that it
  * has not tried and that repaird does not mark unwritable, so that RF
  * copies are still made (a full or read-only disk costs no copy). Only
- * while the client has not been answered; at most NGX_PLINTH_MAX_TARGETS
+ * while the client has not been answered, and not after the write was
+ * decided failed (its garbage nodes are recorded by then); at most
+ * NGX_PLINTH_MAX_TARGETS
  * nodes per write. The node tried joins ctx->targets, so a write that
  * still fails records it among the nodes holding its garbage.
  */
@@ -178,13 +180,15 @@ ngx_http_plinth_put_replace(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     const uint32_t               *avoid;
     ngx_http_plinth_main_conf_t  *pmcf;
 
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
+
+    /* not once the write was given up: the nodes to clean were recorded */
     if (ctx->finalized || ctx->place_key == NULL
-        || ctx->ntargets >= NGX_PLINTH_MAX_TARGETS)
+        || ctx->ntargets >= NGX_PLINTH_MAX_TARGETS
+        || (ctx->state != NGX_PLINTH_PUT_WAITING && ctx->acked < pmcf->w))
     {
         return;
     }
-
-    pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
 
     navoid = ngx_http_plinth_health_avoid(&avoid);
 
