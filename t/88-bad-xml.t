@@ -241,3 +241,24 @@ for my $q (xml_requests('')) {
 my $after = $hwm->();
 ok($after - $before < 32 * 1024 * 1024, 'no worker grew by 32 MiB ('
     . int(($after - $before) / 1024) . ' KiB)');
+
+
+
+=== TEST 8: PutBucketAcl / PutObjectAcl never parse their body: a bomb there is not read as XML
+--- timeout: 60
+--- check
+my $bomb = laughs('AccessControlPolicy', '<AccessControlPolicy><Owner><ID>&l9;</ID></Owner></AccessControlPolicy>');
+my $acl = sub { my ($uri) = @_; my $r = s3_request(GET => $uri); ($r->{body} =~ m{AllUsers}) ? 'public-read' : 'private' };
+for my $uri ('/xmlb?acl', '/xmlb/a?acl') {
+    is($acl->($uri), 'private', "$uri: private before");
+    # a document instead of x-amz-acl: 501, as any ACL document
+    my $r = s3_request(PUT => $uri, body => $bomb);
+    is($r->{status}, 501, "$uri, a bomb as the ACL document: 501");
+    is(s3_code($r), 'NotImplemented', "$uri: NotImplemented");
+    is($acl->($uri), 'private', "$uri: still private");
+    # x-amz-acl with a bomb beside it: the canned ACL is set, the body discarded unread
+    $r = s3_request(PUT => $uri, body => $bomb, headers => ['x-amz-acl' => 'private']);
+    is($r->{status}, 200, "$uri, x-amz-acl and a bomb body: 200 (the body is discarded)");
+    is($acl->($uri), 'private', "$uri: private, as x-amz-acl says");
+    is(snapshot(), $::BEFORE, "$uri: nothing else changed");
+}
