@@ -235,3 +235,55 @@ for my $k (qw(longer longer2)) {
     is(s3_request(DELETE => "/blen/$k")->{status}, 204, "$k deleted");
 }
 is(snapshot(), $::BEFORE, 'the rest is as it was');
+
+
+
+=== TEST 4: the whole body sent, the client gone before the answer: all or nothing, no stray blob
+--- timeout: 120
+--- check
+my $body = random_bytes(3 << 20);
+for my $n (1 .. 3) {
+    my $uri = "/blen/gone$n";
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $cluster->port, Timeout => 5)
+        or die "connect: $!";
+    binmode $s;
+    my $data = "PUT $uri HTTP/1.1\r\n"
+        . sign_request(PUT => $uri, format => 'raw', payload_hash => 'UNSIGNED-PAYLOAD',
+                       headers => [Host => 'localhost', 'Content-Length' => length $body])
+        . "\r\n" . $body;
+    my $off = 0;
+    while ($off < length $data) {
+        my $w = syswrite($s, $data, length($data) - $off, $off);
+        die "write: $!" unless defined $w;
+        $off += $w;
+    }
+    close $s;    # at once: the fan-out is under way
+}
+# the gateway finishes or abandons each write on its own
+my @states;
+wait_for(sub {
+    @states = map { join ',', versions_of($cluster, "gone$_") } 1 .. 3;
+    !grep { /pending/ } @states }, 30, 'the writes to be decided');
+for my $n (1 .. 3) {
+    my $st = $states[$n - 1];
+    ok($st eq 'committed' || $st eq '' || $st eq 'failed', "gone$n: committed or nothing ($st)");
+    my $g = s3_request(GET => "/blen/gone$n", timeout => 60);
+    if ($st eq 'committed') {
+        is(md5_hex($g->{body}), md5_hex($body), "gone$n: committed, and whole");
+    } else {
+        is($g->{status}, 404, "gone$n: not committed, not served");
+    }
+}
+# after garbage collection (a scrub pass finds orphans), nothing stray
+sleep 3;
+my $m0 = $cluster->repaird_metrics(1)->{plinth_scrub_blobs_checked_total} // 0;
+wait_for(sub { ($cluster->repaird_metrics(1)->{plinth_scrub_blobs_checked_total} // 0) > $m0 }, 60,
+    'a scrub pass');
+wait_for(sub {
+    my ($blobs) = blob_files($cluster);
+    my $live = live_blobs($cluster);
+    !grep { !$live->{$_} } keys %$blobs }, 30, 'only live blobs');
+my ($blobs, $tmp) = blob_files($cluster);
+my $live = live_blobs($cluster);
+is(join(' ', sort grep { !$live->{$_} } keys %$blobs), '', 'every blob file belongs to a live version or part');
+is(join(' ', @$tmp), '', 'no tmp/ leftovers');
