@@ -188,12 +188,11 @@ ngx_plinth_xml_elem_int(ngx_plinth_xml_t *x, const char *name, int64_t v)
 u_char *
 ngx_http_plinth_read_body(ngx_http_request_t *r, size_t max, size_t *len)
 {
-    off_t         size;
-    u_char       *buf, *p;
-    ssize_t       n;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
-
+    off_t                   size;
+    u_char                 *buf, *p;
+    ssize_t                 n;
+    ngx_buf_t              *b;
+    ngx_chain_t            *cl;
     ngx_http_plinth_ctx_t  *ctx;
 
     *len = 0;
