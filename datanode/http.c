@@ -853,7 +853,9 @@ plinth_dn_health(plinth_dn_http *h, struct MHD_Connection *c,
     }
 
     nh.node_id = h->node_id;
-    nh.status = u.full ? "full" : "ok";
+    /* read_only: the data directory refuses writes (remounted read-only,
+     * a failing disk); blobs may still be read. Worse than full. */
+    nh.status = !u.writable ? "read_only" : u.full ? "full" : "ok";
     nh.disk_total_bytes = u.total;
     nh.disk_used_bytes = u.used;
     nh.disk_free_bytes = u.free;
@@ -873,14 +875,17 @@ plinth_dn_health(plinth_dn_http *h, struct MHD_Connection *c,
         "\"disk_used_bytes\":%llu,\"disk_free_bytes\":%llu,"
         "\"blob_count\":%llu,\"blob_bytes\":%llu,\"uptime_seconds\":%lld,"
         "\"version\":\"%s\",\"corrupt_total\":%llu,"
-        "\"connections_total\":%llu}\n",
+        "\"connections_total\":%llu,\"writable\":%s,"
+        "\"write_error\":\"%s\"}\n",
         nh.node_id, nh.status, (unsigned long long) u.total,
         (unsigned long long) u.used, (unsigned long long) u.free,
         (unsigned long long) u.blob_count, (unsigned long long) u.blob_bytes,
         (long long) nh.uptime_seconds, nh.version,
         (unsigned long long) u.corrupt,
         (unsigned long long) __atomic_load_n(&h->connections,
-                                             __ATOMIC_RELAXED));
+                                             __ATOMIC_RELAXED),
+        u.writable ? "true" : "false",
+        u.writable ? "" : strerror(u.write_errno));
 
     resp = MHD_create_response_from_buffer((size_t) n, json,
                                            MHD_RESPMEM_MUST_COPY);

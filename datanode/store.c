@@ -55,6 +55,8 @@ struct plinth_dn_store_s {
     uint64_t          pending_fs;     /* reserved, not yet written */
     uint64_t          pending_cap;    /* data bytes of puts in progress */
     uint64_t          corrupt;        /* atomic */
+    time_t            probed;         /* under mutex: last write probe */
+    int               probe_errno;    /* under mutex: its result, 0 = ok */
 };
 
 struct plinth_dn_put_s {
@@ -134,7 +136,10 @@ plinth_dn_store_open(const char *dir, uint32_t block_size, uint64_t capacity,
         goto failed;
     }
 
-    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    /* read-only: flock needs no write access, and a descriptor open for
+     * writing would keep the filesystem from being remounted read-only
+     * (EBUSY) by an operator fencing a failing disk */
+    s->lock_fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
     if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         snprintf(err, errlen, "cannot lock \"%s\": %s", path,
                  errno == EWOULDBLOCK ? "data_dir is in use by another "
@@ -189,6 +194,65 @@ plinth_dn_store_count_corrupt(plinth_dn_store *s)
 }
 
 
+/*
+ * Whether the data directory takes a write: a file created in tmp/, one
+ * byte written, fsynced, unlinked. A disk remounted read-only (EROFS), a
+ * failing one (EIO) or a directory whose permissions changed fails it,
+ * while statvfs still answers. Probed at most once a second (every /health
+ * asks); the I/O runs outside the mutex. Returns 0 or the errno.
+ */
+static int
+plinth_dn_store_probe(plinth_dn_store *s)
+{
+    int     fd, err;
+    char    path[PATH_MAX];
+    time_t  now;
+
+    now = time(NULL);
+
+    pthread_mutex_lock(&s->mutex);
+    if (s->probed == now) {
+        err = s->probe_errno;
+        pthread_mutex_unlock(&s->mutex);
+        return err;
+    }
+    pthread_mutex_unlock(&s->mutex);
+
+    err = 0;
+    snprintf(path, sizeof(path), "%s/tmp/.probe.XXXXXX", s->root);
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd < 0) {
+        err = errno;
+    } else {
+        if (write(fd, "p", 1) != 1 || fsync(fd) != 0) {
+            err = errno ? errno : EIO;
+        }
+        if (close(fd) != 0 && err == 0) {
+            err = errno;
+        }
+        if (unlink(path) != 0 && err == 0) {
+            err = errno;
+        }
+    }
+
+    pthread_mutex_lock(&s->mutex);
+    if (err != s->probe_errno) {
+        if (err) {
+            plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL,
+                          "data directory not writable: %s", strerror(err));
+        } else if (s->probed) {
+            plinth_dn_log(PLINTH_DN_LOG_INFO, NULL, NULL,
+                          "data directory writable again");
+        }
+    }
+    s->probed = now;
+    s->probe_errno = err;
+    pthread_mutex_unlock(&s->mutex);
+
+    return err;
+}
+
+
 /* Current space and counters. Returns 0, or -1 if statvfs fails. */
 int
 plinth_dn_store_usage(plinth_dn_store *s, plinth_dn_usage *u)
@@ -220,6 +284,8 @@ plinth_dn_store_usage(plinth_dn_store *s, plinth_dn_usage *u)
                             * vfs.f_frsize;
     u->corrupt = __atomic_load_n(&s->corrupt, __ATOMIC_RELAXED);
     u->full = u->free < s->block_size;
+    u->write_errno = plinth_dn_store_probe(s);
+    u->writable = u->write_errno == 0;
     return 0;
 }
 

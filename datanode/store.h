@@ -49,6 +49,8 @@ typedef struct {
     uint64_t  blob_bytes;
     uint64_t  corrupt;       /* corrupt blocks/footers seen since start */
     int       full;          /* free < one block */
+    int       writable;      /* the data directory takes a write */
+    int       write_errno;   /* why not (when !writable) */
 } plinth_dn_usage;
 
 /* Called per blob in id order; return non-zero to stop the walk. */

@@ -4,7 +4,8 @@
  * (<VersioningConfiguration>) — parsed exactly as the gateway parses them:
  * xmlReadMemory() with XML_PARSE_NONET | XML_PARSE_NOERROR |
  * XML_PARSE_NOWARNING on the body as read (NUL-terminated copy, length
- * without the NUL), then the same tree walk.
+ * without the NUL), a document with a DTD refused
+ * (ngx_http_plinth_xml_parse()), then the same tree walk.
  *
  * The walks live in nginx-typed functions (ngx_http_request_t, ngx_pool_t,
  * ngx_http_plinth_error()) that cannot be linked without nginx, so they are
@@ -522,6 +523,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     doc = xmlReadMemory((const char *) body, (int) size, NULL, NULL,
                         XML_PARSE_NONET | XML_PARSE_NOERROR
                         | XML_PARSE_NOWARNING);
+
+    /* ngx_http_plinth_xml_parse(): a document with a DTD is refused */
+    if (doc != NULL && (doc->intSubset || doc->extSubset)) {
+        xmlFreeDoc(doc);
+        doc = NULL;
+    }
 
     if (doc != NULL) {
         (void) delete_parse(doc);

@@ -30,9 +30,17 @@
 
 
 #define NGX_PLINTH_MAX_RF            7
+/* the nodes one write may try: RF, then a replacement for each that
+ * fails (ngx_plinth_fanout.c) */
+#define NGX_PLINTH_MAX_TARGETS       (2 * NGX_PLINTH_MAX_RF)
 #define NGX_PLINTH_BLOB_ID_LEN       32
 #define NGX_PLINTH_REQUEST_ID_LEN    16
 #define NGX_PLINTH_MAX_KEY_LEN       1024
+
+/* libxml2 options for request bodies: no entity substitution, no DTD
+ * loading, no network, no XML_PARSE_HUGE (fuzz/xml.c uses the same) */
+#define NGX_PLINTH_XML_PARSE_OPTIONS                                         \
+    (XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
 #define NGX_PLINTH_MAX_META_SIZE     2048
 #define NGX_PLINTH_ANONYMOUS         "anonymous"
 
@@ -257,18 +265,26 @@ struct ngx_http_plinth_ctx_s {
     u_char                        etag[32];
     unsigned                      hash_body:1;
 
+    /* an XML request body: at most xml_max bytes are kept; the rest of a
+     * longer (chunked) one is counted and dropped as it arrives */
+    off_t                         xml_max;
+    off_t                         xml_seen;
+    unsigned                      xml_over:1;
+
     /* PUT fan-out */
     ngx_str_t                     version_id;
     ngx_str_t                     blob_id;
-    uint32_t                      targets[NGX_PLINTH_MAX_RF];
+    uint32_t                      targets[NGX_PLINTH_MAX_TARGETS];
     ngx_uint_t                    ntargets;
-    uint32_t                      acked_nodes[NGX_PLINTH_MAX_RF];
+    u_char                       *place_key;  /* ring key of the write */
+    size_t                        place_key_len;
+    uint32_t                      acked_nodes[NGX_PLINTH_MAX_TARGETS];
     ngx_uint_t                    acked;
     ngx_uint_t                    failed;
-    uint32_t                      late_nodes[NGX_PLINTH_MAX_RF];
+    uint32_t                      late_nodes[NGX_PLINTH_MAX_TARGETS];
     ngx_uint_t                    nlate;      /* acknowledged after commit */
     unsigned                      committed:1;
-    ngx_http_plinth_sr_ctx_t     *puts[NGX_PLINTH_MAX_RF];
+    ngx_http_plinth_sr_ctx_t     *puts[NGX_PLINTH_MAX_TARGETS];
     ngx_event_t                   straggler_ev;
     ngx_uint_t                    state;
     void                        (*fanout_done)(ngx_http_request_t *r);
@@ -556,11 +572,15 @@ void ngx_plinth_xml_elem_url(ngx_plinth_xml_t *x, const char *name,
 void ngx_plinth_xml_elem_int(ngx_plinth_xml_t *x, const char *name,
     int64_t v);
 
+void ngx_http_plinth_read_xml_body(ngx_http_request_t *r, size_t max,
+    ngx_http_client_body_handler_pt done);
 u_char *ngx_http_plinth_read_body(ngx_http_request_t *r, size_t max,
     size_t *len);
 u_char *ngx_plinth_pg_array_node(u_char *p, xmlNodePtr node);
 u_char *ngx_plinth_pg_array_elem(u_char *p, const u_char *s, size_t len);
 ngx_uint_t ngx_http_plinth_xml_is(xmlNodePtr node, const char *name);
+xmlDocPtr ngx_http_plinth_xml_parse(ngx_http_request_t *r, u_char *xml,
+    size_t len);
 
 /* ngx_plinth_upstream.c */
 char *ngx_http_plinth_cluster(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

@@ -35,6 +35,10 @@ enum {
 };
 
 
+static ngx_int_t ngx_http_plinth_put_one(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_uint_t i);
+static void ngx_http_plinth_put_replace(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, uint32_t failed);
 static ngx_int_t ngx_http_plinth_put_sr_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
 static void ngx_http_plinth_put_wev(ngx_http_request_t *r);
@@ -101,11 +105,7 @@ ngx_int_t
 ngx_http_plinth_fanout_put(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     void (*done)(ngx_http_request_t *r))
 {
-    ngx_uint_t                 i;
-    ngx_http_request_t        *sr;
-    ngx_http_plinth_sr_ctx_t  *sctx;
-
-    static ngx_str_t  put = ngx_string("PUT ");
+    ngx_uint_t  i;
 
     ctx->fanout_done = done;
     ctx->state = NGX_PLINTH_PUT_WAITING;
@@ -115,30 +115,113 @@ ngx_http_plinth_fanout_put(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     r->write_event_handler = ngx_http_plinth_put_wev;
 
     for (i = 0; i < ctx->ntargets; i++) {
-        sctx = ngx_pcalloc(r->pool, sizeof(ngx_http_plinth_sr_ctx_t));
-        if (sctx == NULL) {
+        if (ngx_http_plinth_put_one(r, ctx, i) != NGX_OK) {
             return NGX_ERROR;
         }
-
-        sctx->nodes[0] = ctx->targets[i];
-        sctx->nnodes = 1;
-        sctx->index = i;
-        ctx->puts[i] = sctx;
-
-        sr = ngx_http_plinth_blob_subrequest(r, ctx, sctx,
-                                             ngx_http_plinth_put_sr_done,
-                                             NGX_HTTP_SUBREQUEST_IN_MEMORY
-                                             |NGX_HTTP_SUBREQUEST_BACKGROUND);
-        if (sr == NULL) {
-            return NGX_ERROR;
-        }
-
-        sr->method = NGX_HTTP_PUT;
-        sr->method_name.len = put.len - 1;
-        sr->method_name.data = put.data;
     }
 
     return NGX_OK;
+}
+
+
+/* The write of the body to ctx->targets[i]: one background subrequest. */
+static ngx_int_t
+ngx_http_plinth_put_one(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
+    ngx_uint_t i)
+{
+    ngx_http_request_t        *sr;
+    ngx_http_plinth_sr_ctx_t  *sctx;
+
+    static ngx_str_t  put = ngx_string("PUT ");
+
+    sctx = ngx_pcalloc(r->pool, sizeof(ngx_http_plinth_sr_ctx_t));
+    if (sctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    sctx->nodes[0] = ctx->targets[i];
+    sctx->nnodes = 1;
+    sctx->index = i;
+    ctx->puts[i] = sctx;
+
+    sr = ngx_http_plinth_blob_subrequest(r, ctx, sctx,
+                                         ngx_http_plinth_put_sr_done,
+                                         NGX_HTTP_SUBREQUEST_IN_MEMORY
+                                         |NGX_HTTP_SUBREQUEST_BACKGROUND);
+    if (sr == NULL) {
+        return NGX_ERROR;
+    }
+
+    sr->method = NGX_HTTP_PUT;
+    sr->method_name.len = put.len - 1;
+    sr->method_name.data = put.data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A replica refused the write (507 disk full, 5xx, refused connection,
+ * timeout): the write goes to the ring's next node for the key that it
+ * has not tried and that repaird does not mark unwritable, so that RF
+ * copies are still made (a full or read-only disk costs no copy). Only
+ * while the client has not been answered, and not after the write was
+ * decided failed (its garbage nodes are recorded by then); at most
+ * NGX_PLINTH_MAX_TARGETS
+ * nodes per write. The node tried joins ctx->targets, so a write that
+ * still fails records it among the nodes holding its garbage.
+ */
+static void
+ngx_http_plinth_put_replace(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
+    uint32_t failed)
+{
+    size_t                        navoid, n;
+    uint32_t                     *exclude, node;
+    const uint32_t               *avoid;
+    ngx_http_plinth_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
+
+    /* not once the write was given up: the nodes to clean were recorded */
+    if (ctx->finalized || ctx->place_key == NULL
+        || ctx->ntargets >= NGX_PLINTH_MAX_TARGETS
+        || (ctx->state != NGX_PLINTH_PUT_WAITING && ctx->acked < pmcf->w))
+    {
+        return;
+    }
+
+    navoid = ngx_http_plinth_health_avoid(&avoid);
+
+    exclude = ngx_palloc(r->pool, (navoid + ctx->ntargets) * sizeof(uint32_t));
+    if (exclude == NULL) {
+        return;
+    }
+
+    ngx_memcpy(exclude, ctx->targets, ctx->ntargets * sizeof(uint32_t));
+    if (navoid) {
+        ngx_memcpy(exclude + ctx->ntargets, avoid, navoid * sizeof(uint32_t));
+    }
+
+    n = plinth_ring_lookup(pmcf->ring, ctx->place_key, ctx->place_key_len,
+                           NULL, exclude, navoid + ctx->ntargets, 1, &node);
+    if (n == 0) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "plinth: no data node left to take blob %V in place "
+                      "of node %uD", &ctx->blob_id, failed);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "plinth: blob %V goes to data node %uD in place of node "
+                  "%uD", &ctx->blob_id, node, failed);
+
+    ctx->targets[ctx->ntargets] = node;
+
+    if (ngx_http_plinth_put_one(r, ctx, ctx->ntargets) != NGX_OK) {
+        return;
+    }
+
+    ctx->ntargets++;
 }
 
 
@@ -178,6 +261,8 @@ ngx_http_plinth_put_sr_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
                       "plinth: data node %uD refused blob %V: rc %i, "
                       "status %ui", sctx->nodes[0], &ctx->blob_id, rc,
                       sctx->status);
+
+        ngx_http_plinth_put_replace(r->main, ctx, sctx->nodes[0]);
     }
 
     if (ctx->state == NGX_PLINTH_PUT_WAITING && !ctx->finalized) {

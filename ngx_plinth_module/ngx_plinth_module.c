@@ -31,6 +31,8 @@ static ngx_int_t ngx_http_plinth_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 static ngx_int_t ngx_http_plinth_request_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
+static ngx_int_t ngx_http_plinth_xml_body_filter(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_chain_t *in);
 static ngx_int_t ngx_http_plinth_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -815,6 +817,68 @@ ngx_http_plinth_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 }
 
 
+/*
+ * XML bodies: at most ctx->xml_max bytes go on to be kept. Past it (a
+ * chunked body, whose length is not known before), the bytes are dropped
+ * as they arrive and only the end of the body is passed on, so that nginx
+ * finishes reading it; the handler then answers "too large".
+ */
+static ngx_int_t
+ngx_http_plinth_xml_body_filter(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_chain_t *in)
+{
+    ngx_chain_t  *cl, *last;
+
+    last = NULL;
+
+    for (cl = in; cl; cl = cl->next) {
+        ctx->xml_seen += ngx_buf_size(cl->buf);
+
+        if (cl->buf->last_buf) {
+            last = cl;
+        }
+    }
+
+    if (ctx->xml_seen <= ctx->xml_max && !ctx->xml_over) {
+        return ngx_http_next_request_body_filter(r, in);
+    }
+
+    if (!ctx->xml_over) {
+        ctx->xml_over = 1;
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "plinth: XML body over %O bytes, dropping the rest",
+                      ctx->xml_max);
+    }
+
+    for (cl = in; cl; cl = cl->next) {
+        if (ngx_buf_in_memory(cl->buf)) {
+            cl->buf->pos = cl->buf->last;
+        }
+    }
+
+    if (last == NULL) {
+        /* still called: it writes what it holds to the temp file when
+         * nginx's buffer is full, so that the buffer can be reused */
+        return ngx_http_next_request_body_filter(r, NULL);
+    }
+
+    cl = ngx_alloc_chain_link(r->pool);
+    if (cl == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cl->buf = ngx_calloc_buf(r->pool);
+    if (cl->buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cl->buf->last_buf = 1;
+    cl->next = NULL;
+
+    return ngx_http_next_request_body_filter(r, cl);
+}
+
+
 /* Write bodies, as the bytes arrive: ngx_plinth_body.c. */
 static ngx_int_t
 ngx_http_plinth_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
@@ -824,6 +888,10 @@ ngx_http_plinth_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     ngx_http_plinth_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    if (ctx && ctx->xml_max && r == r->main) {
+        return ngx_http_plinth_xml_body_filter(r, ctx, in);
+    }
 
     if (ctx && ctx->hash_body && r == r->main) {
         rc = ngx_http_plinth_request_body(r, ctx, in, &out);

@@ -1346,6 +1346,33 @@ ngx_http_plinth_read_request_body(ngx_http_request_t *r,
 }
 
 
+/*
+ * Reads an XML request body of at most max bytes, then calls done. A
+ * Content-Length over max is refused before a byte of the body is read; a
+ * chunked body is cut off by the request body filter (xml_max): the bytes
+ * over max are dropped as they arrive, never held or spooled, and
+ * ngx_http_plinth_read_body() then reports it too large.
+ */
+void
+ngx_http_plinth_read_xml_body(ngx_http_request_t *r, size_t max,
+    ngx_http_client_body_handler_pt done)
+{
+    ngx_http_plinth_ctx_t  *ctx;
+
+    if (r->headers_in.content_length_n > (off_t) max) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML,
+                              "The XML you provided is too large.");
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+    ctx->xml_max = max;
+    ctx->xml_seen = 0;
+
+    ngx_http_plinth_read_request_body(r, done);
+}
+
+
 u_char *
 ngx_http_plinth_cstr(ngx_pool_t *pool, ngx_str_t *s)
 {

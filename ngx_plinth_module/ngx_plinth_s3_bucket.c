@@ -648,7 +648,8 @@ ngx_http_plinth_put_bucket_versioning(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    ngx_http_plinth_read_request_body(r, ngx_http_plinth_versioning_body);
+    ngx_http_plinth_read_xml_body(r, NGX_PLINTH_VERSIONING_MAX_XML,
+                                  ngx_http_plinth_versioning_body);
 
     return NGX_OK;
 }
@@ -673,7 +674,9 @@ ngx_http_plinth_versioning_body(ngx_http_request_t *r)
 
     xml = ngx_http_plinth_read_body(r, NGX_PLINTH_VERSIONING_MAX_XML, &len);
     if (xml == NULL) {
-        ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML,
+                              len > NGX_PLINTH_VERSIONING_MAX_XML
+                              ? "The XML you provided is too large." : NULL);
         return;
     }
 
@@ -734,9 +737,7 @@ ngx_http_plinth_versioning_parse(ngx_http_request_t *r, u_char *xml,
     const char   *status;
     ngx_uint_t    mfa, seen;
 
-    doc = xmlReadMemory((const char *) xml, (int) len, NULL, NULL,
-                        XML_PARSE_NONET | XML_PARSE_NOERROR
-                        | XML_PARSE_NOWARNING);
+    doc = ngx_http_plinth_xml_parse(r, xml, len);
     if (doc == NULL) {
         ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
         return NULL;

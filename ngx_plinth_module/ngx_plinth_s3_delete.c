@@ -46,7 +46,8 @@ ngx_http_plinth_delete_objects(ngx_http_request_t *r,
 
     ngx_md5_init(&ctx->md5);
 
-    ngx_http_plinth_read_request_body(r, ngx_http_plinth_delete_body);
+    ngx_http_plinth_read_xml_body(r, NGX_PLINTH_DELETE_MAX_XML,
+                                  ngx_http_plinth_delete_body);
 
     return NGX_OK;
 }
@@ -149,9 +150,7 @@ ngx_http_plinth_delete_parse(ngx_http_request_t *r, u_char *xml, size_t len,
     xmlNodePtr   root, obj, f, knode, vnode;
     ngx_uint_t   count;
 
-    doc = xmlReadMemory((const char *) xml, (int) len, NULL, NULL,
-                        XML_PARSE_NONET | XML_PARSE_NOERROR
-                        | XML_PARSE_NOWARNING);
+    doc = ngx_http_plinth_xml_parse(r, xml, len);
     if (doc == NULL) {
         ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
         return NGX_DECLINED;

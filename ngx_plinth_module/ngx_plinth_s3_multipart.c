@@ -465,13 +465,8 @@ ngx_http_plinth_complete_multipart_upload(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    if (r->headers_in.content_length_n > NGX_PLINTH_MPU_MAX_XML) {
-        ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML,
-                              "The XML you provided is too large.");
-        return NGX_OK;
-    }
-
-    ngx_http_plinth_read_request_body(r, ngx_http_plinth_complete_body);
+    ngx_http_plinth_read_xml_body(r, NGX_PLINTH_MPU_MAX_XML,
+                                  ngx_http_plinth_complete_body);
 
     return NGX_OK;
 }
@@ -699,9 +694,7 @@ ngx_http_plinth_complete_parse(ngx_http_request_t *r, u_char *xml,
     xmlNodePtr   root, part, f, pnode, enode, cnode;
     ngx_uint_t   count, a;
 
-    doc = xmlReadMemory((const char *) xml, (int) len, NULL, NULL,
-                        XML_PARSE_NONET | XML_PARSE_NOERROR
-                        | XML_PARSE_NOWARNING);
+    doc = ngx_http_plinth_xml_parse(r, xml, len);
     if (doc == NULL) {
         ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
         return NGX_DECLINED;

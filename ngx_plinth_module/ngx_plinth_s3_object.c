@@ -551,6 +551,10 @@ ngx_http_plinth_put_place(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     /* not on nodes repaird found offline or full (ngx_plinth_health.c) */
     navoid = ngx_http_plinth_health_avoid(&avoid);
 
+    /* a replica that fails is replaced by the ring's next node for it */
+    ctx->place_key = hkey;
+    ctx->place_key_len = len;
+
     ctx->ntargets = plinth_ring_lookup(pmcf->ring, hkey, len, NULL, avoid,
                                        navoid, pmcf->rf, ctx->targets);
 

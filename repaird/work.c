@@ -253,8 +253,11 @@ rd_health_round(rd_ctx *x)
         __atomic_add_fetch(&x->stats.health_probes, 1, __ATOMIC_RELAXED);
 
         snprintf(id, sizeof(id), "%u", nd->c.id);
+        /* is_full: takes no new blobs; a read-only data directory
+         * ("read_only") neither, though its blobs can still be read */
         snprintf(full, sizeof(full), "%s",
-                 nh && strcmp(nh->status, "full") == 0 ? "t" : "f");
+                 nh && (strcmp(nh->status, "full") == 0
+                        || strcmp(nh->status, "read_only") == 0) ? "t" : "f");
         snprintf(total, sizeof(total), "%llu",
                  nh ? (unsigned long long) nh->disk_total_bytes : 0ULL);
         snprintf(used, sizeof(used), "%llu",
@@ -265,7 +268,9 @@ rd_health_round(rd_ctx *x)
                  nh ? (unsigned long long) nh->blob_count : 0ULL);
         snprintf(off, sizeof(off), "%.3f", x->cf.offline_after);
         if (nh != NULL) {
-            nd->full = nh->status != NULL && strcmp(nh->status, "full") == 0;
+            nd->full = nh->status != NULL
+                       && (strcmp(nh->status, "full") == 0
+                           || strcmp(nh->status, "read_only") == 0);
             nd->disk_total = nh->disk_total_bytes;
             nd->disk_used = nh->disk_used_bytes;
             nd->blob_count = nh->blob_count;
