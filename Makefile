@@ -171,11 +171,16 @@ fuzz: fuzz-build
 	fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Benchmark tools (bench/): the S3 load generator and the fsync ceiling.
-BENCH_TOOLS := $(B)/plinth-loadgen $(B)/plinth-fsyncbench
+BENCH_TOOLS := $(B)/plinth-loadgen $(B)/plinth-fsyncbench $(B)/plinth-chaos
 
-$(B)/plinth-loadgen: bench/loadgen.c
+$(B)/plinth-loadgen: bench/loadgen.c bench/s3curl.h
 	mkdir -p $(B)
 	$(CC) $(CFLAGS) $(WARN) -o $@ bench/loadgen.c -lcurl
+
+# The client side of the crash-consistency checker (make chaos, t/96).
+$(B)/plinth-chaos: bench/chaos.c bench/s3curl.h
+	mkdir -p $(B)
+	$(CC) $(CFLAGS) $(WARN) -o $@ bench/chaos.c -lcurl
 
 $(B)/plinth-fsyncbench: bench/fsyncbench.c
 	mkdir -p $(B)

@@ -1,0 +1,233 @@
+# Crash-consistency checker (README "Crash-consistency checker"): clients
+# (build/plinth-chaos) PUT, GET and DELETE unique self-describing bodies
+# on a small key set while a nemesis (Plinth::Chaos::Nemesis) kill -9s
+# data nodes, SIGSTOPs them, kill -9s nginx workers and restarts
+# PostgreSQL (fast and immediate). Afterwards the history is checked
+# (Plinth::Chaos::check, whose header states the rules): no acknowledged
+# write lost, no stale read, no torn or foreign body; then, repair done,
+# every key's current version has RF verified replicas and reads back.
+#
+# CHAOS_SECONDS (default 30) is how long the faults go on; make chaos runs
+# 120. CHAOS_SEED (default: from the clock, printed) replays a nemesis
+# schedule and the clients' choices (not the machine's timing).
+#
+# One gateway: the harness starts one nginx (plinth-chaos takes several
+# --endpoint and spreads requests over them when there are more).
+use strict;
+use warnings;
+
+use lib 't/lib';
+use Plinth::Test;
+use Plinth::Cluster;
+use Plinth::TestUtil;
+use Plinth::Chaos;
+
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use JSON::PP ();
+use POSIX ();
+use Time::HiRes qw(sleep time);
+
+my $root = $Plinth::Cluster::ROOT;
+my $client = "$root/build/plinth-chaos";
+plan skip_all => "no $client (make bench-tools)" unless -x $client;
+
+my $seconds = $ENV{CHAOS_SECONDS} // 30;
+my $seed = $ENV{CHAOS_SEED} // (time % 1000000);
+my $keys = $ENV{CHAOS_KEYS} // 8;
+my $clients = $ENV{CHAOS_CLIENTS} // 6;
+my $RF = 3;
+
+# ---------------------------------------------------------------- the checker on its own
+# (it must see what it is there to see: these histories are made up)
+{
+    my @h = (
+        # client op key s e status cc value detail
+        [0, 'PUT', 'a', 1, 2, 200, 0, 'A1', ''],
+        [1, 'GET', 'a', 3, 4, 200, 0, 'A1', ''],        # fine
+        [0, 'PUT', 'a', 5, 6, 200, 0, 'A2', ''],
+        [1, 'GET', 'a', 7, 8, 200, 0, 'A1', ''],        # stale: A2 acked at 6
+        [1, 'GET', 'a', 5.5, 8, 200, 0, 'A1', ''],      # fine: overlaps A2
+        [2, 'PUT', 'a', 9, 10, 503, 0, 'A3', ''],       # uncertain
+        [1, 'GET', 'a', 30, 31, 200, 0, 'A3', ''],      # fine: A3 may have won
+        [1, 'GET', 'a', 32, 33, 200, 0, 'A2', ''],      # fine: ... or not
+        [1, 'GET', 'a', 34, 35, 404, 0, '-', ''],       # lost
+        [1, 'GET', 'a', 36, 37, 200, 0, '!', 'hash'],   # torn
+        [1, 'GET', 'a', 38, 39, 200, 0, 'Z9', ''],      # never written
+        [1, 'GET', 'a', 40, 41, 503, 0, '?', ''],       # no observation
+        [0, 'DEL', 'a', 42, 43, 0, 28, '-', ''],        # uncertain delete
+        [1, 'GET', 'a', 44, 45, 404, 0, '-', ''],       # fine
+        [1, 'GET', 'a', 46, 47, 200, 0, 'A2', ''],      # fine
+        [0, 'PUT', 'a', 48, 49, 200, 0, 'A4', ''],
+        [1, 'GET', 'a', 48.5, 60, 404, 0, '-', ''],     # fine: started before A4's ack
+        [1, 'GET', 'a', 50, 51, 404, 0, '-', ''],       # fine: the DEL may land late
+        [1, 'GET', 'a', 52, 53, 200, 0, 'A5', ''],      # torn: A5 begins at 54
+        [0, 'PUT', 'a', 54, 55, 200, 0, 'A5', ''],
+        [1, 'GET', 'b', 1, 2, 404, 0, '-', ''],         # fine: never written
+        [0, 'PUT', 'c', 1, 2, 200, 0, 'C1', ''],
+        [1, 'GET', 'c', 3, 4, 404, 0, '-', ''],         # lost
+        [0, 'DEL', 'c', 5, 6, 204, 0, '-', ''],
+        [1, 'GET', 'c', 7, 8, 200, 0, 'C1', ''],        # stale: deleted at 6
+    );
+    my @ops = map { my %o; @o{qw(client op key s e status cc value detail)} = @$_; \%o } @h;
+    my $r = Plinth::Chaos::check(\@ops);
+    is_deeply([@$r{qw(stale lost torn get_errors acked_puts)}], [2, 2, 3, 1, 5],
+        'the checker on a made-up history: 2 stale, 2 lost, 3 torn, 1 failed GET, '
+        . '5 acknowledged PUTs') or diag explain $r;
+}
+
+# ---------------------------------------------------------------- the cluster
+
+cluster_options(
+    nodes => 4,
+    rf => $RF,
+    w => 2,
+    # PostgreSQL as in production (fsync, synchronous_commit on): with the
+    # harness's fast settings an immediate stop may lose acknowledged
+    # commits by design of synchronous_commit=off
+    pg_fast => 0,
+    components => [qw(pg nodes nginx repaird)],
+    repaird_opts => {
+        health_interval => '300ms',
+        probe_timeout   => '500ms',
+        offline_after   => '3s',
+        lock_retry      => '500ms',
+        repair_interval => '2s',
+        repair_rate     => 0,
+        scrub_interval  => 0,
+        http_timeout    => '20s',
+    },
+);
+@Plinth::Test::DEFAULT_NO_ERROR_LOG = ();
+my $c = cluster();
+my $k = $c->credentials or BAIL_OUT('no credentials');
+my $tmp = tempdir('plinth-t96-XXXXXX', DIR => '/tmp', CLEANUP => 1);
+my $history = "$tmp/history.tsv";
+my @base = ($client, '--endpoint', $c->endpoint, '--access-key', $k->{access_key},
+    '--secret-key', $k->{secret_key}, '--region', $k->{region}, '--bucket', 'chaos',
+    '--keys', $keys, '--history', $history);
+
+is(s3_request(PUT => '/chaos')->{status}, 200, 'bucket chaos');
+note("seed $seed, $seconds s of faults, $keys keys, $clients clients");
+
+# ---------------------------------------------------------------- load and faults
+
+my $pid = fork // die "fork: $!";
+if ($pid == 0) {
+    open STDOUT, '>', "$tmp/client.json" or POSIX::_exit(2);
+    open STDERR, '>', "$tmp/client.err" or POSIX::_exit(2);
+    { no warnings 'exec';
+      exec @base, '--clients', $clients, '--duration', $seconds + 2,
+          '--op-timeout', 15, '--seed', $seed; }
+    POSIX::_exit(127);
+}
+
+my $nem = Plinth::Chaos::Nemesis->new(cluster => $c, seed => $seed,
+    log => sub { note(sprintf '%6.1fs %s', time - $^T, $_[0]) });
+my $t_end = time + $seconds;
+my $nem_err;
+sleep 1;
+while (time < $t_end) {
+    unless (eval { $nem->step; 1 }) { $nem_err = $@; last }
+    sleep 0.5 + rand(1.5) if time < $t_end;
+}
+eval { $nem->heal; 1 } or $nem_err .= "heal: $@";
+ok(!$nem_err, 'the nemesis ran and everything was started again') or diag $nem_err;
+my $counts = $nem->counts;
+note('faults: ' . join(', ', map { "$_ $counts->{$_}" } sort keys %$counts));
+if ($seconds >= 20) {
+    is(scalar(grep { $counts->{$_} } qw(kill_node stop_node kill_worker restart_pg)), 4,
+        'every kind of fault happened');
+}
+
+my $deadline = time + $seconds + 60;
+my $done = 0;
+while (time < $deadline) {
+    $done = waitpid($pid, POSIX::WNOHANG());
+    last if $done == $pid;
+    sleep 0.2;
+}
+if ($done != $pid) {
+    kill 'KILL', $pid;
+    waitpid($pid, 0);
+    fail('the clients ended in time');
+}
+my $cj = eval { JSON::PP::decode_json(`cat $tmp/client.json`) };
+ok($cj, 'the clients printed their figures') or diag `cat $tmp/client.err`;
+
+# ---------------------------------------------------------------- repair
+
+# every key's current version: [key, deleted, blob, [nodes]]
+sub current {
+    return map { [$_->[0], $_->[1], $_->[2], [grep { length } split /,/, $_->[3] // '']] }
+        $c->psql("SELECT o.key, o.deleted, replace(v.blob_id::text, '-', ''), "
+        . "array_to_string(v.nodes, ',') FROM objects o JOIN versions v USING (version_id) "
+        . "JOIN buckets b ON b.bucket_id = o.bucket_id WHERE b.name = 'chaos' ORDER BY o.key");
+}
+my $http = HTTP::Tiny->new(timeout => 10, keep_alive => 1);
+sub verified_on {
+    my ($node, $blob) = @_;
+    my $r = $http->get('http://127.0.0.1:' . $c->node_port($node) . "/blobs/$blob/verify");
+    return $r->{status} == 200;
+}
+# keys whose current version lacks RF distinct verified replicas
+sub under_replicated {
+    my @bad;
+    for my $cur (current()) {
+        next if $cur->[1] eq 't';
+        my %n = map { $_ => 1 } @{ $cur->[3] };
+        my $good = grep { verified_on($_, $cur->[2]) } keys %n;
+        push @bad, "$cur->[0]: blob $cur->[2] on [@{ $cur->[3] }], $good verified"
+            if $good < $RF;
+    }
+    return @bad;
+}
+
+my $t_heal = time;
+my @under;
+my $repair_deadline = time + 120;
+while (1) {
+    @under = eval { under_replicated() };
+    @under = ("psql: $@") if $@;
+    last if !@under || time > $repair_deadline;
+    sleep 1;
+}
+my $n_current = grep { $_->[1] ne 't' } current();
+is(scalar @under, 0, sprintf('after repair (%.1fs): every current version (%d) has '
+    . '%d verified replicas on distinct nodes', time - $t_heal, $n_current, $RF))
+    or diag join "\n", @under;
+
+# ---------------------------------------------------------------- final reads and the check
+
+my ($rc, $out) = Plinth::Cluster::run_command([@base, '--final', '--op-timeout', 15,
+    '--duration', 60], timeout => 120, merge => 1);
+is($rc, 0, 'final reads of every key') or diag $out;
+my $fj = eval { JSON::PP::decode_json((split /\n/, $out)[-1]) };
+is($fj && $fj->{get_err} + $fj->{get_bad}, 0, "every final read answered ($out)");
+
+my $ops = Plinth::Chaos::parse_history($history);
+my $r = Plinth::Chaos::check($ops);
+my $summary = sprintf 'chaos: %d s, seed %s: %d operations, %d acknowledged writes '
+    . '(%d of %d PUTs, %d deletes), %d GETs (%d bodies, %d absent, %d failed); '
+    . 'lost %d, stale %d, torn %d; under-replicated after repair %d; faults: %s',
+    $seconds, $seed, $r->{ops}, $r->{acked_writes}, $r->{acked_puts}, $r->{puts},
+    $r->{deletes}, $r->{gets}, $r->{get_values}, $r->{get_404}, $r->{get_errors},
+    $r->{lost}, $r->{stale}, $r->{torn}, scalar @under,
+    join(', ', map { "$_ $counts->{$_}" } sort keys %$counts);
+diag($summary);
+if (@{ $r->{bad} }) {
+    my @b = @{ $r->{bad} };
+    diag(scalar(@b) . " offending operations:\n" . join("\n", @b[0 .. ($#b < 49 ? $#b : 49)]));
+    if ($ENV{CHAOS_KEEP_HISTORY}) {
+        system('cp', $history, $ENV{CHAOS_KEEP_HISTORY});
+        diag("history kept in $ENV{CHAOS_KEEP_HISTORY}");
+    }
+}
+cmp_ok($r->{ops}, '>=', 50, "operations ran ($r->{ops})");
+cmp_ok($r->{acked_puts}, '>', 0, "PUTs were acknowledged ($r->{acked_puts})");
+cmp_ok($r->{get_values}, '>', 0, "GETs returned bodies ($r->{get_values})");
+is($r->{lost}, 0, 'no acknowledged write lost');
+is($r->{stale}, 0, 'no stale read');
+is($r->{torn}, 0, 'no torn or never-written body read');
+
+done_testing();
