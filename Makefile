@@ -180,7 +180,7 @@ $(B)/plinth-loadgen: bench/loadgen.c bench/s3curl.h
 # The client side of the crash-consistency checker (make chaos, t/96).
 $(B)/plinth-chaos: bench/chaos.c bench/s3curl.h
 	mkdir -p $(B)
-	$(CC) $(CFLAGS) $(WARN) -o $@ bench/chaos.c -lcurl
+	$(CC) $(CFLAGS) $(WARN) -o $@ bench/chaos.c -lcurl -lcrypto
 
 $(B)/plinth-fsyncbench: bench/fsyncbench.c
 	mkdir -p $(B)

@@ -12,7 +12,7 @@
  * key set (k000 .. k<keys-1>), each request to a random endpoint. Every
  * operation becomes one line of the history file when it ends:
  *
- *   client op key t_start t_end status curl_code value detail   (TAB-separated)
+ *   client op key t_start t_end status curl_code value detail md5   (TAB-separated)
  *
  * t_start is taken before the request is handed to libcurl and t_end after
  * libcurl reports it done (CLOCK_MONOTONIC, shared by every process of the
@@ -20,7 +20,8 @@
  * HTTP status (0: no answer). value: for a PUT the id of its body; for a
  * GET the id of the body read, "-" for 404, "!" for a body that is not a
  * whole body of this key (detail says why) or "?" when the GET failed; for
- * a DELETE "-".
+ * a DELETE "-". md5: a PUT's body's MD5 (hex), "-" for the others: the
+ * checker finds the PUTs without an answer in the database by it (ETag).
  *
  * Bodies are unique and self-describing: a header line
  *
@@ -41,6 +42,7 @@
 #define _GNU_SOURCE
 #include <curl/curl.h>
 #include <errno.h>
+#include <openssl/evp.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -78,6 +80,7 @@ struct client {
     double t0;
     uint64_t seq;
     char vid[64];
+    char md5[33];
     unsigned char *body;          /* PUT: the body sent; GET: bytes read */
     size_t body_len, body_off, body_cap;
     int overflow;
@@ -181,6 +184,12 @@ static void make_body(struct client *c)
              key, c->vid, total, h);
     memcpy(c->body, hdr, (size_t)hlen);
     c->body_len = total;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (!EVP_Digest(c->body, total, md, &mdlen, EVP_md5(), NULL) || mdlen != 16)
+        die("MD5 failed");
+    for (unsigned i = 0; i < 16; i++)
+        snprintf(c->md5 + 2 * i, 3, "%02x", md[i]);
 }
 
 /*
@@ -424,8 +433,9 @@ static void client_done(CURLM *m, struct client *c, CURLcode cc)
         snprintf(detail, sizeof detail, "curl %d: %s", (int)cc,
                  c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc));
     sanitize(detail);
-    fprintf(hist, "%d\t%s\t%s\t%.6f\t%.6f\t%ld\t%d\t%s\t%s\n", c->id,
-            op_name[c->op], key, c->t0, t1, status, (int)cc, value, detail);
+    fprintf(hist, "%d\t%s\t%s\t%.6f\t%.6f\t%ld\t%d\t%s\t%s\t%s\n", c->id,
+            op_name[c->op], key, c->t0, t1, status, (int)cc, value, detail,
+            c->op == OP_PUT ? c->md5 : "-");
 }
 
 static enum op pick_op(void)

@@ -69,11 +69,24 @@ my $RF = 3;
         [0, 'DEL', 'c', 5, 6, 204, 0, '-', ''],
         [1, 'GET', 'c', 7, 8, 200, 0, 'C1', ''],        # stale: deleted at 6
     );
-    my @ops = map { my %o; @o{qw(client op key s e status cc value detail)} = @$_; \%o } @h;
+    my @ops = map { my %o; @o{qw(client op key s e status cc value detail md5)} = (@$_, $_->[1] eq 'PUT' ? "md5$_->[7]" : '-'); \%o } @h;
     my $r = Plinth::Chaos::check(\@ops);
     is_deeply([@$r{qw(stale lost torn get_errors acked_puts)}], [2, 2, 3, 1, 5],
         'the checker on a made-up history: 2 stale, 2 lost, 3 torn, 1 failed GET, '
         . '5 acknowledged PUTs') or diag explain $r;
+    # the database as a witness: A3 (503) never committed, the uncertain
+    # DELETE of a left no marker
+    $r = Plinth::Chaos::check(\@ops, witness => {
+        put => { map { ("md5$_" => 1) } qw(A1 A2 A4 A5 C1) },
+        markers => { c => 1 } });
+    is_deeply([@$r{qw(stale lost torn phantom failed)}], [2, 5, 3, 1, 2],
+        'with the witness: the read of A3 is a phantom; the DELETE failed, so the '
+        . 'three 404s it explained are lost') or diag explain $r;
+    $r = Plinth::Chaos::check(\@ops, witness => {
+        put => { map { ("md5$_" => 1) } qw(A1 A2 A3 A4 A5 C1) }, markers => { a => 1 } });
+    is_deeply([@$r{qw(stale lost torn phantom failed)}], [2, 3, 3, 0, 0],
+        '... A3 committed, one marker of a beyond the acknowledged: both stay uncertain; '
+        . 'c lacks the marker of its acknowledged DELETE') or diag explain $r;
 }
 
 # ---------------------------------------------------------------- the cluster
@@ -95,6 +108,8 @@ cluster_options(
         repair_interval => '2s',
         repair_rate     => 0,
         scrub_interval  => 0,
+        # no version row may go before the check reads them (the witness)
+        gc_interval     => 0,
         http_timeout    => '20s',
     },
 );
@@ -184,7 +199,9 @@ sub under_replicated {
 }
 
 my $t_heal = time;
-my @under;
+my @under = eval { under_replicated() };
+my $under_at_heal = $@ ? 'unknown' : scalar @under;
+note("under-replicated when the faults stopped: $under_at_heal");
 my $repair_deadline = time + 120;
 while (1) {
     @under = eval { under_replicated() };
@@ -205,23 +222,45 @@ is($rc, 0, 'final reads of every key') or diag $out;
 my $fj = eval { JSON::PP::decode_json((split /\n/, $out)[-1]) };
 is($fj && $fj->{get_err} + $fj->{get_bad}, 0, "every final read answered ($out)");
 
+# the database as a witness of the writes without an answer (garbage
+# collection was off: every version row is still there)
+my %wit = (put => {}, markers => {});
+for my $v ($c->psql("SELECT v.key, v.etag, v.committed_at IS NOT NULL, v.delete_marker "
+        . "FROM versions v JOIN buckets b ON b.bucket_id = v.bucket_id WHERE b.name = 'chaos'")) {
+    my ($key, $etag, $committed, $marker) = @$v;
+    next unless $committed eq 't';
+    if ($marker eq 't') {
+        $wit{markers}{$key}++;
+    } elsif (defined $etag) {
+        (my $md5 = lc $etag) =~ tr/"//d;
+        $wit{put}{$md5} = 1;
+    }
+}
+
 my $ops = Plinth::Chaos::parse_history($history);
-my $r = Plinth::Chaos::check($ops);
+my $r = Plinth::Chaos::check($ops, witness => \%wit);
 my $summary = sprintf 'chaos: %d s, seed %s: %d operations, %d acknowledged writes '
-    . '(%d of %d PUTs, %d deletes), %d GETs (%d bodies, %d absent, %d failed); '
-    . 'lost %d, stale %d, torn %d; under-replicated after repair %d; faults: %s',
+    . '(%d of %d PUTs, %d of %d deletes; %d uncertain, %d of them failed by the '
+    . 'database), %d GETs (%d bodies, %d absent, %d failed); '
+    . 'lost %d, stale %d, torn %d, phantom %d; under-replicated %s when the faults '
+    . 'stopped, %d after repair; '
+    . '%d of %d GETs could have seen a lost write; faults: %s',
     $seconds, $seed, $r->{ops}, $r->{acked_writes}, $r->{acked_puts}, $r->{puts},
-    $r->{deletes}, $r->{gets}, $r->{get_values}, $r->{get_404}, $r->{get_errors},
-    $r->{lost}, $r->{stale}, $r->{torn}, scalar @under,
+    $r->{acked_writes} - $r->{acked_puts}, $r->{deletes},
+    $r->{uncertain}, $r->{failed}, $r->{gets}, $r->{get_values}, $r->{get_404}, $r->{get_errors},
+    $r->{lost}, $r->{stale}, $r->{torn}, $r->{phantom}, $under_at_heal, scalar @under,
+    $r->{lost_checkable}, $r->{gets},
     join(', ', map { "$_ $counts->{$_}" } sort keys %$counts);
 diag($summary);
+diag('answers: ' . join('; ', map { my $op = $_; "$op " . join(', ', map {
+    "$_ x$r->{status}{$op}{$_}" } sort keys %{ $r->{status}{$op} }) } sort keys %{ $r->{status} }));
 if (@{ $r->{bad} }) {
     my @b = @{ $r->{bad} };
     diag(scalar(@b) . " offending operations:\n" . join("\n", @b[0 .. ($#b < 49 ? $#b : 49)]));
-    if ($ENV{CHAOS_KEEP_HISTORY}) {
-        system('cp', $history, $ENV{CHAOS_KEEP_HISTORY});
-        diag("history kept in $ENV{CHAOS_KEEP_HISTORY}");
-    }
+}
+if ($ENV{CHAOS_KEEP_HISTORY}) {
+    system('cp', $history, $ENV{CHAOS_KEEP_HISTORY});
+    diag("history kept in $ENV{CHAOS_KEEP_HISTORY}");
 }
 cmp_ok($r->{ops}, '>=', 50, "operations ran ($r->{ops})");
 cmp_ok($r->{acked_puts}, '>', 0, "PUTs were acknowledged ($r->{acked_puts})");
@@ -229,5 +268,6 @@ cmp_ok($r->{get_values}, '>', 0, "GETs returned bodies ($r->{get_values})");
 is($r->{lost}, 0, 'no acknowledged write lost');
 is($r->{stale}, 0, 'no stale read');
 is($r->{torn}, 0, 'no torn or never-written body read');
+is($r->{phantom}, 0, 'no body of a PUT that never committed read');
 
 done_testing();

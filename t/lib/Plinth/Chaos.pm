@@ -18,6 +18,16 @@ package Plinth::Chaos;
 #   before the client gave up) is *uncertain*: it may or may not have
 #   taken effect, and may take effect at any later time (the gateway can
 #   commit after the client hung up), so its effective end is +inf.
+# - The database as a witness (check(..., witness => ...), read after the
+#   run with garbage collection off, so no version row has been removed):
+#   an uncertain PUT whose body (by its MD5, the ETag) is in no version row
+#   that was ever committed (committed_at set) never took effect: it is
+#   *failed*, in no admissible set, and a GET returning it is a *phantom*
+#   read. Uncertain DELETEs of a key are failed when the key has exactly as
+#   many committed delete markers as acknowledged DELETEs (every marker is
+#   accounted for); with more, which uncertain DELETE took effect is
+#   unknown and they all stay uncertain; with fewer, an acknowledged DELETE
+#   left no marker (reported as lost).
 # - Write x *supersedes* write w when x is acknowledged and started after
 #   w's effective end (s_x > e_w): x is certainly ordered after w, and w can
 #   never again be the key's value once x is visible. Concurrent writes
@@ -40,6 +50,7 @@ package Plinth::Chaos;
 #     stale - the body of a PUT superseded before the GET started;
 #     lost  - 404 where only PUTs were admissible (an acknowledged PUT
 #             with no DELETE that could explain its absence).
+#     phantom - the body of a PUT the database says never committed.
 #   A GET that failed (5xx, timeout) observed nothing and is only counted.
 # - The final state: after the nemesis stops and repair has run, one GET
 #   of every key (the same rules; they start after every other operation
@@ -68,9 +79,9 @@ sub parse_history {
     while (my $l = <$fh>) {
         chomp $l;
         my @f = split /\t/, $l, -1;
-        croak "$file line $.: not a history line: $l" unless @f == 9;
+        croak "$file line $.: not a history line: $l" unless @f == 10;
         my %o;
-        @o{qw(client op key s e status cc value detail)} = @f;
+        @o{qw(client op key s e status cc value detail md5)} = @f;
         next if $o{op} eq 'BUCKET';
         push @ops, \%o;
     }
@@ -103,22 +114,54 @@ sub _fmt {
 
 # check(\@ops) -> { ops, puts, acked_puts, acked_writes, deletes, gets,
 #                   get_values, get_404, get_errors, lost, stale, torn,
-#                   bad => [ "verdict: operation; why" ] }
+#                   phantom, uncertain (writes), failed (of them, by the
+#                   witness), lost_checkable (GETs where absence was not
+#                   admissible),
+#                   bad => [ "verdict: operation; why" ],
+#                   status => { op => { status or curl<code> => count } } }
+#
+# witness (optional) => { put => { md5 => 1 if committed }, markers => { key
+# => committed delete markers } }: resolves uncertain writes (see the rules).
 sub check {
-    my ($ops) = @_;
+    my ($ops, %opt) = @_;
+    my $wit = $opt{witness};
     my %r = (ops => scalar @$ops, puts => 0, acked_puts => 0, deletes => 0,
         acked_writes => 0, gets => 0, get_values => 0, get_404 => 0,
-        get_errors => 0, lost => 0, stale => 0, torn => 0, bad => []);
+        get_errors => 0, lost_checkable => 0, lost => 0, phantom => 0,
+        uncertain => 0, failed => 0, stale => 0, torn => 0, bad => []);
     my %by_key;
     push @{ $by_key{ $_->{key} } }, $_ for @$ops;
+    # answers by operation: HTTP status, or curl error code when none
+    $r{status}{ $_->{op} }{ $_->{status} ? $_->{status} : "curl$_->{cc}" }++ for @$ops;
     for my $key (sort keys %by_key) {
         my $list = $by_key{$key};
         my (@acked, @dels, %put);
         # the initial state: absent, acknowledged, at -inf
         push @dels, { s => -$INF, e_eff => -$INF, initial => 1 };
+        my ($n_del_acked, $n_del_unc) = (0, 0);
+        for my $o (grep { $_->{op} eq 'DEL' } @$list) {
+            _acked($o) ? $n_del_acked++ : $n_del_unc++;
+        }
+        my $dels_failed = 0;
+        if ($wit && $n_del_unc) {
+            my $m = $wit->{markers}{$key} // 0;
+            $dels_failed = 1 if $m == $n_del_acked;
+        }
+        if ($wit && ($wit->{markers}{$key} // 0) < $n_del_acked) {
+            $r{lost}++;
+            push @{ $r{bad} }, "lost: key $key: $n_del_acked acknowledged DELETEs, "
+                . ($wit->{markers}{$key} // 0) . ' committed delete markers';
+        }
         for my $o (@$list) {
             next unless $o->{op} eq 'PUT' || $o->{op} eq 'DEL';
             my $ack = _acked($o);
+            $o->{failed} = 0;
+            if (!$ack) {
+                $r{uncertain}++;
+                $o->{failed} = $o->{op} eq 'DEL' ? $dels_failed
+                    : ($wit && !$wit->{put}{ $o->{md5} }) ? 1 : 0;
+                $r{failed}++ if $o->{failed};
+            }
             $o->{e_eff} = $ack ? $o->{e} : $INF;
             push @acked, $o if $ack;
             $r{acked_writes}++ if $ack;
@@ -129,7 +172,7 @@ sub check {
                 $put{ $o->{value} } = $o;
             } else {
                 $r{deletes}++;
-                push @dels, $o;
+                push @dels, $o unless $o->{failed};
             }
         }
         # acknowledged writes by end; prefix maximum of their starts
@@ -150,6 +193,9 @@ sub check {
             my $i = _last_below(\@acked, sub { $_[0]{e} }, $g->{s});
             my $M = $i >= 0 ? $pmax[$i] : -$INF;
             my $v = $g->{value};
+            # could this GET have shown a lost write? (absence not admissible)
+            my $jj = _last_below(\@dels, sub { $_[0]{s} }, $g->{e});
+            $r{lost_checkable}++ unless $jj >= 0 && $dmax[$jj] >= $M;
             if ($v eq '?') {
                 $r{get_errors}++;
                 next;
@@ -175,6 +221,12 @@ sub check {
             if (!$w) {
                 $r{torn}++;
                 push @{ $r{bad} }, "torn: " . _fmt($g) . '; no PUT of this key wrote that body';
+                next;
+            }
+            if ($w->{failed}) {
+                $r{phantom}++;
+                push @{ $r{bad} }, "phantom: " . _fmt($g) . '; its PUT never committed: '
+                    . _fmt($w);
                 next;
             }
             if (!($w->{s} < $g->{e})) {
