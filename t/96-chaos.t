@@ -132,7 +132,7 @@ if ($pid == 0) {
     open STDOUT, '>', "$tmp/client.json" or POSIX::_exit(2);
     open STDERR, '>', "$tmp/client.err" or POSIX::_exit(2);
     { no warnings 'exec';
-      exec @base, '--clients', $clients, '--duration', $seconds + 2,
+      exec @base, '--clients', $clients, '--duration', $seconds + 8,
           '--op-timeout', 15, '--seed', $seed; }
     POSIX::_exit(127);
 }
@@ -237,23 +237,30 @@ for my $v ($c->psql("SELECT v.key, v.etag, v.committed_at IS NOT NULL, v.delete_
     }
 }
 
+my $rm = $c->repaird_metrics(1) || {};
+my $replicated = $rm->{'plinth_repair_operations_total{kind="replicate"}'} // 'unknown';
+
 my $ops = Plinth::Chaos::parse_history($history);
 my $r = Plinth::Chaos::check($ops, witness => \%wit);
 my $summary = sprintf 'chaos: %d s, seed %s: %d operations, %d acknowledged writes '
     . '(%d of %d PUTs, %d of %d deletes; %d uncertain, %d of them failed by the '
     . 'database), %d GETs (%d bodies, %d absent, %d failed); '
     . 'lost %d, stale %d, torn %d, phantom %d; under-replicated %s when the faults '
-    . 'stopped, %d after repair; '
+    . 'stopped, %d after repair (repaird copied %s replicas during the run); '
     . '%d of %d GETs could have seen a lost write; faults: %s',
     $seconds, $seed, $r->{ops}, $r->{acked_writes}, $r->{acked_puts}, $r->{puts},
     $r->{acked_writes} - $r->{acked_puts}, $r->{deletes},
     $r->{uncertain}, $r->{failed}, $r->{gets}, $r->{get_values}, $r->{get_404}, $r->{get_errors},
-    $r->{lost}, $r->{stale}, $r->{torn}, $r->{phantom}, $under_at_heal, scalar @under,
+    $r->{lost}, $r->{stale}, $r->{torn}, $r->{phantom}, $under_at_heal, scalar @under, $replicated,
     $r->{lost_checkable}, $r->{gets},
     join(', ', map { "$_ $counts->{$_}" } sort keys %$counts);
 diag($summary);
 diag('answers: ' . join('; ', map { my $op = $_; "$op " . join(', ', map {
     "$_ x$r->{status}{$op}{$_}" } sort keys %{ $r->{status}{$op} }) } sort keys %{ $r->{status} }));
+if (my @u = @{ $r->{unresolved} }) {
+    diag(scalar(@u) . ' writes without an acknowledgement that may have taken effect:');
+    diag("  $_") for @u[0 .. ($#u < 9 ? $#u : 9)];
+}
 if (@{ $r->{bad} }) {
     my @b = @{ $r->{bad} };
     diag(scalar(@b) . " offending operations:\n" . join("\n", @b[0 .. ($#b < 49 ? $#b : 49)]));

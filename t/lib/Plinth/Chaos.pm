@@ -116,7 +116,8 @@ sub _fmt {
 #                   get_values, get_404, get_errors, lost, stale, torn,
 #                   phantom, uncertain (writes), failed (of them, by the
 #                   witness), lost_checkable (GETs where absence was not
-#                   admissible),
+#                   admissible), unresolved => [ uncertain writes the
+#                   witness could not call failed ],
 #                   bad => [ "verdict: operation; why" ],
 #                   status => { op => { status or curl<code> => count } } }
 #
@@ -128,7 +129,7 @@ sub check {
     my %r = (ops => scalar @$ops, puts => 0, acked_puts => 0, deletes => 0,
         acked_writes => 0, gets => 0, get_values => 0, get_404 => 0,
         get_errors => 0, lost_checkable => 0, lost => 0, phantom => 0,
-        uncertain => 0, failed => 0, stale => 0, torn => 0, bad => []);
+        uncertain => 0, failed => 0, stale => 0, torn => 0, bad => [], unresolved => []);
     my %by_key;
     push @{ $by_key{ $_->{key} } }, $_ for @$ops;
     # answers by operation: HTTP status, or curl error code when none
@@ -161,6 +162,8 @@ sub check {
                 $o->{failed} = $o->{op} eq 'DEL' ? $dels_failed
                     : ($wit && !$wit->{put}{ $o->{md5} }) ? 1 : 0;
                 $r{failed}++ if $o->{failed};
+                push @{ $r{unresolved} }, _fmt($o) . ($o->{op} eq 'PUT' ? " md5 $o->{md5}" : '')
+                    if !$o->{failed};
             }
             $o->{e_eff} = $ack ? $o->{e} : $INF;
             push @acked, $o if $ack;
