@@ -35,8 +35,8 @@
  * --final: no random load; one GET of every key, one after the other, to
  * record the final state (run after the faults stopped and repair ran).
  *
- * Bounded: no operation starts after --duration seconds or --ops
- * operations; every transfer has a timeout (--op-timeout); the run is
+ * Bounded: no operation starts after --duration seconds, --ops
+ * operations or SIGUSR1 (the test's "the faults are over"); every transfer has a timeout (--op-timeout); the run is
  * abandoned at duration + op-timeout + 5 s. Loopback endpoints only.
  */
 #define _GNU_SOURCE
@@ -45,6 +45,7 @@
 #include <openssl/evp.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,12 +85,17 @@ struct client {
     unsigned char *body;          /* PUT: the body sent; GET: bytes read */
     size_t body_len, body_off, body_cap;
     int overflow;
+    char ebuf[1024];
+    size_t ebuf_len;
     char url[1024];
     char errbuf[CURL_ERROR_SIZE];
     int busy;
 };
 
 static FILE *hist;
+static volatile sig_atomic_t stop_flag;
+
+static void on_usr1(int sig) { (void)sig; stop_flag = 1; }
 static uint64_t rng;
 static uint64_t n_ops, n_put, n_put_ack, n_get, n_get_ok, n_get_404, n_get_bad,
                 n_get_err, n_del, n_del_ack;
@@ -281,8 +287,14 @@ static size_t on_write(char *buf, size_t size, size_t nmemb, void *ud)
 {
     struct client *c = ud;
     size_t n = size * nmemb;
-    if (c->op != OP_GET)
+    if (c->op != OP_GET) {          /* an error document: its head */
+        size_t room = sizeof c->ebuf - 1 - c->ebuf_len;
+        size_t k = n < room ? n : room;
+        memcpy(c->ebuf + c->ebuf_len, buf, k);
+        c->ebuf_len += k;
+        c->ebuf[c->ebuf_len] = 0;
         return n;
+    }
     size_t limit = O.max_size + HDR_MAX;
     if (c->body_len + n > limit) {
         c->overflow = 1;
@@ -338,6 +350,8 @@ static void client_start(CURLM *m, struct client *c, enum op op, int key)
     c->body_len = 0;
     c->body_off = 0;
     c->overflow = 0;
+    c->ebuf_len = 0;
+    c->ebuf[0] = 0;
     c->vid[0] = 0;
     c->errbuf[0] = 0;
     key_name(kn, sizeof kn, key);
@@ -378,6 +392,24 @@ static void sanitize(char *s)
     for (; *s; s++)
         if (*s == '\t' || *s == '\n' || *s == '\r')
             *s = ' ';
+}
+
+/* "<Code>: <Message>" of an S3 error document, into out */
+static void s3_error(const char *doc, char *out, size_t len)
+{
+    const char *code = strstr(doc, "<Code>"), *msg = strstr(doc, "<Message>");
+    const char *ce = code ? strstr(code, "</Code>") : NULL;
+    const char *me = msg ? strstr(msg, "</Message>") : NULL;
+    if (!code || !ce)
+        return;
+    code += 6;
+    if (msg && me) {
+        msg += 9;
+        snprintf(out, len, "%.*s: %.*s", (int)(ce - code), code,
+                 (int)(me - msg), msg);
+    } else {
+        snprintf(out, len, "%.*s", (int)(ce - code), code);
+    }
 }
 
 static void client_done(CURLM *m, struct client *c, CURLcode cc)
@@ -428,6 +460,21 @@ static void client_done(CURLM *m, struct client *c, CURLcode cc)
         snprintf(value, sizeof value, "-");
         snprintf(key, sizeof key, "-");
         break;
+    }
+    if (cc == CURLE_OK && status >= 300 && status != 404) {
+        if (c->op == OP_GET) {
+            if (c->body_len >= c->body_cap) {   /* room for the NUL */
+                unsigned char *nb = realloc(c->body, c->body_len + 1);
+                if (!nb)
+                    die("out of memory");
+                c->body = nb;
+                c->body_cap = c->body_len + 1;
+            }
+            c->body[c->body_len] = 0;
+            s3_error((const char *)c->body, detail, sizeof detail);
+        } else {
+            s3_error(c->ebuf, detail, sizeof detail);
+        }
     }
     if (cc != CURLE_OK && !detail[0])
         snprintf(detail, sizeof detail, "curl %d: %s", (int)cc,
@@ -534,6 +581,12 @@ int main(int argc, char **argv)
     setvbuf(hist, NULL, _IOLBF, 0);
     rng = (O.seed * 0x9e3779b97f4a7c15ULL) | 1;
 
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+
     curl_global_init(CURL_GLOBAL_DEFAULT);
     CURLM *m = curl_multi_init();
     int nc = O.final ? 1 : O.clients;
@@ -561,7 +614,7 @@ int main(int argc, char **argv)
                     client_start(m, &cl[i], OP_GET, next_final_key++);
                     started++;
                 }
-            } else if (t < stop_at && started < O.max_ops) {
+            } else if (t < stop_at && started < O.max_ops && !stop_flag) {
                 client_start(m, &cl[i], pick_op(), (int)(rnd() % (uint64_t)O.keys));
                 started++;
             }

@@ -132,22 +132,28 @@ if ($pid == 0) {
     open STDOUT, '>', "$tmp/client.json" or POSIX::_exit(2);
     open STDERR, '>', "$tmp/client.err" or POSIX::_exit(2);
     { no warnings 'exec';
-      exec @base, '--clients', $clients, '--duration', $seconds + 8,
+      exec @base, '--clients', $clients, '--duration', $seconds + 60,
+          '--ops', 1000000,
           '--op-timeout', 15, '--seed', $seed; }
     POSIX::_exit(127);
 }
 
+srand($seed);
 my $nem = Plinth::Chaos::Nemesis->new(cluster => $c, seed => $seed,
     log => sub { note(sprintf '%6.1fs %s', time - $^T, $_[0]) });
 my $t_end = time + $seconds;
 my $nem_err;
 sleep 1;
-while (time < $t_end) {
+# (past the end, at most 30 s more, until every kind of fault happened once)
+while (time < $t_end || (keys(%{ $nem->counts }) < 4 && time < $t_end + 30)) {
     unless (eval { $nem->step; 1 }) { $nem_err = $@; last }
     sleep 0.5 + rand(1.5) if time < $t_end;
 }
 eval { $nem->heal; 1 } or $nem_err .= "heal: $@";
 ok(!$nem_err, 'the nemesis ran and everything was started again') or diag $nem_err;
+# the clients go on through the recovery, then stop (SIGUSR1)
+sleep 5;
+kill 'USR1', $pid;
 my $counts = $nem->counts;
 note('faults: ' . join(', ', map { "$_ $counts->{$_}" } sort keys %$counts));
 if ($seconds >= 20) {
@@ -155,7 +161,7 @@ if ($seconds >= 20) {
         'every kind of fault happened');
 }
 
-my $deadline = time + $seconds + 60;
+my $deadline = time + 60;
 my $done = 0;
 while (time < $deadline) {
     $done = waitpid($pid, POSIX::WNOHANG());
@@ -257,6 +263,8 @@ my $summary = sprintf 'chaos: %d s, seed %s: %d operations, %d acknowledged writ
 diag($summary);
 diag('answers: ' . join('; ', map { my $op = $_; "$op " . join(', ', map {
     "$_ x$r->{status}{$op}{$_}" } sort keys %{ $r->{status}{$op} }) } sort keys %{ $r->{status} }));
+diag('failures: ' . join('; ', map { "$_ x$r->{failures}{$_}" }
+    sort { $r->{failures}{$b} <=> $r->{failures}{$a} } keys %{ $r->{failures} || {} }));
 if (my @u = @{ $r->{unresolved} }) {
     diag(scalar(@u) . ' writes without an acknowledgement that may have taken effect:');
     diag("  $_") for @u[0 .. ($#u < 9 ? $#u : 9)];

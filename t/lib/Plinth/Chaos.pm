@@ -134,6 +134,11 @@ sub check {
     push @{ $by_key{ $_->{key} } }, $_ for @$ops;
     # answers by operation: HTTP status, or curl error code when none
     $r{status}{ $_->{op} }{ $_->{status} ? $_->{status} : "curl$_->{cc}" }++ for @$ops;
+    # failures by operation, status and S3 error (or curl's message)
+    for (grep { $_->{status} != 200 && $_->{status} != 204 && $_->{status} != 404 } @$ops) {
+        (my $why = $_->{detail}) =~ s/\s+\(.*//;
+        $r{failures}{"$_->{op} $_->{status} $why"}++;
+    }
     for my $key (sort keys %by_key) {
         my $list = $by_key{$key};
         my (@acked, @dels, %put);
@@ -251,8 +256,9 @@ sub check {
 # ---------------------------------------------------------------- nemesis
 #
 # Nemesis->new(cluster => $c, seed => N, log => sub {..})
-# step(): one fault and its recovery (2-6 s): kill -9 of a data node then
-# its restart, SIGSTOP of a data node then SIGCONT, kill -9 of one nginx
+# step(): one fault and its recovery (1-7 s): kill -9 of a data node then
+# its restart 1.5-6.5 s later, SIGSTOP of a data node then SIGCONT 2-6 s
+# later, kill -9 of one nginx
 # worker (the master starts another), PostgreSQL stopped (fast, or
 # immediate: SIGQUIT, crash recovery at the next start) and started.
 # Every process is found by the pid the harness recorded, never by name.
@@ -303,8 +309,11 @@ sub step {
         my $pid = $c->pid_of("node$i");
         $c->kill_node($i);
         $what = "kill -9 data node $i (pid $pid)";
-        sleep 1.5 + 2.5 * $self->_rand;
+        # sometimes longer than repaird's offline_after (3 s in t/96)
+        my $d = 1.5 + 5 * $self->_rand;
+        sleep $d;
         $self->_start_node($i);
+        $what .= sprintf ', down %.1fs', $d;
         $what .= ', restarted';
     } elsif ($kind eq 'stop_node') {
         my $i = $self->_node;
@@ -312,7 +321,7 @@ sub step {
         if ($pid && Plinth::Cluster::pid_alive($pid)) {
             kill 'STOP', $pid;
             $self->{stopped}{$pid} = 1;
-            my $d = 2 + 3 * $self->_rand;
+            my $d = 2 + 4 * $self->_rand;
             sleep $d;
             kill 'CONT', $pid;
             delete $self->{stopped}{$pid};
