@@ -98,7 +98,8 @@ cluster_options(
     # PostgreSQL as in production (fsync, synchronous_commit on): with the
     # harness's fast settings an immediate stop may lose acknowledged
     # commits by design of synchronous_commit=off
-    pg_fast => 0,
+    # (CHAOS_PG_FAST=1 runs it with them, to see the checker find that)
+    pg_fast => $ENV{CHAOS_PG_FAST} ? 1 : 0,
     components => [qw(pg nodes nginx repaird)],
     repaird_opts => {
         health_interval => '300ms',
