@@ -223,6 +223,10 @@ is(scalar @under, 0, sprintf('after repair (%.1fs): every current version (%d) h
 
 # ---------------------------------------------------------------- final reads and the check
 
+# the gateway answers again (its PostgreSQL pool reconnects with a backoff)
+my $probe = eval { wait_for(sub { my $st = s3_request(GET => '/chaos/k000', timeout => 5)->{status};
+    $st == 200 || $st == 404 }, 60, 'the gateway to answer') };
+ok($probe, 'the gateway answers after the faults') or diag $@;
 my ($rc, $out) = Plinth::Cluster::run_command([@base, '--final', '--op-timeout', 15,
     '--duration', 60], timeout => 120, merge => 1);
 is($rc, 0, 'final reads of every key') or diag $out;
