@@ -11,8 +11,11 @@
 # 120. CHAOS_SEED (default: from the clock, printed) replays a nemesis
 # schedule and the clients' choices (not the machine's timing).
 #
-# One gateway: the harness starts one nginx (plinth-chaos takes several
-# --endpoint and spreads requests over them when there are more).
+# Two gateways (CHAOS_GATEWAYS=1 for one): the harness starts one nginx;
+# this file starts a second from the same configuration on its own port,
+# prefix, logs and pid file (stopped by its pid at the end), and the
+# clients send each request to either, so read-your-writes is checked
+# across gateways; the nemesis kills workers of both.
 use strict;
 use warnings;
 
@@ -22,6 +25,7 @@ use Plinth::Cluster;
 use Plinth::TestUtil;
 use Plinth::Chaos;
 
+use File::Path qw(make_path);
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use JSON::PP ();
@@ -36,6 +40,7 @@ my $seconds = $ENV{CHAOS_SECONDS} // 30;
 my $seed = $ENV{CHAOS_SEED} // (time % 1000000);
 my $keys = $ENV{CHAOS_KEYS} // 8;
 my $clients = $ENV{CHAOS_CLIENTS} // 6;
+my $gateways = $ENV{CHAOS_GATEWAYS} // 2;
 my $RF = 3;
 
 # ---------------------------------------------------------------- the checker on its own
@@ -119,12 +124,42 @@ my $c = cluster();
 my $k = $c->credentials or BAIL_OUT('no credentials');
 my $tmp = tempdir('plinth-t96-XXXXXX', DIR => '/tmp', CLEANUP => 1);
 my $history = "$tmp/history.tsv";
-my @base = ($client, '--endpoint', $c->endpoint, '--access-key', $k->{access_key},
+
+# the second gateway: conf/nginx.conf rendered as for the first, on another
+# port, with its own prefix (logs, temp paths, pid file)
+my @endpoints = ($c->endpoint);
+my @gateway_names = ('nginx');
+my $g2;
+if ($gateways >= 2) {
+    my $port2 = Plinth::Cluster::free_port();
+    my $dir = $c->dir;
+    $g2 = "$dir/gateway2";
+    make_path("$g2/logs", "$g2/tmp");
+    my $text = $c->render(port => $port2);
+    $text =~ s{\Q$dir\E/(logs/|nginx\.pid|tmp/)}{$g2/$1}g;
+    open my $fh, '>', "$g2/nginx.conf" or die "$g2/nginx.conf: $!";
+    print $fh $text;
+    close $fh or die;
+    my ($rc2, $out2) = Plinth::Cluster::run_command([$Plinth::Cluster::NGINX, '-t',
+        '-p', "$g2/", '-c', "$g2/nginx.conf"], timeout => 60, merge => 1);
+    is($rc2, 0, 'nginx -t accepts the second gateway\'s configuration') or diag $out2;
+    my $pid2 = $c->_spawn('nginx2', [$Plinth::Cluster::NGINX, '-p', "$g2/", '-c',
+        "$g2/nginx.conf", '-g', 'daemon off;'], log => "$g2/logs/nginx.stderr");
+    ok(Plinth::Cluster::_wait_port($port2, 30, sub { Plinth::Cluster::pid_alive($pid2) }),
+        "a second gateway (pid $pid2) on port $port2");
+    push @endpoints, "http://127.0.0.1:$port2";
+    push @gateway_names, 'nginx2';
+}
+END { $c->_stop_name('nginx2', 'TERM') if $c && $gateways >= 2 }
+
+my @base = ($client, (map { ('--endpoint', $_) } @endpoints),
+    '--access-key', $k->{access_key},
     '--secret-key', $k->{secret_key}, '--region', $k->{region}, '--bucket', 'chaos',
     '--keys', $keys, '--history', $history);
 
 is(s3_request(PUT => '/chaos')->{status}, 200, 'bucket chaos');
-note("seed $seed, $seconds s of faults, $keys keys, $clients clients");
+note("seed $seed, $seconds s of faults, $keys keys, $clients clients, "
+    . scalar(@endpoints) . " gateways (@endpoints)");
 
 # ---------------------------------------------------------------- load and faults
 
@@ -141,6 +176,7 @@ if ($pid == 0) {
 
 srand($seed);
 my $nem = Plinth::Chaos::Nemesis->new(cluster => $c, seed => $seed,
+    gateways => \@gateway_names,
     log => sub { note(sprintf '%6.1fs %s', time - $^T, $_[0]) });
 my $t_end = time + $seconds;
 my $nem_err;
@@ -173,6 +209,12 @@ if ($done != $pid) {
     kill 'KILL', $pid;
     waitpid($pid, 0);
     fail('the clients ended in time');
+}
+if ($g2) {
+    open my $al, '<', "$g2/logs/access.log";
+    my $n = 0;
+    $n++ while $al && <$al>;
+    cmp_ok($n, '>', 100, "the second gateway served its share ($n requests logged)");
 }
 my $cj = eval { JSON::PP::decode_json(`cat $tmp/client.json`) };
 ok($cj, 'the clients printed their figures') or diag `cat $tmp/client.err`;
@@ -227,6 +269,11 @@ is(scalar @under, 0, sprintf('after repair (%.1fs): every current version (%d) h
 my $probe = eval { wait_for(sub { my $st = s3_request(GET => '/chaos/k000', timeout => 5)->{status};
     $st == 200 || $st == 404 }, 60, 'the gateway to answer') };
 ok($probe, 'the gateway answers after the faults') or diag $@;
+for my $ep (@endpoints[1 .. $#endpoints]) {
+    my $ok = eval { wait_for(sub { my $r = HTTP::Tiny->new(timeout => 5)->get("$ep/health");
+        $r->{status} == 200 }, 60, "$ep/health") };
+    ok($ok, "$ep answers /health after the faults") or diag $@;
+}
 my ($rc, $out) = Plinth::Cluster::run_command([@base, '--final', '--op-timeout', 15,
     '--duration', 60], timeout => 120, merge => 1);
 is($rc, 0, 'final reads of every key') or diag $out;

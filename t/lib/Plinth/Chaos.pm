@@ -255,7 +255,8 @@ sub check {
 
 # ---------------------------------------------------------------- nemesis
 #
-# Nemesis->new(cluster => $c, seed => N, log => sub {..})
+# Nemesis->new(cluster => $c, seed => N, log => sub {..},
+#              gateways => [pid-file names of nginx masters, default 'nginx'])
 # step(): one fault and its recovery (1-7 s): kill -9 of a data node then
 # its restart 1.5-6.5 s later, SIGSTOP of a data node then SIGCONT 2-6 s
 # later, kill -9 of one nginx
@@ -330,7 +331,8 @@ sub step {
             $what = "data node $i not running";
         }
     } elsif ($kind eq 'kill_worker') {
-        my $master = $c->pid_of('nginx');
+        my @g = @{ $self->{gateways} || ['nginx'] };
+        my $master = $c->pid_of($g[int($self->_rand * @g)]);
         my @w = $master ? Plinth::Cluster::children_of($master) : ();
         if (@w) {
             my $pid = $w[int($self->_rand * @w)];
