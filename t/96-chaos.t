@@ -174,6 +174,9 @@ if ($pid == 0) {
     POSIX::_exit(127);
 }
 
+# the clients stop with this test, whatever happens to it
+END { if ($pid) { kill 'KILL', $pid; waitpid($pid, 0) } }
+
 srand($seed);
 my $nem = Plinth::Chaos::Nemesis->new(cluster => $c, seed => $seed,
     gateways => \@gateway_names,
@@ -210,6 +213,7 @@ if ($done != $pid) {
     waitpid($pid, 0);
     fail('the clients ended in time');
 }
+$pid = 0;
 if ($g2) {
     open my $al, '<', "$g2/logs/access.log";
     my $n = 0;
