@@ -5,6 +5,7 @@
 #   make test       build and run every test (prove)
 #   make bench      build the load generator and run the benchmark (bench/run)
 #   make fuzz       build the libFuzzer targets and run each FUZZ_SECONDS seconds
+#   make chaos      the crash-consistency checker for CHAOS_SECONDS (t/96-chaos.t)
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -30,7 +31,7 @@ UNIT_TESTS := $(B)/unit/test_repaird_config \
               $(B)/unit/test_crc
 
 .PHONY: all module datanode repaird proto deps unit test run stop clean bench bench-tools \
-        fuzz fuzz-build
+        fuzz fuzz-build chaos
 
 all: module datanode repaird
 
@@ -171,11 +172,16 @@ fuzz: fuzz-build
 	fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Benchmark tools (bench/): the S3 load generator and the fsync ceiling.
-BENCH_TOOLS := $(B)/plinth-loadgen $(B)/plinth-fsyncbench
+BENCH_TOOLS := $(B)/plinth-loadgen $(B)/plinth-fsyncbench $(B)/plinth-chaos
 
-$(B)/plinth-loadgen: bench/loadgen.c
+$(B)/plinth-loadgen: bench/loadgen.c bench/s3curl.h
 	mkdir -p $(B)
 	$(CC) $(CFLAGS) $(WARN) -o $@ bench/loadgen.c -lcurl
+
+# The client side of the crash-consistency checker (make chaos, t/96).
+$(B)/plinth-chaos: bench/chaos.c bench/s3curl.h
+	mkdir -p $(B)
+	$(CC) $(CFLAGS) $(WARN) -o $@ bench/chaos.c -lcurl -lcrypto
 
 $(B)/plinth-fsyncbench: bench/fsyncbench.c
 	mkdir -p $(B)
@@ -186,6 +192,14 @@ bench-tools: $(BENCH_TOOLS)
 # make bench BENCH_ARGS=--quick
 bench: all bench-tools
 	bench/run $(BENCH_ARGS)
+
+# Crash-consistency checker (README): clients PUT/GET/DELETE while data
+# nodes are killed and paused, nginx workers killed, PostgreSQL restarted;
+# then the history is checked. make test runs it for 30 s.
+CHAOS_SECONDS ?= 120
+
+chaos: all bench-tools
+	CHAOS_SECONDS=$(CHAOS_SECONDS) prove -v t/96-chaos.t
 
 test: all unit bench-tools fuzz-build
 	prove t/*.t

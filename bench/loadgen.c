@@ -43,6 +43,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "s3curl.h"
+
 #define MAX_CONC     1024
 #define MAX_PIDS     32
 #define MAX_LAT      (20 * 1000 * 1000)
@@ -351,14 +353,8 @@ static void slot_init(struct slot *s)
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(O.op_timeout * 1000));
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-    if (!O.no_sign) {
-        static char userpwd[512], sigv4[128];
-        snprintf(userpwd, sizeof userpwd, "%s:%s", O.access_key, O.secret_key);
-        snprintf(sigv4, sizeof sigv4, "aws:amz:%s:s3", O.region);
-        curl_easy_setopt(e, CURLOPT_AWS_SIGV4, sigv4);
-        curl_easy_setopt(e, CURLOPT_USERPWD, userpwd);
-        s->hdrs = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-    }
+    if (!O.no_sign)
+        s3_sign(e, O.access_key, O.secret_key, O.region, &s->hdrs);
     /* no 100-continue round trip before the body */
     s->hdrs = curl_slist_append(s->hdrs, "Expect:");
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->hdrs);
@@ -584,22 +580,6 @@ static void usage(void)
     exit(2);
 }
 
-static int loopback(const char *ep)
-{
-    const char *h = strstr(ep, "://");
-    if (!h || strncmp(ep, "http://", 7) != 0)
-        return 0;
-    h += 3;
-    if (strncmp(h, "localhost", 9) == 0 && (h[9] == ':' || h[9] == '/' || !h[9]))
-        return 1;
-    unsigned a, b, c, d;
-    char rest;
-    if (sscanf(h, "%u.%u.%u.%u%c", &a, &b, &c, &d, &rest) >= 4 && a == 127
-        && b < 256 && c < 256 && d < 256)
-        return 1;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     O.region = "us-east-1";
@@ -659,7 +639,7 @@ int main(int argc, char **argv)
         usage();
     if (!O.no_sign && (!O.access_key || !O.secret_key))
         die("give --access-key and --secret-key, or --no-sign");
-    if (!loopback(O.endpoint))
+    if (!s3_loopback(O.endpoint))
         die("endpoint must be http:// on 127.0.0.0/8 or localhost: '%s'",
             O.endpoint);
     size_t eplen = strlen(O.endpoint);
