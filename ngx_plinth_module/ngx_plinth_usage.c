@@ -21,6 +21,8 @@
  * finds it full (or the slab pool out of memory) is dropped and counted
  * (plinth_usage_dropped_reads_total in /metrics).
  *
+ * plinth_usage_flush 0 turns all of it off (nothing is counted).
+ *
  * What can be lost: the zone survives `nginx -s reload` (same name and
  * size: the new workers flush what the old ones counted); a restart or a
  * killed master loses what was not flushed yet (at most one interval of
@@ -103,7 +105,6 @@ static ngx_uint_t                    ngx_http_plinth_usage_rf;
 static ngx_event_t                   ngx_http_plinth_usage_ev;
 static ngx_log_t                    *ngx_http_plinth_usage_log;
 static ngx_uint_t                    ngx_http_plinth_usage_in_flight;
-static ngx_uint_t                    ngx_http_plinth_usage_rf_sent;
 
 
 static uint64_t
@@ -189,7 +190,7 @@ ngx_http_plinth_usage_init(ngx_cycle_t *cycle,
     ngx_http_plinth_main_conf_t *pmcf)
 {
     ngx_http_plinth_usage_in_flight = 0;
-    ngx_http_plinth_usage_rf_sent = 0;
+    ngx_http_plinth_usage_every = 0;
 
     if (ngx_http_plinth_usage_sh == NULL || pmcf->usage_flush == 0) {
         return NGX_OK;
@@ -234,7 +235,9 @@ ngx_http_plinth_usage_record_read(ngx_http_request_t *r, ngx_str_t *bucket,
     ngx_int_t         rc;
     ngx_slab_pool_t  *shpool;
 
-    if (ngx_http_plinth_usage_sh == NULL || bucket->len == 0
+    /* plinth_usage_flush 0: not counted at all */
+    if (ngx_http_plinth_usage_sh == NULL || ngx_http_plinth_usage_every == 0
+        || bucket->len == 0
         || bucket->len > 63 || key->len > NGX_PLINTH_MAX_KEY_LEN)
     {
         return;
@@ -436,7 +439,7 @@ ngx_http_plinth_usage_flush(ngx_log_t *log, ngx_uint_t early)
     now = ngx_http_plinth_usage_now_ms();
 
     /* another worker flushed a moment ago: the next tick will */
-    if (!early && ngx_http_plinth_usage_rf_sent
+    if (!early
         && now < (uint64_t) sh->last_flush + ngx_http_plinth_usage_every
                  - ngx_http_plinth_usage_every / 4)
     {
@@ -450,7 +453,7 @@ ngx_http_plinth_usage_flush(ngx_log_t *log, ngx_uint_t early)
 
     n = sh->entries;
 
-    if (n == 0 && ngx_http_plinth_usage_rf_sent) {
+    if (n == 0) {
         ngx_shmtx_unlock(&shpool->mutex);
         sh->last_flush = (ngx_atomic_uint_t) now;
         ngx_http_plinth_usage_unlock();
@@ -599,7 +602,6 @@ ngx_http_plinth_usage_done(ngx_http_request_t *r, void *data, PGresult *res,
     if (rc == NGX_OK && PQresultStatus(res) == PGRES_TUPLES_OK) {
         (void) ngx_atomic_fetch_add(&sh->flushes, 1);
         (void) ngx_atomic_fetch_add(&sh->flushed_keys, batch->n);
-        ngx_http_plinth_usage_rf_sent = 1;
 
     } else {
         (void) ngx_atomic_fetch_add(&sh->flush_failures, 1);

@@ -363,3 +363,31 @@ near($c->{egress_cost}, $::EGRESS_A * 0.5 / $::GIB, 'egress cost at $0.50');
 is($rc, 1, 'a price that is not a number: refused');
 ($rc, $out) = main::admin_cmd('prices', '--hot', '0.10', '--egress', '0.09');
 is($rc, 0, 'prices back');
+
+
+
+=== TEST 6: a full zone flushes early, and what does not fit is counted as dropped
+--- timeout: 180
+--- check
+put_ok('/cost-d');
+put_ok("/cost-d/k$_", "d$_") for 1 .. 40;
+sub metric { my ($m, $n) = @_; $m =~ /^\Q$n\E (\d+)$/m ? $1 : undef }
+# 16 keys at most, and no timer flush in the time of the test (60 s):
+# only early flushes (at three quarters full) write
+cluster()->reload_nginx(http_extra => "plinth_usage_flush 60s;\n    plinth_usage_entries 16;");
+my $m0 = s3_request(GET => '/metrics', unsigned => 1)->{body};
+get_ok("/cost-d/k$_") for 1 .. 40;
+my ($m1, $db, $pending, $dropped);
+# a flush in flight is in none of the three: wait (bounded) for its answer
+wait_until(sub {
+    $m1 = s3_request(GET => '/metrics', unsigned => 1)->{body};
+    ($db) = cluster()->psql("SELECT coalesce(sum(read_count), 0) FROM object_access a JOIN buckets b USING (bucket_id) WHERE b.name = 'cost-d'");
+    $db = $db->[0];
+    $pending = metric($m1, 'plinth_usage_pending_keys');
+    $dropped = metric($m1, 'plinth_usage_dropped_reads_total') - metric($m0, 'plinth_usage_dropped_reads_total');
+    $db + $pending + $dropped == 40 });
+is($db + $pending + $dropped, 40, "every read is flushed ($db), pending ($pending) or counted dropped ($dropped)");
+cmp_ok($db, '>=', 12, "early flushes wrote $db reads without the 60 s timer");
+cmp_ok($pending, '<=', 16, "$pending keys pending: never more than the cap");
+cmp_ok(metric($m1, 'plinth_usage_flushes_total') - metric($m0, 'plinth_usage_flushes_total'), '>=', 1, 'early flushes counted');
+cluster()->reload_nginx;
