@@ -105,6 +105,7 @@ static ngx_uint_t                    ngx_http_plinth_usage_rf;
 static ngx_event_t                   ngx_http_plinth_usage_ev;
 static ngx_log_t                    *ngx_http_plinth_usage_log;
 static ngx_uint_t                    ngx_http_plinth_usage_in_flight;
+static ngx_uint_t                    ngx_http_plinth_usage_in_flight_keys;
 
 
 static uint64_t
@@ -217,6 +218,20 @@ ngx_http_plinth_usage_exit(void)
 {
     if (ngx_http_plinth_usage_ev.timer_set) {
         ngx_del_timer(&ngx_http_plinth_usage_ev);
+    }
+
+    /*
+     * A flush still unanswered when the process ends: whether PostgreSQL
+     * took it is unknown, so it is neither put back (it could count twice)
+     * nor kept locked (the other workers flush on at once).
+     */
+    if (ngx_http_plinth_usage_in_flight && ngx_http_plinth_usage_sh) {
+        ngx_log_error(NGX_LOG_WARN, ngx_http_plinth_usage_log, 0,
+                      "plinth: exiting with a usage flush of %ui keys "
+                      "unanswered: it may be lost",
+                      ngx_http_plinth_usage_in_flight_keys);
+        ngx_http_plinth_usage_in_flight = 0;
+        ngx_http_plinth_usage_unlock();
     }
 }
 
@@ -582,6 +597,7 @@ ngx_http_plinth_usage_flush(ngx_log_t *log, ngx_uint_t early)
 
     ngx_free(p);
     ngx_http_plinth_usage_in_flight = 1;
+    ngx_http_plinth_usage_in_flight_keys = n;
 }
 
 

@@ -391,3 +391,24 @@ cmp_ok($db, '>=', 12, "early flushes wrote $db reads without the 60 s timer");
 cmp_ok($pending, '<=', 16, "$pending keys pending: never more than the cap");
 cmp_ok(metric($m1, 'plinth_usage_flushes_total') - metric($m0, 'plinth_usage_flushes_total'), '>=', 1, 'early flushes counted');
 cluster()->reload_nginx;
+
+
+
+=== TEST 7: keys with quotes, backslashes, commas, braces and UTF-8 reach object_access intact
+--- timeout: 60
+--- check
+sub pct { my ($s) = @_; utf8::encode($s); $s =~ s{([^A-Za-z0-9\-._~/])}{sprintf '%%%02X', ord $1}ge; $s }
+put_ok('/cost-w');
+my @keys = ("we\"ird\\,{k} \x{e9}t\x{e9}", 'NULL', 'a,b', '{}');
+for my $k (@keys) {
+    put_ok('/cost-w/' . pct($k), "body of $k");
+    get_ok('/cost-w/' . pct($k)) for 1 .. 2;
+}
+my $rows = wait_until(sub {
+    my @r = cluster()->psql("SELECT a.key, a.read_count FROM object_access a JOIN buckets b USING (bucket_id) WHERE b.name = 'cost-w' ORDER BY a.key");
+    @r == 4 && !grep({ $_->[1] != 2 } @r) ? \@r : undef });
+ok($rows, 'four keys flushed with 2 reads each');
+my %got = map { my $k = $_->[0]; utf8::decode($k); $k => $_->[1] } @{ $rows // [] };
+is_deeply(\%got, { map { $_ => 2 } @keys }, 'the keys as written');
+my $hot = api('/admin/v1/access?bucket=cost-w&hottest=10');
+is_deeply([sort map { $_->{key} } @{ $hot->{hottest} }], [sort @keys], 'the API lists them by name');
