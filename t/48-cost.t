@@ -412,3 +412,30 @@ my %got = map { my $k = $_->[0]; utf8::decode($k); $k => $_->[1] } @{ $rows // [
 is_deeply(\%got, { map { $_ => 2 } @keys }, 'the keys as written');
 my $hot = api('/admin/v1/access?bucket=cost-w&hottest=10');
 is_deeply([sort map { $_->{key} } @{ $hot->{hottest} }], [sort @keys], 'the API lists them by name');
+
+
+
+=== TEST 8: garbage collection's deletes and a bucket's deletion keep the totals equal to a scan
+--- timeout: 60
+--- check
+my $inv = "SELECT b.name, coalesce((SELECT sum(stored_bytes) FROM cost_tracking c WHERE c.bucket_id = b.bucket_id), 0), "
+        . "coalesce((SELECT sum(size) FROM versions v WHERE v.bucket_id = b.bucket_id AND v.state = 'committed' AND NOT v.delete_marker), 0) "
+        . "FROM buckets b ORDER BY b.name";
+# what repaird's garbage collection does to versions it has collected
+cluster()->psql("DELETE FROM versions WHERE state IN ('garbage', 'failed')");
+my @bad = grep { $_->[1] != $_->[2] } cluster()->psql($inv);
+is(scalar @bad, 0, 'every bucket: kept totals = a scan of versions, after garbage rows are deleted')
+    or diag(join "\n", map { "@$_" } @bad);
+# a bucket emptied and deleted: its rows go, and a new bucket of that name starts at 0
+put_ok('/cost-e');
+put_ok('/cost-e/a', 'a' x 123);
+is(bucket_cost('cost-e')->{stored_bytes}{hot}, 123, 'cost-e: 123 bytes');
+is(s3_request(DELETE => '/cost-e/a')->{status}, 204, 'emptied');
+is(s3_request(DELETE => '/cost-e')->{status}, 204, 'deleted');
+my ($n) = cluster()->psql("SELECT count(*) FROM cost_tracking c LEFT JOIN buckets b USING (bucket_id) WHERE b.bucket_id IS NULL");
+is($n->[0], 0, 'no cost rows of a deleted bucket');
+put_ok('/cost-e');
+is(bucket_cost('cost-e')->{stored_bytes}{total}, 0, 'the new cost-e starts at 0');
+is(bucket_cost('cost-e')->{egress_bytes}, 0, '... and no egress');
+@bad = grep { $_->[1] != $_->[2] } cluster()->psql($inv);
+is(scalar @bad, 0, 'every bucket: kept totals = a scan, at the end');
