@@ -7,10 +7,11 @@
 -- size, even where it shares its source's blobs), in the tier of its
 -- storage_class (plinth_storage_class_tier of 015; an unknown class counts
 -- as hot). Versions still pending, failed or garbage do not count, nor do
--- the parts of multipart uploads not yet completed. A trigger on versions
--- keeps the totals current as rows are inserted, change state, size or
--- storage_class (a tier move by lifecycle or repaird), or are deleted: no
--- scan of versions is ever needed to answer.
+-- the parts of multipart uploads not yet completed. Statement-level
+-- triggers on versions keep the totals current, in the same transaction,
+-- as rows are inserted, change state, size or storage_class (a tier move
+-- by lifecycle or repaird), or are deleted: no scan of versions is ever
+-- needed to answer.
 --
 -- The totals are kept in COST_SHARDS rows per bucket and tier (the shard is
 -- version_id % 16): concurrent commits to one bucket then seldom wait for
@@ -72,55 +73,76 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 
-CREATE FUNCTION plinth_cost_add(p_bucket bigint, p_tier text, p_shard bigint,
-    p_bytes bigint, p_versions bigint)
+-- The versions a statement changed, as deltas per (bucket, tier, shard),
+-- added in key order: each statement takes its cost_tracking row locks in
+-- the same order (no deadlock between two of them), and a statement that
+-- changes a million versions (a bucket's deletion) is one upsert per row
+-- touched, not one per version. Deltas that cancel (a committed version's
+-- placement or ACL updated) write nothing.
+CREATE FUNCTION plinth_cost_apply(p_bucket bigint[], p_tier text[],
+    p_shard smallint[], p_bytes bigint[], p_versions bigint[])
 RETURNS void LANGUAGE sql AS $$
     INSERT INTO cost_tracking AS c (bucket_id, tier, shard, stored_bytes,
                                     versions)
-        SELECT p_bucket, p_tier, (p_shard % 16)::smallint, p_bytes, p_versions
-        -- a version of a bucket being dropped: its rows go with it
-        WHERE EXISTS (SELECT 1 FROM buckets WHERE bucket_id = p_bucket)
+        SELECT d.b, d.t, d.s, sum(d.n), sum(d.v)
+        FROM unnest(p_bucket, p_tier, p_shard, p_bytes, p_versions)
+             AS d(b, t, s, n, v)
+        -- versions of a bucket being dropped: its rows go with it
+        WHERE EXISTS (SELECT 1 FROM buckets x WHERE x.bucket_id = d.b)
+        GROUP BY d.b, d.t, d.s
+        HAVING sum(d.n) <> 0 OR sum(d.v) <> 0
+        ORDER BY d.b, d.t, d.s
     ON CONFLICT (bucket_id, tier, shard) DO UPDATE
         SET stored_bytes = c.stored_bytes + excluded.stored_bytes,
             versions = c.versions + excluded.versions
 $$;
 
-
-CREATE FUNCTION plinth_cost_versions_trg()
+-- one statement-level trigger per event (transition tables)
+CREATE FUNCTION plinth_cost_versions_ins()
 RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    v_old boolean := false;
-    v_new boolean := false;
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        v_old := OLD.state = 'committed' AND NOT OLD.delete_marker;
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        v_new := NEW.state = 'committed' AND NOT NEW.delete_marker;
-    END IF;
-
-    IF TG_OP = 'UPDATE' AND v_old AND v_new
-       AND OLD.bucket_id = NEW.bucket_id AND OLD.size = NEW.size
-       AND plinth_cost_tier(OLD.storage_class)
-           = plinth_cost_tier(NEW.storage_class)
-    THEN
-        RETURN NULL;
-    END IF;
-
-    IF v_old THEN
-        PERFORM plinth_cost_add(OLD.bucket_id,
-            plinth_cost_tier(OLD.storage_class), OLD.version_id, -OLD.size, -1);
-    END IF;
-    IF v_new THEN
-        PERFORM plinth_cost_add(NEW.bucket_id,
-            plinth_cost_tier(NEW.storage_class), NEW.version_id, NEW.size, 1);
-    END IF;
+    PERFORM plinth_cost_apply(array_agg(bucket_id), array_agg(plinth_cost_tier(storage_class)),
+        array_agg((version_id % 16)::smallint), array_agg(size), array_agg(1::bigint))
+    FROM new_rows WHERE state = 'committed' AND NOT delete_marker
+    HAVING count(*) > 0;
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER versions_cost AFTER INSERT OR DELETE
-    OR UPDATE OF state, size, storage_class, delete_marker, bucket_id
-    ON versions FOR EACH ROW EXECUTE FUNCTION plinth_cost_versions_trg();
+CREATE FUNCTION plinth_cost_versions_del()
+RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM plinth_cost_apply(array_agg(bucket_id), array_agg(plinth_cost_tier(storage_class)),
+        array_agg((version_id % 16)::smallint), array_agg(-size), array_agg(-1::bigint))
+    FROM old_rows WHERE state = 'committed' AND NOT delete_marker
+    HAVING count(*) > 0;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION plinth_cost_versions_upd()
+RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM plinth_cost_apply(array_agg(d.b), array_agg(d.t), array_agg(d.s),
+                              array_agg(d.n), array_agg(d.v))
+    FROM (SELECT bucket_id AS b, plinth_cost_tier(storage_class) AS t,
+                 (version_id % 16)::smallint AS s, -size AS n, -1::bigint AS v
+          FROM old_rows WHERE state = 'committed' AND NOT delete_marker
+          UNION ALL
+          SELECT bucket_id, plinth_cost_tier(storage_class),
+                 (version_id % 16)::smallint, size, 1
+          FROM new_rows WHERE state = 'committed' AND NOT delete_marker) d
+    HAVING count(*) > 0;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER versions_cost_ins AFTER INSERT ON versions
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION plinth_cost_versions_ins();
+CREATE TRIGGER versions_cost_upd AFTER UPDATE ON versions
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION plinth_cost_versions_upd();
+CREATE TRIGGER versions_cost_del AFTER DELETE ON versions
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION plinth_cost_versions_del();
 
 -- what is stored already (once, at migration time)
 INSERT INTO cost_tracking (bucket_id, tier, shard, stored_bytes, versions)
