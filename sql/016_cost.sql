@@ -78,59 +78,70 @@ $$;
 -- the same order (no deadlock between two of them), and a statement that
 -- changes a million versions (a bucket's deletion) is one upsert per row
 -- touched, not one per version. Deltas that cancel (a committed version's
--- placement or ACL updated) write nothing.
-CREATE FUNCTION plinth_cost_apply(p_bucket bigint[], p_tier text[],
-    p_shard smallint[], p_bytes bigint[], p_versions bigint[])
-RETURNS void LANGUAGE sql AS $$
-    INSERT INTO cost_tracking AS c (bucket_id, tier, shard, stored_bytes,
-                                    versions)
-        SELECT d.b, d.t, d.s, sum(d.n), sum(d.v)
-        FROM unnest(p_bucket, p_tier, p_shard, p_bytes, p_versions)
-             AS d(b, t, s, n, v)
-        -- versions of a bucket being dropped: its rows go with it
-        WHERE EXISTS (SELECT 1 FROM buckets x WHERE x.bucket_id = d.b)
-        GROUP BY d.b, d.t, d.s
-        HAVING sum(d.n) <> 0 OR sum(d.v) <> 0
-        ORDER BY d.b, d.t, d.s
-    ON CONFLICT (bucket_id, tier, shard) DO UPDATE
-        SET stored_bytes = c.stored_bytes + excluded.stored_bytes,
-            versions = c.versions + excluded.versions
-$$;
-
--- one statement-level trigger per event (transition tables)
+-- placement or ACL updated) write nothing. One statement-level trigger per
+-- event (transition tables); the three share this shape:
+--   grouped deltas -> only buckets that still exist -> upsert in key order
 CREATE FUNCTION plinth_cost_versions_ins()
 RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM plinth_cost_apply(array_agg(bucket_id), array_agg(plinth_cost_tier(storage_class)),
-        array_agg((version_id % 16)::smallint), array_agg(size), array_agg(1::bigint))
-    FROM new_rows WHERE state = 'committed' AND NOT delete_marker
-    HAVING count(*) > 0;
+    INSERT INTO cost_tracking AS c (bucket_id, tier, shard, stored_bytes,
+                                    versions)
+        SELECT g.b, g.t, g.s, g.n, g.v FROM (
+            SELECT bucket_id AS b, plinth_cost_tier(storage_class) AS t,
+                   (version_id % 16)::smallint AS s, sum(size) AS n,
+                   count(*) AS v
+            FROM new_rows WHERE state = 'committed' AND NOT delete_marker
+            GROUP BY 1, 2, 3) g
+        WHERE EXISTS (SELECT 1 FROM buckets x WHERE x.bucket_id = g.b)
+        ORDER BY g.b, g.t, g.s
+    ON CONFLICT (bucket_id, tier, shard) DO UPDATE
+        SET stored_bytes = c.stored_bytes + excluded.stored_bytes,
+            versions = c.versions + excluded.versions;
     RETURN NULL;
 END $$;
 
 CREATE FUNCTION plinth_cost_versions_del()
 RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM plinth_cost_apply(array_agg(bucket_id), array_agg(plinth_cost_tier(storage_class)),
-        array_agg((version_id % 16)::smallint), array_agg(-size), array_agg(-1::bigint))
-    FROM old_rows WHERE state = 'committed' AND NOT delete_marker
-    HAVING count(*) > 0;
+    INSERT INTO cost_tracking AS c (bucket_id, tier, shard, stored_bytes,
+                                    versions)
+        SELECT g.b, g.t, g.s, g.n, g.v FROM (
+            SELECT bucket_id AS b, plinth_cost_tier(storage_class) AS t,
+                   (version_id % 16)::smallint AS s, -sum(size) AS n,
+                   -count(*) AS v
+            FROM old_rows WHERE state = 'committed' AND NOT delete_marker
+            GROUP BY 1, 2, 3) g
+        WHERE EXISTS (SELECT 1 FROM buckets x WHERE x.bucket_id = g.b)
+        ORDER BY g.b, g.t, g.s
+    ON CONFLICT (bucket_id, tier, shard) DO UPDATE
+        SET stored_bytes = c.stored_bytes + excluded.stored_bytes,
+            versions = c.versions + excluded.versions;
     RETURN NULL;
 END $$;
 
 CREATE FUNCTION plinth_cost_versions_upd()
 RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM plinth_cost_apply(array_agg(d.b), array_agg(d.t), array_agg(d.s),
-                              array_agg(d.n), array_agg(d.v))
-    FROM (SELECT bucket_id AS b, plinth_cost_tier(storage_class) AS t,
-                 (version_id % 16)::smallint AS s, -size AS n, -1::bigint AS v
-          FROM old_rows WHERE state = 'committed' AND NOT delete_marker
-          UNION ALL
-          SELECT bucket_id, plinth_cost_tier(storage_class),
-                 (version_id % 16)::smallint, size, 1
-          FROM new_rows WHERE state = 'committed' AND NOT delete_marker) d
-    HAVING count(*) > 0;
+    INSERT INTO cost_tracking AS c (bucket_id, tier, shard, stored_bytes,
+                                    versions)
+        SELECT g.b, g.t, g.s, g.n, g.v FROM (
+            SELECT d.b, d.t, d.s, sum(d.n) AS n, sum(d.v) AS v
+            FROM (SELECT bucket_id AS b, plinth_cost_tier(storage_class) AS t,
+                         (version_id % 16)::smallint AS s, -size AS n,
+                         -1 AS v
+                  FROM old_rows WHERE state = 'committed' AND NOT delete_marker
+                  UNION ALL
+                  SELECT bucket_id, plinth_cost_tier(storage_class),
+                         (version_id % 16)::smallint, size, 1
+                  FROM new_rows WHERE state = 'committed' AND NOT delete_marker
+                 ) d
+            GROUP BY 1, 2, 3
+            HAVING sum(d.n) <> 0 OR sum(d.v) <> 0) g
+        WHERE EXISTS (SELECT 1 FROM buckets x WHERE x.bucket_id = g.b)
+        ORDER BY g.b, g.t, g.s
+    ON CONFLICT (bucket_id, tier, shard) DO UPDATE
+        SET stored_bytes = c.stored_bytes + excluded.stored_bytes,
+            versions = c.versions + excluded.versions;
     RETURN NULL;
 END $$;
 
