@@ -11,10 +11,13 @@
 use lib 't/lib';
 use Plinth::Test;
 use JSON::PP ();
+use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 
 # a flush every second, so the test need not wait long
-cluster_options(auth => 'sigv4', http_extra => 'plinth_usage_flush 1s;');
+# (and each answer names the worker that served it, for TEST 9)
+cluster_options(auth => 'sigv4', http_extra => 'plinth_usage_flush 1s;',
+                server_extra => 'add_header X-Plinth-Worker $pid always;');
 
 our $GIB = 1073741824;
 our %PRICE = (hot => 0.10, warm => 0.05, cold => 0.01, egress => 0.09);
@@ -108,6 +111,44 @@ sub table_rows {
     my @lines = grep { /\S/ && !/^Prices/ } split /\n/, $out;
     my @head = split /\s+/, shift @lines;
     return map { my @c = split /\s+/; +{ map { $head[$_] => $c[$_] } 0 .. $#head } } @lines;
+}
+
+# GETs of $uri on $n connections at once: the pid of the worker of each
+sub racing_gets {
+    my ($uri, $n) = @_;
+    my $c = cluster();
+    my @socks;
+    for (1 .. $n) {
+        my $req = { method => 'GET', uri => $uri, headers => [['Connection', 'close']],
+                    body => '', version => 'HTTP/1.1' };
+        Plinth::Test::_sign($req, $c);
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port,
+                                      Timeout => 5) or die "connect: $!";
+        binmode $s;
+        push @socks, [$s, Plinth::Test::_build_request($req, $c->port)];
+    }
+    for my $p (@socks) {
+        my ($s, $d) = @$p;
+        my $off = 0;
+        while ($off < length $d) {
+            my $w = syswrite($s, $d, length($d) - $off, $off);
+            die "write: $!" unless defined $w;
+            $off += $w;
+        }
+    }
+    my @pids;
+    for my $p (@socks) {
+        my ($s) = @$p;
+        my ($buf, $deadline) = ('', time + 30);
+        while (time < $deadline) {
+            my $r = sysread($s, $buf, 65536, length $buf);
+            last unless $r;
+        }
+        die "GET $uri: " . substr($buf, 0, 40) unless $buf =~ m{^HTTP/1\.1 200 };
+        push @pids, $buf =~ m{\r\nX-Plinth-Worker: (\d+)\r\n}i ? $1 : 0;
+        close $s;
+    }
+    return @pids;
 }
 
 run_tests();
@@ -439,3 +480,22 @@ is(bucket_cost('cost-e')->{stored_bytes}{total}, 0, 'the new cost-e starts at 0'
 is(bucket_cost('cost-e')->{egress_bytes}, 0, '... and no egress');
 @bad = grep { $_->[1] != $_->[2] } cluster()->psql($inv);
 is(scalar @bad, 0, 'every bucket: kept totals = a scan, at the end');
+
+
+
+=== TEST 9: reads served by both workers add up in the one zone
+--- timeout: 120
+--- check
+put_ok('/cost-x');
+put_ok('/cost-x/w', 'w' x 777);
+my (%pids, $n);
+for my $round (1 .. 20) {
+    my @p = racing_gets('/cost-x/w', 8);
+    $n += @p;
+    $pids{$_}++ for @p;
+    last if keys %pids >= 2;
+}
+cmp_ok(scalar(keys %pids), '>=', 2, "both workers served reads (" . join(', ', map { "$_: $pids{$_}" } sort keys %pids) . ")");
+my $c = wait_until(sub { my $c = bucket_cost('cost-x'); $c->{reads} >= $n ? $c : undef });
+is($c && $c->{reads}, $n, "$n reads counted");
+is($c && $c->{egress_bytes}, $n * 777, "egress: $n x 777 bytes");
