@@ -585,6 +585,10 @@ ngx_http_plinth_usage_flush(ngx_log_t *log, ngx_uint_t early)
     *ngx_sprintf(rf, "%ui", ngx_http_plinth_usage_rf) = '\0';
     params[0] = (char *) rf;
 
+    /* set first: whenever the answer comes, it clears them */
+    ngx_http_plinth_usage_in_flight = 1;
+    ngx_http_plinth_usage_in_flight_keys = n;
+
     /* the pool copies the parameters */
     if (ngx_plinth_pg_background(log, NGX_PLINTH_SQL_USAGE_FLUSH, 6, params,
                                  ngx_http_plinth_usage_done, batch)
@@ -596,8 +600,6 @@ ngx_http_plinth_usage_flush(ngx_log_t *log, ngx_uint_t early)
     }
 
     ngx_free(p);
-    ngx_http_plinth_usage_in_flight = 1;
-    ngx_http_plinth_usage_in_flight_keys = n;
 }
 
 

@@ -499,3 +499,27 @@ cmp_ok(scalar(keys %pids), '>=', 2, "both workers served reads (" . join(', ', m
 my $c = wait_until(sub { my $c = bucket_cost('cost-x'); $c->{reads} >= $n ? $c : undef });
 is($c && $c->{reads}, $n, "$n reads counted");
 is($c && $c->{egress_bytes}, $n * 777, "egress: $n x 777 bytes");
+
+
+
+=== TEST 10: a flush PostgreSQL cannot take is kept and written once it is back
+--- timeout: 180
+--- check
+sub metric2 { my ($m, $n) = @_; $m =~ /^\Q$n\E (\d+)$/m ? $1 : undef }
+my $before = bucket_cost('cost-x');
+# the reads wait in the zone (60 s interval) ...
+cluster()->reload_nginx(http_extra => 'plinth_usage_flush 60s;');
+get_ok('/cost-x/w') for 1 .. 3;
+my $m0 = s3_request(GET => '/metrics', unsigned => 1)->{body};
+# ... PostgreSQL goes away, and the gateway flushes every second again
+cluster()->stop_pg;
+cluster()->reload_nginx;
+my $m1 = wait_until(sub {
+    my $m = s3_request(GET => '/metrics', unsigned => 1)->{body};
+    metric2($m, 'plinth_usage_flush_failures_total') > metric2($m0, 'plinth_usage_flush_failures_total') ? $m : undef });
+ok($m1, 'flushes failed while PostgreSQL was down');
+cmp_ok(metric2($m1 // '', 'plinth_usage_pending_keys') // 0, '>=', 1, 'the reads were put back into the zone');
+cluster()->start_pg;
+my $c = wait_until(sub { my $c = eval { bucket_cost('cost-x') }; $c && $c->{reads} > $before->{reads} ? $c : undef });
+is($c && $c->{reads}, $before->{reads} + 3, 'written once PostgreSQL is back: 3 more reads, not 6');
+is($c && $c->{egress_bytes}, $before->{egress_bytes} + 3 * 777, 'and their bytes');
