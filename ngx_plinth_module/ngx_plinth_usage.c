@@ -127,9 +127,13 @@ ngx_http_plinth_usage_conf(ngx_conf_t *cf, ngx_http_plinth_main_conf_t *pmcf)
 
     ngx_http_plinth_usage_cap = pmcf->usage_entries;
 
-    /* an entry with a typical key: ~160 bytes from the slab pool */
+    /*
+     * an entry is ~100 bytes and its name: a 256-byte slab slot for names
+     * up to ~150 bytes, 512 or more for longer ones (a full zone is
+     * counted in /metrics, and flushed at once)
+     */
     size = ngx_align(sizeof(ngx_http_plinth_usage_shm_t), ngx_pagesize)
-           + pmcf->usage_entries * 192 + 16 * ngx_pagesize;
+           + pmcf->usage_entries * 320 + 16 * ngx_pagesize;
 
     ngx_http_plinth_usage_zone = ngx_shared_memory_add(cf, &name, size,
                                                        &ngx_http_plinth_module);
