@@ -13,7 +13,7 @@
 -- by lifecycle or repaird), or are deleted: no scan of versions is ever
 -- needed to answer.
 --
--- The totals are kept in COST_SHARDS rows per bucket and tier (the shard is
+-- The totals are kept in 16 rows per bucket and tier (the shard is
 -- version_id % 16): concurrent commits to one bucket then seldom wait for
 -- the same row lock. Readers add the shards up.
 --
