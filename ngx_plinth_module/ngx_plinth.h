@@ -65,6 +65,8 @@ typedef struct {
     ngx_str_t                     region;
     ngx_str_t                     vhost_suffix;
     ngx_str_t                     blob_location;   /* "/_plinth/blobs/" */
+    ngx_msec_t                    usage_flush;     /* 0: usage not flushed */
+    ngx_uint_t                    usage_entries;   /* keys in the zone */
 
     /* from plinth_cluster in the data-node upstream block */
     ngx_array_t                  *nodes;     /* ngx_plinth_cluster_node_t */
@@ -149,6 +151,8 @@ typedef enum {
     NGX_PLINTH_OP_GET_BUCKET_VERSIONING,
     NGX_PLINTH_OP_PUT_BUCKET_VERSIONING,
     NGX_PLINTH_OP_LIST_OBJECT_VERSIONS,
+    NGX_PLINTH_OP_ADMIN_COST,               /* admin API */
+    NGX_PLINTH_OP_ADMIN_ACCESS,
     NGX_PLINTH_OP_MAX
 } ngx_plinth_op_e;
 
@@ -312,6 +316,8 @@ struct ngx_http_plinth_ctx_s {
 
     unsigned                      waiting:1;  /* a PG query is pending */
     unsigned                      finalized:1;
+    unsigned                      vhost:1;    /* virtual-hosted style */
+    ngx_str_t                     path;       /* decoded path, no '/' first */
 };
 
 
@@ -386,6 +392,9 @@ enum {
     NGX_PLINTH_SQL_NODE_AVOID,
     NGX_PLINTH_SQL_NODE_HEALTH,
     NGX_PLINTH_SQL_REPORT_BAD,
+    NGX_PLINTH_SQL_USAGE_FLUSH,             /* cost and access patterns */
+    NGX_PLINTH_SQL_ADMIN_COST,
+    NGX_PLINTH_SQL_ADMIN_ACCESS,
     NGX_PLINTH_SQL_MAX
 };
 
@@ -414,6 +423,23 @@ ngx_int_t ngx_http_plinth_metrics_log(ngx_http_request_t *r);
 ngx_int_t ngx_http_plinth_metrics_handler(ngx_http_request_t *r);
 void ngx_http_plinth_metrics_node_error(uint32_t node);
 const char *ngx_http_plinth_op_name(ngx_uint_t op);
+
+/* ngx_plinth_usage.c: egress and reads per object, batched */
+ngx_int_t ngx_http_plinth_usage_conf(ngx_conf_t *cf,
+    ngx_http_plinth_main_conf_t *pmcf);
+ngx_int_t ngx_http_plinth_usage_init(ngx_cycle_t *cycle,
+    ngx_http_plinth_main_conf_t *pmcf);
+void ngx_http_plinth_usage_exit(void);
+void ngx_http_plinth_usage_record_read(ngx_http_request_t *r,
+    ngx_str_t *bucket, ngx_str_t *key, off_t bytes);
+ngx_int_t ngx_http_plinth_usage_log_phase(ngx_http_request_t *r);
+u_char *ngx_http_plinth_usage_metrics(u_char *p, u_char *end);
+
+/* ngx_plinth_admin.c: the admin API */
+ngx_int_t ngx_http_plinth_admin_cost(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_admin_access(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
 
 /* ngx_plinth_health.c */
 ngx_int_t ngx_http_plinth_health_init(ngx_cycle_t *cycle,

@@ -390,6 +390,8 @@ ngx_http_plinth_metrics_handler(ngx_http_request_t *r)
             "counter", "PostgreSQL connections re-established.");
     p = ngx_slprintf(p, end, "plinth_pg_pool_reconnects_total %uA\n", recon);
 
+    p = ngx_http_plinth_usage_metrics(p, end);
+
     b->last = p;
     b->last_buf = (r == r->main);
     b->last_in_chain = 1;

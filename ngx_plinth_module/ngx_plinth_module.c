@@ -52,6 +52,10 @@ static ngx_conf_num_bounds_t  ngx_http_plinth_queue_bounds = {
     ngx_conf_check_num_bounds, 0, 1000000
 };
 
+static ngx_conf_num_bounds_t  ngx_http_plinth_usage_bounds = {
+    ngx_conf_check_num_bounds, 16, 1000000
+};
+
 static ngx_conf_num_bounds_t  ngx_http_plinth_rf_bounds = {
     ngx_conf_check_num_bounds, 1, NGX_PLINTH_MAX_RF
 };
@@ -156,6 +160,20 @@ static ngx_command_t  ngx_http_plinth_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_plinth_main_conf_t, health_refresh),
       NULL },
+
+    { ngx_string("plinth_usage_flush"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, usage_flush),
+      NULL },
+
+    { ngx_string("plinth_usage_entries"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, usage_entries),
+      &ngx_http_plinth_usage_bounds },
 
     { ngx_string("plinth_straggler_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -420,6 +438,8 @@ ngx_http_plinth_create_main_conf(ngx_conf_t *cf)
     pmcf->straggler_timeout = NGX_CONF_UNSET_MSEC;
     pmcf->health_refresh = NGX_CONF_UNSET_MSEC;
     pmcf->key_cache = NGX_CONF_UNSET_MSEC;
+    pmcf->usage_flush = NGX_CONF_UNSET_MSEC;
+    pmcf->usage_entries = NGX_CONF_UNSET_UINT;
     pmcf->auth = NGX_CONF_UNSET_UINT;
     pmcf->api_keys = NGX_CONF_UNSET;
 
@@ -441,6 +461,8 @@ ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(pmcf->straggler_timeout, 1000);
     ngx_conf_init_msec_value(pmcf->health_refresh, 3000);
     ngx_conf_init_msec_value(pmcf->key_cache, 5000);
+    ngx_conf_init_msec_value(pmcf->usage_flush, 5000);
+    ngx_conf_init_uint_value(pmcf->usage_entries, 10000);
     ngx_conf_init_uint_value(pmcf->auth, NGX_PLINTH_AUTH_SIGV4);
     ngx_conf_init_value(pmcf->api_keys, 0);
 
@@ -730,6 +752,17 @@ ngx_http_plinth_init(ngx_conf_t *cf)
             return NGX_ERROR;
         }
         *h = ngx_http_plinth_metrics_log;
+
+        /* usage: egress and reads per object, in a zone of their own */
+        if (ngx_http_plinth_usage_conf(cf, pmcf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+        *h = ngx_http_plinth_usage_log_phase;
     }
 
     ngx_http_next_header_filter = ngx_http_top_header_filter;
@@ -766,7 +799,11 @@ ngx_http_plinth_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return ngx_http_plinth_health_init(cycle, pmcf);
+    if (ngx_http_plinth_health_init(cycle, pmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_plinth_usage_init(cycle, pmcf);
 }
 
 
@@ -774,6 +811,7 @@ static void
 ngx_http_plinth_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_plinth_health_exit();
+    ngx_http_plinth_usage_exit();
     ngx_plinth_pg_exit(cycle);
 }
 

@@ -159,6 +159,11 @@ static ngx_http_plinth_err_t  ngx_http_plinth_errors[NGX_PLINTH_ERR_MAX] = {
  * handler.
  */
 static ngx_http_plinth_route_t  ngx_http_plinth_routes[] = {
+    /* the admin API (ngx_plinth_admin.c): paths of their own, below */
+    { NGX_PLINTH_OP_ADMIN_COST, "AdminGetCost", NGX_HTTP_GET, 0, 0, NULL,
+      ngx_http_plinth_admin_cost },
+    { NGX_PLINTH_OP_ADMIN_ACCESS, "AdminGetAccess", NGX_HTTP_GET, 0, 0, NULL,
+      ngx_http_plinth_admin_access },
     { NGX_PLINTH_OP_GET_BUCKET_ACL, "GetBucketAcl", NGX_HTTP_GET, 1, 0,
       "acl", ngx_http_plinth_get_acl },
     { NGX_PLINTH_OP_PUT_BUCKET_ACL, "PutBucketAcl", NGX_HTTP_PUT, 1, 0,
@@ -219,6 +224,36 @@ static ngx_http_plinth_route_t  ngx_http_plinth_routes[] = {
       NULL, ngx_http_plinth_delete_object },
     { NGX_PLINTH_OP_NONE, NULL, 0, 0, 0, NULL, NULL }
 };
+
+
+/*
+ * Routes addressed by a fixed path instead of bucket and key: the admin
+ * API. Path-style requests only; every other key of a bucket named
+ * "admin" is untouched (and these paths stay reachable virtual-hosted).
+ */
+static const struct {
+    ngx_plinth_op_e              op;
+    const char                  *path;
+} ngx_http_plinth_admin_paths[] = {
+    { NGX_PLINTH_OP_ADMIN_COST, "/admin/v1/cost" },
+    { NGX_PLINTH_OP_ADMIN_ACCESS, "/admin/v1/access" },
+    { NGX_PLINTH_OP_NONE, NULL }
+};
+
+
+static const char *
+ngx_http_plinth_route_path(ngx_plinth_op_e op)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; ngx_http_plinth_admin_paths[i].path; i++) {
+        if (ngx_http_plinth_admin_paths[i].op == op) {
+            return ngx_http_plinth_admin_paths[i].path;
+        }
+    }
+
+    return NULL;
+}
 
 
 /* The S3 name of an operation (metrics), from the routing table. */
@@ -413,6 +448,16 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
     [NGX_PLINTH_SQL_REPORT_BAD] =
     { "plinth_report_bad",
       "SELECT plinth_report_bad_replica($1::uuid, $2::integer, $3)", 3 },
+    [NGX_PLINTH_SQL_USAGE_FLUSH] =
+    { "plinth_usage_flush",
+      "SELECT plinth_usage_flush($1::integer, $2::text[], $3::text[], "
+      "$4::bigint[], $5::bigint[], $6::bigint[])", 6 },
+    [NGX_PLINTH_SQL_ADMIN_COST] =
+    { "plinth_admin_cost",
+      "SELECT plinth_admin_cost($1, $2, $3::integer)", 3 },
+    [NGX_PLINTH_SQL_ADMIN_ACCESS] =
+    { "plinth_admin_access",
+      "SELECT plinth_admin_access($1, $2, $3, $4::integer)", 4 },
     [NGX_PLINTH_SQL_PART_COPY] =
     { "plinth_part_copy",
       "SELECT etag, last_modified, src_vid FROM plinth_part_copy($1, $2, $3, "
@@ -645,8 +690,13 @@ ngx_http_plinth_parse_path(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
     start = dst;
     ngx_unescape_uri(&dst, &p, end - p, 0);
 
+    /* the decoded path without its leading slash (admin API rows) */
+    ctx->path.data = start;
+    ctx->path.len = dst - start;
+
     if (ngx_http_plinth_virtual_host(r, &ctx->bucket) == NGX_OK) {
         /* virtual-hosted style: the whole path is the key */
+        ctx->vhost = 1;
         ctx->key.data = start;
         ctx->key.len = dst - start;
 
@@ -678,6 +728,7 @@ ngx_http_plinth_route(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
 {
     ngx_str_t                 v;
     ngx_uint_t                i, shape_ok, unsupported;
+    const char               *path;
     ngx_http_plinth_route_t  *rt;
 
     unsupported = 0;
@@ -700,6 +751,27 @@ ngx_http_plinth_route(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
     shape_ok = 0;
 
     for (rt = ngx_http_plinth_routes; rt->handler; rt++) {
+
+        path = ngx_http_plinth_route_path(rt->op);
+
+        if (path) {
+            /* the admin API: its exact path, path-style */
+            if (ctx->vhost || ctx->path.len != ngx_strlen(path) - 1
+                || ngx_strncmp(ctx->path.data, path + 1, ctx->path.len) != 0)
+            {
+                continue;
+            }
+
+            if (rt->method != r->method) {
+                ngx_http_plinth_error(r, NGX_PLINTH_ERR_METHOD_NOT_ALLOWED,
+                                      NULL);
+                return NULL;
+            }
+
+            ctx->bucket.len = 0;
+            ctx->key.len = 0;
+            return rt;
+        }
 
         if ((rt->bucket != (ctx->bucket.len != 0))
             || (rt->key != (ctx->key.len != 0)))

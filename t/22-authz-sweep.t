@@ -6,7 +6,9 @@
 #   (c) with a wrong signature,
 #   (d) presigned, and expired,
 # and must get AccessDenied (SignatureDoesNotMatch for c), with nothing
-# stored changing. Then, on a public-read bucket, anonymous GET, HEAD and
+# stored changing. Routes with a path of their own (the admin API, in
+# ngx_http_plinth_admin_paths) get the same four cases at their path.
+# Then, on a public-read bucket, anonymous GET, HEAD and
 # listing succeed, and every other operation is still refused.
 use lib 't/lib';
 use Plinth::Test;
@@ -29,6 +31,12 @@ sub routes {
         push @r, { op => $op, name => $name, method => $method, bucket => $b,
                    key => $k, sub => $sub };
     }
+    # the admin API's fixed paths, by operation
+    my ($paths) = $text =~ /ngx_http_plinth_admin_paths\[\] = \{(.*?)\n\};/s
+        or die "no admin path table in $src";
+    my %path;
+    $path{$1} = $2 while $paths =~ /\{\s*NGX_PLINTH_OP_(\w+),\s*"([^"]+)"\s*\}/g;
+    $_->{path} = $path{ $_->{op} } for @r;
     return @r;
 }
 
@@ -36,6 +44,9 @@ sub routes {
 # client that means it would send it
 sub request_for {
     my ($rt, $b) = @_;
+    # an admin route, asked about the private bucket
+    return ($rt->{method}, "$rt->{path}?bucket=$b", '', [])
+        if $rt->{path};
     my $uri = $rt->{bucket} ? "/$b" : '/';
     $uri .= '/obj' if $rt->{key};
     my %q = (
@@ -92,6 +103,7 @@ __DATA__
 my @r = routes();
 cmp_ok(scalar @r, '>=', 25, scalar(@r) . ' operations in the routing table');
 ok((grep { $_->{name} eq 'UploadPart' } @r), 'UploadPart is among them');
+is(scalar(grep { $_->{path} } @r), 2, 'two admin API routes, with their paths');
 setup_bucket('authz-private');
 setup_bucket('authz-public', 'public-read');
 ok($::UPLOAD{'authz-private'} && $::PART_ETAG{'authz-private'}, 'an open upload with a part');
@@ -103,7 +115,7 @@ ok($::UPLOAD{'authz-private'} && $::PART_ETAG{'authz-private'}, 'an open upload 
 --- check
 my $before = main::snapshot();
 my ($ak) = client_credentials();
-for my $rt (grep { $_->{bucket} } main::routes()) {
+for my $rt (grep { $_->{bucket} || $_->{path} } main::routes()) {
     my ($m, $uri, $body, $h) = main::request_for($rt, 'authz-private');
     my $name = "$rt->{name} ($m $uri)";
     my %want_user2 = (CreateBucket => [409, 'BucketAlreadyExists']);
@@ -123,7 +135,7 @@ for my $rt (grep { $_->{bucket} } main::routes()) {
     is($r->{status}, 403, "$name, expired presigned: 403");
     like($r->{body}, qr{<Code>AccessDenied</Code>}, "$name, expired presigned: AccessDenied") if $m ne 'HEAD';
 }
-for my $rt (grep { !$_->{bucket} } main::routes()) {
+for my $rt (grep { !$_->{bucket} && !$_->{path} } main::routes()) {
     my ($m, $uri) = main::request_for($rt, '');
     my $r = s3_request($m => $uri, unsigned => 1);
     is($r->{status}, 403, "$rt->{name} ($m $uri), unsigned: 403");

@@ -884,3 +884,47 @@ GET /status/cluster
 --- error_code: 503
 --- response_body_like
 ^\{"status": "unhealthy", "postgresql": "ok", "online": 0, "write_quorum": 2, "nodes": \[
+
+
+
+=== TEST 54: plinth_usage_flush 0: no reads are counted, nothing is flushed
+--- http_config
+plinth_usage_flush 0;
+--- check
+is(s3_request(PUT => '/usageoff')->{status}, 200, 'bucket');
+is(s3_request(PUT => '/usageoff/k', body => 'twelve bytes')->{status}, 200, 'object');
+is(s3_request(GET => '/usageoff/k')->{status}, 200, 'a read') for 1 .. 3;
+sleep 1;
+my $m = s3_request(GET => '/metrics', unsigned => 1)->{body};
+my ($before) = $m =~ /^plinth_usage_reads_total (\d+)$/m;
+is(s3_request(GET => '/usageoff/k')->{status}, 200, 'one more read');
+$m = s3_request(GET => '/metrics', unsigned => 1)->{body};
+my ($after) = $m =~ /^plinth_usage_reads_total (\d+)$/m;
+is($after, $before, 'not counted');
+like($m, qr/^plinth_usage_pending_keys 0$/m, 'nothing pending');
+my ($n) = cluster()->psql("SELECT count(*) FROM object_access a JOIN buckets b USING (bucket_id) WHERE b.name = 'usageoff'");
+is($n->[0], 0, 'no access row');
+
+
+
+=== TEST 55: plinth_usage_flush with a bad value
+--- http_config
+plinth_usage_flush soon;
+--- nginx_t_fails
+\[emerg\].*"plinth_usage_flush" directive invalid value in \S+:\d+
+
+
+
+=== TEST 56: plinth_usage_entries out of range
+--- http_config
+plinth_usage_entries 15;
+--- nginx_t_fails
+\[emerg\].*value must be between 16 and 1000000 in \S+:\d+
+
+
+
+=== TEST 57: plinth_usage_entries is an http directive
+--- config
+location /other/ { plinth_usage_entries 100; }
+--- nginx_t_fails
+\[emerg\].*"plinth_usage_entries" directive is not allowed here in \S+:\d+

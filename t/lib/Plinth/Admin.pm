@@ -275,4 +275,56 @@ SQL
         active_keys => $_->[4], buckets => $_->[5], created_at => $_->[6] } } @rows];
 }
 
+
+# ---------------------------------------------------------------- cost
+
+# The same reports as the gateway's admin API (GET /admin/v1/cost and
+# /admin/v1/access), from the same SQL functions (sql/016), decoded.
+# cost_report($bucket or undef) -> hashref; access_report($bucket,
+# 'hottest'|'coldest', $n) -> hashref.  An unknown bucket dies "no bucket".
+sub _json_of {
+    my ($self, $sql, %vars) = @_;
+    require JSON::PP;
+    my @r = eval { $self->query($sql, %vars) };
+    if ($@) {
+        my $e = $@;
+        die "no such bucket: $vars{bucket}\n" if $e =~ /no bucket "/;
+        die $e;
+    }
+    return JSON::PP::decode_json($r[0][0]);
+}
+
+sub cost_report {
+    my ($self, $bucket) = @_;
+    return $self->_json_of(
+        "select plinth_cost_report(nullif(:'bucket', ''), null);",
+        bucket => $bucket // '');
+}
+
+sub access_report {
+    my ($self, $bucket, $which, $n) = @_;
+    die "access: --hottest and --coldest take a number from 1 to 1000\n"
+        unless $n =~ /^\d{1,4}\z/ && $n >= 1 && $n <= 1000;
+    return $self->_json_of(
+        "select plinth_access_report(:'bucket', :'which', :'n'::integer);",
+        bucket => $bucket, which => $which, n => $n);
+}
+
+# set_prices(hot => USD, warm => .., cold => .., egress => ..): per
+# GiB-month stored (hot, warm, cold; times the replication factor) and per
+# GiB sent (egress).  Returns { name => value } of every setting.
+sub set_prices {
+    my ($self, %p) = @_;
+    for my $n (sort keys %p) {
+        die "price $n: one of hot, warm, cold, egress\n"
+            unless $n =~ /^(hot|warm|cold|egress)\z/;
+        die "price $n: a number of dollars, e.g. 0.023\n"
+            unless $p{$n} =~ /^\d{1,6}(\.\d{1,10})?\z/;
+        $self->query("update cost_settings set value = :'v'::numeric, "
+            . "updated_at = now() where name = :'n';", n => $n, v => $p{$n});
+    }
+    my @rows = $self->query("select name, value::text from cost_settings order by name;");
+    return { map { $_->[0] => $_->[1] } @rows };
+}
+
 1;
