@@ -75,6 +75,8 @@ static const plinth_dn_config_row  plinth_dn_config_rows[] = {
     { "log_level", plinth_dn_config_set_level, PLINTH_DN_CF(log_level),
       0, 0, 0 },
     { "pid_file", plinth_dn_config_set_path, PLINTH_DN_CF(pid_file), 0, 0, 0 },
+    { "cluster_secret_file", plinth_dn_config_set_path,
+      PLINTH_DN_CF(cluster_secret_file), 0, 0, 1 },
 };
 
 #define PLINTH_DN_CONFIG_NROWS \
@@ -139,7 +141,9 @@ plinth_dn_config_free(plinth_dn_config *cf)
     free(cf->listen);
     free(cf->data_dir);
     free(cf->pid_file);
+    free(cf->cluster_secret_file);
     cf->listen = cf->data_dir = cf->pid_file = NULL;
+    cf->cluster_secret_file = NULL;
 }
 
 

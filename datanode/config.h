@@ -9,6 +9,9 @@
  *     reserve_bytes: 0            free space never used
  *     log_level: info             debug | info | warn | error
  *     pid_file: /run/x.pid        optional
+ *     cluster_secret_file: /etc/plinth/cluster.secret
+ *                                 required: the closed internal hop
+ *                                 (ngx_plinth_hop.h)
  *
  * Sizes take an optional binary suffix: K, M, G, T (or KiB, MiB, GiB,
  * TiB). Unknown keys, repeated keys and bad values are errors.
@@ -32,6 +35,7 @@ typedef struct {
     uint64_t                 reserve_bytes;
     uint64_t                 log_level;
     char                    *pid_file;
+    char                    *cluster_secret_file;
 } plinth_dn_config;
 
 int plinth_dn_config_load(const char *path, plinth_dn_config *cf,

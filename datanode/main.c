@@ -119,6 +119,19 @@ plinth_dn_test_config(const char *path)
         return 1;
     }
 
+    {
+        unsigned char  secret[PLINTH_HOP_SECRET_MAX];
+
+        if (plinth_hop_secret_load(cf.cluster_secret_file, secret,
+                                   sizeof(secret), err, sizeof(err)) < 0)
+        {
+            fprintf(stderr, "plinth-datanode: configuration file %s test "
+                    "failed: %s\n", path, err);
+            plinth_dn_config_free(&cf);
+            return 1;
+        }
+    }
+
     if (stat(cf.data_dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
         fprintf(stderr, "plinth-datanode: configuration file %s test failed: "
                 "data_dir \"%s\" exists and is not a directory\n", path,
@@ -164,6 +177,16 @@ plinth_dn_run(plinth_dn_config *cf)
         plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL, "%s", err);
         return 1;
     }
+
+    rc = plinth_hop_secret_load(cf->cluster_secret_file, h.secret,
+                                sizeof(h.secret), err, sizeof(err));
+    if (rc < 0) {
+        plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL, "%s", err);
+        rc = 1;
+        goto done;
+    }
+    h.secret_len = (size_t) rc;
+    rc = 1;
 
     if (cf->pid_file != NULL && plinth_dn_pid_write(cf->pid_file) != 0) {
         goto done;
@@ -212,6 +235,7 @@ plinth_dn_start(plinth_dn_config *cf, plinth_dn_http *h)
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) PLINTH_DN_CONN_MEMORY,
             MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int) 1,
             MHD_OPTION_NOTIFY_COMPLETED, plinth_dn_http_completed, h,
+            MHD_OPTION_URI_LOG_CALLBACK, plinth_dn_http_uri, h,
             MHD_OPTION_NOTIFY_CONNECTION, plinth_dn_http_connection, h,
             MHD_OPTION_END);
     if (d == NULL) {

@@ -18,6 +18,10 @@ package Plinth::Cluster;
 #   nodeN.yaml       data node N's configuration
 #   repairdN.yaml    repaird instance N's configuration (component repaird)
 #   cluster.yaml     the node list read by the gateway
+#   cluster.secret   the cluster secret (mode 0600, 64 random hex digits,
+#                    made at the first prepare): every request to a data
+#                    node is signed with it (ngx_plinth_hop.h); tests sign
+#                    theirs with hop_headers() or node_request()
 #   nginx.conf       conf/nginx.conf rendered
 #   logs/            error.log access.log nginx.stderr postgresql.log nodeN.log
 #   tmp/             nginx temp paths
@@ -32,6 +36,7 @@ use strict;
 use warnings;
 
 use Carp qw(croak);
+use Digest::SHA qw(hmac_sha256_hex);
 use Cwd qw(abs_path);
 use File::Basename qw(basename dirname);
 use File::Path qw(make_path remove_tree);
@@ -137,6 +142,63 @@ sub node_dir  { my ($self, $i) = @_; $self->_check_node($i); "$self->{dir}/node$
 sub node_data_dir { $_[0]->node_dir($_[1]) . '/data' }
 sub node_yaml { my ($self, $i) = @_; "$self->{dir}/node$i.yaml" }
 sub cluster_yaml { "$_[0]{dir}/cluster.yaml" }
+sub cluster_secret_file { "$_[0]{dir}/cluster.secret" }
+
+# The cluster secret, made on first use (32 bytes of /dev/urandom, hex).
+sub cluster_secret {
+    my ($self) = @_;
+    my $f = $self->cluster_secret_file;
+    unless (-s $f) {
+        open my $r, '<:raw', '/dev/urandom' or croak "/dev/urandom: $!";
+        read($r, my $bytes, 32) == 32 or croak "short read of /dev/urandom";
+        close $r;
+        _write_private($f, unpack('H*', $bytes) . "\n");
+    }
+    my $s = _read_file($f) // croak "cannot read $f: $!";
+    $s =~ s/\s+\z//;
+    return $s;
+}
+
+# hop_headers($method, $target, %o) -> { header => value }: X-Request-Id,
+# X-Plinth-Date and X-Plinth-Signature for a request to a data node, as a
+# gateway, repaird or a pulling node signs it (ngx_plinth_hop.h). $target
+# is the path and query exactly as sent. %o: rid, date (unix seconds),
+# secret (to sign with another one).
+my $HOP_RID = 0;
+sub hop_headers {
+    my ($self, $method, $target, %o) = @_;
+    my $rid = $o{rid} // "test-$$-" . ++$HOP_RID;
+    my $date = $o{date} // time;
+    $date = int $date;
+    my $secret = $o{secret} // $self->cluster_secret;
+    my $sig = hmac_sha256_hex(
+        "PLINTH-HOP-1\n$method\n$target\n$date\n$rid", $secret);
+    return { 'X-Request-Id' => $rid, 'X-Plinth-Date' => $date,
+             'X-Plinth-Signature' => $sig };
+}
+
+# node_request($i, $method, $target, \%opts) -> HTTP::Tiny response: a
+# signed request to data node $i. %opts as HTTP::Tiny's (content, headers)
+# plus sign => 0 (send it unsigned) and hop => { hop_headers options }.
+sub node_request {
+    my ($self, $i, $method, $target, $opts) = @_;
+    my %opts = %{ $opts || {} };
+    my $sign = exists $opts{sign} ? delete $opts{sign} : 1;
+    my %hop = %{ delete $opts{hop} || {} };
+    my $timeout = delete $opts{timeout} // 30;
+    $opts{headers} = { %{ $opts{headers} || {} },
+        $sign ? %{ $self->hop_headers($method, $target, %hop) } : () };
+    $self->{node_http} //= HTTP::Tiny->new(timeout => $timeout,
+        keep_alive => 1);
+    return $self->{node_http}->request($method,
+        $self->node_url($i) . $target, \%opts);
+}
+
+sub node_scheme { $_[0]{hop_tls} ? 'https' : 'http' }
+sub node_url {
+    my ($self, $i) = @_;
+    return $self->node_scheme . '://127.0.0.1:' . $self->node_port($i);
+}
 sub nginx_conf   { "$_[0]{dir}/nginx.conf" }
 sub error_log_path { "$_[0]{dir}/logs/error.log" }
 sub pg_conninfo { conninfo_for_port($_[0]{pg_port}) }
@@ -557,6 +619,7 @@ sub _node_config {
         reserve_bytes  => 0,
         log_level      => 'info',
         pid_file       => "$nd/plinth-datanode.pid",
+        cluster_secret_file => $self->cluster_secret_file,
         %{ $self->{node_opts} },
         %{ $self->{per_node_opts}{$i} || {} },
     );
@@ -593,6 +656,7 @@ sub prepare {
         make_path("$d/$sub");
         chmod 0755, "$d/$sub";
     }
+    $self->cluster_secret;      # made once, kept across restarts
     for my $i (1 .. $self->{nodes}) {
         make_path($self->node_data_dir($i));
         chmod 0755, $self->node_dir($i), $self->node_data_dir($i);
@@ -1045,6 +1109,7 @@ sub _repaird_config {
         instance           => "repaird$i",
         replication_factor => $self->{rf},
         log_level          => 'info',
+        cluster_secret_file => $self->cluster_secret_file,
         %{ $self->{repaird_opts} },
     };
 }
@@ -1132,6 +1197,7 @@ sub render {
         LISTEN       => '127.0.0.1:' . $g->('port'),
         PG_CONNINFO  => $self->pg_conninfo,
         CLUSTER_YAML => $self->cluster_yaml,
+        CLUSTER_SECRET => $self->cluster_secret_file,
         RF           => $g->('rf'),
         W            => $g->('w'),
         AUTH         => $g->('auth'),
