@@ -1,6 +1,7 @@
 # Plinth — top-level build.
 #   make            build the nginx module, the data node and repaird
 #   make run        install dependencies, build, start a local cluster in ./run
+#                   (GATEWAYS=2: two gateways behind a load-balancing nginx)
 #   make stop       stop the local cluster (data stays in ./run)
 #   make test       build and run every test (prove)
 #   make bench      build the load generator and run the benchmark (bench/run)
@@ -10,6 +11,7 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wpointer-arith
 PORT     ?= 9000
+GATEWAYS ?= 1
 RUN_DIR  ?= run
 B        := build
 
@@ -196,7 +198,7 @@ test: all unit bench-tools fuzz-build
 	prove t/*.t
 
 run: deps all
-	bin/plinth-cluster start --dir $(RUN_DIR) --port $(PORT) --repaird
+	bin/plinth-cluster start --dir $(RUN_DIR) --port $(PORT) --repaird --gateways $(GATEWAYS)
 
 stop:
 	bin/plinth-cluster stop --dir $(RUN_DIR) --port $(PORT) --repaird
