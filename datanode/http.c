@@ -1428,7 +1428,8 @@ plinth_dn_pull(plinth_dn_http *h, struct MHD_Connection *c, plinth_dn_req *r)
         plinth_dn_put_abort(p.put);
         return plinth_dn_reply_rc(c, r, PLINTH_DN_ENOMEM);
     }
-    snprintf(url, sizeof(url), "http://%s/blobs/%s", from, r->id);
+    snprintf(url, sizeof(url), "%s://%s/blobs/%s",
+             h->tls_ca != NULL ? "https" : "http", from, r->id);
     if (r->ridp != NULL) {
         snprintf(hdr, sizeof(hdr), "X-Request-Id: %s", r->ridp);
         hl = curl_slist_append(hl, hdr);
@@ -1447,6 +1448,11 @@ plinth_dn_pull(plinth_dn_http *h, struct MHD_Connection *c, plinth_dn_req *r)
     curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, plinth_dn_pull_header);
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, &p);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, cerr);
+    if (h->tls_ca != NULL) {
+        curl_easy_setopt(curl, CURLOPT_CAINFO, h->tls_ca);
+        curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+    }
     cc = curl_easy_perform(curl);
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(curl);

@@ -38,6 +38,8 @@ typedef struct {
     uint64_t          connections;  /* TCP connections accepted; atomic */
     unsigned char     secret[PLINTH_HOP_SECRET_MAX];  /* cluster secret */
     size_t            secret_len;
+    const char       *tls_ca;       /* pull over HTTPS with this CA; NULL:
+                                     * HTTP */
 } plinth_dn_http;
 
 enum MHD_Result plinth_dn_http_access(void *cls, struct MHD_Connection *c,

@@ -105,7 +105,7 @@ sub new {
         node_opts per_node_opts http_extra server_extra cluster_yaml_extra
         pg_fast keep components template template_text sql_dir module
         datanode start_timeout stop_timeout log owner_pid started auth
-        region repaird repaird_opts repaird_port gateways lb_template);
+        region repaird repaird_opts repaird_port gateways lb_template hop_tls);
     for (keys %o) {
         croak "Plinth::Cluster: unknown option '$_'" unless $known{$_};
     }
@@ -209,13 +209,56 @@ sub node_request {
     my $timeout = delete $opts{timeout} // 30;
     $opts{headers} = { %{ $opts{headers} || {} },
         $sign ? %{ $self->hop_headers($method, $target, %hop) } : () };
-    $self->{node_http} //= HTTP::Tiny->new(timeout => $timeout,
+    $self->{node_http} //= $self->node_http(timeout => $timeout,
         keep_alive => 1);
     return $self->{node_http}->request($method,
         $self->node_url($i) . $target, \%opts);
 }
 
 sub node_scheme { $_[0]{hop_tls} ? 'https' : 'http' }
+sub tls_dir { "$_[0]{dir}/tls" }
+
+# An HTTP::Tiny for the data nodes: with hop_tls, HTTPS that checks the
+# node's certificate against the cluster CA (IO::Socket::SSL).
+sub node_http {
+    my ($self, %o) = @_;
+    return HTTP::Tiny->new(%o) unless $self->{hop_tls};
+    return HTTP::Tiny->new(%o, verify_SSL => 1,
+        SSL_options => { SSL_ca_file => $self->tls_dir . '/ca.crt' });
+}
+
+# hop_tls: a CA and one certificate per data node (CN nodeN; names
+# plinth-datanode, the name gateways check, and IP 127.0.0.1, the address
+# repaird and the nodes' pulls check), made with openssl once.
+sub _make_tls {
+    my ($self) = @_;
+    my $t = $self->tls_dir;
+    make_path($t);
+    chmod 0755, $t;
+    my $run = sub {
+        my ($rc, $out) = run_command([@_], timeout => 60, merge => 1);
+        croak "@_: $out" if $rc != 0;
+    };
+    unless (-s "$t/ca.crt") {
+        $run->('openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+            '-days', '30', '-subj', '/CN=Plinth cluster CA',
+            '-keyout', "$t/ca.key", '-out', "$t/ca.crt");
+    }
+    _write_file("$t/node.ext", "subjectAltName = DNS:plinth-datanode, IP:127.0.0.1\n"
+        . "extendedKeyUsage = serverAuth\n");
+    for my $i (1 .. $self->{nodes}) {
+        next if -s "$t/node$i.crt";
+        $run->('openssl', 'req', '-newkey', 'rsa:2048', '-nodes',
+            '-subj', "/CN=node$i", '-keyout', "$t/node$i.key",
+            '-out', "$t/node$i.csr");
+        $run->('openssl', 'x509', '-req', '-in', "$t/node$i.csr",
+            '-CA', "$t/ca.crt", '-CAkey', "$t/ca.key", '-CAcreateserial',
+            '-days', '30', '-extfile', "$t/node.ext", '-out', "$t/node$i.crt");
+        chmod 0600, "$t/node$i.key";
+    }
+    chmod 0644, "$t/ca.crt";
+    chmod 0600, "$t/ca.key";
+}
 sub node_url {
     my ($self, $i) = @_;
     return $self->node_scheme . '://127.0.0.1:' . $self->node_port($i);
@@ -649,6 +692,10 @@ sub _node_config {
         log_level      => 'info',
         pid_file       => "$nd/plinth-datanode.pid",
         cluster_secret_file => $self->cluster_secret_file,
+        ($self->{hop_tls} ? (
+            tls_cert => $self->tls_dir . "/node$i.crt",
+            tls_key  => $self->tls_dir . "/node$i.key",
+            tls_ca   => $self->tls_dir . '/ca.crt') : ()),
         %{ $self->{node_opts} },
         %{ $self->{per_node_opts}{$i} || {} },
     );
@@ -686,6 +733,7 @@ sub prepare {
         chmod 0755, "$d/$sub";
     }
     $self->cluster_secret;      # made once, kept across restarts
+    $self->_make_tls if $self->{hop_tls};
     for my $i (1 .. $self->{nodes}) {
         make_path($self->node_data_dir($i));
         chmod 0755, $self->node_dir($i), $self->node_data_dir($i);
@@ -1055,12 +1103,12 @@ sub start_node {
     my $log = "$self->{dir}/logs/$name.log";
     my $pid = $self->_spawn($name, [$self->{datanode}, '-c', $self->node_yaml($i)],
         log => $log);
-    my $http = HTTP::Tiny->new(timeout => 1, keep_alive => 0);
+    my $http = $self->node_http(timeout => 1, keep_alive => 0);
     my $deadline = time + $self->{start_timeout};
     while (1) {
         croak "data node $i exited at start; $log says:\n" . _tail($log, 20)
             unless pid_alive($pid);
-        my $r = $http->get("http://127.0.0.1:$port/health",
+        my $r = $http->get($self->node_url($i) . '/health',
             { headers => { Accept => 'application/json' } });
         last if $r->{status} != 599;
         croak "data node $i: no answer on /health after "
@@ -1153,6 +1201,7 @@ sub _repaird_config {
         replication_factor => $self->{rf},
         log_level          => 'info',
         cluster_secret_file => $self->cluster_secret_file,
+        ($self->{hop_tls} ? (tls_ca => $self->tls_dir . '/ca.crt') : ()),
         %{ $self->{repaird_opts} },
     };
 }
@@ -1242,6 +1291,13 @@ sub render {
         PG_CONNINFO  => $self->pg_conninfo,
         CLUSTER_YAML => $self->cluster_yaml,
         CLUSTER_SECRET => $self->cluster_secret_file,
+        HOP_SCHEME   => $self->node_scheme,
+        HOP_TLS      => $self->{hop_tls} ? join("\n            ",
+            'proxy_ssl_trusted_certificate ' . $self->tls_dir . '/ca.crt;',
+            'proxy_ssl_verify on;', 'proxy_ssl_verify_depth 2;',
+            'proxy_ssl_name plinth-datanode;',
+            'proxy_ssl_protocols TLSv1.2 TLSv1.3;',
+            'proxy_ssl_session_reuse on;') : '',
         RF           => $g->('rf'),
         W            => $g->('w'),
         AUTH         => $g->('auth'),
