@@ -338,7 +338,7 @@ plinth_dn_hop_check(plinth_dn_http *h, struct MHD_Connection *c,
     if (r->target_long) {
         why = "request target too long to check its signature";
 
-    } else if (plinth_hop_verify(h->secret, h->secret_len, r->method,
+    } else if (plinth_hop_verify(h->hop_key, r->method,
                    r->target,
                    MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                PLINTH_HOP_DATE_HDR),
@@ -1369,7 +1369,7 @@ plinth_dn_hop_sign(plinth_dn_http *h, struct curl_slist *hl,
     if (rid == NULL) {
         rid = "";
     }
-    if (plinth_hop_sign(h->secret, h->secret_len, method, strlen(method),
+    if (plinth_hop_sign(h->hop_key, method, strlen(method),
                         target, strlen(target), now, rid, strlen(rid),
                         sig) != 0)
     {

@@ -36,8 +36,7 @@ typedef struct {
     time_t            started;
     int               inflight;     /* requests not yet completed; atomic */
     uint64_t          connections;  /* TCP connections accepted; atomic */
-    unsigned char     secret[PLINTH_HOP_SECRET_MAX];  /* cluster secret */
-    size_t            secret_len;
+    plinth_hop_key_t *hop_key;      /* the cluster secret, ready to sign */
     const char       *tls_ca;       /* pull over HTTPS with this CA; NULL:
                                      * HTTP */
 } plinth_dn_http;

@@ -179,15 +179,20 @@ plinth_dn_run(plinth_dn_config *cf)
         return 1;
     }
 
-    rc = plinth_hop_secret_load(cf->cluster_secret_file, h.secret,
-                                sizeof(h.secret), err, sizeof(err));
-    if (rc < 0) {
-        plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL, "%s", err);
-        rc = 1;
-        goto done;
+    {
+        unsigned char  secret[PLINTH_HOP_SECRET_MAX];
+        int            n;
+
+        n = plinth_hop_secret_load(cf->cluster_secret_file, secret,
+                                   sizeof(secret), err, sizeof(err));
+        h.hop_key = n < 0 ? NULL : plinth_hop_key_new(secret, (size_t) n);
+        memset(secret, 0, sizeof(secret));
+        if (h.hop_key == NULL) {
+            plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL, "%s",
+                          n < 0 ? err : "out of memory");
+            goto done;
+        }
     }
-    h.secret_len = (size_t) rc;
-    rc = 1;
 
     if (cf->pid_file != NULL && plinth_dn_pid_write(cf->pid_file) != 0) {
         goto done;
@@ -207,6 +212,7 @@ plinth_dn_run(plinth_dn_config *cf)
     }
 
 done:
+    plinth_hop_key_free(h.hop_key);
     plinth_dn_store_close(h.store);
     plinth_dn_log(PLINTH_DN_LOG_INFO, NULL, NULL, "stopped");
     return rc;

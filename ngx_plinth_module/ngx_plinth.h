@@ -57,7 +57,7 @@ typedef struct {
     ngx_str_t                     region;
     ngx_str_t                     vhost_suffix;
     ngx_str_t                     blob_location;   /* "/_plinth/blobs/" */
-    ngx_str_t                     hop_secret;  /* plinth_cluster_secret_file */
+    struct plinth_hop_key_s      *hop_key;   /* plinth_cluster_secret_file */
 
     /* from plinth_cluster in the data-node upstream block */
     ngx_array_t                  *nodes;     /* ngx_plinth_cluster_node_t */

@@ -12,7 +12,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "ngx_plinth_hop.h"
 
@@ -56,44 +55,111 @@ plinth_hop_secret_load(const char *path, unsigned char *secret, size_t cap,
 }
 
 
+struct plinth_hop_key_s {
+    EVP_MD_CTX  *inner;     /* SHA-256 after key ^ ipad */
+    EVP_MD_CTX  *outer;     /* SHA-256 after key ^ opad */
+};
+
+
+plinth_hop_key_t *
+plinth_hop_key_new(const unsigned char *secret, size_t secret_len)
+{
+    unsigned char      k[64], ipad[64], opad[64];
+    unsigned int       klen = 0, i;
+    plinth_hop_key_t  *key;
+
+    key = calloc(1, sizeof(*key));
+    if (key == NULL) {
+        return NULL;
+    }
+
+    memset(k, 0, sizeof(k));
+    if (secret_len > sizeof(k)) {           /* RFC 2104: hash long keys */
+        if (EVP_Digest(secret, secret_len, k, &klen, EVP_sha256(), NULL)
+            != 1)
+        {
+            free(key);
+            return NULL;
+        }
+    } else {
+        memcpy(k, secret, secret_len);
+    }
+    for (i = 0; i < sizeof(k); i++) {
+        ipad[i] = k[i] ^ 0x36;
+        opad[i] = k[i] ^ 0x5c;
+    }
+
+    key->inner = EVP_MD_CTX_new();
+    key->outer = EVP_MD_CTX_new();
+    if (key->inner == NULL || key->outer == NULL
+        || EVP_DigestInit_ex(key->inner, EVP_sha256(), NULL) != 1
+        || EVP_DigestUpdate(key->inner, ipad, sizeof(ipad)) != 1
+        || EVP_DigestInit_ex(key->outer, EVP_sha256(), NULL) != 1
+        || EVP_DigestUpdate(key->outer, opad, sizeof(opad)) != 1)
+    {
+        plinth_hop_key_free(key);
+        key = NULL;
+    }
+
+    OPENSSL_cleanse(k, sizeof(k));
+    OPENSSL_cleanse(ipad, sizeof(ipad));
+    OPENSSL_cleanse(opad, sizeof(opad));
+    return key;
+}
+
+
+void
+plinth_hop_key_free(plinth_hop_key_t *key)
+{
+    if (key == NULL) {
+        return;
+    }
+    EVP_MD_CTX_free(key->inner);
+    EVP_MD_CTX_free(key->outer);
+    free(key);
+}
+
+
 int
-plinth_hop_sign(const unsigned char *secret, size_t secret_len,
+plinth_hop_sign(const plinth_hop_key_t *key,
     const char *method, size_t method_len, const char *target,
     size_t target_len, int64_t date, const char *rid, size_t rid_len,
     char *out)
 {
     static const char   hex[] = "0123456789abcdef";
     static const char   prefix[] = "PLINTH-HOP-1\n";
-    unsigned char       mac[EVP_MAX_MD_SIZE];
-    unsigned int        mlen = 0, i;
-    char                msg[PLINTH_HOP_MSG_MAX], *p;
-    int                 dlen;
+    unsigned char       ih[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
+    unsigned int        ilen = 0, mlen = 0, i;
+    char                d[32];
+    int                 dlen, ok;
+    EVP_MD_CTX         *c;
 
-    if (method_len > 16 || target_len > PLINTH_HOP_TARGET_MAX
+    if (key == NULL || method_len > 16 || target_len > PLINTH_HOP_TARGET_MAX
         || rid_len > PLINTH_HOP_RID_MAX)
     {
         return -1;
     }
 
-    /* one buffer and the one-shot HMAC(): HMAC_CTX is deprecated in
-     * OpenSSL 3 (and nginx builds with -Werror) */
-    p = msg;
-    memcpy(p, prefix, sizeof(prefix) - 1);
-    p += sizeof(prefix) - 1;
-    memcpy(p, method, method_len);
-    p += method_len;
-    *p++ = '\n';
-    memcpy(p, target, target_len);
-    p += target_len;
-    dlen = snprintf(p, 32, "\n%" PRId64 "\n", date);
-    p += dlen;
-    memcpy(p, rid, rid_len);
-    p += rid_len;
+    dlen = snprintf(d, sizeof(d), "\n%" PRId64 "\n", date);
 
-    if (HMAC(EVP_sha256(), secret, (int) secret_len, (unsigned char *) msg,
-             (size_t) (p - msg), mac, &mlen) == NULL
-        || mlen != PLINTH_HOP_SIG_LEN / 2)
-    {
+    c = EVP_MD_CTX_new();
+    if (c == NULL) {
+        return -1;
+    }
+    ok = EVP_MD_CTX_copy_ex(c, key->inner) == 1
+         && EVP_DigestUpdate(c, prefix, sizeof(prefix) - 1) == 1
+         && EVP_DigestUpdate(c, method, method_len) == 1
+         && EVP_DigestUpdate(c, "\n", 1) == 1
+         && EVP_DigestUpdate(c, target, target_len) == 1
+         && EVP_DigestUpdate(c, d, (size_t) dlen) == 1
+         && EVP_DigestUpdate(c, rid, rid_len) == 1
+         && EVP_DigestFinal_ex(c, ih, &ilen) == 1
+         && EVP_MD_CTX_copy_ex(c, key->outer) == 1
+         && EVP_DigestUpdate(c, ih, ilen) == 1
+         && EVP_DigestFinal_ex(c, mac, &mlen) == 1;
+    EVP_MD_CTX_free(c);
+
+    if (!ok || mlen != PLINTH_HOP_SIG_LEN / 2) {
         return -1;
     }
 
@@ -107,7 +173,7 @@ plinth_hop_sign(const unsigned char *secret, size_t secret_len,
 
 
 int
-plinth_hop_verify(const unsigned char *secret, size_t secret_len,
+plinth_hop_verify(const plinth_hop_key_t *key,
     const char *method, const char *target, const char *date_hdr,
     const char *sig_hdr, const char *rid, int64_t now, const char **why)
 {
@@ -137,7 +203,7 @@ plinth_hop_verify(const unsigned char *secret, size_t secret_len,
     if (rid == NULL) {
         rid = "";
     }
-    if (plinth_hop_sign(secret, secret_len, method, strlen(method), target,
+    if (plinth_hop_sign(key, method, strlen(method), target,
                         strlen(target), (int64_t) date, rid, strlen(rid),
                         want) != 0)
     {

@@ -31,7 +31,6 @@
 #define PLINTH_HOP_SIG_LEN      64      /* hex digits */
 #define PLINTH_HOP_TARGET_MAX   2048    /* longer targets are not signed */
 #define PLINTH_HOP_RID_MAX      256
-#define PLINTH_HOP_MSG_MAX      (64 + PLINTH_HOP_TARGET_MAX + PLINTH_HOP_RID_MAX)
 #define PLINTH_HOP_DATE_HDR     "X-Plinth-Date"
 #define PLINTH_HOP_SIG_HDR      "X-Plinth-Signature"
 
@@ -43,8 +42,20 @@
 int plinth_hop_secret_load(const char *path, unsigned char *secret,
     size_t cap, char *err, size_t errlen);
 
+/*
+ * The secret made ready for signing: SHA-256 states after the HMAC inner
+ * and outer pads, computed once (HMAC() would fetch the digest and hash
+ * the pads for every request: 4x the cost). Read-only once made, so
+ * threads may share it. NULL when out of memory.
+ */
+typedef struct plinth_hop_key_s  plinth_hop_key_t;
+
+plinth_hop_key_t *plinth_hop_key_new(const unsigned char *secret,
+    size_t secret_len);
+void plinth_hop_key_free(plinth_hop_key_t *key);
+
 /* out gets PLINTH_HOP_SIG_LEN hex digits and a NUL. Returns 0 or -1. */
-int plinth_hop_sign(const unsigned char *secret, size_t secret_len,
+int plinth_hop_sign(const plinth_hop_key_t *key,
     const char *method, size_t method_len, const char *target,
     size_t target_len, int64_t date, const char *rid, size_t rid_len,
     char *out);
@@ -53,7 +64,7 @@ int plinth_hop_sign(const unsigned char *secret, size_t secret_len,
  * Check a request: 0 when good, else -1 with *why set to a short reason
  * (a static string) naming what was wrong.
  */
-int plinth_hop_verify(const unsigned char *secret, size_t secret_len,
+int plinth_hop_verify(const plinth_hop_key_t *key,
     const char *method, const char *target, const char *date_hdr,
     const char *sig_hdr, const char *rid, int64_t now, const char **why);
 

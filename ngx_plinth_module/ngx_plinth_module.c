@@ -437,7 +437,7 @@ ngx_http_plinth_hop_variable(ngx_http_request_t *r,
                         : NULL;
     ctx = ngx_http_get_module_ctx(r->main, ngx_http_plinth_module);
 
-    if (sctx == NULL || ctx == NULL || pmcf->hop_secret.len == 0
+    if (sctx == NULL || ctx == NULL || pmcf->hop_key == NULL
         || r->uri.len < pmcf->blob_location.len)
     {
         v->not_found = 1;
@@ -469,7 +469,7 @@ ngx_http_plinth_hop_variable(ngx_http_request_t *r,
             ngx_memcpy(v->data, r->args.data, r->args.len);
         }
 
-        if (plinth_hop_sign(pmcf->hop_secret.data, pmcf->hop_secret.len,
+        if (plinth_hop_sign(pmcf->hop_key,
                             (char *) r->method_name.data, r->method_name.len,
                             (char *) target, tlen, (int64_t) r->start_sec,
                             (char *) ctx->request_id.data,
@@ -581,7 +581,7 @@ ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_str_set(&pmcf->blob_location, "/_plinth/blobs/");
     }
 
-    if (pmcf->upstream && pmcf->hop_secret.len == 0) {
+    if (pmcf->upstream && pmcf->hop_key == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "plinth_cluster needs plinth_cluster_secret_file: "
                       "data nodes serve only requests signed with the "
@@ -770,17 +770,26 @@ ngx_http_plinth_pg_conninfo(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+static void
+ngx_http_plinth_hop_key_free(void *data)
+{
+    plinth_hop_key_free(data);
+}
+
+
 /* plinth_cluster_secret_file FILE: read now, by the master (as root). */
 static char *
 ngx_http_plinth_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_plinth_main_conf_t  *pmcf = conf;
 
-    int         n;
-    char        err[512];
-    ngx_str_t  *value, path;
+    int                  n;
+    char                 err[512];
+    u_char               secret[PLINTH_HOP_SECRET_MAX];
+    ngx_str_t           *value, path;
+    ngx_pool_cleanup_t  *cln;
 
-    if (pmcf->hop_secret.data) {
+    if (pmcf->hop_key) {
         return "is duplicate";
     }
 
@@ -790,19 +799,28 @@ ngx_http_plinth_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    pmcf->hop_secret.data = ngx_pnalloc(cf->pool, PLINTH_HOP_SECRET_MAX);
-    if (pmcf->hop_secret.data == NULL) {
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
         return NGX_CONF_ERROR;
     }
 
     /* path from ngx_conf_full_name is NUL-terminated */
-    n = plinth_hop_secret_load((char *) path.data, pmcf->hop_secret.data,
-                               PLINTH_HOP_SECRET_MAX, err, sizeof(err));
+    n = plinth_hop_secret_load((char *) path.data, secret, sizeof(secret),
+                               err, sizeof(err));
     if (n < 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
         return NGX_CONF_ERROR;
     }
-    pmcf->hop_secret.len = n;
+
+    pmcf->hop_key = plinth_hop_key_new(secret, n);
+    ngx_explicit_memzero(secret, sizeof(secret));
+    if (pmcf->hop_key == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* freed with the configuration (reload, exit) */
+    cln->handler = ngx_http_plinth_hop_key_free;
+    cln->data = pmcf->hop_key;
 
     return NGX_CONF_OK;
 }

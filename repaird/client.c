@@ -24,8 +24,7 @@
 static CURL           *rd_curl;
 static uint64_t        rd_req_n;
 static char            rd_rid[96];
-static unsigned char   rd_secret[PLINTH_HOP_SECRET_MAX];
-static size_t          rd_secret_len;
+static plinth_hop_key_t  *rd_hop_key;
 static const char     *rd_scheme = "http";
 static const char     *rd_ca;          /* tls_ca, or NULL */
 
@@ -33,19 +32,26 @@ static const char     *rd_ca;          /* tls_ca, or NULL */
 int
 rd_http_init(const rd_config *cf, char *err, size_t len)
 {
-    int  n;
+    int            n;
+    unsigned char  secret[PLINTH_HOP_SECRET_MAX];
 
     if (cf->cluster_secret_file == NULL) {
         snprintf(err, len, "\"cluster_secret_file\" is required: data "
                  "nodes serve only requests signed with the cluster secret");
         return -1;
     }
-    n = plinth_hop_secret_load(cf->cluster_secret_file, rd_secret,
-                               sizeof(rd_secret), err, len);
+    n = plinth_hop_secret_load(cf->cluster_secret_file, secret,
+                               sizeof(secret), err, len);
     if (n < 0) {
         return -1;
     }
-    rd_secret_len = (size_t) n;
+    plinth_hop_key_free(rd_hop_key);
+    rd_hop_key = plinth_hop_key_new(secret, (size_t) n);
+    memset(secret, 0, sizeof(secret));
+    if (rd_hop_key == NULL) {
+        snprintf(err, len, "out of memory");
+        return -1;
+    }
     if (cf->tls_ca != NULL) {
         rd_scheme = "https";
         rd_ca = cf->tls_ca;
@@ -71,7 +77,7 @@ rd_hop_sign(struct curl_slist *hl, const char *method, const char *target)
     char     sig[PLINTH_HOP_SIG_LEN + 1], hdr[PLINTH_HOP_SIG_LEN + 64];
     int64_t  now = (int64_t) time(NULL);
 
-    if (plinth_hop_sign(rd_secret, rd_secret_len, method, strlen(method),
+    if (plinth_hop_sign(rd_hop_key, method, strlen(method),
                         target, strlen(target), now, rd_rid, strlen(rd_rid),
                         sig) != 0)
     {
