@@ -1,6 +1,7 @@
 # Plinth — top-level build.
 #   make            build the nginx module, the data node and repaird
 #   make run        install dependencies, build, start a local cluster in ./run
+#                   (GATEWAYS=2: two gateways behind a load-balancing nginx)
 #   make stop       stop the local cluster (data stays in ./run)
 #   make test       build and run every test (prove)
 #   make bench      build the load generator and run the benchmark (bench/run)
@@ -11,19 +12,25 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wpointer-arith
 PORT     ?= 9000
+GATEWAYS ?= 1
 RUN_DIR  ?= run
 B        := build
 
 PROTO_C  := $(B)/proto/plinth.pb-c.c
 PROTO_H  := $(B)/proto/plinth.pb-c.h
 
-DATANODE_SRCS := $(wildcard datanode/*.c)
-DATANODE_HDRS := $(wildcard datanode/*.h)
-DATANODE_LIBS := -lmicrohttpd -lyaml -lprotobuf-c -lxxhash -lcurl -lpthread
+# ngx_plinth_hop.c (pure C, OpenSSL): the internal hop's HMAC, shared by
+# the gateway, the data node and repaird so that all sign the same bytes.
+HOP_SRCS := ngx_plinth_module/ngx_plinth_hop.c
+HOP_HDRS := ngx_plinth_module/ngx_plinth_hop.h
 
-REPAIRD_SRCS := $(wildcard repaird/*.c) ngx_plinth_module/ngx_plinth_ring.c
-REPAIRD_HDRS := $(wildcard repaird/*.h) ngx_plinth_module/ngx_plinth_ring.h
-REPAIRD_LIBS := -lpq -lcurl -lmicrohttpd -lyaml -lprotobuf-c -lxxhash -lm
+DATANODE_SRCS := $(wildcard datanode/*.c) $(HOP_SRCS)
+DATANODE_HDRS := $(wildcard datanode/*.h) $(HOP_HDRS)
+DATANODE_LIBS := -lmicrohttpd -lyaml -lprotobuf-c -lxxhash -lcurl -lcrypto -lpthread
+
+REPAIRD_SRCS := $(wildcard repaird/*.c) ngx_plinth_module/ngx_plinth_ring.c $(HOP_SRCS)
+REPAIRD_HDRS := $(wildcard repaird/*.h) ngx_plinth_module/ngx_plinth_ring.h $(HOP_HDRS)
+REPAIRD_LIBS := -lpq -lcurl -lmicrohttpd -lyaml -lprotobuf-c -lxxhash -lcrypto -lm
 
 UNIT_TESTS := $(B)/unit/test_repaird_config \
               $(B)/unit/test_ring $(B)/unit/test_blockfile \
@@ -52,7 +59,7 @@ $(B)/ngx_plinth_module.so: config scripts/build-module.sh $(wildcard ngx_plinth_
 datanode: $(B)/plinth-datanode
 
 $(B)/plinth-datanode: $(DATANODE_SRCS) $(DATANODE_HDRS) $(PROTO_C) $(PROTO_H)
-	$(CC) $(CFLAGS) $(WARN) -I$(B)/proto -Idatanode -o $@ \
+	$(CC) $(CFLAGS) $(WARN) -I$(B)/proto -Idatanode -Ingx_plinth_module -o $@ \
 	    $(DATANODE_SRCS) $(PROTO_C) $(DATANODE_LIBS)
 
 # repaird reuses the gateway's ring (pure C), so both place alike.
@@ -162,7 +169,7 @@ $(B)/fuzz/xml: fuzz/xml.c fuzz/fuzz.h
 # dn_http includes datanode/http.c (its parsers are static).
 $(B)/fuzz/dn_http: fuzz/dn_http.c fuzz/fuzz.h $(DATANODE_SRCS) $(DATANODE_HDRS) $(PROTO_C) $(PROTO_H)
 	mkdir -p $(B)/fuzz
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(B)/proto -Idatanode -o $@ $< \
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(B)/proto -Idatanode -Ingx_plinth_module -o $@ $< \
 	    $(filter-out datanode/http.c datanode/main.c,$(DATANODE_SRCS)) \
 	    $(PROTO_C) $(DATANODE_LIBS)
 
@@ -205,7 +212,7 @@ test: all unit bench-tools fuzz-build
 	prove t/*.t
 
 run: deps all
-	bin/plinth-cluster start --dir $(RUN_DIR) --port $(PORT) --repaird
+	bin/plinth-cluster start --dir $(RUN_DIR) --port $(PORT) --repaird --gateways $(GATEWAYS)
 
 stop:
 	bin/plinth-cluster stop --dir $(RUN_DIR) --port $(PORT) --repaird

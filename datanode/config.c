@@ -75,6 +75,11 @@ static const plinth_dn_config_row  plinth_dn_config_rows[] = {
     { "log_level", plinth_dn_config_set_level, PLINTH_DN_CF(log_level),
       0, 0, 0 },
     { "pid_file", plinth_dn_config_set_path, PLINTH_DN_CF(pid_file), 0, 0, 0 },
+    { "cluster_secret_file", plinth_dn_config_set_path,
+      PLINTH_DN_CF(cluster_secret_file), 0, 0, 1 },
+    { "tls_cert", plinth_dn_config_set_path, PLINTH_DN_CF(tls_cert), 0, 0, 0 },
+    { "tls_key", plinth_dn_config_set_path, PLINTH_DN_CF(tls_key), 0, 0, 0 },
+    { "tls_ca", plinth_dn_config_set_path, PLINTH_DN_CF(tls_ca), 0, 0, 0 },
 };
 
 #define PLINTH_DN_CONFIG_NROWS \
@@ -139,7 +144,12 @@ plinth_dn_config_free(plinth_dn_config *cf)
     free(cf->listen);
     free(cf->data_dir);
     free(cf->pid_file);
+    free(cf->cluster_secret_file);
+    free(cf->tls_cert);
+    free(cf->tls_key);
+    free(cf->tls_ca);
     cf->listen = cf->data_dir = cf->pid_file = NULL;
+    cf->cluster_secret_file = cf->tls_cert = cf->tls_key = cf->tls_ca = NULL;
 }
 
 
@@ -176,6 +186,16 @@ plinth_dn_config_mapping(plinth_dn_config *cf, yaml_document_t *doc,
                      plinth_dn_config_rows[i].name);
             return -1;
         }
+    }
+
+    /* TLS on the hop is all or nothing: a node that serves HTTPS pulls
+     * from peers that serve HTTPS */
+    if ((cf->tls_cert != NULL) != (cf->tls_key != NULL)
+        || (cf->tls_cert != NULL) != (cf->tls_ca != NULL))
+    {
+        snprintf(err, errlen, "%s: tls_cert, tls_key and tls_ca go "
+                 "together (all three, or none)", path);
+        return -1;
     }
     return 0;
 }

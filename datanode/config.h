@@ -9,6 +9,12 @@
  *     reserve_bytes: 0            free space never used
  *     log_level: info             debug | info | warn | error
  *     pid_file: /run/x.pid        optional
+ *     cluster_secret_file: /etc/plinth/cluster.secret
+ *                                 required: the closed internal hop
+ *                                 (ngx_plinth_hop.h)
+ *     tls_cert: /etc/plinth/tls/node1.crt   optional, with tls_key and
+ *     tls_key: /etc/plinth/tls/node1.key    tls_ca: serve HTTPS only, and
+ *     tls_ca: /etc/plinth/tls/ca.crt        pull from peers over HTTPS
  *
  * Sizes take an optional binary suffix: K, M, G, T (or KiB, MiB, GiB,
  * TiB). Unknown keys, repeated keys and bad values are errors.
@@ -32,6 +38,10 @@ typedef struct {
     uint64_t                 reserve_bytes;
     uint64_t                 log_level;
     char                    *pid_file;
+    char                    *cluster_secret_file;
+    char                    *tls_cert;
+    char                    *tls_key;
+    char                    *tls_ca;
 } plinth_dn_config;
 
 int plinth_dn_config_load(const char *path, plinth_dn_config *cf,

@@ -66,6 +66,9 @@ typedef struct {
     plinth_dn_rc      put_rc;       /* error met while storing the body */
     unsigned          status;       /* answered with; 0 = not yet */
     struct timespec   start;
+    int               inited;       /* the access handler has seen it */
+    int               target_long;  /* request target too long to check */
+    char              target[PLINTH_HOP_TARGET_MAX + 1];  /* path?query */
 } plinth_dn_req;
 
 /* State of one GET body, owned by its MHD response. */
@@ -90,8 +93,11 @@ typedef struct {
     int                  truncated;
 } plinth_dn_list;
 
-static plinth_dn_req *plinth_dn_req_new(struct MHD_Connection *c,
+static plinth_dn_req *plinth_dn_req_new(void);
+static void plinth_dn_req_init(plinth_dn_req *r, struct MHD_Connection *c,
     const char *url, const char *method);
+static const char *plinth_dn_hop_check(plinth_dn_http *h,
+    struct MHD_Connection *c, plinth_dn_req *r);
 static void plinth_dn_route_parse(plinth_dn_req *r, const char *url);
 static enum MHD_Result plinth_dn_http_first(plinth_dn_http *h,
     struct MHD_Connection *c, plinth_dn_req *r);
@@ -162,11 +168,17 @@ plinth_dn_http_access(void *cls, struct MHD_Connection *c, const char *url,
     plinth_dn_req   *r = *con_cls;
 
     if (r == NULL) {
-        r = plinth_dn_req_new(c, url, method);
+        /* no URI callback ran (it always does): the target is unknown */
+        r = plinth_dn_req_new();
         if (r == NULL) {
             return MHD_NO;
         }
+        r->target_long = 1;
         *con_cls = r;
+    }
+
+    if (!r->inited) {
+        plinth_dn_req_init(r, c, url, method);
         __atomic_add_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);
         return plinth_dn_http_first(h, c, r);
     }
@@ -197,6 +209,11 @@ plinth_dn_http_completed(void *cls, struct MHD_Connection *c,
     long              ms;
 
     if (r == NULL) {
+        return;
+    }
+    if (!r->inited) {           /* MHD dropped it before the headers */
+        free(r);
+        *con_cls = NULL;
         return;
     }
 
@@ -244,19 +261,50 @@ plinth_dn_http_inflight(plinth_dn_http *h)
 }
 
 
-static plinth_dn_req *
-plinth_dn_req_new(struct MHD_Connection *c, const char *url,
-    const char *method)
+/*
+ * MHD's URI callback: the request target exactly as sent (path and
+ * query, not unescaped), which the hop signature covers. Its return value
+ * is the request's *con_cls.
+ */
+void *
+plinth_dn_http_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
     plinth_dn_req  *r;
-    const char     *rid;
+    size_t          len = strlen(uri);
+
+    r = plinth_dn_req_new();
+    if (r == NULL) {
+        return NULL;
+    }
+    if (len > PLINTH_HOP_TARGET_MAX) {
+        r->target_long = 1;
+    } else {
+        memcpy(r->target, uri, len + 1);
+    }
+    return r;
+}
+
+
+static plinth_dn_req *
+plinth_dn_req_new(void)
+{
+    plinth_dn_req  *r;
 
     r = calloc(1, sizeof(*r));
     if (r == NULL) {
         plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL, "out of memory");
-        return NULL;
     }
+    return r;
+}
 
+
+static void
+plinth_dn_req_init(plinth_dn_req *r, struct MHD_Connection *c,
+    const char *url, const char *method)
+{
+    const char     *rid;
+
+    r->inited = 1;
     clock_gettime(CLOCK_MONOTONIC, &r->start);
     snprintf(r->method, sizeof(r->method), "%s", method);
     snprintf(r->path, sizeof(r->path), "%s", url);
@@ -268,7 +316,44 @@ plinth_dn_req_new(struct MHD_Connection *c, const char *url,
     }
 
     plinth_dn_route_parse(r, url);
-    return r;
+}
+
+
+/*
+ * The closed internal hop (ngx_plinth_hop.h): every route but /health
+ * needs the cluster's signature. Checked before anything else is looked
+ * at, so that an unsigned caller learns nothing, not even whether a path
+ * exists. NULL: go on; otherwise why the request is refused.
+ */
+static const char *
+plinth_dn_hop_check(plinth_dn_http *h, struct MHD_Connection *c,
+    plinth_dn_req *r)
+{
+    const char  *why;
+
+    if (r->route == PLINTH_DN_ROUTE_HEALTH) {
+        return NULL;        /* liveness for probes and people: no blob named */
+    }
+
+    if (r->target_long) {
+        why = "request target too long to check its signature";
+
+    } else if (plinth_hop_verify(h->hop_key, r->method,
+                   r->target,
+                   MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                               PLINTH_HOP_DATE_HDR),
+                   MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                               PLINTH_HOP_SIG_HDR),
+                   MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                               "X-Request-Id"),
+                   (int64_t) time(NULL), &why) == 0)
+    {
+        return NULL;
+    }
+
+    plinth_dn_log(PLINTH_DN_LOG_WARN, r->ridp, NULL,
+                  "refused %s %s: %s", r->method, r->path, why);
+    return why;
 }
 
 
@@ -327,6 +412,13 @@ plinth_dn_http_first(plinth_dn_http *h, struct MHD_Connection *c,
     int                   blob = r->route == PLINTH_DN_ROUTE_BLOB;
     int                   get = strcmp(r->method, "GET") == 0
                                 || strcmp(r->method, "HEAD") == 0;
+    const char           *why;
+
+    why = plinth_dn_hop_check(h, c, r);
+    if (why != NULL) {
+        return plinth_dn_reply_error(c, r, MHD_HTTP_FORBIDDEN, "forbidden",
+                                     "%s", why);
+    }
 
     if (r->route == PLINTH_DN_ROUTE_NONE) {
         return plinth_dn_reply_error(c, r, MHD_HTTP_NOT_FOUND, "not_found",
@@ -1271,6 +1363,30 @@ plinth_dn_addr_valid(const char *a)
 }
 
 
+/* Append the hop's X-Plinth-Date and X-Plinth-Signature to hl. */
+static struct curl_slist *
+plinth_dn_hop_sign(plinth_dn_http *h, struct curl_slist *hl,
+    const char *method, const char *target, const char *rid)
+{
+    char     sig[PLINTH_HOP_SIG_LEN + 1], hdr[PLINTH_HOP_SIG_LEN + 64];
+    int64_t  now = (int64_t) time(NULL);
+
+    if (rid == NULL) {
+        rid = "";
+    }
+    if (plinth_hop_sign(h->hop_key, method, strlen(method),
+                        target, strlen(target), now, rid, strlen(rid),
+                        sig) != 0)
+    {
+        return hl;      /* unsigned: the peer refuses it, and it is logged */
+    }
+    snprintf(hdr, sizeof(hdr), PLINTH_HOP_DATE_HDR ": %lld", (long long) now);
+    hl = curl_slist_append(hl, hdr);
+    snprintf(hdr, sizeof(hdr), PLINTH_HOP_SIG_HDR ": %s", sig);
+    return curl_slist_append(hl, hdr);
+}
+
+
 static enum MHD_Result
 plinth_dn_pull(plinth_dn_http *h, struct MHD_Connection *c, plinth_dn_req *r)
 {
@@ -1281,6 +1397,7 @@ plinth_dn_pull(plinth_dn_http *h, struct MHD_Connection *c, plinth_dn_req *r)
     enum MHD_Result      ret;
     const char          *from, *want_s;
     char                 url[512], hdr[PLINTH_DN_RID_MAX + 32], cerr[CURL_ERROR_SIZE];
+    char                 target[64];
     uint64_t             want = 0, bad = 0;
     long                 status = 0;
     CURL                *curl;
@@ -1316,11 +1433,14 @@ plinth_dn_pull(plinth_dn_http *h, struct MHD_Connection *c, plinth_dn_req *r)
         plinth_dn_put_abort(p.put);
         return plinth_dn_reply_rc(c, r, PLINTH_DN_ENOMEM);
     }
-    snprintf(url, sizeof(url), "http://%s/blobs/%s", from, r->id);
+    snprintf(url, sizeof(url), "%s://%s/blobs/%s",
+             h->tls_ca != NULL ? "https" : "http", from, r->id);
     if (r->ridp != NULL) {
         snprintf(hdr, sizeof(hdr), "X-Request-Id: %s", r->ridp);
         hl = curl_slist_append(hl, hdr);
     }
+    snprintf(target, sizeof(target), "/blobs/%s", r->id);
+    hl = plinth_dn_hop_sign(h, hl, "GET", target, r->ridp);
     cerr[0] = '\0';
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
@@ -1333,6 +1453,11 @@ plinth_dn_pull(plinth_dn_http *h, struct MHD_Connection *c, plinth_dn_req *r)
     curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, plinth_dn_pull_header);
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, &p);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, cerr);
+    if (h->tls_ca != NULL) {
+        curl_easy_setopt(curl, CURLOPT_CAINFO, h->tls_ca);
+        curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+    }
     cc = curl_easy_perform(curl);
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(curl);

@@ -26,6 +26,7 @@
 #include <microhttpd.h>
 
 #include "store.h"
+#include "ngx_plinth_hop.h"
 
 #define PLINTH_DN_VERSION  "0.1.0"
 
@@ -35,6 +36,9 @@ typedef struct {
     time_t            started;
     int               inflight;     /* requests not yet completed; atomic */
     uint64_t          connections;  /* TCP connections accepted; atomic */
+    plinth_hop_key_t *hop_key;      /* the cluster secret, ready to sign */
+    const char       *tls_ca;       /* pull over HTTPS with this CA; NULL:
+                                     * HTTP */
 } plinth_dn_http;
 
 enum MHD_Result plinth_dn_http_access(void *cls, struct MHD_Connection *c,
@@ -44,6 +48,8 @@ void plinth_dn_http_completed(void *cls, struct MHD_Connection *c,
     void **con_cls, enum MHD_RequestTerminationCode toe);
 void plinth_dn_http_connection(void *cls, struct MHD_Connection *c,
     void **socket_context, enum MHD_ConnectionNotificationCode toe);
+void *plinth_dn_http_uri(void *cls, const char *uri,
+    struct MHD_Connection *c);
 void plinth_dn_http_mhd_log(void *cls, const char *fmt, va_list ap);
 int plinth_dn_http_inflight(plinth_dn_http *h);
 

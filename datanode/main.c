@@ -42,6 +42,7 @@
 
 static int plinth_dn_test_config(const char *path);
 static int plinth_dn_run(plinth_dn_config *cf);
+static char *plinth_dn_read_pem(const char *path, char *err, size_t errlen);
 static struct MHD_Daemon *plinth_dn_start(plinth_dn_config *cf,
     plinth_dn_http *h);
 static void plinth_dn_wait_signal(const sigset_t *set);
@@ -92,7 +93,7 @@ main(int argc, char **argv)
     plinth_dn_log_node = (uint32_t) cf.node_id;
 
     /* before any thread: libcurl's global state (pulls from peers) */
-    if (curl_global_init(CURL_GLOBAL_NOTHING) != 0) {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
         plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL,
                       "cannot initialize libcurl");
         plinth_dn_config_free(&cf);
@@ -117,6 +118,19 @@ plinth_dn_test_config(const char *path)
         fprintf(stderr, "plinth-datanode: configuration file %s test failed: "
                 "%s\n", path, err);
         return 1;
+    }
+
+    {
+        unsigned char  secret[PLINTH_HOP_SECRET_MAX];
+
+        if (plinth_hop_secret_load(cf.cluster_secret_file, secret,
+                                   sizeof(secret), err, sizeof(err)) < 0)
+        {
+            fprintf(stderr, "plinth-datanode: configuration file %s test "
+                    "failed: %s\n", path, err);
+            plinth_dn_config_free(&cf);
+            return 1;
+        }
     }
 
     if (stat(cf.data_dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
@@ -165,6 +179,21 @@ plinth_dn_run(plinth_dn_config *cf)
         return 1;
     }
 
+    {
+        unsigned char  secret[PLINTH_HOP_SECRET_MAX];
+        int            n;
+
+        n = plinth_hop_secret_load(cf->cluster_secret_file, secret,
+                                   sizeof(secret), err, sizeof(err));
+        h.hop_key = n < 0 ? NULL : plinth_hop_key_new(secret, (size_t) n);
+        memset(secret, 0, sizeof(secret));
+        if (h.hop_key == NULL) {
+            plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL, "%s",
+                          n < 0 ? err : "out of memory");
+            goto done;
+        }
+    }
+
     if (cf->pid_file != NULL && plinth_dn_pid_write(cf->pid_file) != 0) {
         goto done;
     }
@@ -183,23 +212,88 @@ plinth_dn_run(plinth_dn_config *cf)
     }
 
 done:
+    plinth_hop_key_free(h.hop_key);
     plinth_dn_store_close(h.store);
     plinth_dn_log(PLINTH_DN_LOG_INFO, NULL, NULL, "stopped");
     return rc;
 }
 
 
+/* A certificate or key file, whole, NUL-terminated (MHD wants PEM text). */
+static char *
+plinth_dn_read_pem(const char *path, char *err, size_t errlen)
+{
+    FILE    *fp;
+    char    *buf;
+    size_t   n;
+
+    fp = fopen(path, "re");
+    if (fp == NULL) {
+        snprintf(err, errlen, "cannot open \"%s\": %s", path, strerror(errno));
+        return NULL;
+    }
+    buf = malloc(1024 * 1024);
+    if (buf == NULL) {
+        fclose(fp);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    n = fread(buf, 1, 1024 * 1024 - 1, fp);
+    if (ferror(fp) || n == 0 || !feof(fp)) {
+        snprintf(err, errlen, "cannot read \"%s\" (empty, unreadable or "
+                 "over 1 MiB)", path);
+        fclose(fp);
+        free(buf);
+        return NULL;
+    }
+    fclose(fp);
+    buf[n] = '\0';
+    return buf;
+}
+
+
 static struct MHD_Daemon *
 plinth_dn_start(plinth_dn_config *cf, plinth_dn_http *h)
 {
-    struct MHD_Daemon  *d;
-    plinth_dn_usage     u;
-    unsigned int        flags;
+    struct MHD_Daemon     *d;
+    plinth_dn_usage        u;
+    unsigned int           flags;
+    char                   err[512];
+    char                  *cert = NULL, *key = NULL;
+    struct MHD_OptionItem  tls[4];
 
     flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION
             | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (cf->listen_addr.ss_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
+    }
+
+    /* TLS on the internal hop: libmicrohttpd's HTTPS (GnuTLS in Debian's
+     * build); TLS 1.2 and 1.3 only */
+    memset(tls, 0, sizeof(tls));
+    tls[0].option = MHD_OPTION_END;
+    if (cf->tls_cert != NULL) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL, "tls_cert is set "
+                          "but this libmicrohttpd has no TLS");
+            return NULL;
+        }
+        cert = plinth_dn_read_pem(cf->tls_cert, err, sizeof(err));
+        key = cert ? plinth_dn_read_pem(cf->tls_key, err, sizeof(err)) : NULL;
+        if (key == NULL) {
+            plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL, "%s", err);
+            free(cert);
+            return NULL;
+        }
+        flags |= MHD_USE_TLS;
+        tls[0].option = MHD_OPTION_HTTPS_MEM_CERT;
+        tls[0].ptr_value = cert;
+        tls[1].option = MHD_OPTION_HTTPS_MEM_KEY;
+        tls[1].ptr_value = key;
+        tls[2].option = MHD_OPTION_HTTPS_PRIORITIES;
+        tls[2].ptr_value = (void *) "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+        tls[3].option = MHD_OPTION_END;
+        h->tls_ca = cf->tls_ca;
     }
 
     /* the logger must come first to catch messages about the others */
@@ -212,12 +306,18 @@ plinth_dn_start(plinth_dn_config *cf, plinth_dn_http *h)
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) PLINTH_DN_CONN_MEMORY,
             MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int) 1,
             MHD_OPTION_NOTIFY_COMPLETED, plinth_dn_http_completed, h,
+            MHD_OPTION_URI_LOG_CALLBACK, plinth_dn_http_uri, h,
             MHD_OPTION_NOTIFY_CONNECTION, plinth_dn_http_connection, h,
+            MHD_OPTION_ARRAY, tls,
             MHD_OPTION_END);
+    /* MHD copies nothing: the PEM texts must live as long as the daemon;
+     * they are kept until exit (one daemon per process) */
     if (d == NULL) {
         plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL,
-                      "cannot listen on %s (address in use or not local?)",
-                      cf->listen);
+                      "cannot listen on %s (address in use or not local?%s)",
+                      cf->listen, cert ? " or a bad tls_cert/tls_key" : "");
+        free(cert);
+        free(key);
         return NULL;
     }
 
@@ -225,8 +325,9 @@ plinth_dn_start(plinth_dn_config *cf, plinth_dn_http *h)
         memset(&u, 0, sizeof(u));
     }
     plinth_dn_log(PLINTH_DN_LOG_INFO, NULL, NULL,
-                  "plinth-datanode %s listening on %s, data_dir \"%s\", "
+                  "plinth-datanode %s listening on %s%s, data_dir \"%s\", "
                   "%llu blobs, %llu bytes", PLINTH_DN_VERSION, cf->listen,
+                  cert ? " (HTTPS)" : "",
                   cf->data_dir, (unsigned long long) u.blob_count,
                   (unsigned long long) u.blob_bytes);
     return d;

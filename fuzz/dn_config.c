@@ -27,7 +27,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         == 0)
     {
         FUZZ_ASSERT(cf.node_id >= 1 && cf.node_id <= UINT32_MAX);
-        FUZZ_ASSERT(cf.listen != NULL && cf.data_dir != NULL);
+        FUZZ_ASSERT(cf.listen != NULL && cf.data_dir != NULL
+                    && cf.cluster_secret_file != NULL);
         FUZZ_ASSERT(cf.listen_addrlen > 0
                     && cf.listen_addrlen <= sizeof(cf.listen_addr));
         FUZZ_ASSERT(blockfile_block_size_valid(cf.block_size));
@@ -37,7 +38,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         FUZZ_ASSERT(memchr(err, '\0', sizeof(err)) != NULL);
         FUZZ_ASSERT(cf.listen == NULL && cf.data_dir == NULL
-                    && cf.pid_file == NULL);
+                    && cf.pid_file == NULL
+                    && cf.cluster_secret_file == NULL);
     }
 
     return 0;

@@ -132,10 +132,10 @@ put("blockfile", "footer-only", bytes([1]) + b"\0" * 8 + b"PLNTBLB1" +
 # --- YAML configuration ----------------------------------------------------
 put("dn_config", "node", "node_id: 1\nlisten: 127.0.0.1:9101\ndata_dir: /srv/plinth/d1\n"
     "block_size: 1M\ncapacity_bytes: 10GiB\nreserve_bytes: 512M\nlog_level: info\n"
-    "pid_file: /run/plinth-datanode.pid\n")
+    "pid_file: /run/plinth-datanode.pid\ncluster_secret_file: /etc/plinth/cluster.secret\n")
 put("dn_config", "v6", "node_id: 4294967295\nlisten: \"[::1]:65535\"\ndata_dir: 'd'\n"
-    "block_size: 4096\n")
-put("dn_config", "flow", "{node_id: 2, listen: '*:9102', data_dir: /d, log_level: debug}\n")
+    "block_size: 4096\ncluster_secret_file: s\n")
+put("dn_config", "flow", "{node_id: 2, listen: '*:9102', data_dir: /d, log_level: debug, cluster_secret_file: /s}\n")
 put("rd_config", "repaird", "pg: \"host=127.0.0.1 port=5432 dbname=plinth user=plinth\"\n"
     "cluster: /etc/plinth/cluster.yaml\nlisten: 127.0.0.1:9190\ninstance: repaird-a\n"
     "log_level: info\nreplication_factor: 3\nhealth_interval: 250ms\nprobe_timeout: 2s\n"

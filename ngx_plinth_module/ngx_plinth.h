@@ -67,6 +67,7 @@ typedef struct {
     ngx_str_t                     blob_location;   /* "/_plinth/blobs/" */
     ngx_msec_t                    usage_flush;     /* 0: usage not flushed */
     ngx_uint_t                    usage_entries;   /* keys in the zone */
+    struct plinth_hop_key_s      *hop_key;   /* plinth_cluster_secret_file */
 
     /* from plinth_cluster in the data-node upstream block */
     ngx_array_t                  *nodes;     /* ngx_plinth_cluster_node_t */

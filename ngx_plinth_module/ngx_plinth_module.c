@@ -5,6 +5,7 @@
  */
 
 #include "ngx_plinth.h"
+#include "ngx_plinth_hop.h"
 
 
 static ngx_int_t ngx_http_plinth_add_variables(ngx_conf_t *cf);
@@ -20,6 +21,10 @@ static char *ngx_http_plinth_s3(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_plinth_blob_location(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_plinth_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_plinth_hop_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static char *ngx_http_plinth_pg_conninfo(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_plinth_auth_mode(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -189,6 +194,13 @@ static ngx_command_t  ngx_http_plinth_commands[] = {
       offsetof(ngx_http_plinth_main_conf_t, blob_location),
       NULL },
 
+    { ngx_string("plinth_cluster_secret_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_plinth_secret_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("plinth_cluster"),
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
       ngx_http_plinth_cluster,
@@ -283,6 +295,14 @@ static ngx_http_variable_t  ngx_http_plinth_vars[] = {
     /* the data nodes that took a write, or sent the bytes of a read */
     { ngx_string("plinth_nodes"), NULL, ngx_http_plinth_variable,
       NGX_PLINTH_VAR_NODES, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    /* the closed internal hop: X-Plinth-Date and X-Plinth-Signature of a
+     * data subrequest (ngx_plinth_hop.h) */
+    { ngx_string("plinth_hop_date"), NULL, ngx_http_plinth_hop_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("plinth_hop_signature"), NULL, ngx_http_plinth_hop_variable,
+      1, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -411,6 +431,87 @@ ngx_http_plinth_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 }
 
 
+/*
+ * $plinth_hop_date, $plinth_hop_signature: for a data subrequest, the
+ * subrequest's start second and the HMAC of its method, the target the
+ * proxy sends ("/blobs/" and what follows plinth_blob_location: the
+ * internal location must proxy_pass to ".../blobs/"), that second and
+ * the request id. Both from sr->start_sec, so the two headers agree
+ * whenever nginx evaluates them; a retry to the next replica re-sends
+ * them unchanged, well within the data nodes' window.
+ */
+static ngx_int_t
+ngx_http_plinth_hop_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                       *p, *target;
+    size_t                        tlen, rest;
+    ngx_http_plinth_ctx_t        *ctx;
+    ngx_http_plinth_sr_ctx_t     *sctx;
+    ngx_http_plinth_main_conf_t  *pmcf;
+
+    static const char  prefix[] = "/blobs/";
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
+    sctx = r != r->main ? ngx_http_get_module_ctx(r, ngx_http_plinth_module)
+                        : NULL;
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_plinth_module);
+
+    if (sctx == NULL || ctx == NULL || pmcf->hop_key == NULL
+        || r->uri.len < pmcf->blob_location.len)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    if (data == 0) {
+        p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+        v->data = p;
+        v->len = ngx_sprintf(p, "%T", r->start_sec) - p;
+
+    } else {
+        rest = r->uri.len - pmcf->blob_location.len;
+        tlen = sizeof(prefix) - 1 + rest + (r->args.len ? 1 + r->args.len : 0);
+        target = ngx_pnalloc(r->pool, tlen);
+        p = ngx_pnalloc(r->pool, PLINTH_HOP_SIG_LEN + 1);
+        if (target == NULL || p == NULL) {
+            return NGX_ERROR;
+        }
+        v->data = target;
+        v->data = ngx_cpymem(v->data, prefix, sizeof(prefix) - 1);
+        v->data = ngx_cpymem(v->data,
+                             r->uri.data + pmcf->blob_location.len, rest);
+        if (r->args.len) {
+            *v->data++ = '?';
+            ngx_memcpy(v->data, r->args.data, r->args.len);
+        }
+
+        if (plinth_hop_sign(pmcf->hop_key,
+                            (char *) r->method_name.data, r->method_name.len,
+                            (char *) target, tlen, (int64_t) r->start_sec,
+                            (char *) ctx->request_id.data,
+                            ctx->request_id.len, (char *) p) != 0)
+        {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "plinth: cannot sign the data node request");
+            v->not_found = 1;
+            return NGX_OK;
+        }
+        v->data = p;
+        v->len = PLINTH_HOP_SIG_LEN;
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
 static void *
 ngx_http_plinth_create_main_conf(ngx_conf_t *cf)
 {
@@ -502,6 +603,14 @@ ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf)
 
     if (pmcf->blob_location.data == NULL) {
         ngx_str_set(&pmcf->blob_location, "/_plinth/blobs/");
+    }
+
+    if (pmcf->upstream && pmcf->hop_key == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "plinth_cluster needs plinth_cluster_secret_file: "
+                      "data nodes serve only requests signed with the "
+                      "cluster secret");
+        return NGX_CONF_ERROR;
     }
 
     pmcf->pg.reconnect_min = 100;
@@ -680,6 +789,62 @@ ngx_http_plinth_pg_conninfo(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     PQconninfoFree(opts);
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_plinth_hop_key_free(void *data)
+{
+    plinth_hop_key_free(data);
+}
+
+
+/* plinth_cluster_secret_file FILE: read now, by the master (as root). */
+static char *
+ngx_http_plinth_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_plinth_main_conf_t  *pmcf = conf;
+
+    int                  n;
+    char                 err[512];
+    u_char               secret[PLINTH_HOP_SECRET_MAX];
+    ngx_str_t           *value, path;
+    ngx_pool_cleanup_t  *cln;
+
+    if (pmcf->hop_key) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    path = value[1];
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* path from ngx_conf_full_name is NUL-terminated */
+    n = plinth_hop_secret_load((char *) path.data, secret, sizeof(secret),
+                               err, sizeof(err));
+    if (n < 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
+        return NGX_CONF_ERROR;
+    }
+
+    pmcf->hop_key = plinth_hop_key_new(secret, n);
+    ngx_explicit_memzero(secret, sizeof(secret));
+    if (pmcf->hop_key == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* freed with the configuration (reload, exit) */
+    cln->handler = ngx_http_plinth_hop_key_free;
+    cln->data = pmcf->hop_key;
 
     return NGX_CONF_OK;
 }

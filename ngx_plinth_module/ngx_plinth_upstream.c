@@ -7,6 +7,11 @@
  * so proxy_next_upstream walks the replicas in order. A `keepalive`
  * directive after plinth_cluster wraps this balancer with nginx's
  * connection cache, as it wraps round robin.
+ *
+ * With TLS on the hop (proxy_pass https://...), nginx asks the balancer
+ * for a TLS session to resume and hands it the new one (set_session,
+ * save_session; without them it calls NULL): one session per data node
+ * per worker, as round robin keeps one per peer.
  */
 
 #include "ngx_plinth.h"
@@ -17,6 +22,9 @@ typedef struct {
     struct sockaddr              *sockaddr;
     socklen_t                     socklen;
     ngx_str_t                     name;
+#if (NGX_HTTP_SSL)
+    ngx_ssl_session_t            *ssl_session;  /* this worker's, to resume */
+#endif
 } ngx_http_plinth_peer_t;
 
 
@@ -31,6 +39,7 @@ typedef struct {
     ngx_http_plinth_sr_ctx_t     *sctx;
     ngx_http_request_t           *r;
     ngx_uint_t                    next;
+    ngx_http_plinth_peer_t       *current;    /* the peer last handed out */
 } ngx_http_plinth_peer_data_t;
 
 
@@ -43,6 +52,12 @@ static ngx_int_t ngx_http_plinth_upstream_get_peer(ngx_peer_connection_t *pc,
 static void ngx_http_plinth_upstream_free_peer(ngx_peer_connection_t *pc,
     void *data, ngx_uint_t state);
 static void *ngx_http_plinth_ring_alloc(void *ctx, size_t size);
+#if (NGX_HTTP_SSL)
+static ngx_int_t ngx_http_plinth_upstream_set_session(
+    ngx_peer_connection_t *pc, void *data);
+static void ngx_http_plinth_upstream_save_session(ngx_peer_connection_t *pc,
+    void *data);
+#endif
 
 
 char *
@@ -230,10 +245,15 @@ ngx_http_plinth_upstream_init_peer(ngx_http_request_t *r,
     pd->sctx = sctx;
     pd->r = r;
     pd->next = 0;
+    pd->current = NULL;
 
     r->upstream->peer.data = pd;
     r->upstream->peer.get = ngx_http_plinth_upstream_get_peer;
     r->upstream->peer.free = ngx_http_plinth_upstream_free_peer;
+#if (NGX_HTTP_SSL)
+    r->upstream->peer.set_session = ngx_http_plinth_upstream_set_session;
+    r->upstream->peer.save_session = ngx_http_plinth_upstream_save_session;
+#endif
     r->upstream->peer.tries = sctx->nnodes;
 
     return NGX_OK;
@@ -260,6 +280,7 @@ ngx_http_plinth_upstream_get_peer(ngx_peer_connection_t *pc, void *data)
 
             if (peer->id == id) {
                 pd->sctx->node = id;
+                pd->current = peer;
                 pc->sockaddr = peer->sockaddr;
                 pc->socklen = peer->socklen;
                 pc->name = &peer->name;
@@ -320,3 +341,45 @@ ngx_http_plinth_upstream_free_peer(ngx_peer_connection_t *pc, void *data,
             status == NGX_HTTP_NOT_FOUND ? "missing" : "corrupt");
     }
 }
+
+
+#if (NGX_HTTP_SSL)
+
+static ngx_int_t
+ngx_http_plinth_upstream_set_session(ngx_peer_connection_t *pc, void *data)
+{
+    ngx_http_plinth_peer_data_t  *pd = data;
+
+    if (pd->current == NULL || pd->current->ssl_session == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_ssl_set_session(pc->connection, pd->current->ssl_session);
+}
+
+
+static void
+ngx_http_plinth_upstream_save_session(ngx_peer_connection_t *pc, void *data)
+{
+    ngx_http_plinth_peer_data_t  *pd = data;
+
+    ngx_ssl_session_t  *session, *old;
+
+    if (pd->current == NULL) {
+        return;
+    }
+
+    session = ngx_ssl_get_session(pc->connection);   /* a reference */
+    if (session == NULL) {
+        return;
+    }
+
+    old = pd->current->ssl_session;
+    pd->current->ssl_session = session;
+
+    if (old) {
+        ngx_ssl_free_session(old);
+    }
+}
+
+#endif

@@ -12,26 +12,93 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
 #include "repaird.h"
+#include "ngx_plinth_hop.h"
 
 #define RD_HTTP_BODY_MAX  (16 * 1024 * 1024)
 
-static CURL      *rd_curl;
-static uint64_t   rd_req_n;
-static char       rd_rid[96];
+static CURL           *rd_curl;
+static uint64_t        rd_req_n;
+static char            rd_rid[96];
+static plinth_hop_key_t  *rd_hop_key;
+static const char     *rd_scheme = "http";
+static const char     *rd_ca;          /* tls_ca, or NULL */
 
 
 int
-rd_http_init(void)
+rd_http_init(const rd_config *cf, char *err, size_t len)
 {
-    if (curl_global_init(CURL_GLOBAL_NOTHING) != 0) {
+    int            n;
+    unsigned char  secret[PLINTH_HOP_SECRET_MAX];
+
+    if (cf->cluster_secret_file == NULL) {
+        snprintf(err, len, "\"cluster_secret_file\" is required: data "
+                 "nodes serve only requests signed with the cluster secret");
+        return -1;
+    }
+    n = plinth_hop_secret_load(cf->cluster_secret_file, secret,
+                               sizeof(secret), err, len);
+    if (n < 0) {
+        return -1;
+    }
+    plinth_hop_key_free(rd_hop_key);
+    rd_hop_key = plinth_hop_key_new(secret, (size_t) n);
+    memset(secret, 0, sizeof(secret));
+    if (rd_hop_key == NULL) {
+        snprintf(err, len, "out of memory");
+        return -1;
+    }
+    if (cf->tls_ca != NULL) {
+        rd_scheme = "https";
+        rd_ca = cf->tls_ca;
+    }
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+        snprintf(err, len, "cannot initialize libcurl");
         return -1;
     }
     rd_curl = curl_easy_init();
-    return rd_curl ? 0 : -1;
+    if (rd_curl == NULL) {
+        snprintf(err, len, "cannot initialize libcurl");
+        return -1;
+    }
+    return 0;
+}
+
+
+/* Append X-Plinth-Date and X-Plinth-Signature for this request. */
+static struct curl_slist *
+rd_hop_sign(struct curl_slist *hl, const char *method, const char *target)
+{
+    char     sig[PLINTH_HOP_SIG_LEN + 1], hdr[PLINTH_HOP_SIG_LEN + 64];
+    int64_t  now = (int64_t) time(NULL);
+
+    if (plinth_hop_sign(rd_hop_key, method, strlen(method),
+                        target, strlen(target), now, rd_rid, strlen(rd_rid),
+                        sig) != 0)
+    {
+        return hl;      /* unsigned: refused by the node, and logged */
+    }
+    snprintf(hdr, sizeof(hdr), PLINTH_HOP_DATE_HDR ": %lld", (long long) now);
+    hl = curl_slist_append(hl, hdr);
+    snprintf(hdr, sizeof(hdr), PLINTH_HOP_SIG_HDR ": %s", sig);
+    return curl_slist_append(hl, hdr);
+}
+
+
+/* https with the cluster CA, when tls_ca is set. */
+static void
+rd_http_tls(CURL *e)
+{
+    if (rd_ca != NULL) {
+        curl_easy_setopt(e, CURLOPT_CAINFO, rd_ca);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    }
 }
 
 
@@ -128,15 +195,17 @@ rd_http(const char *method, const char *address, const char *path,
     memset(a, 0, sizeof(*a));
     snprintf(rd_rid, sizeof(rd_rid), "rd-%s-%llu", rd_log_instance,
              (unsigned long long) ++rd_req_n);
-    snprintf(url, sizeof(url), "http://%s%s", address, path);
+    snprintf(url, sizeof(url), "%s://%s%s", rd_scheme, address, path);
     snprintf(hdr, sizeof(hdr), "X-Request-Id: %s", rd_rid);
     hl = curl_slist_append(hl, hdr);
     hl = curl_slist_append(hl, "Expect:");
+    hl = rd_hop_sign(hl, method, path);
 
     curl_easy_reset(rd_curl);
     curl_easy_setopt(rd_curl, CURLOPT_URL, url);
     curl_easy_setopt(rd_curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(rd_curl, CURLOPT_CUSTOMREQUEST, method);
+    rd_http_tls(rd_curl);
     if (strcmp(method, "HEAD") == 0) {
         curl_easy_setopt(rd_curl, CURLOPT_NOBODY, 1L);
     } else if (strcmp(method, "POST") == 0) {
@@ -205,6 +274,7 @@ rd_http_get_all(const char *const *addresses, size_t n, const char *path,
              (unsigned long long) ++rd_req_n);
     snprintf(hdr, sizeof(hdr), "X-Request-Id: %s", rd_rid);
     hl = curl_slist_append(hl, hdr);
+    hl = rd_hop_sign(hl, "GET", path);
 
     for (i = 0; i < n; i++) {
         memset(&a[i], 0, sizeof(a[i]));
@@ -213,8 +283,10 @@ rd_http_get_all(const char *const *addresses, size_t n, const char *path,
             snprintf(a[i].error, sizeof(a[i].error), "out of memory");
             continue;
         }
-        snprintf(url, sizeof(url), "http://%s%s", addresses[i], path);
+        snprintf(url, sizeof(url), "%s://%s%s", rd_scheme, addresses[i],
+                 path);
         curl_easy_setopt(e[i], CURLOPT_URL, url);
+        rd_http_tls(e[i]);
         curl_easy_setopt(e[i], CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(e[i], CURLOPT_CONNECTTIMEOUT_MS,
                          (long) (timeout * 1000));

@@ -210,6 +210,10 @@ rd_config_load(const char *path, rd_config *cf, char *err, size_t len)
             str = &cf->instance;
         } else if (strcmp(key, "pid_file") == 0) {
             str = &cf->pid_file;
+        } else if (strcmp(key, "cluster_secret_file") == 0) {
+            str = &cf->cluster_secret_file;
+        } else if (strcmp(key, "tls_ca") == 0) {
+            str = &cf->tls_ca;
         }
         if (str != NULL) {
             if (val[0] == '\0') {
@@ -345,6 +349,8 @@ rd_config_free(rd_config *cf)
     free(cf->listen);
     free(cf->instance);
     free(cf->pid_file);
+    free(cf->cluster_secret_file);
+    free(cf->tls_ca);
     memset(cf, 0, sizeof(*cf));
 }
 

@@ -440,6 +440,12 @@ main(int argc, char **argv)
             return 1;
         }
         rd_nodes_free(nc, n);
+        if (rd_http_init(&rd.cf, err, sizeof(err)) != 0) {
+            fprintf(stderr, "plinth-repaird: %s\n", err);
+            rd_config_free(&rd.cf);
+            return 1;
+        }
+        rd_http_done();
         printf("plinth-repaird: configuration %s is ok\n", path);
         rd_config_free(&rd.cf);
         return 0;
@@ -467,8 +473,8 @@ main(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (rd_http_init() != 0) {
-        rd_log(RD_LOG_ERROR, "cannot initialize libcurl");
+    if (rd_http_init(&rd.cf, err, sizeof(err)) != 0) {
+        rd_log(RD_LOG_ERROR, "%s", err);
         return 1;
     }
     if (rd_cluster_apply(&rd) != 0) {

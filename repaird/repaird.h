@@ -56,6 +56,9 @@ typedef struct {
     char      *listen;           /* host:port for /metrics; NULL: none */
     char      *instance;         /* name in logs; default host:pid */
     char      *pid_file;
+    char      *cluster_secret_file;  /* required: the closed internal hop */
+    char      *tls_ca;           /* CA of the data nodes' certificates:
+                                  * talk HTTPS to them; NULL: HTTP */
     int        log_level;
     uint32_t   rf;               /* replication_factor */
     double     health_interval;  /* seconds */
@@ -114,7 +117,7 @@ typedef struct {
     size_t     len;
 } rd_http_answer;
 
-int rd_http_init(void);
+int rd_http_init(const rd_config *cf, char *err, size_t len);
 void rd_http_done(void);
 /* method on http://address path; body kept (bounded) in a. 0 or -1. */
 int rd_http(const char *method, const char *address, const char *path,

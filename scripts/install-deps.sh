@@ -15,6 +15,7 @@ PKGS=(
     libxml2-dev                          # S3 XML request bodies
     libisal-dev                          # CRC32C checksums (ISA-L)
     perl libtest-base-perl               # test harness (prove, Test::Base)
+    libio-socket-ssl-perl                # HTTP::Tiny over TLS to data nodes (t/47-tls.t)
     awscli python3-boto3                 # real S3 clients for end-to-end tests
     s3cmd rclone
     curl procps iproute2 util-linux openssl

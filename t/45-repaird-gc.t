@@ -122,9 +122,8 @@ put_ok('/vbk/k', 'version two');
 # orphans: one old (mtime an hour ago), one young
 my $o_old = md5_hex('orphan-old');
 my $o_new = md5_hex('orphan-new');
-my $u1 = 'http://127.0.0.1:' . $c->node_port(1);
-is($http->put("$u1/blobs/$o_old", { content => 'x' x 1000 })->{status}, 201, 'orphan stored on node 1');
-is($http->put("$u1/blobs/$o_new", { content => 'y' x 1000 })->{status}, 201, 'young orphan stored on node 1');
+is($c->node_request(1, 'PUT', "/blobs/$o_old", { content => 'x' x 1000 })->{status}, 201, 'orphan stored on node 1');
+is($c->node_request(1, 'PUT', "/blobs/$o_new", { content => 'y' x 1000 })->{status}, 201, 'young orphan stored on node 1');
 utime(time - 3600, time - 3600, $c->blob_path(1, $o_old)) or die "utime: $!";
 
 # several objects that must all survive

@@ -233,11 +233,11 @@ read_all('after the repair, node 4 still dead');
         . "WHERE o.key = 'obj/7'");
     my ($blob, $node, $size) = @$o;
     flip_byte($c->blob_path($node, $blob), int($size / 2));
-    my $url = 'http://127.0.0.1:' . $c->node_port($node) . "/blobs/$blob/verify";
-    is($http->get($url)->{status}, 500, "a byte of obj/7 flipped on node $node");
+    my $url = "/blobs/$blob/verify";
+    is($c->node_request($node, 'GET', $url)->{status}, 500, "a byte of obj/7 flipped on node $node");
     my $t1 = time;
     $c->psql("SELECT plinth_report_bad_replica('$blob', $node, 'corrupt')");
-    wait_for(sub { $http->get($url)->{status} == 200 }, 10, 'reported replica rebuilt');
+    wait_for(sub { $c->node_request($node, 'GET', $url)->{status} == 200 }, 10, 'reported replica rebuilt');
     pass(sprintf 'plinth_report_bad_replica: rebuilt %.2fs after the report', time - $t1);
     my @q = $c->psql("SELECT count(*) FROM repair_queue");
     is($q[0][0], 0, '... and the queue is empty');
@@ -299,8 +299,7 @@ pass(sprintf 'flipped a byte in %d of the %d blob files on node 1 (1%%), '
 
 sub verified_on {
     my ($node, $blob) = @_;
-    my $r = $http->get('http://127.0.0.1:' . $c->node_port($node)
-        . "/blobs/$blob/verify");
+    my $r = $c->node_request($node, 'GET', "/blobs/$blob/verify");
     return $r->{status} == 200;
 }
 
@@ -420,39 +419,38 @@ ok($g[0][0] > 0, "its replaced copies are recorded for garbage collection "
 
 # --------------------------------------------------------------- data node pull and scrub
 
-my $u1 = 'http://127.0.0.1:' . $c->node_port(1);
-my $u2 = 'http://127.0.0.1:' . $c->node_port(2);
-my $u3 = 'http://127.0.0.1:' . $c->node_port(3);
+# every request to a data node is signed with the cluster secret
+my $nr = sub { $c->node_request(@_) };
 my $a1 = '127.0.0.1:' . $c->node_port(1);
 my $x = md5_hex('pull-x') ; my $y = md5_hex('pull-y');
 my $xbody = random_bytes(3_000_000);
-is($http->put("$u1/blobs/$x", { content => $xbody })->{status}, 201,
+is($nr->(1, 'PUT', "/blobs/$x", { content => $xbody })->{status}, 201,
     'blob X stored on node 1');
-my $r = $http->post("$u2/blobs/$x/pull?from=$a1");
+my $r = $nr->(2, 'POST', "/blobs/$x/pull?from=$a1");
 is($r->{status}, 201, 'node 2 pulls X from node 1: 201');
 is($r->{headers}{'x-plinth-size'}, length $xbody, '... X-Plinth-Size');
-$r = $http->get("$u2/blobs/$x");
+$r = $nr->(2, 'GET', "/blobs/$x");
 ok($r->{status} == 200 && $r->{content} eq $xbody, '... node 2 serves X byte-identical');
-is($http->post("$u2/blobs/$x/pull?from=$a1")->{status}, 201,
+is($nr->(2, 'POST', "/blobs/$x/pull?from=$a1")->{status}, 201,
     'pulling it again: 201 (idempotent)');
-$r = $http->post("$u3/blobs/$y/pull?from=$a1");
+$r = $nr->(3, 'POST', "/blobs/$y/pull?from=$a1");
 is($r->{status}, 502, 'pull of a blob the source lacks: 502');
 is($r->{headers}{'x-plinth-error'}, 'source_failed', '... source_failed');
-is($http->get("$u3/blobs/$y")->{status}, 404, '... nothing stored');
-is($http->put("$u1/blobs/$y", { content => 'y' x 100_000 })->{status}, 201,
+is($nr->(3, 'GET', "/blobs/$y")->{status}, 404, '... nothing stored');
+is($nr->(1, 'PUT', "/blobs/$y", { content => 'y' x 100_000 })->{status}, 201,
     'blob Y stored on node 1');
 flip_byte($c->blob_path(1, $y), 500);
-$r = $http->post("$u3/blobs/$y/pull?from=$a1");
+$r = $nr->(3, 'POST', "/blobs/$y/pull?from=$a1");
 is($r->{status}, 502, 'pull from a corrupt source: 502');
-is($http->get("$u3/blobs/$y")->{status}, 404, '... no copy of the corrupt blob');
-$r = $http->get("$u1/scrub?limit=10000");
+is($nr->(3, 'GET', "/blobs/$y")->{status}, 404, '... no copy of the corrupt blob');
+$r = $nr->(1, 'GET', "/scrub?limit=10000");
 is($r->{status}, 200, 'GET /scrub on node 1: 200');
 ok(index($r->{content}, $y) >= 0, '... lists the corrupt blob Y');
 ok(index($r->{content}, $x) < 0, '... not the good blob X');
 ok($r->{headers}{'x-plinth-scrub-checked'} > 100, '... X-Plinth-Scrub-Checked: '
     . $r->{headers}{'x-plinth-scrub-checked'});
-is($http->get("$u2/blobs/$x/pull")->{status}, 405, 'GET .../pull: 405');
-is($http->post("$u2/blobs/$x/pull?from=nope")->{status}, 400, 'a bad from: 400');
-is($http->get("$u1/scrub?after=zz")->{status}, 400, 'GET /scrub with a bad after: 400');
+is($nr->(2, 'GET', "/blobs/$x/pull")->{status}, 405, 'GET .../pull: 405');
+is($nr->(2, 'POST', "/blobs/$x/pull?from=nope")->{status}, 400, 'a bad from: 400');
+is($nr->(1, 'GET', "/scrub?after=zz")->{status}, 400, 'GET /scrub with a bad after: 400');
 
 done_testing();

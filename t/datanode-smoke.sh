@@ -6,7 +6,9 @@
 # idempotent and conflicting puts, chunked bodies, bit rot in the first and
 # in a later block, a garbled trailer, a client that disconnects mid-body,
 # a full 2 MiB tmpfs (507, nothing left behind), keep-alive reuse, config
-# test mode, graceful SIGTERM and the start-up scan. Prints TAP; exits
+# test mode, graceful SIGTERM, the start-up scan, and the closed internal
+# hop (every request but /health signed with the cluster secret; unsigned,
+# wrongly signed and stale ones refused with 403). Prints TAP; exits
 # non-zero if any check fails. Needs bash, curl, dd, od, grep; the tmpfs
 # checks need root (skipped otherwise). Every process it starts is stopped
 # by pid, every mount unmounted, the temp dir removed.
@@ -22,7 +24,43 @@ PIDS=()
 MOUNTS=()
 N=0
 FAILED=0
-CURL=(curl -s --noproxy '*' --max-time 20)
+RAWCURL=(curl -s --noproxy '*' --max-time 20)
+CURL=(scurl)
+SECRET=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+HOP_N=0
+
+# hop_headers <method> <target> [secret] [date]: the three header lines
+# (curl -H form) of a request signed as a gateway or repaird signs it:
+# HMAC-SHA256 of "PLINTH-HOP-1\n<method>\n<target>\n<date>\n<rid>"
+hop_headers() {
+    local date=${4:-$(date +%s)} rid sig
+    HOP_N=$((HOP_N + 1))
+    rid=smoke-$$-$HOP_N
+    sig=$(printf 'PLINTH-HOP-1\n%s\n%s\n%s\n%s' "$1" "$2" "$date" "$rid" \
+          | openssl dgst -sha256 -hmac "${3:-$SECRET}" -r | cut -d' ' -f1)
+    printf 'X-Request-Id: %s\nX-Plinth-Date: %s\nX-Plinth-Signature: %s\n' \
+        "$rid" "$date" "$sig"
+}
+
+# scurl <curl args...>: curl, signed for its (last) URL and its method
+# (-X M, -I for HEAD, POST for a body without -X; GET otherwise)
+scurl() {
+    local a prev="" method="" body=0 url="" target h
+    local -a hs=()
+    for a in "$@"; do
+        case "$prev" in -X) method=$a ;; esac
+        case "$a" in
+            -I|--head) method=HEAD ;;
+            --data-binary|-d|--data) body=1 ;;
+            http://*) url=$a ;;
+        esac
+        prev=$a
+    done
+    [ -z "$method" ] && { [ "$body" = 1 ] && method=POST || method=GET; }
+    target=/${url#http://*/}
+    while IFS= read -r h; do hs+=(-H "$h"); done < <(hop_headers "$method" "$target")
+    "${RAWCURL[@]}" "${hs[@]}" "$@"
+}
 
 cleanup() {
     local p m
@@ -73,6 +111,7 @@ write_conf() {
         echo "listen: 127.0.0.1:$port"
         echo "data_dir: $dir"
         echo "log_level: debug"
+        echo "cluster_secret_file: $T/secret"
         for l in "$@"; do echo "$l"; done
     } >"$f"
 }
@@ -152,6 +191,7 @@ if [ ! -x "$BIN" ]; then
     echo "1..0 # skip $BIN not built (make datanode)"
     exit 0
 fi
+(umask 077; echo "$SECRET" >"$T/secret")
 
 # ---------------------------------------------------------------- config
 D=$T/d1
@@ -171,6 +211,20 @@ write_conf "$T/bad2.yaml" "$PORT" "$D" "colour: blue"
 rc=$?
 ok "$([ $rc = 1 ] && grep -q 'unknown key "colour"' "$T/t.out" && echo 1)" \
    "-t rejects an unknown key"
+
+printf 'node_id: 7\nlisten: 127.0.0.1:%s\ndata_dir: %s\n' "$PORT" "$D" >"$T/bad4.yaml"
+"$BIN" -t -c "$T/bad4.yaml" 2>"$T/t.out"
+rc=$?
+ok "$([ $rc = 1 ] && grep -q 'cluster_secret_file' "$T/t.out" && echo 1)" \
+   "-t rejects a config without cluster_secret_file"
+
+write_conf "$T/bad5.yaml" "$PORT" "$D"
+echo short >"$T/short.secret"
+sed -i "s|^cluster_secret_file: .*|cluster_secret_file: $T/short.secret|" "$T/bad5.yaml"
+"$BIN" -t -c "$T/bad5.yaml" 2>"$T/t.out"
+rc=$?
+ok "$([ $rc = 1 ] && grep -q 'shorter than 16 bytes' "$T/t.out" && echo 1)" \
+   "-t rejects a secret shorter than 16 bytes"
 
 printf 'listen: 127.0.0.1:%s\ndata_dir: %s\n' "$PORT" "$D" >"$T/bad3.yaml"
 "$BIN" -t -c "$T/bad3.yaml" 2>"$T/t.out"
@@ -282,11 +336,63 @@ is "$(status "$U/blobs?after=xyz")" 400 "list bad after -> 400"
 "${CURL[@]}" -v -o /dev/null -o /dev/null "$U/health" "$U/blobs/$B/info" 2>"$T/kv"
 ok "$(grep -q 'Re-using existing connection' "$T/kv" && echo 1)" "keep-alive: second request reuses the connection"
 
+# ---------------------------------------------------------------- closed internal hop
+# rstatus <method> <path> [header lines...]: status of a request with
+# exactly the headers given (nothing signed unless given)
+rstatus() {
+    local m=$1 path=$2 h
+    local -a hs=()
+    shift 2
+    for h in "$@"; do hs+=(-H "$h"); done
+    "${RAWCURL[@]}" -o "$T/403" -D "$T/403h" -w '%{http_code}' -X "$m" "${hs[@]}" "$U$path"
+}
+# signed <method> <target> [secret] [date]: hop header lines as arguments
+signed() { local -a out=(); while IFS= read -r l; do out+=("$l"); done < <(hop_headers "$@"); printf '%s\n' "${out[@]}"; }
+mapfile -t GOOD < <(signed GET "/blobs/$B")
+is "$(rstatus GET "/blobs/$B" "${GOOD[@]}")" 200 "hop: signed GET -> 200"
+is "$("${RAWCURL[@]}" -o /dev/null -w '%{http_code}' "$U/health")" 200 "hop: /health stays open (liveness, names no blob)"
+is "$(rstatus GET "/blobs/$B")" 403 "hop: unsigned GET -> 403"
+is "$(header X-Plinth-Error "$T/403h")" forbidden "hop: ... X-Plinth-Error: forbidden"
+ok "$(grep -aq 'serves only the cluster' "$T/403" && echo 1)" "hop: ... the body says why"
+is "$(rstatus HEAD "/blobs/$B")" 403 "hop: unsigned HEAD -> 403"
+is "$(rstatus GET "/blobs/$B/info")" 403 "hop: unsigned info -> 403"
+is "$(rstatus GET "/blobs")" 403 "hop: unsigned listing -> 403"
+is "$(rstatus GET "/scrub")" 403 "hop: unsigned scrub -> 403"
+is "$(rstatus GET "/nope")" 403 "hop: unsigned unknown path -> 403 (nothing learnt)"
+is "$(rstatus POST "/blobs/$B/pull?from=127.0.0.1:1")" 403 "hop: unsigned pull -> 403"
+HB=eeee0000000000000000000000000009
+is "$("${RAWCURL[@]}" -o /dev/null -w '%{http_code}' -X PUT --data-binary @"$T/small" "$U/blobs/$HB")" 403 "hop: unsigned PUT -> 403"
+is "$(status "$U/blobs/$HB")" 404 "hop: ... nothing stored"
+is "$(rstatus DELETE "/blobs/$B")" 403 "hop: unsigned DELETE -> 403"
+is "$(status "$U/blobs/$B")" 200 "hop: ... the blob is still there"
+mapfile -t H < <(signed GET "/blobs/$B" wrong-secret-wrong-secret-0123456789)
+is "$(rstatus GET "/blobs/$B" "${H[@]}")" 403 "hop: signed with another secret -> 403"
+ok "$(grep -aq 'does not match' "$T/403" && echo 1)" "hop: ... 'does not match'"
+mapfile -t H < <(signed GET "/blobs/$B" "$SECRET" $(( $(date +%s) - 400 )))
+is "$(rstatus GET "/blobs/$B" "${H[@]}")" 403 "hop: date 400 s old -> 403"
+ok "$(grep -aq '300 s' "$T/403" && echo 1)" "hop: ... the date window named"
+mapfile -t H < <(signed GET "/blobs/$B" "$SECRET" $(( $(date +%s) + 400 )))
+is "$(rstatus GET "/blobs/$B" "${H[@]}")" 403 "hop: date 400 s ahead -> 403"
+mapfile -t H < <(signed GET "/blobs/$B" "$SECRET" $(( $(date +%s) - 200 )))
+is "$(rstatus GET "/blobs/$B" "${H[@]}")" 200 "hop: date 200 s old (in the window) -> 200"
+mapfile -t H < <(signed GET "/blobs/$B")
+is "$(rstatus DELETE "/blobs/$B" "${H[@]}")" 403 "hop: a GET's signature on a DELETE -> 403"
+mapfile -t H < <(signed GET "/blobs/$A")
+is "$(rstatus GET "/blobs/$B" "${H[@]}")" 403 "hop: another blob's signature -> 403"
+mapfile -t H < <(signed GET "/blobs?limit=1")
+is "$(rstatus GET "/blobs?limit=2" "${H[@]}")" 403 "hop: the query is signed too -> 403"
+mapfile -t H < <(signed GET "/blobs/$B")
+is "$(rstatus GET "/blobs/$B" "${H[0]}" "${H[1]}" "X-Plinth-Signature: ${SECRET:0:64}")" 403 "hop: a made-up signature -> 403"
+is "$(rstatus GET "/blobs/$B" "${H[1]}" "${H[2]}")" 403 "hop: the request id left out -> 403"
+is "$(status "$U/blobs/$B")" 200 "hop: ... and B is still served signed"
+
 # ---------------------------------------------------------------- disconnect mid-body
 K=dddd0000000000000000000000000006
 (
     exec 3<>"/dev/tcp/127.0.0.1/$PORT" || exit 1
-    printf 'PUT /blobs/%s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n' "$K" >&3
+    printf 'PUT /blobs/%s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n' "$K" >&3
+    hop_headers PUT "/blobs/$K" | sed 's/$/\r/' >&3
+    printf '\r\n' >&3
     head -c 300000 /dev/urandom >&3
     sleep 0.3
     exec 3>&-

@@ -18,11 +18,19 @@ package Plinth::Cluster;
 #   nodeN.yaml       data node N's configuration
 #   repairdN.yaml    repaird instance N's configuration (component repaird)
 #   cluster.yaml     the node list read by the gateway
+#   cluster.secret   the cluster secret (mode 0600, 64 random hex digits,
+#                    made at the first prepare): every request to a data
+#                    node is signed with it (ngx_plinth_hop.h); tests sign
+#                    theirs with hop_headers() or node_request()
 #   nginx.conf       conf/nginx.conf rendered
 #   logs/            error.log access.log nginx.stderr postgresql.log nodeN.log
 #   tmp/             nginx temp paths
 #   pids/            one pid file per process started
 #   ports            the ports chosen, reused by the next start
+#   gwK/             gateway K's prefix (K >= 2, with gateways => N):
+#                    nginx.conf, logs/, tmp/; gateway 1 is the nginx above
+#   lb/              the load balancer (conf/lb.conf) when gateways > 1:
+#                    nginx.conf, logs/access.log (upstream per request)
 #   credentials      the access keys made at the first start (mode 0600):
 #                    shell-style PLINTH_ACCESS_KEY=... lines (see below)
 #   aws-credentials  the same keys as an AWS shared credentials file
@@ -32,6 +40,7 @@ use strict;
 use warnings;
 
 use Carp qw(croak);
+use Digest::SHA qw(hmac_sha256_hex);
 use Cwd qw(abs_path);
 use File::Basename qw(basename dirname);
 use File::Path qw(make_path remove_tree);
@@ -85,6 +94,8 @@ sub new {
         log           => sub { print STDERR "$_[0]\n" },
         auth          => 'sigv4',
         region        => 'us-east-1',
+        gateways      => 1,
+        lb_template   => "$ROOT/conf/lb.conf",
         %o,
         owner_pid     => $$,
         started       => {},
@@ -94,7 +105,7 @@ sub new {
         node_opts per_node_opts http_extra server_extra cluster_yaml_extra
         pg_fast keep components template template_text sql_dir module
         datanode start_timeout stop_timeout log owner_pid started auth
-        region repaird repaird_opts repaird_port);
+        region repaird repaird_opts repaird_port gateways lb_template hop_tls);
     for (keys %o) {
         croak "Plinth::Cluster: unknown option '$_'" unless $known{$_};
     }
@@ -103,6 +114,8 @@ sub new {
             unless grep { $_ eq $c } @COMPONENTS, @OPTIONAL;
     }
     $self->{nodes} = 0 unless $self->has('nodes');
+    croak "Plinth::Cluster: gateways must be 1 to 8"
+        unless $self->{gateways} =~ /^[1-8]\z/;
 
     if (defined $self->{dir}) {
         make_path($self->{dir});
@@ -132,11 +145,124 @@ sub port     { $_[0]{port} }
 sub pg_port  { $_[0]{pg_port} }
 sub nodes    { $_[0]{nodes} }
 sub endpoint { "http://127.0.0.1:$_[0]{port}" }
+sub gateways { $_[0]{gateways} }
+# gateway K's own port: the endpoint's with one gateway; behind the load
+# balancer (gateways > 1) a port of its own
+sub gateway_port {
+    my ($self, $k) = @_;
+    $k //= 1;
+    croak "no gateway $k" unless $k =~ /^\d+\z/ && $k >= 1 && $k <= $self->{gateways};
+    return $self->{gateways} > 1 ? $self->{gw_ports}[$k - 1] : $self->{port};
+}
+sub gateway_endpoint { 'http://127.0.0.1:' . $_[0]->gateway_port($_[1]) }
+sub gateway_dir { $_[1] && $_[1] > 1 ? "$_[0]{dir}/gw$_[1]" : $_[0]{dir} }
+sub gateway_name { $_[1] && $_[1] > 1 ? "gw$_[1]" : 'nginx' }
+sub lb_dir { "$_[0]{dir}/lb" }
 sub node_port { my ($self, $i) = @_; $self->_check_node($i); $self->{node_ports}[$i - 1] }
 sub node_dir  { my ($self, $i) = @_; $self->_check_node($i); "$self->{dir}/node$i" }
 sub node_data_dir { $_[0]->node_dir($_[1]) . '/data' }
 sub node_yaml { my ($self, $i) = @_; "$self->{dir}/node$i.yaml" }
 sub cluster_yaml { "$_[0]{dir}/cluster.yaml" }
+sub cluster_secret_file { "$_[0]{dir}/cluster.secret" }
+
+# The cluster secret, made on first use (32 bytes of /dev/urandom, hex).
+sub cluster_secret {
+    my ($self) = @_;
+    my $f = $self->cluster_secret_file;
+    unless (-s $f) {
+        open my $r, '<:raw', '/dev/urandom' or croak "/dev/urandom: $!";
+        read($r, my $bytes, 32) == 32 or croak "short read of /dev/urandom";
+        close $r;
+        _write_private($f, unpack('H*', $bytes) . "\n");
+    }
+    my $s = _read_file($f) // croak "cannot read $f: $!";
+    $s =~ s/\s+\z//;
+    return $s;
+}
+
+# hop_headers($method, $target, %o) -> { header => value }: X-Request-Id,
+# X-Plinth-Date and X-Plinth-Signature for a request to a data node, as a
+# gateway, repaird or a pulling node signs it (ngx_plinth_hop.h). $target
+# is the path and query exactly as sent. %o: rid, date (unix seconds),
+# secret (to sign with another one).
+my $HOP_RID = 0;
+sub hop_headers {
+    my ($self, $method, $target, %o) = @_;
+    my $rid = $o{rid} // "test-$$-" . ++$HOP_RID;
+    my $date = $o{date} // time;
+    $date = int $date;
+    my $secret = $o{secret} // $self->cluster_secret;
+    my $sig = hmac_sha256_hex(
+        "PLINTH-HOP-1\n$method\n$target\n$date\n$rid", $secret);
+    return { 'X-Request-Id' => $rid, 'X-Plinth-Date' => $date,
+             'X-Plinth-Signature' => $sig };
+}
+
+# node_request($i, $method, $target, \%opts) -> HTTP::Tiny response: a
+# signed request to data node $i. %opts as HTTP::Tiny's (content, headers)
+# plus sign => 0 (send it unsigned) and hop => { hop_headers options }.
+sub node_request {
+    my ($self, $i, $method, $target, $opts) = @_;
+    my %opts = %{ $opts || {} };
+    my $sign = exists $opts{sign} ? delete $opts{sign} : 1;
+    my %hop = %{ delete $opts{hop} || {} };
+    my $timeout = delete $opts{timeout} // 30;
+    $opts{headers} = { %{ $opts{headers} || {} },
+        $sign ? %{ $self->hop_headers($method, $target, %hop) } : () };
+    $self->{node_http} //= $self->node_http(timeout => $timeout,
+        keep_alive => 1);
+    return $self->{node_http}->request($method,
+        $self->node_url($i) . $target, \%opts);
+}
+
+sub node_scheme { $_[0]{hop_tls} ? 'https' : 'http' }
+sub tls_dir { "$_[0]{dir}/tls" }
+
+# An HTTP::Tiny for the data nodes: with hop_tls, HTTPS that checks the
+# node's certificate against the cluster CA (IO::Socket::SSL).
+sub node_http {
+    my ($self, %o) = @_;
+    return HTTP::Tiny->new(%o) unless $self->{hop_tls};
+    return HTTP::Tiny->new(%o, verify_SSL => 1,
+        SSL_options => { SSL_ca_file => $self->tls_dir . '/ca.crt' });
+}
+
+# hop_tls: a CA and one certificate per data node (CN nodeN; names
+# plinth-datanode, the name gateways check, and IP 127.0.0.1, the address
+# repaird and the nodes' pulls check), made with openssl once.
+sub _make_tls {
+    my ($self) = @_;
+    my $t = $self->tls_dir;
+    make_path($t);
+    chmod 0755, $t;
+    my $run = sub {
+        my ($rc, $out) = run_command([@_], timeout => 60, merge => 1);
+        croak "@_: $out" if $rc != 0;
+    };
+    unless (-s "$t/ca.crt") {
+        $run->('openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+            '-days', '30', '-subj', '/CN=Plinth cluster CA',
+            '-keyout', "$t/ca.key", '-out', "$t/ca.crt");
+    }
+    _write_file("$t/node.ext", "subjectAltName = DNS:plinth-datanode, IP:127.0.0.1\n"
+        . "extendedKeyUsage = serverAuth\n");
+    for my $i (1 .. $self->{nodes}) {
+        next if -s "$t/node$i.crt";
+        $run->('openssl', 'req', '-newkey', 'rsa:2048', '-nodes',
+            '-subj', "/CN=node$i", '-keyout', "$t/node$i.key",
+            '-out', "$t/node$i.csr");
+        $run->('openssl', 'x509', '-req', '-in', "$t/node$i.csr",
+            '-CA', "$t/ca.crt", '-CAkey', "$t/ca.key", '-CAcreateserial',
+            '-days', '30', '-extfile', "$t/node.ext", '-out', "$t/node$i.crt");
+        chmod 0600, "$t/node$i.key";
+    }
+    chmod 0644, "$t/ca.crt";
+    chmod 0600, "$t/ca.key";
+}
+sub node_url {
+    my ($self, $i) = @_;
+    return $self->node_scheme . '://127.0.0.1:' . $self->node_port($i);
+}
 sub nginx_conf   { "$_[0]{dir}/nginx.conf" }
 sub error_log_path { "$_[0]{dir}/logs/error.log" }
 sub pg_conninfo { conninfo_for_port($_[0]{pg_port}) }
@@ -210,12 +336,20 @@ sub _choose_ports {
         $np[$i - 1] //= $pick->("node$i");
     }
     $self->{node_ports} = \@np;
+    if ($self->{gateways} > 1) {
+        my @gp = @{ $self->{gw_ports} || [] };
+        $gp[$_ - 1] //= $pick->("gw$_") for 1 .. $self->{gateways};
+        $self->{gw_ports} = \@gp;
+    }
 }
 
 sub _save_ports {
     my ($self) = @_;
     my $text = "pg $self->{pg_port}\nnginx $self->{port}\n";
     $text .= "node$_ $self->{node_ports}[$_ - 1]\n" for 1 .. $self->{nodes};
+    if ($self->{gateways} > 1) {
+        $text .= "gw$_ $self->{gw_ports}[$_ - 1]\n" for 1 .. $self->{gateways};
+    }
     _write_file("$self->{dir}/ports", $text);
 }
 
@@ -371,7 +505,7 @@ sub _pidfile { "$_[0]{dir}/pids/$_[1].pid" }
 sub _expect_cmd {
     my ($name) = @_;
     return 'postgres' if $name eq 'pg';
-    return 'nginx' if $name eq 'nginx';
+    return 'nginx' if $name eq 'nginx' || $name eq 'lb' || $name =~ /^gw\d+$/;
     return 'plinth-datanode' if $name =~ /^node\d+$/;
     return 'plinth-repaird' if $name =~ /^repaird\d+$/;
     return '';
@@ -557,6 +691,11 @@ sub _node_config {
         reserve_bytes  => 0,
         log_level      => 'info',
         pid_file       => "$nd/plinth-datanode.pid",
+        cluster_secret_file => $self->cluster_secret_file,
+        ($self->{hop_tls} ? (
+            tls_cert => $self->tls_dir . "/node$i.crt",
+            tls_key  => $self->tls_dir . "/node$i.key",
+            tls_ca   => $self->tls_dir . '/ca.crt') : ()),
         %{ $self->{node_opts} },
         %{ $self->{per_node_opts}{$i} || {} },
     );
@@ -593,6 +732,8 @@ sub prepare {
         make_path("$d/$sub");
         chmod 0755, "$d/$sub";
     }
+    $self->cluster_secret;      # made once, kept across restarts
+    $self->_make_tls if $self->{hop_tls};
     for my $i (1 .. $self->{nodes}) {
         make_path($self->node_data_dir($i));
         chmod 0755, $self->node_dir($i), $self->node_data_dir($i);
@@ -612,7 +753,13 @@ sub start {
     $self->_install_signal_handlers unless $self->{keep};
     $self->start_pg if $self->has('pg');
     $self->start_node($_) for 1 .. ($self->has('nodes') ? $self->{nodes} : 0);
-    $self->start_nginx if $self->has('nginx');
+    if ($self->has('nginx')) {
+        $self->start_nginx;
+        if ($self->{gateways} > 1) {
+            $self->start_gateway($_) for 2 .. $self->{gateways};
+            $self->start_lb;
+        }
+    }
     $self->start_repaird(1) if $self->has('repaird');
     $self->{is_started} = 1;
     return $self;
@@ -627,6 +774,9 @@ sub status {
     push @names, 'pg' if $self->has('pg');
     push @names, map { "node$_" } 1 .. $self->{nodes};
     push @names, 'nginx' if $self->has('nginx');
+    if ($self->has('nginx') && $self->{gateways} > 1) {
+        push @names, (map { "gw$_" } 2 .. $self->{gateways}), 'lb';
+    }
     push @names, 'repaird1' if $self->has('repaird');
     return map { [$_, $self->pid_of($_), $self->alive($_)] } @names;
 }
@@ -648,6 +798,11 @@ sub stop {
     # every repaird instance started (by this or another process)
     for (sort glob("$self->{dir}/pids/repaird*.pid")) {
         $self->_stop_name($1, 'TERM') if m{/(repaird\d+)\.pid$};
+    }
+    # the load balancer and gateways 2.. (also when this object was made
+    # without gateways => N: make stop stops what make run started)
+    for (sort glob("$self->{dir}/pids/{lb,gw*}.pid")) {
+        $self->_stop_name($1, 'TERM') if m{/(lb|gw\d+)\.pid$};
     }
     $self->stop_nginx;
     my %n = map { $_ => 1 } 1 .. $self->{nodes};
@@ -948,12 +1103,12 @@ sub start_node {
     my $log = "$self->{dir}/logs/$name.log";
     my $pid = $self->_spawn($name, [$self->{datanode}, '-c', $self->node_yaml($i)],
         log => $log);
-    my $http = HTTP::Tiny->new(timeout => 1, keep_alive => 0);
+    my $http = $self->node_http(timeout => 1, keep_alive => 0);
     my $deadline = time + $self->{start_timeout};
     while (1) {
         croak "data node $i exited at start; $log says:\n" . _tail($log, 20)
             unless pid_alive($pid);
-        my $r = $http->get("http://127.0.0.1:$port/health",
+        my $r = $http->get($self->node_url($i) . '/health',
             { headers => { Accept => 'application/json' } });
         last if $r->{status} != 599;
         croak "data node $i: no answer on /health after "
@@ -1045,6 +1200,8 @@ sub _repaird_config {
         instance           => "repaird$i",
         replication_factor => $self->{rf},
         log_level          => 'info',
+        cluster_secret_file => $self->cluster_secret_file,
+        ($self->{hop_tls} ? (tls_ca => $self->tls_dir . '/ca.crt') : ()),
         %{ $self->{repaird_opts} },
     };
 }
@@ -1127,11 +1284,20 @@ sub render {
         : $self->_template_text;
     my %tok = (
         MODULE       => $g->('module'),
-        PREFIX       => $self->{dir},
+        PREFIX       => $o{prefix} // $self->{dir},
         USER         => $> == 0 ? 'nobody nogroup' : scalar getpwuid($>),
-        LISTEN       => '127.0.0.1:' . $g->('port'),
+        LISTEN       => '127.0.0.1:' . (exists $o{port} ? $o{port}
+                                        : $self->gateway_port(1)),
         PG_CONNINFO  => $self->pg_conninfo,
         CLUSTER_YAML => $self->cluster_yaml,
+        CLUSTER_SECRET => $self->cluster_secret_file,
+        HOP_SCHEME   => $self->node_scheme,
+        HOP_TLS      => $self->{hop_tls} ? join("\n            ",
+            'proxy_ssl_trusted_certificate ' . $self->tls_dir . '/ca.crt;',
+            'proxy_ssl_verify on;', 'proxy_ssl_verify_depth 2;',
+            'proxy_ssl_name plinth-datanode;',
+            'proxy_ssl_protocols TLSv1.2 TLSv1.3;',
+            'proxy_ssl_session_reuse on;') : '',
         RF           => $g->('rf'),
         W            => $g->('w'),
         AUTH         => $g->('auth'),
@@ -1187,8 +1353,9 @@ sub start_nginx {
     return $self if $self->_alive_name('nginx');
     $self->prepare unless -d "$self->{dir}/pids";
     $self->_install_conf(%o);
-    my $port = exists $o{port} ? $o{port} : $self->{port};
+    my $port = exists $o{port} ? $o{port} : $self->gateway_port(1);
     if (!port_free($port) && !exists $o{port} && $self->{port_chosen}
+        && $self->{gateways} == 1
         && !$self->_alive_name('nginx')) {
         # a port we chose was taken meanwhile (another test run): choose again
         $self->{port} = $port = free_port();
@@ -1212,6 +1379,103 @@ sub start_nginx {
 sub stop_nginx {
     my ($self) = @_;
     $self->_stop_name('nginx', 'TERM');
+    return $self;
+}
+
+# start_gateway($k), $k >= 2: another gateway (conf/nginx.conf rendered
+# with prefix gwK/ and the gateway's own port), same PostgreSQL, same
+# data nodes, same secret. Gateway 1 is start_nginx.
+sub start_gateway {
+    my ($self, $k) = @_;
+    return $self->start_nginx if $k == 1;
+    my $name = $self->gateway_name($k);
+    return $self if $self->_alive_name($name);
+    my $gd = $self->gateway_dir($k);
+    for my $sub (qw(logs tmp)) {
+        make_path("$gd/$sub");
+        chmod 0755, $gd, "$gd/$sub";
+    }
+    my $port = $self->gateway_port($k);
+    my $conf = "$gd/nginx.conf";
+    _write_file("$conf.new", $self->render(port => $port, prefix => $gd));
+    my ($rc, $out) = $self->_nginx_test_file("$conf.new");
+    croak "nginx -t rejected gateway ${k}'s configuration ($conf.new):\n$out" if $rc != 0;
+    rename "$conf.new", $conf or croak "rename $conf: $!";
+    croak "port $port (gateway $k) is in use" unless port_free($port);
+    my $log = "$gd/logs/nginx.stderr";
+    my $pid = $self->_spawn($name, [$NGINX, '-p', "$gd/", '-c', $conf,
+        '-g', 'daemon off;'], log => $log);
+    unless (_wait_port($port, $self->{start_timeout}, sub { pid_alive($pid) })) {
+        $self->_stop_name($name, 'TERM');
+        croak "gateway $k does not start; logs:\n" . _tail($log, 10)
+            . _tail("$gd/logs/error.log", 20);
+    }
+    return $self;
+}
+
+# quit_gateway($k): `nginx -s quit` (SIGQUIT to its master): it stops
+# accepting at once, finishes what it has, exits. Waits (bounded) for the
+# exit; returns the seconds it took.
+sub quit_gateway {
+    my ($self, $k) = @_;
+    my $name = $self->gateway_name($k);
+    my $pid = $self->_alive_name($name) or croak "gateway $k is not running";
+    my $t0 = time;
+    kill 'QUIT', $pid;
+    my $deadline = $t0 + 60;
+    while (time < $deadline && pid_alive($pid)) { sleep 0.05 }
+    croak "gateway $k did not exit within 60 s of SIGQUIT" if pid_alive($pid);
+    unlink $self->_pidfile($name);
+    delete $self->{started}{$name};
+    return time - $t0;
+}
+
+# The load balancer: plain nginx from conf/lb.conf on the endpoint port,
+# an upstream of every gateway.
+sub render_lb {
+    my ($self) = @_;
+    my $text = _read_file($self->{lb_template})
+        // croak "cannot read $self->{lb_template}: $!";
+    my %tok = (
+        PREFIX   => $self->lb_dir,
+        USER     => $> == 0 ? 'nobody nogroup' : scalar getpwuid($>),
+        LISTEN   => "127.0.0.1:$self->{port}",
+        GATEWAYS => join("\n        ", map {
+            'server 127.0.0.1:' . $self->gateway_port($_)
+            . ' max_fails=1 fail_timeout=2s;' } 1 .. $self->{gateways}),
+    );
+    my @lines = split /(?<=\n)/, $text;
+    for (@lines) {
+        next if /^\s*#/;
+        s{\@([A-Z][A-Z0-9_]*)\@}{exists $tok{$1} ? $tok{$1} : "\@$1\@"}ge;
+    }
+    return join '', @lines;
+}
+
+sub start_lb {
+    my ($self) = @_;
+    return $self if $self->_alive_name('lb');
+    my $ld = $self->lb_dir;
+    for my $sub (qw(logs tmp)) {
+        make_path("$ld/$sub");
+        chmod 0755, $ld, "$ld/$sub";
+    }
+    my $conf = "$ld/nginx.conf";
+    _write_file("$conf.new", $self->render_lb);
+    my ($rc, $out) = $self->_nginx_test_file("$conf.new");
+    croak "nginx -t rejected the load balancer's configuration ($conf.new):\n$out"
+        if $rc != 0;
+    rename "$conf.new", $conf or croak "rename $conf: $!";
+    my $port = $self->{port};
+    croak "port $port (load balancer) is in use" unless port_free($port);
+    my $log = "$ld/logs/nginx.stderr";
+    my $pid = $self->_spawn('lb', [$NGINX, '-p', "$ld/", '-c', $conf,
+        '-g', 'daemon off;'], log => $log);
+    unless (_wait_port($port, $self->{start_timeout}, sub { pid_alive($pid) })) {
+        $self->_stop_name('lb', 'TERM');
+        croak "the load balancer does not start; logs:\n" . _tail($log, 10)
+            . _tail("$ld/logs/error.log", 20);
+    }
     return $self;
 }
 

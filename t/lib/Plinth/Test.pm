@@ -227,6 +227,7 @@ sub aws {
 #   payload_hash => 'UNSIGNED-PAYLOAD' | hex | '' (no header)
 #   sign_date => -1200 | '20130524T000000Z';  time => epoch seconds
 #   region => 'us-east-1'
+#   port => N (connect to this port instead of the endpoint's)
 sub s3_request {
     my ($method, $uri, %o) = @_;
     my $c = cluster();
@@ -244,7 +245,10 @@ sub s3_request {
     my $req = { method => $method, uri => $uri, headers => \@h,
         body => $o{body} // '', version => $o{version} // 'HTTP/1.1' };
     _sign($req, $c, %o);
-    return _exchange($c->port, _build_request($req, $c->port), $method,
+    # port => N: send it to that port (one gateway of several) with the
+    # Host and signature of the endpoint, as a load balancer passes it on
+    my $port = $o{port} // $c->port;
+    return _exchange($port, _build_request($req, $port), $method,
         $o{timeout} // $DEFAULT_TIMEOUT);
 }
 
