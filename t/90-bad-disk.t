@@ -102,7 +102,9 @@ sub chunked_put {
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $::CL->node_port($i),
         Timeout => 10) or die "connect: $!";
     binmode $s;
-    print $s "PUT /blobs/$id HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    my $hop = $::CL->hop_headers(PUT => "/blobs/$id");
+    print $s "PUT /blobs/$id HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
+        . join('', map { "$_: $hop->{$_}\r\n" } sort keys %$hop) . "\r\n";
     my $chunk = 'c' x 65536;
     for (1 .. int($bytes / 65536)) {
         last unless print $s sprintf("%x\r\n", length $chunk) . "$chunk\r\n";
@@ -179,7 +181,7 @@ is($err, 'disk_full', 'X-Plinth-Error: disk_full');
 my ($blobs, $tmp) = node4_files();
 is($blobs, 0, 'no blob under its final name');
 is($tmp, 0, 'the temp file is removed');
-is($::HTTP->get(node_url(4) . '/blobs/' . ('ab' x 16))->{status}, 404, 'the blob is not there');
+is($::CL->node_request(4, GET => '/blobs/' . ('ab' x 16))->{status}, 404, 'the blob is not there');
 is(health(4)->{status}, 'ok', 'the space came back: ok');
 
 
@@ -188,7 +190,7 @@ is(health(4)->{status}, 'ok', 'the space came back: ok');
 --- timeout: 60
 --- check
 my $id = 'cd' x 16;
-my $r = $::HTTP->put(node_url(4) . "/blobs/$id", { content => 'f' x (1536 * 1024) });
+my $r = $::CL->node_request(4, PUT => "/blobs/$id", { content => 'f' x (1536 * 1024) });
 is($r->{status}, 201, 'a 1.5 MiB blob fits');
 is(health(4)->{status}, 'full', 'node 4 says full');
 ok(eval { wait_for(sub { node_health_row() eq 'online t' }, 20, 'repaird to record it full') },
@@ -201,7 +203,7 @@ for my $n (1 .. 4) {
     ok(!grep({ $_ == 4 } @$nodes) && @$nodes == 3, "small$n: 3 copies, none on node 4 (@$nodes)");
 }
 unlike($cluster->error_log_since($log0), qr/data node 4 refused/, 'node 4 was not even tried');
-is($::HTTP->delete(node_url(4) . "/blobs/$id")->{status}, 204, 'the filler removed');
+is($::CL->node_request(4, DELETE => "/blobs/$id")->{status}, 204, 'the filler removed');
 is(health(4)->{status}, 'ok', 'ok again');
 ok(eval { wait_for(sub { node_health_row() eq 'online f' }, 20, 'repaird to record it') },
    'repaird records it writable again');
@@ -247,7 +249,7 @@ for my $n (1 .. 6) {
 }
 for my $o (@on4) {
     my ($key, $blob, $md5) = @$o;
-    my $g = $::HTTP->get(node_url(4) . "/blobs/$blob");
+    my $g = $::CL->node_request(4, GET => "/blobs/$blob");
     is($g->{status}, 200, "$key: node 4 still serves its copy");
     is(md5_hex($g->{content}), $md5, "$key: byte-exact");
     is(md5_hex(s3_request(GET => "/disk/$key")->{body}), $md5, "$key reads back through the gateway");

@@ -11,9 +11,8 @@
 # 120. CHAOS_SEED (default: from the clock, printed) replays a nemesis
 # schedule and the clients' choices (not the machine's timing).
 #
-# Two gateways (CHAOS_GATEWAYS=1 for one): the harness starts one nginx;
-# this file starts a second from the same configuration on its own port,
-# prefix, logs and pid file (stopped by its pid at the end), and the
+# Two gateways (CHAOS_GATEWAYS=1 for one), started by the harness
+# (gateways => N) on their own ports, prefixes, logs and pid files; the
 # clients send each request to either, so read-your-writes is checked
 # across gateways; the nemesis kills workers of both.
 use strict;
@@ -25,7 +24,6 @@ use Plinth::Cluster;
 use Plinth::TestUtil;
 use Plinth::Chaos;
 
-use File::Path qw(make_path);
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use JSON::PP ();
@@ -105,6 +103,7 @@ cluster_options(
     # commits by design of synchronous_commit=off
     # (CHAOS_PG_FAST=1 runs it with them, to see the checker find that)
     pg_fast => $ENV{CHAOS_PG_FAST} ? 1 : 0,
+    gateways => $gateways,
     components => [qw(pg nodes nginx repaird)],
     repaird_opts => {
         health_interval => '300ms',
@@ -125,32 +124,11 @@ my $k = $c->credentials or BAIL_OUT('no credentials');
 my $tmp = tempdir('plinth-t96-XXXXXX', DIR => '/tmp', CLEANUP => 1);
 my $history = "$tmp/history.tsv";
 
-# the second gateway: conf/nginx.conf rendered as for the first, on another
-# port, with its own prefix (logs, temp paths, pid file)
-my @endpoints = ($c->endpoint);
-my @gateway_names = ('nginx');
-my $g2;
-if ($gateways >= 2) {
-    my $port2 = Plinth::Cluster::free_port();
-    my $dir = $c->dir;
-    $g2 = "$dir/gateway2";
-    make_path("$g2/logs", "$g2/tmp");
-    my $text = $c->render(port => $port2);
-    $text =~ s{\Q$dir\E/(logs/|nginx\.pid|tmp/)}{$g2/$1}g;
-    open my $fh, '>', "$g2/nginx.conf" or die "$g2/nginx.conf: $!";
-    print $fh $text;
-    close $fh or die;
-    my ($rc2, $out2) = Plinth::Cluster::run_command([$Plinth::Cluster::NGINX, '-t',
-        '-p', "$g2/", '-c', "$g2/nginx.conf"], timeout => 60, merge => 1);
-    is($rc2, 0, 'nginx -t accepts the second gateway\'s configuration') or diag $out2;
-    my $pid2 = $c->_spawn('nginx2', [$Plinth::Cluster::NGINX, '-p', "$g2/", '-c',
-        "$g2/nginx.conf", '-g', 'daemon off;'], log => "$g2/logs/nginx.stderr");
-    ok(Plinth::Cluster::_wait_port($port2, 30, sub { Plinth::Cluster::pid_alive($pid2) }),
-        "a second gateway (pid $pid2) on port $port2");
-    push @endpoints, "http://127.0.0.1:$port2";
-    push @gateway_names, 'nginx2';
-}
-END { $c->_stop_name('nginx2', 'TERM') if $c && $gateways >= 2 }
+# the gateways (the harness starts gateways 2.. in gwK/ beside the first,
+# and a load balancer the checker does not use: clients talk to each
+# gateway directly, so a read may go to another gateway than its write)
+my @endpoints = map { $c->gateway_endpoint($_) } 1 .. $gateways;
+my @gateway_names = map { $c->gateway_name($_) } 1 .. $gateways;
 
 my @base = ($client, (map { ('--endpoint', $_) } @endpoints),
     '--access-key', $k->{access_key},
@@ -214,8 +192,8 @@ if ($done != $pid) {
     fail('the clients ended in time');
 }
 $pid = 0;
-if ($g2) {
-    open my $al, '<', "$g2/logs/access.log";
+if ($gateways >= 2) {
+    open my $al, '<', $c->gateway_dir(2) . '/logs/access.log';
     my $n = 0;
     $n++ while $al && <$al>;
     cmp_ok($n, '>', 100, "the second gateway served its share ($n requests logged)");
@@ -232,10 +210,9 @@ sub current {
         . "array_to_string(v.nodes, ',') FROM objects o JOIN versions v USING (version_id) "
         . "JOIN buckets b ON b.bucket_id = o.bucket_id WHERE b.name = 'chaos' ORDER BY o.key");
 }
-my $http = HTTP::Tiny->new(timeout => 10, keep_alive => 1);
 sub verified_on {
     my ($node, $blob) = @_;
-    my $r = $http->get('http://127.0.0.1:' . $c->node_port($node) . "/blobs/$blob/verify");
+    my $r = $c->node_request($node, GET => "/blobs/$blob/verify", { timeout => 10 });
     return $r->{status} == 200;
 }
 # keys whose current version lacks RF distinct verified replicas
