@@ -109,6 +109,8 @@ typedef enum {
     NGX_PLINTH_ERR_MALFORMED_XML,
     NGX_PLINTH_ERR_INVALID_PART_NUMBER,
     NGX_PLINTH_ERR_NO_SUCH_VERSION,         /* versioning */
+    NGX_PLINTH_ERR_INVALID_STORAGE_CLASS,   /* tiers */
+    NGX_PLINTH_ERR_NO_SUCH_LIFECYCLE,
     NGX_PLINTH_ERR_MAX
 } ngx_plinth_err_e;
 
@@ -194,6 +196,7 @@ typedef struct {
     ngx_str_t                     etag;
     ngx_str_t                     content_type;
     ngx_str_t                     meta;
+    ngx_str_t                     storage_class;
     time_t                        mtime;
     uint32_t                      nodes[NGX_PLINTH_MAX_RF];
     ngx_uint_t                    nnodes;
@@ -232,6 +235,9 @@ struct ngx_http_plinth_ctx_s {
     void                         *auth;       /* ngx_plinth_auth.c's state */
     ngx_str_t                     display_name;
     const char                   *acl;        /* x-amz-acl of a write */
+    const char                   *storage_class;  /* x-amz-storage-class
+                                                 of a write; NULL: none */
+    const char                   *tier;       /* placement tier of a write */
     ngx_str_t                     if_match;   /* conditional write */
     unsigned                      if_none_match:1;
     ngx_str_t                     vid;        /* S3 version id: ?versionId=,
@@ -324,6 +330,11 @@ u_char *ngx_http_plinth_cstr(ngx_pool_t *pool, ngx_str_t *s);
 void ngx_http_plinth_read_request_body(ngx_http_request_t *r,
     ngx_http_client_body_handler_pt done);
 ngx_int_t ngx_http_plinth_canned_acl(ngx_http_request_t *r, const char **acl);
+ngx_int_t ngx_http_plinth_storage_class(ngx_http_request_t *r,
+    const char **cls);
+ngx_int_t ngx_http_plinth_storage_class_header(ngx_http_request_t *r,
+    const char *name, const char **cls);
+const char *ngx_http_plinth_class_tier(const char *cls, size_t len);
 ngx_uint_t ngx_http_plinth_may_read(ngx_http_plinth_ctx_t *ctx, PGresult *res,
     int row, int owner_col, const char *acl1, const char *acl2);
 ngx_int_t ngx_http_plinth_copy_value(ngx_pool_t *pool, PGresult *res,

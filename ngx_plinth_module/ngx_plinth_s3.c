@@ -145,6 +145,12 @@ static ngx_http_plinth_err_t  ngx_http_plinth_errors[NGX_PLINTH_ERR_MAX] = {
         { "IncompleteBody", NGX_HTTP_BAD_REQUEST,
           "You did not provide the number of bytes specified by the "
           "Content-Length HTTP header." },
+    [NGX_PLINTH_ERR_INVALID_STORAGE_CLASS] =
+        { "InvalidStorageClass", NGX_HTTP_BAD_REQUEST,
+          "The storage class you specified is not valid" },
+    [NGX_PLINTH_ERR_NO_SUCH_LIFECYCLE] =
+        { "NoSuchLifecycleConfiguration", NGX_HTTP_NOT_FOUND,
+          "The lifecycle configuration does not exist" },
     [NGX_PLINTH_ERR_SHA256_MISMATCH] =
         { "XAmzContentSHA256Mismatch", NGX_HTTP_BAD_REQUEST,
           "The provided 'x-amz-content-sha256' header does not match what "
@@ -255,7 +261,8 @@ static const char  *ngx_http_plinth_unsupported[] = {
 /* one row per NGX_PLINTH_SQL_*, by name: the order does not matter */
 const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
     [NGX_PLINTH_SQL_BUCKET_CREATE] =
-    { "plinth_bucket_create", "SELECT plinth_bucket_create($1, $2, $3)", 3 },
+    { "plinth_bucket_create",
+      "SELECT plinth_bucket_create_c($1, $2, $3, $4)", 4 },
     [NGX_PLINTH_SQL_BUCKET_DELETE] =
     { "plinth_bucket_delete", "SELECT plinth_bucket_delete($1, $2)", 2 },
     [NGX_PLINTH_SQL_BUCKET_HEAD] =
@@ -268,8 +275,8 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "WHERE owner_id = $1 ORDER BY name", 1 },
     [NGX_PLINTH_SQL_PUT_BEGIN] =
     { "plinth_put_begin",
-      "SELECT version_id, blob_id, vid, versioned FROM "
-      "plinth_put_begin_v($1, $2, $3, $4, $5, $6, $7, $8)", 8 },
+      "SELECT version_id, blob_id, vid, versioned, storage_class FROM "
+      "plinth_put_begin_c($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9 },
     [NGX_PLINTH_SQL_PUT_COMMIT] =
     { "plinth_put_commit",
       "SELECT plinth_put_commit($1, $2::integer[], $3::boolean, $4, $5, $6)",
@@ -299,7 +306,7 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "vp.checksum AS seg_cks, "
       /* versioning: the version served, by S3 id ($3: NULL, the current) */
       "b.versioning <> 'Unversioned' AS versioned, "
-      "coalesce(v.vid, 'null') AS vid "
+      "coalesce(v.vid, 'null') AS vid, v.storage_class AS sclass "
       "FROM buckets b "
       "LEFT JOIN LATERAL ("
       "(SELECT o.version_id, o.deleted FROM objects o "
@@ -320,9 +327,17 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "FROM plinth_delete_version($1, $2, $3, $4, $5)", 5 },
     [NGX_PLINTH_SQL_LIST] =
     { "plinth_list",
-      "SELECT key, is_prefix, size, etag, to_char(last_modified AT TIME ZONE "
-      "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
-      "FROM plinth_list_as($1, $2, $3, $4, $5, $6, $7)", 7 },
+      "SELECT l.key, l.is_prefix, l.size, l.etag, "
+      "to_char(l.last_modified AT TIME ZONE "
+      "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+      "coalesce(v.storage_class, 'STANDARD') "
+      "FROM plinth_list_as($1, $2, $3, $4, $5, $6, $7) WITH ORDINALITY "
+      "AS l(key, is_prefix, size, etag, last_modified, ord) "
+      "LEFT JOIN buckets b ON b.name = $1 "
+      "LEFT JOIN objects o ON NOT l.is_prefix "
+      "AND o.bucket_id = b.bucket_id AND o.key = l.key "
+      "LEFT JOIN versions v ON v.version_id = o.version_id "
+      "ORDER BY l.ord", 7 },
     [NGX_PLINTH_SQL_DELETE_OBJECTS] =
     { "plinth_delete_objects",
       "SELECT key, vid, code, message, delete_marker, marker_vid "
@@ -357,8 +372,14 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
     { "plinth_list_versions",
       "SELECT key, version_id, is_prefix, is_latest, delete_marker, size, "
       "etag, to_char(last_modified AT TIME ZONE 'UTC', "
-      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), owner_id "
-      "FROM plinth_list_versions($1, $2, $3, $4, $5, $6, $7::integer)", 7 },
+      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), owner_id, "
+      "CASE WHEN is_prefix OR delete_marker THEN NULL ELSE "
+      "coalesce((SELECT x.storage_class FROM versions x "
+      "JOIN buckets k ON k.bucket_id = x.bucket_id WHERE k.name = $1 "
+      "AND x.key = l.key AND x.state = 'committed' "
+      "AND coalesce(x.vid, 'null') = l.version_id "
+      "ORDER BY x.ts DESC, x.version_id DESC LIMIT 1), 'STANDARD') END "
+      "FROM plinth_list_versions($1, $2, $3, $4, $5, $6, $7::integer) l", 7 },
     [NGX_PLINTH_SQL_ACCESS_KEY] =
     { "plinth_access_key",
       "SELECT k.secret_key, k.user_id, u.display_name FROM access_keys k "
@@ -1253,6 +1274,81 @@ ngx_http_plinth_pg(ngx_http_request_t *r, ngx_uint_t stmt, ngx_uint_t nparams,
  * "public-read". Others are answered (501 or 400) and NGX_DECLINED
  * returned.
  */
+/*
+ * x-amz-storage-class of a write. Plinth's classes are STANDARD (hot
+ * nodes), STANDARD_IA (warm), GLACIER and DEEP_ARCHIVE (cold); three other
+ * S3 names mean the same tier and are stored as Plinth's name for it
+ * (REDUCED_REDUNDANCY -> STANDARD, ONEZONE_IA -> STANDARD_IA, GLACIER_IR
+ * -> GLACIER); every other value (INTELLIGENT_TIERING, EXPRESS_ONEZONE,
+ * OUTPOSTS, SNOW, lower case, garbage) is 400 InvalidStorageClass.
+ * *cls = NULL when the header is absent (the bucket's default applies).
+ * NGX_DECLINED: the error was answered.
+ */
+ngx_int_t
+ngx_http_plinth_storage_class(ngx_http_request_t *r, const char **cls)
+{
+    return ngx_http_plinth_storage_class_header(r, "x-amz-storage-class",
+                                                cls);
+}
+
+
+ngx_int_t
+ngx_http_plinth_storage_class_header(ngx_http_request_t *r,
+    const char *name, const char **cls)
+{
+    ngx_uint_t        i;
+    ngx_table_elt_t  *h;
+
+    static const char  *names[][2] = {
+        { "STANDARD", "STANDARD" },
+        { "STANDARD_IA", "STANDARD_IA" },
+        { "GLACIER", "GLACIER" },
+        { "DEEP_ARCHIVE", "DEEP_ARCHIVE" },
+        { "REDUCED_REDUNDANCY", "STANDARD" },
+        { "ONEZONE_IA", "STANDARD_IA" },
+        { "GLACIER_IR", "GLACIER" },
+        { NULL, NULL }
+    };
+
+    *cls = NULL;
+
+    h = ngx_http_plinth_header_in(r, name);
+    if (h == NULL) {
+        return NGX_OK;
+    }
+
+    for (i = 0; names[i][0]; i++) {
+        if (h->value.len == ngx_strlen(names[i][0])
+            && ngx_strncmp(h->value.data, names[i][0], h->value.len) == 0)
+        {
+            *cls = names[i][1];
+            return NGX_OK;
+        }
+    }
+
+    ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_STORAGE_CLASS, NULL);
+    return NGX_DECLINED;
+}
+
+
+/* A stored class's node tier (sql/015's plinth_storage_class_tier). */
+const char *
+ngx_http_plinth_class_tier(const char *cls, size_t len)
+{
+    if (len == 11 && ngx_strncmp(cls, "STANDARD_IA", 11) == 0) {
+        return "warm";
+    }
+
+    if ((len == 7 && ngx_strncmp(cls, "GLACIER", 7) == 0)
+        || (len == 12 && ngx_strncmp(cls, "DEEP_ARCHIVE", 12) == 0))
+    {
+        return "cold";
+    }
+
+    return "hot";
+}
+
+
 ngx_int_t
 ngx_http_plinth_canned_acl(ngx_http_request_t *r, const char **acl)
 {

@@ -548,7 +548,8 @@ rd_rate_limit(rd_ctx *x, double *next)
 
 static int
 rd_repair_blob(rd_ctx *x, const char *hex, const char *rkey, int64_t size,
-    const rd_ids *nodes, const rd_ids *good, const rd_ids *bad, double *next)
+    const rd_ids *nodes, const rd_ids *good, const rd_ids *bad,
+    const char *tier, double *next)
 {
     rd_ids       exclude, add, remove;
     uint32_t     out[RD_MAX_RF];
@@ -557,7 +558,7 @@ rd_repair_blob(rd_ctx *x, const char *hex, const char *rkey, int64_t size,
     int          need;
     PGresult    *res;
     char         sadd[256], srem[256], path[96];
-    const char  *p[3];
+    const char  *p[4];
     rd_http_answer  a;
 
     if (good->n == 0) {
@@ -586,8 +587,10 @@ rd_repair_blob(rd_ctx *x, const char *hex, const char *rkey, int64_t size,
         }
     }
     if (need > 0) {
-        nt = plinth_ring_lookup(x->ring, rkey, strlen(rkey), NULL, exclude.v,
-                                exclude.n, (size_t) need, out);
+        /* new copies on nodes of the blob's tier (sql/017) */
+        nt = plinth_ring_lookup(x->ring, rkey, strlen(rkey),
+                                plinth_ring_tier_or_hotter(x->ring, tier),
+                                exclude.v, exclude.n, (size_t) need, out);
     }
 
     add.n = 0;
@@ -654,9 +657,9 @@ rd_repair_blob(rd_ctx *x, const char *hex, const char *rkey, int64_t size,
 
     rd_ids_format(&add, sadd, sizeof(sadd));
     rd_ids_format(&remove, srem, sizeof(srem));
-    p[0] = hex; p[1] = sadd; p[2] = srem;
+    p[0] = hex; p[1] = sadd; p[2] = srem; p[3] = tier;
     res = rd_db_exec(x, "SELECT plinth_repair_placement($1::uuid, "
-                     "$2::integer[], $3::integer[])", 3, p);
+                     "$2::integer[], $3::integer[], $4)", 4, p);
     if (res == NULL) {
         return -1;
     }
@@ -686,7 +689,7 @@ rd_repair_step(rd_ctx *x, int *more)
     p[2] = x->repair_after[0] ? x->repair_after : NULL;
     p[3] = lim;
     res = rd_db_exec(x, "SELECT replace(blob_id::text, '-', ''), rkey, "
-                     "nodes::text, good::text, bad::text, size FROM "
+                     "nodes::text, good::text, bad::text, size, tier FROM "
                      "plinth_repair_candidates($1::integer[], $2::integer, "
                      "$3::uuid, $4::integer)", 4, p);
     if (res == NULL) {
@@ -707,7 +710,8 @@ rd_repair_step(rd_ctx *x, int *more)
         rd_ids_parse(PQgetvalue(res, i, 4), &bad);
         if (rd_repair_blob(x, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
                            strtoll(PQgetvalue(res, i, 5), NULL, 10),
-                           &nodes, &good, &bad, &next) != 0)
+                           &nodes, &good, &bad, PQgetvalue(res, i, 6),
+                           &next) != 0)
         {
             PQclear(res);
             return -1;
@@ -1308,7 +1312,7 @@ rd_rebalance_step(rd_ctx *x, int *more)
     uint32_t     out[RD_MAX_RF];
     rd_ids       exclude;
     rd_node     *t;
-    const char  *p[3], *hex, *rkey;
+    const char  *p[4], *hex, *rkey;
     char         lim[16], sadd[256], srem[256];
     size_t       i, j, k, nt, can_drop;
     int          n, r, all_online;
@@ -1337,7 +1341,7 @@ rd_rebalance_step(rd_ctx *x, int *more)
     p[0] = x->rebal_after[0] ? x->rebal_after : NULL;
     p[1] = lim;
     res = rd_db_exec(x, "SELECT replace(blob_id::text, '-', ''), rkey, "
-                     "nodes::text FROM plinth_placements($1::uuid, "
+                     "nodes::text, tier FROM plinth_placements($1::uuid, "
                      "$2::integer)", 2, p);
     if (res == NULL) {
         return -1;
@@ -1372,8 +1376,11 @@ rd_rebalance_step(rd_ctx *x, int *more)
                                      * flight is adding its last copy) */
         }
 
-        nt = plinth_ring_lookup(x->ring, rkey, strlen(rkey), NULL, exclude.v,
-                                exclude.n, x->cf.rf, out);
+        /* the ideal nodes are of the blob's tier (sql/017) */
+        nt = plinth_ring_lookup(x->ring, rkey, strlen(rkey),
+                                plinth_ring_tier_or_hotter(x->ring,
+                                    PQgetvalue(res, r, 3)),
+                                exclude.v, exclude.n, x->cf.rf, out);
         ideal.n = 0;
         for (i = 0; i < nt; i++) {
             rd_ids_add(&ideal, out[i]);
@@ -1429,9 +1436,9 @@ rd_rebalance_step(rd_ctx *x, int *more)
         }
         rd_ids_format(&add, sadd, sizeof(sadd));
         rd_ids_format(&remove, srem, sizeof(srem));
-        p[0] = hex; p[1] = sadd; p[2] = srem;
+        p[0] = hex; p[1] = sadd; p[2] = srem; p[3] = PQgetvalue(res, r, 3);
         r2 = rd_db_exec(x, "SELECT plinth_repair_placement($1::uuid, "
-                        "$2::integer[], $3::integer[])", 3, p);
+                        "$2::integer[], $3::integer[], $4)", 4, p);
         if (r2 == NULL) {
             x->cf.repair_rate = saved_rate;
             PQclear(res);

@@ -94,7 +94,7 @@ sub new {
         node_opts per_node_opts http_extra server_extra cluster_yaml_extra
         pg_fast keep components template template_text sql_dir module
         datanode start_timeout stop_timeout log owner_pid started auth
-        region repaird repaird_opts repaird_port);
+        region repaird repaird_opts repaird_port tiers);
     for (keys %o) {
         croak "Plinth::Cluster: unknown option '$_'" unless $known{$_};
     }
@@ -575,7 +575,7 @@ sub cluster_yaml_text {
             $t .= "  - id: $i\n"
                 . "    address: 127.0.0.1:" . $self->node_port($i) . "\n"
                 . "    zone: z$i\n"
-                . "    tier: hot\n"
+                . "    tier: " . ($self->{tiers}[$i - 1] // 'hot') . "\n"
                 . "    weight: 1\n";
         }
     }

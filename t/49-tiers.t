@@ -1,0 +1,232 @@
+# Storage classes and node tiers on the real cluster: nine data nodes,
+# three per tier (1-3 hot, 4-6 warm, 7-9 cold), RF=3, W=2.
+# x-amz-storage-class on PUT places the object only on nodes of its
+# class's tier (versions.nodes checked against the cluster file); GET,
+# HEAD, ListObjects (v1 and v2) and ListObjectVersions show the class;
+# the other S3 names map or answer 400 InvalidStorageClass (and store
+# nothing); a bucket's default class (x-plinth-storage-class on
+# CreateBucket) applies to writes that name none; repaird's repair keeps
+# a blob on its tier's nodes.
+use strict;
+use warnings;
+
+use lib 't/lib';
+use Plinth::Test;
+use Plinth::Cluster;
+use Plinth::TestUtil;
+
+use Digest::MD5 qw(md5_hex);
+
+my @TIERS = (('hot') x 3, ('warm') x 3, ('cold') x 3);
+my %TIER_OF = map { ($_ + 1) => $TIERS[$_] } 0 .. $#TIERS;
+
+cluster_options(
+    nodes => 9,
+    tiers => \@TIERS,
+    components => [qw(pg nodes nginx repaird)],
+    repaird_opts => {
+        health_interval    => '300ms',
+        offline_after      => '3s',
+        lock_retry         => '500ms',
+        repair_interval    => '1s',
+        scrub_interval     => 0,
+        gc_interval        => 0,
+        rebalance_interval => '1s',
+        rebalance_rate     => 200,
+    },
+);
+
+my $c = cluster();
+sub metrics { $c->repaird_metrics(1) || {} }
+
+sub nodes_of {
+    my ($bucket, $key) = @_;
+    my ($row) = $c->psql("SELECT array_to_string(v.nodes, ','), "
+        . "v.storage_class FROM versions v JOIN buckets b USING (bucket_id) "
+        . "JOIN objects o ON o.version_id = v.version_id "
+        . "WHERE b.name = '$bucket' AND v.key = '$key'");
+    return ([split /,/, $row->[0] // ''], $row->[1]);
+}
+
+sub stored_count {
+    my ($r) = $c->psql("SELECT count(*) FROM versions");
+    return $r->[0];
+}
+
+wait_for(sub { (metrics()->{plinth_repaird_leader} // 0) == 1 }, 15,
+    'repaird works');
+
+is(s3_request(PUT => '/tbk')->{status}, 200, 'bucket');
+
+my %want;   # key -> [md5, class, tier]
+my %TIER_OF_CLASS = (STANDARD => 'hot', STANDARD_IA => 'warm',
+    GLACIER => 'cold', DEEP_ARCHIVE => 'cold');
+
+# ------------------------------------------------- PUT with each class
+
+for my $class (qw(STANDARD STANDARD_IA GLACIER DEEP_ARCHIVE)) {
+    for my $i (1 .. 8) {
+        my $body = random_bytes(100 + int(rand(50_000)));
+        my $key = "$class/o$i";
+        my $r = s3_request(PUT => "/tbk/$key", body => $body,
+            headers => { 'x-amz-storage-class' => $class });
+        is($r->{status}, 200, "PUT $key") or diag($r->{body});
+        $want{$key} = [md5_hex($body), $class, $TIER_OF_CLASS{$class}];
+    }
+}
+# no header: the bucket's default (STANDARD)
+{
+    my $body = random_bytes(3000);
+    is(s3_request(PUT => '/tbk/plain', body => $body)->{status}, 200,
+        'PUT without a class');
+    $want{plain} = [md5_hex($body), 'STANDARD', 'hot'];
+}
+
+sub check_placement {
+    my ($what) = @_;
+    my $bad = 0;
+    for my $key (sort keys %want) {
+        my ($nodes, $class) = nodes_of('tbk', $key);
+        my $tier = $want{$key}[2];
+        my @off = grep { $TIER_OF{$_} ne $tier } @$nodes;
+        if ($class ne $want{$key}[1] || @off || @$nodes < 2) {
+            $bad++;
+            diag("$key: class $class, nodes @$nodes (want $want{$key}[1] on $tier)");
+        }
+    }
+    is($bad, 0, "$what: every object on nodes of its class's tier only");
+}
+check_placement('after PUT');
+
+# ------------------------------------------ headers on GET and HEAD
+
+for my $key (sort keys %want) {
+    my ($md5, $class) = @{ $want{$key} };
+    my $g = s3_request(GET => "/tbk/$key");
+    is($g->{status}, 200, "GET $key");
+    is(md5_hex($g->{body}), $md5, "GET $key: the bytes written");
+    my $h = s3_request(HEAD => "/tbk/$key");
+    if ($class eq 'STANDARD') {
+        ok(!exists $g->{headers}{'x-amz-storage-class'}
+            && !exists $h->{headers}{'x-amz-storage-class'},
+            "GET/HEAD $key: no x-amz-storage-class for STANDARD (as S3)");
+    } else {
+        is($g->{headers}{'x-amz-storage-class'}, $class,
+            "GET $key: x-amz-storage-class");
+        is($h->{headers}{'x-amz-storage-class'}, $class,
+            "HEAD $key: x-amz-storage-class");
+    }
+}
+
+# ------------------------------------------------------------ listings
+
+sub list_classes {
+    my ($body) = @_;
+    my %k;
+    while ($body =~ m{<(?:Contents|Version)>(.*?)</(?:Contents|Version)>}gs) {
+        my $e = $1;
+        my ($key) = $e =~ m{<Key>(.*?)</Key>};
+        my ($cl) = $e =~ m{<StorageClass>(.*?)</StorageClass>};
+        $k{$key} = $cl;
+    }
+    return \%k;
+}
+my %classes = map { $_ => $want{$_}[1] } keys %want;
+for my $q ('', '?list-type=2', '?versions') {
+    my $r = s3_request(GET => "/tbk$q");
+    is($r->{status}, 200, "list $q");
+    is_deeply(list_classes($r->{body}), \%classes,
+        "list '$q': every entry's StorageClass");
+}
+
+# ------------------------------------------------ other names, garbage
+
+my %map = (REDUCED_REDUNDANCY => 'STANDARD', ONEZONE_IA => 'STANDARD_IA',
+    GLACIER_IR => 'GLACIER');
+for my $name (sort keys %map) {
+    my $body = random_bytes(2000);
+    my $r = s3_request(PUT => "/tbk/map/$name", body => $body,
+        headers => { 'x-amz-storage-class' => $name });
+    is($r->{status}, 200, "PUT with $name");
+    my $h = s3_request(HEAD => "/tbk/map/$name");
+    is($h->{headers}{'x-amz-storage-class'} // 'STANDARD', $map{$name},
+        "$name is stored as $map{$name}");
+    $want{"map/$name"} = [md5_hex($body), $map{$name}, $TIER_OF_CLASS{$map{$name}}];
+}
+
+my $before = stored_count();
+for my $bad ('INTELLIGENT_TIERING', 'EXPRESS_ONEZONE', 'OUTPOSTS', 'SNOW',
+    'standard', 'Glacier', 'HOT', '', 'STANDARD_', 'x' x 300)
+{
+    my $r = s3_request(PUT => '/tbk/bad', body => 'data',
+        headers => { 'x-amz-storage-class' => $bad });
+    is($r->{status}, 400, "PUT with class '" . substr($bad, 0, 20) . "': 400");
+    like($r->{body}, qr{<Code>InvalidStorageClass</Code>},
+        "... InvalidStorageClass");
+}
+is(s3_request(HEAD => '/tbk/bad')->{status}, 404, 'nothing stored under bad');
+is(stored_count(), $before, 'no version row was written by a bad class');
+
+# ------------------------------------------------ bucket default class
+
+is(s3_request(PUT => '/tcold', headers => { 'x-plinth-storage-class' => 'GLACIER' })
+    ->{status}, 200, 'CreateBucket with x-plinth-storage-class: GLACIER');
+{
+    my $r = s3_request(PUT => '/tbad', headers => { 'x-plinth-storage-class' => 'COLD' });
+    is($r->{status}, 400, 'CreateBucket with a bad default class: 400');
+    like($r->{body}, qr{<Code>InvalidStorageClass</Code>}, '... InvalidStorageClass');
+    is(s3_request(HEAD => '/tbad')->{status}, 404, '... and no bucket');
+    my $body = random_bytes(5000);
+    is(s3_request(PUT => '/tcold/d', body => $body)->{status}, 200,
+        'PUT into the GLACIER-default bucket');
+    my ($nodes, $class) = nodes_of('tcold', 'd');
+    is($class, 'GLACIER', "the bucket's default class is the object's");
+    is(scalar(grep { $TIER_OF{$_} ne 'cold' } @$nodes), 0,
+        '... on cold nodes only');
+    is(s3_request(PUT => '/tcold/e', body => $body,
+        headers => { 'x-amz-storage-class' => 'STANDARD' })->{status}, 200,
+        'a PUT naming STANDARD there');
+    ($nodes, $class) = nodes_of('tcold', 'e');
+    is($class, 'STANDARD', 'the header wins over the default');
+    is(scalar(grep { $TIER_OF{$_} ne 'hot' } @$nodes), 0, '... on hot nodes');
+}
+
+# ------------------------------------- repair stays on the blob's tier
+
+# every copy of a warm object lost on one node: repair rebuilds it on a
+# warm node, never on a hot or cold one
+{
+    my ($nodes) = nodes_of('tbk', 'STANDARD_IA/o1');
+    my ($blob) = $c->psql("SELECT replace(v.blob_id::text, '-', '') FROM versions v "
+        . "JOIN objects o ON o.version_id = v.version_id WHERE v.key = 'STANDARD_IA/o1'");
+    my $victim = $nodes->[0];
+    my $path = $c->blob_path($victim, $blob->[0]);
+    ok(-e $path, "warm copy on node $victim");
+    $c->psql("INSERT INTO repair_queue (blob_id, node_id, reason) "
+        . "VALUES ('$blob->[0]'::uuid, $victim, 'test: lost')");
+    unlink $path;
+    # the three warm nodes are all the warm tier has: the copy comes back
+    # on the same node (a hot or cold node would be the wrong tier)
+    wait_for(sub {
+        my ($q) = $c->psql("SELECT count(*) FROM repair_queue");
+        $q->[0] == 0 && -e $path;
+    }, 30, 'repair rebuilt the lost warm copy');
+    my ($n) = nodes_of('tbk', 'STANDARD_IA/o1');
+    is(scalar(@$n), 3, 'three copies again');
+    is(scalar(grep { $TIER_OF{$_} ne 'warm' } @$n), 0,
+        "the new copy is on a warm node (@$n)");
+}
+
+# rebalancing (every second) has run meanwhile: it must not have moved
+# anything off its tier
+wait_for(sub { (metrics()->{plinth_objects_misplaced} // -1) == 0 }, 30,
+    'nothing misplaced');
+check_placement('after repair and rebalancing passes');
+is(metrics()->{plinth_objects_under_replicated} // -1, 0,
+    'nothing under-replicated');
+for my $key (sort keys %want) {
+    my $g = s3_request(GET => "/tbk/$key");
+    is(md5_hex($g->{body}), $want{$key}[0], "GET $key after repair");
+}
+
+done_testing();
