@@ -143,6 +143,9 @@ typedef enum {
     NGX_PLINTH_OP_GET_BUCKET_VERSIONING,
     NGX_PLINTH_OP_PUT_BUCKET_VERSIONING,
     NGX_PLINTH_OP_LIST_OBJECT_VERSIONS,
+    NGX_PLINTH_OP_GET_BUCKET_LIFECYCLE,
+    NGX_PLINTH_OP_PUT_BUCKET_LIFECYCLE,
+    NGX_PLINTH_OP_DELETE_BUCKET_LIFECYCLE,
     NGX_PLINTH_OP_MAX
 } ngx_plinth_op_e;
 
@@ -152,7 +155,8 @@ typedef enum {
     ((op) == NGX_PLINTH_OP_PUT_OBJECT || (op) == NGX_PLINTH_OP_UPLOAD_PART    \
      || (op) == NGX_PLINTH_OP_COMPLETE_MULTIPART_UPLOAD                    \
      || (op) == NGX_PLINTH_OP_DELETE_OBJECTS                               \
-     || (op) == NGX_PLINTH_OP_PUT_BUCKET_VERSIONING)
+     || (op) == NGX_PLINTH_OP_PUT_BUCKET_VERSIONING                        \
+     || (op) == NGX_PLINTH_OP_PUT_BUCKET_LIFECYCLE)
 
 
 typedef struct ngx_http_plinth_ctx_s  ngx_http_plinth_ctx_t;
@@ -238,6 +242,7 @@ struct ngx_http_plinth_ctx_s {
     const char                   *storage_class;  /* x-amz-storage-class
                                                  of a write; NULL: none */
     const char                   *tier;       /* placement tier of a write */
+    void                         *lifecycle;  /* PutBucketLifecycle's body */
     ngx_str_t                     if_match;   /* conditional write */
     unsigned                      if_none_match:1;
     ngx_str_t                     vid;        /* S3 version id: ?versionId=,
@@ -381,6 +386,10 @@ enum {
     NGX_PLINTH_SQL_NODE_AVOID,
     NGX_PLINTH_SQL_NODE_HEALTH,
     NGX_PLINTH_SQL_REPORT_BAD,
+    NGX_PLINTH_SQL_BUCKET_OWNED,
+    NGX_PLINTH_SQL_GET_LIFECYCLE,
+    NGX_PLINTH_SQL_SET_LIFECYCLE,
+    NGX_PLINTH_SQL_DELETE_LIFECYCLE,
     NGX_PLINTH_SQL_MAX
 };
 
@@ -474,6 +483,13 @@ ngx_int_t ngx_http_plinth_get_bucket_location(ngx_http_request_t *r,
 ngx_int_t ngx_http_plinth_list_objects(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 ngx_int_t ngx_http_plinth_get_bucket_versioning(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+/* ngx_plinth_s3_lifecycle.c */
+ngx_int_t ngx_http_plinth_get_bucket_lifecycle(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_put_bucket_lifecycle(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_delete_bucket_lifecycle(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 ngx_int_t ngx_http_plinth_put_bucket_versioning(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);

@@ -181,6 +181,15 @@ static ngx_http_plinth_route_t  ngx_http_plinth_routes[] = {
     { NGX_PLINTH_OP_PUT_BUCKET_VERSIONING, "PutBucketVersioning",
       NGX_HTTP_PUT, 1, 0, "versioning",
       ngx_http_plinth_put_bucket_versioning },
+    { NGX_PLINTH_OP_GET_BUCKET_LIFECYCLE,
+      "GetBucketLifecycleConfiguration", NGX_HTTP_GET, 1, 0, "lifecycle",
+      ngx_http_plinth_get_bucket_lifecycle },
+    { NGX_PLINTH_OP_PUT_BUCKET_LIFECYCLE,
+      "PutBucketLifecycleConfiguration", NGX_HTTP_PUT, 1, 0, "lifecycle",
+      ngx_http_plinth_put_bucket_lifecycle },
+    { NGX_PLINTH_OP_DELETE_BUCKET_LIFECYCLE, "DeleteBucketLifecycle",
+      NGX_HTTP_DELETE, 1, 0, "lifecycle",
+      ngx_http_plinth_delete_bucket_lifecycle },
     { NGX_PLINTH_OP_LIST_OBJECT_VERSIONS, "ListObjectVersions",
       NGX_HTTP_GET, 1, 0, "versions",
       ngx_http_plinth_list_object_versions },
@@ -246,7 +255,7 @@ ngx_http_plinth_op_name(ngx_uint_t op)
 /* Subresources this version does not serve: 501, never a wrong answer. */
 static const char  *ngx_http_plinth_unsupported[] = {
     "tagging",
-    "policy", "lifecycle", "cors", "website", "logging", "notification",
+    "policy", "cors", "website", "logging", "notification",
     "replication", "encryption", "object-lock", "retention", "legal-hold",
     "torrent", "restore", "select", "accelerate", "analytics",
     "intelligent-tiering", "inventory", "metrics", "ownershipControls",
@@ -434,6 +443,19 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
     [NGX_PLINTH_SQL_REPORT_BAD] =
     { "plinth_report_bad",
       "SELECT plinth_report_bad_replica($1::uuid, $2::integer, $3)", 3 },
+    [NGX_PLINTH_SQL_BUCKET_OWNED] =
+    { "plinth_bucket_owned", "SELECT plinth_bucket_owned($1, $2)", 2 },
+    [NGX_PLINTH_SQL_GET_LIFECYCLE] =
+    { "plinth_get_lifecycle", "SELECT xml FROM plinth_get_lifecycle($1, $2)",
+      2 },
+    [NGX_PLINTH_SQL_SET_LIFECYCLE] =
+    { "plinth_set_lifecycle",
+      "SELECT plinth_set_lifecycle($1, $2, $3, $4::text[], $5::text[], "
+      "$6::boolean[], $7::integer[], $8::integer[], $9::integer[], "
+      "$10::integer[], $11::integer[])", 11 },
+    [NGX_PLINTH_SQL_DELETE_LIFECYCLE] =
+    { "plinth_delete_lifecycle", "SELECT plinth_delete_lifecycle($1, $2)",
+      2 },
     [NGX_PLINTH_SQL_PART_COPY] =
     { "plinth_part_copy",
       "SELECT etag, last_modified, src_vid FROM plinth_part_copy($1, $2, $3, "

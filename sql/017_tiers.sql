@@ -183,3 +183,86 @@ BEGIN
         WHERE bucket_id = v_id;
     RETURN v_id;
 END $$;
+
+
+-- ------------------------------------------------------------ lifecycle
+
+-- A bucket's lifecycle configuration (PutBucketLifecycleConfiguration):
+-- the document as the owner sent it (GetBucketLifecycleConfiguration
+-- answers it) and its rules, one row each, as repaird reads them.
+CREATE TABLE bucket_lifecycle (
+    bucket_id   bigint PRIMARY KEY
+                REFERENCES buckets (bucket_id) ON DELETE CASCADE,
+    xml         text NOT NULL,
+    updated     timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
+CREATE TABLE lifecycle_rules (
+    bucket_id        bigint NOT NULL
+                     REFERENCES buckets (bucket_id) ON DELETE CASCADE,
+    position         integer NOT NULL,         -- order in the document
+    rule_id          text,
+    prefix           text COLLATE "C" NOT NULL DEFAULT '',
+    enabled          boolean NOT NULL,
+    -- Transition: after this many days (from the version's creation) the
+    -- current version moves to the class; at most one per class
+    ia_days          integer,                  -- STANDARD_IA
+    glacier_days     integer,                  -- GLACIER
+    deep_days        integer,                  -- DEEP_ARCHIVE
+    -- Expiration: the current version is deleted (a delete marker in a
+    -- versioned bucket) this many days after its creation
+    expire_days      integer,
+    -- NoncurrentVersionExpiration: a noncurrent version is deleted for
+    -- good this many days after it stopped being current
+    noncurrent_days  integer,
+    PRIMARY KEY (bucket_id, position)
+);
+
+-- Replaces the configuration (owner only: PL011 / PL001). The arrays are
+-- parallel, one element per rule, validated by the gateway.
+CREATE FUNCTION plinth_set_lifecycle(p_bucket text, p_caller text,
+    p_xml text, p_ids text[], p_prefixes text[], p_enabled boolean[],
+    p_ia integer[], p_glacier integer[], p_deep integer[],
+    p_expire integer[], p_noncurrent integer[])
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    v_bucket bigint;
+    i        integer;
+BEGIN
+    v_bucket := plinth_bucket_owned(p_bucket, p_caller);
+    DELETE FROM lifecycle_rules WHERE bucket_id = v_bucket;
+    INSERT INTO bucket_lifecycle (bucket_id, xml) VALUES (v_bucket, p_xml)
+        ON CONFLICT (bucket_id) DO UPDATE
+        SET xml = EXCLUDED.xml, updated = clock_timestamp();
+    FOR i IN 1 .. coalesce(cardinality(p_enabled), 0) LOOP
+        INSERT INTO lifecycle_rules (bucket_id, position, rule_id, prefix,
+            enabled, ia_days, glacier_days, deep_days, expire_days,
+            noncurrent_days)
+        VALUES (v_bucket, i, p_ids[i], coalesce(p_prefixes[i], ''),
+            p_enabled[i], p_ia[i], p_glacier[i], p_deep[i], p_expire[i],
+            p_noncurrent[i]);
+    END LOOP;
+    RETURN coalesce(cardinality(p_enabled), 0);
+END $$;
+
+-- The stored document, or no row (NoSuchLifecycleConfiguration).
+CREATE FUNCTION plinth_get_lifecycle(p_bucket text, p_caller text)
+RETURNS TABLE (xml text) LANGUAGE plpgsql AS $$
+DECLARE
+    v_bucket bigint;
+BEGIN
+    v_bucket := plinth_bucket_owned(p_bucket, p_caller);
+    RETURN QUERY SELECT l.xml FROM bucket_lifecycle l
+        WHERE l.bucket_id = v_bucket;
+END $$;
+
+CREATE FUNCTION plinth_delete_lifecycle(p_bucket text, p_caller text)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    v_bucket bigint;
+BEGIN
+    v_bucket := plinth_bucket_owned(p_bucket, p_caller);
+    DELETE FROM lifecycle_rules WHERE bucket_id = v_bucket;
+    DELETE FROM bucket_lifecycle WHERE bucket_id = v_bucket;
+    RETURN 0;
+END $$;
