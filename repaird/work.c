@@ -1465,3 +1465,229 @@ rd_rebalance_step(rd_ctx *x, int *more)
     x->rebal_after[0] = '\0';
     return 0;
 }
+
+
+/* ------------------------------------------------------------ lifecycle */
+
+/* A storage class's node tier (sql/015's plinth_storage_class_tier). */
+static const char *
+rd_class_tier(const char *cls)
+{
+    if (strcmp(cls, "STANDARD_IA") == 0) {
+        return "warm";
+    }
+    if (strcmp(cls, "GLACIER") == 0 || strcmp(cls, "DEEP_ARCHIVE") == 0) {
+        return "cold";
+    }
+    return "hot";
+}
+
+
+/* Gives up copies this pass made (garbage collection deletes them unless
+ * some row names them). */
+static void
+rd_give_up_copies(rd_ctx *x, const char *hex, const rd_ids *made,
+    const char *why)
+{
+    char         s[256];
+    const char  *p[3];
+    PGresult    *res;
+
+    if (made->n == 0) {
+        return;
+    }
+    rd_ids_format(made, s, sizeof(s));
+    p[0] = hex; p[1] = s; p[2] = why;
+    res = rd_db_exec(x, "INSERT INTO garbage_blobs (blob_id, nodes, reason) "
+                     "VALUES ($1::uuid, $2::integer[], $3)", 3, p);
+    if (res != NULL) {
+        PQclear(res);
+    }
+}
+
+
+/*
+ * Moves one version (a single blob) to class to: verified copies on the
+ * ring's RF nodes of the class's tier (the data node's pull verifies every
+ * block before it answers 201), then one transaction (plinth_tier_move)
+ * records the new nodes and class if nothing changed meanwhile and hands
+ * the old copies to garbage collection. 1: moved; 0: not now.
+ */
+static int
+rd_tier_move(rd_ctx *x, const char *version, const char *hex,
+    const char *rkey, const char *nodes_s, int64_t size, const char *from,
+    const char *to, const char *reason, double *next)
+{
+    rd_ids       old, exclude, made, want;
+    uint32_t     out[RD_MAX_RF];
+    size_t       i, nt;
+    rd_node     *t;
+    const char  *tier, *p[5];
+    char         sold[256], snew[256];
+    PGresult    *res;
+    int          ok;
+
+    rd_ids_parse(nodes_s, &old);
+    tier = plinth_ring_tier_or_hotter(x->ring, rd_class_tier(to));
+
+    exclude.n = 0;
+    for (i = 0; i < x->nnodes; i++) {
+        if (x->nodes[i].status != RD_NODE_ONLINE || x->nodes[i].full
+            || x->nodes[i].draining)
+        {
+            rd_ids_add(&exclude, x->nodes[i].c.id);
+        }
+    }
+    nt = plinth_ring_lookup(x->ring, rkey, strlen(rkey), tier, exclude.v,
+                            exclude.n, x->cf.rf, out);
+    if (nt < x->cf.rf) {
+        rd_log(RD_LOG_WARN, "version %s (%s): %zu usable nodes of tier %s "
+               "for a move to %s, RF %u: not now", version, rkey, nt,
+               tier ? tier : "any", to, x->cf.rf);
+        __atomic_add_fetch(&x->stats.tier_move_failures, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
+
+    made.n = want.n = 0;
+    ok = 1;
+    for (i = 0; i < nt && !rd_stop; i++) {
+        rd_ids_add(&want, out[i]);
+        if (rd_ids_has(&old, out[i])) {
+            continue;               /* a copy already there */
+        }
+        t = rd_node_by_id(x, out[i]);
+        if (t == NULL) {
+            ok = 0;
+            break;
+        }
+        rd_rate_limit(x, next);
+        if (!rd_pull(x, hex, t, &old, size)) {
+            ok = 0;
+            break;
+        }
+        rd_ids_add(&made, out[i]);
+    }
+    if (!ok || rd_stop) {
+        rd_log(RD_LOG_WARN, "version %s (%s): move to %s failed; copies "
+               "made are given up", version, rkey, to);
+        rd_give_up_copies(x, hex, &made, "tier move abandoned");
+        __atomic_add_fetch(&x->stats.tier_move_failures, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
+
+    rd_ids_format(&old, sold, sizeof(sold));
+    rd_ids_format(&want, snew, sizeof(snew));
+    p[0] = version; p[1] = sold; p[2] = snew; p[3] = from; p[4] = to;
+    res = rd_db_exec(x, "SELECT plinth_tier_move($1::bigint, $2::integer[], "
+                     "$3::integer[], $4, $5)", 5, p);
+    if (res == NULL) {
+        return -1;
+    }
+    if (PQgetvalue(res, 0, 0)[0] != 't') {
+        PQclear(res);
+        rd_log(RD_LOG_INFO, "version %s (%s): changed during its move to "
+               "%s; copies made are given up", version, rkey, to);
+        rd_give_up_copies(x, hex, &made, "tier move superseded");
+        __atomic_add_fetch(&x->stats.tier_move_failures, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
+    PQclear(res);
+    __atomic_add_fetch(&x->stats.tier_moves, 1, __ATOMIC_RELAXED);
+    rd_log(RD_LOG_INFO, "version %s (%s, blob %s): moved %s -> %s (%s), "
+           "nodes %s -> %s", version, rkey, hex, from, to, reason, sold,
+           snew);
+    return 1;
+}
+
+
+/*
+ * One lifecycle step: the access rule's read windows are brought up to
+ * date, then up to repair_batch things due (plinth_lifecycle_due:
+ * lifecycle Transitions, Expirations, NoncurrentVersionExpirations, the
+ * access rule's moves) are done, at rebalance_rate copies a second. Each
+ * pass asks the database afresh, so a stopped repaird resumes where the
+ * data says, not where it was.
+ */
+int
+rd_lifecycle_step(rd_ctx *x, int *more)
+{
+    PGresult    *res, *r2;
+    const char  *p[2], *action;
+    char         day[64], lim[16];
+    int          n, i, done = 0, rc;
+    double       next = 0, saved_rate, budget;
+
+    *more = 0;
+    snprintf(day, sizeof(day), "%.6f", x->cf.lifecycle_day_seconds);
+    snprintf(lim, sizeof(lim), "%u", x->cf.repair_batch);
+    p[0] = day; p[1] = lim;
+
+    res = rd_db_exec(x, "SELECT plinth_tiering_windows($1::float8)", 1, p);
+    if (res == NULL) {
+        return -1;
+    }
+    PQclear(res);
+
+    res = rd_db_exec(x, "SELECT action, version_id, target, reason, blob_id, "
+                     "rkey, nodes, size, storage_class "
+                     "FROM plinth_lifecycle_due($1::float8, $2::integer)",
+                     2, p);
+    if (res == NULL) {
+        return -1;
+    }
+    n = PQntuples(res);
+    saved_rate = x->cf.repair_rate;
+    x->cf.repair_rate = x->cf.rebalance_rate;
+    budget = rd_now() + (x->cf.health_interval > 1 ? x->cf.health_interval
+                                                   : 1);
+
+    for (i = 0; i < n && !rd_stop; i++) {
+        if (i > 0 && rd_now() > budget) {
+            *more = done > 0;
+            break;
+        }
+        action = PQgetvalue(res, i, 0);
+
+        if (strcmp(action, "move") == 0) {
+            rc = rd_tier_move(x, PQgetvalue(res, i, 1), PQgetvalue(res, i, 4),
+                              PQgetvalue(res, i, 5), PQgetvalue(res, i, 6),
+                              strtoll(PQgetvalue(res, i, 7), NULL, 10),
+                              PQgetvalue(res, i, 8), PQgetvalue(res, i, 2),
+                              PQgetvalue(res, i, 3), &next);
+            if (rc < 0) {
+                x->cf.repair_rate = saved_rate;
+                PQclear(res);
+                return -1;
+            }
+            done += rc;
+            continue;
+        }
+
+        /* expire (the current version) or noncurrent */
+        p[0] = PQgetvalue(res, i, 1);
+        p[1] = strcmp(action, "expire") == 0 ? "true" : "false";
+        r2 = rd_db_exec(x, "SELECT plinth_lifecycle_expire($1::bigint, "
+                        "$2::boolean)", 2, p);
+        if (r2 == NULL) {
+            x->cf.repair_rate = saved_rate;
+            PQclear(res);
+            return -1;
+        }
+        if (PQgetvalue(r2, 0, 0)[0] == 't') {
+            done++;
+            __atomic_add_fetch(&x->stats.lifecycle_expirations, 1,
+                               __ATOMIC_RELAXED);
+            rd_log(RD_LOG_INFO, "version %s (%s): deleted (%s)",
+                   PQgetvalue(res, i, 1), PQgetvalue(res, i, 5),
+                   PQgetvalue(res, i, 3));
+        }
+        PQclear(r2);
+    }
+    x->cf.repair_rate = saved_rate;
+    PQclear(res);
+
+    if (n == (int) x->cf.repair_batch && done > 0 && !rd_stop) {
+        *more = 1;
+    }
+    return 0;
+}

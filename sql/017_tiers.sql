@@ -266,3 +266,280 @@ BEGIN
     DELETE FROM bucket_lifecycle WHERE bucket_id = v_bucket;
     RETURN 0;
 END $$;
+
+
+-- ------------------------------------------ Plinth's access-based rule
+
+-- Per bucket (set with bin/plinth-admin tiering): a current object not
+-- read for down_days moves one tier down (hot -> warm -> cold); one read
+-- at least up_reads times within a window of up_days moves one tier up.
+-- Reads are object_access's (the gateways' flushed GET counts).
+CREATE TABLE bucket_tiering (
+    bucket_id   bigint PRIMARY KEY
+                REFERENCES buckets (bucket_id) ON DELETE CASCADE,
+    down_days   double precision NOT NULL CHECK (down_days > 0),
+    up_reads    bigint NOT NULL CHECK (up_reads > 0),
+    up_days     double precision NOT NULL CHECK (up_days > 0)
+);
+
+-- The read-count window of each key of such a bucket: reads counted
+-- since window_start are read_count - base_count. repaird restarts a
+-- window that is up_days old (plinth_tiering_windows), so "read M times
+-- within K days" means M reads within one window.
+CREATE TABLE tiering_windows (
+    bucket_id     bigint NOT NULL
+                  REFERENCES buckets (bucket_id) ON DELETE CASCADE,
+    key           text COLLATE "C" NOT NULL,
+    window_start  timestamptz NOT NULL,
+    base_count    bigint NOT NULL,
+    PRIMARY KEY (bucket_id, key)
+);
+
+
+-- Opens a window for every current object of a bucket with the rule
+-- (base: its reads so far, 0 if never read), restarts windows up_days
+-- old, and drops those of keys no longer there; p_day: seconds in a day
+-- (repaird's lifecycle_day_seconds). Returns the windows opened or
+-- restarted.
+CREATE FUNCTION plinth_tiering_windows(p_day double precision)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    n integer;
+BEGIN
+    DELETE FROM tiering_windows w
+     WHERE NOT EXISTS (SELECT 1 FROM objects o
+                        WHERE o.bucket_id = w.bucket_id AND o.key = w.key
+                          AND NOT o.deleted)
+        OR NOT EXISTS (SELECT 1 FROM bucket_tiering t
+                        WHERE t.bucket_id = w.bucket_id);
+    INSERT INTO tiering_windows AS w (bucket_id, key, window_start,
+                                      base_count)
+        SELECT o.bucket_id, o.key, clock_timestamp(),
+               coalesce(a.read_count, 0)
+          FROM objects o JOIN bucket_tiering t USING (bucket_id)
+          LEFT JOIN object_access a ON a.bucket_id = o.bucket_id
+               AND a.key = o.key
+         WHERE NOT o.deleted
+    ON CONFLICT (bucket_id, key) DO UPDATE
+        SET window_start = EXCLUDED.window_start,
+            base_count = EXCLUDED.base_count
+        WHERE w.window_start < clock_timestamp() - make_interval(secs =>
+              (SELECT t.up_days * p_day FROM bucket_tiering t
+                WHERE t.bucket_id = w.bucket_id));
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+
+
+-- The coldness order of the classes.
+CREATE FUNCTION plinth_class_rank(p_class text)
+RETURNS integer LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE p_class WHEN 'STANDARD_IA' THEN 1 WHEN 'GLACIER' THEN 2
+                        WHEN 'DEEP_ARCHIVE' THEN 3 ELSE 0 END;
+$$;
+
+
+-- What lifecycle rules and the access rule want done now, at most
+-- p_limit rows; p_day: seconds in a day. action:
+--   move      the current version goes to class target (a lifecycle
+--             Transition, or the access rule's one tier down or up)
+--   expire    the current version is deleted as DeleteObject does
+--   noncurrent  a noncurrent version is deleted for good
+-- Moves are of single-blob versions (multipart objects keep their
+-- class: see the README). A key a lifecycle Transition rule matches is
+-- never moved up by the access rule (the configuration wins).
+CREATE FUNCTION plinth_lifecycle_due(p_day double precision,
+    p_limit integer)
+RETURNS TABLE (action text, version_id bigint, target text, reason text,
+               blob_id text, rkey text, nodes text, size bigint,
+               storage_class text)
+LANGUAGE sql STABLE AS $$
+    WITH cur AS (
+        SELECT v.*, b.name AS bucket_name,
+               extract(epoch FROM clock_timestamp() - v.ts) / p_day AS age
+          FROM objects o
+          JOIN versions v ON v.version_id = o.version_id
+          JOIN buckets b ON b.bucket_id = o.bucket_id
+         WHERE NOT o.deleted AND v.state = 'committed'
+           AND NOT v.delete_marker
+           AND (EXISTS (SELECT 1 FROM lifecycle_rules r
+                         WHERE r.bucket_id = o.bucket_id AND r.enabled)
+                OR EXISTS (SELECT 1 FROM bucket_tiering t
+                            WHERE t.bucket_id = o.bucket_id))
+    ), rule_target AS (
+        -- the coldest class a matching enabled Transition has reached
+        SELECT c.version_id,
+               max(x.rank) AS rank,
+               bool_or(r.expire_days IS NOT NULL
+                       AND c.age >= r.expire_days) AS expire,
+               bool_or(r.ia_days IS NOT NULL OR r.glacier_days IS NOT NULL
+                       OR r.deep_days IS NOT NULL) AS governed
+          FROM cur c
+          JOIN lifecycle_rules r ON r.bucket_id = c.bucket_id AND r.enabled
+               AND left(c.key, length(r.prefix)) = r.prefix
+          LEFT JOIN LATERAL (VALUES
+               (1, r.ia_days), (2, r.glacier_days), (3, r.deep_days))
+               AS x(rank, days) ON x.days IS NOT NULL AND c.age >= x.days
+         GROUP BY c.version_id
+    ), expire AS (
+        SELECT 'expire'::text AS action, c.version_id, NULL::text AS target,
+               'lifecycle Expiration'::text AS reason, c.blob_id, c.rkey,
+               c.nodes, c.size, c.storage_class
+          FROM (SELECT cur.*, cur.bucket_name || '/' || cur.key AS rkey
+                  FROM cur) c
+          JOIN rule_target t ON t.version_id = c.version_id AND t.expire
+    ), moves AS (
+        SELECT 'move'::text, c.version_id,
+               CASE t.rank WHEN 1 THEN 'STANDARD_IA' WHEN 2 THEN 'GLACIER'
+                           ELSE 'DEEP_ARCHIVE' END,
+               'lifecycle Transition'::text, c.blob_id,
+               c.bucket_name || '/' || c.key, c.nodes, c.size,
+               c.storage_class
+          FROM cur c
+          JOIN rule_target t ON t.version_id = c.version_id
+         WHERE NOT t.expire AND t.rank IS NOT NULL
+           AND t.rank > plinth_class_rank(c.storage_class)
+           AND c.blob_id IS NOT NULL
+    ), access_down AS (
+        SELECT 'move'::text, c.version_id,
+               CASE plinth_class_rank(c.storage_class)
+                    WHEN 0 THEN 'STANDARD_IA' ELSE 'GLACIER' END,
+               'not read for ' || tg.down_days || ' days', c.blob_id,
+               c.bucket_name || '/' || c.key, c.nodes, c.size,
+               c.storage_class
+          FROM cur c
+          JOIN bucket_tiering tg ON tg.bucket_id = c.bucket_id
+          LEFT JOIN object_access a ON a.bucket_id = c.bucket_id
+               AND a.key = c.key
+          LEFT JOIN rule_target t ON t.version_id = c.version_id
+         WHERE plinth_class_rank(c.storage_class) < 2
+           AND c.blob_id IS NOT NULL
+           AND NOT coalesce(t.expire, false)
+           AND extract(epoch FROM clock_timestamp() - greatest(c.ts,
+                   a.last_access, c.class_changed)) / p_day >= tg.down_days
+           -- a Transition due now goes first (moves further down)
+           AND NOT (coalesce(t.rank, 0) > plinth_class_rank(c.storage_class))
+    ), access_up AS (
+        SELECT 'move'::text, c.version_id,
+               CASE plinth_class_rank(c.storage_class)
+                    WHEN 1 THEN 'STANDARD' ELSE 'STANDARD_IA' END,
+               (a.read_count - w.base_count) || ' reads since '
+                   || to_char(w.window_start, 'YYYY-MM-DD"T"HH24:MI:SS'),
+               c.blob_id, c.bucket_name || '/' || c.key, c.nodes, c.size,
+               c.storage_class
+          FROM cur c
+          JOIN bucket_tiering tg ON tg.bucket_id = c.bucket_id
+          JOIN object_access a ON a.bucket_id = c.bucket_id
+               AND a.key = c.key
+          JOIN tiering_windows w ON w.bucket_id = c.bucket_id
+               AND w.key = c.key
+          LEFT JOIN rule_target t ON t.version_id = c.version_id
+         WHERE plinth_class_rank(c.storage_class) > 0
+           AND c.blob_id IS NOT NULL
+           AND NOT coalesce(t.governed, false)
+           AND a.read_count - w.base_count >= tg.up_reads
+    ), noncurrent AS (
+        SELECT 'noncurrent'::text, v.version_id, NULL::text,
+               'lifecycle NoncurrentVersionExpiration'::text, v.blob_id,
+               b.name || '/' || v.key, v.nodes, v.size, v.storage_class
+          FROM versions v
+          JOIN buckets b ON b.bucket_id = v.bucket_id
+          JOIN objects o ON o.bucket_id = v.bucket_id AND o.key = v.key
+          JOIN lifecycle_rules r ON r.bucket_id = v.bucket_id AND r.enabled
+               AND r.noncurrent_days IS NOT NULL
+               AND left(v.key, length(r.prefix)) = r.prefix
+         WHERE v.state = 'committed' AND o.version_id <> v.version_id
+           AND b.versioning <> 'Unversioned'
+           -- noncurrent since the next newer version was written
+           AND extract(epoch FROM clock_timestamp() - (
+                   SELECT min(n.ts) FROM versions n
+                    WHERE n.bucket_id = v.bucket_id AND n.key = v.key
+                      AND n.state = 'committed' AND n.ts > v.ts)) / p_day
+               >= r.noncurrent_days
+    )
+    SELECT e.action, e.version_id, e.target, e.reason,
+           replace(e.blob_id::text, '-', ''), e.rkey, e.nodes::text, e.size,
+           e.storage_class
+      FROM (SELECT * FROM expire UNION ALL SELECT * FROM moves
+            UNION ALL SELECT * FROM access_down
+            UNION ALL SELECT * FROM access_up
+            UNION ALL SELECT * FROM noncurrent) e
+     ORDER BY e.version_id
+     LIMIT p_limit;
+$$;
+
+
+-- A move's placement change, in one transaction: only if the version is
+-- still committed, of p_from class, on exactly p_old nodes (nothing
+-- changed since repaird looked), it gets p_new nodes and class p_to; the
+-- copies on p_old nodes that p_new does not name go to garbage_blobs
+-- (garbage collection keeps any another row still names). false: it
+-- changed meanwhile; repaird then gives its new copies up the same way.
+CREATE FUNCTION plinth_tier_move(p_version bigint, p_old integer[],
+    p_new integer[], p_from text, p_to text)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    v_blob uuid;
+    g      integer[];
+BEGIN
+    UPDATE versions SET nodes = p_new, storage_class = p_to,
+                        class_changed = clock_timestamp()
+     WHERE version_id = p_version AND state = 'committed'
+       AND storage_class = p_from
+       AND nodes @> p_old AND nodes <@ p_old
+    RETURNING blob_id INTO v_blob;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    g := array(SELECT x FROM unnest(p_old) AS x WHERE NOT x = ANY (p_new));
+    IF cardinality(g) > 0 THEN
+        INSERT INTO garbage_blobs (blob_id, nodes, reason)
+            VALUES (v_blob, g, 'tier move');
+    END IF;
+    -- a window restarts with the move, so one busy window moves it once
+    UPDATE tiering_windows w SET window_start = clock_timestamp(),
+           base_count = coalesce((SELECT a.read_count FROM object_access a
+                                   WHERE a.bucket_id = w.bucket_id
+                                     AND a.key = w.key), 0)
+      FROM versions v
+     WHERE v.version_id = p_version AND w.bucket_id = v.bucket_id
+       AND w.key = v.key;
+    RETURN true;
+END $$;
+
+
+-- Expiration of a current version, or NoncurrentVersionExpiration of a
+-- noncurrent one: done as its owner's DeleteObject (a delete marker in a
+-- versioned bucket) or DeleteObject?versionId=, only if the version is
+-- still what repaird selected (current, or still noncurrent).
+CREATE FUNCTION plinth_lifecycle_expire(p_version bigint, p_current boolean)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    v  record;
+    o  objects%ROWTYPE;
+BEGIN
+    SELECT x.bucket_id, x.key, x.vid, x.state, b.name, b.owner_id
+      INTO v FROM versions x JOIN buckets b USING (bucket_id)
+     WHERE x.version_id = p_version;
+    IF NOT FOUND OR v.state <> 'committed' THEN
+        RETURN false;
+    END IF;
+    SELECT * INTO o FROM objects
+     WHERE bucket_id = v.bucket_id AND key = v.key FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF p_current THEN
+        IF o.version_id <> p_version OR o.deleted THEN
+            RETURN false;
+        END IF;
+        PERFORM plinth_delete_version(v.name, v.key, v.owner_id, NULL);
+    ELSE
+        IF o.version_id = p_version THEN
+            RETURN false;
+        END IF;
+        PERFORM plinth_delete_version(v.name, v.key, v.owner_id,
+                                      coalesce(v.vid, 'null'));
+    END IF;
+    RETURN true;
+END $$;
