@@ -354,9 +354,9 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
     [NGX_PLINTH_SQL_COPY_OBJECT] =
     { "plinth_copy_object",
       "SELECT etag, last_modified, vid, versioned, src_vid "
-      "FROM plinth_copy_object($1, $2, $3, $4, "
+      "FROM plinth_copy_object_c($1, $2, $3, $4, "
       "$5, $6::boolean, $7, $8, $9, $10, $11, to_timestamp($12::bigint), "
-      "to_timestamp($13::bigint), $14)", 14 },
+      "to_timestamp($13::bigint), $14, $15)", 15 },
     [NGX_PLINTH_SQL_BUCKET_ACL] =
     { "plinth_bucket_acl",
       "SELECT owner_id, display_name, acl FROM plinth_bucket_acl($1, $2)",
@@ -396,9 +396,11 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "WHERE k.access_key_id = $1 AND k.status = 'active'", 1 },
     [NGX_PLINTH_SQL_MPU_CREATE] =
     { "plinth_mpu_create",
-      "SELECT plinth_mpu_create($1, $2, $3, $4, $5, $6, $7)", 7 },
+      "SELECT plinth_mpu_create_c($1, $2, $3, $4, $5, $6, $7, $8)", 8 },
     [NGX_PLINTH_SQL_PART_BEGIN] =
-    { "plinth_part_begin", "SELECT plinth_part_begin($1, $2, $3, $4)", 4 },
+    { "plinth_part_begin",
+      "SELECT plinth_part_begin($1, $2, $3, $4), (SELECT u.storage_class "
+      "FROM uploads u WHERE u.upload_id = $3)", 4 },
     [NGX_PLINTH_SQL_PART_COMMIT] =
     { "plinth_part_commit",
       "SELECT plinth_part_commit($1, $2::integer, $3::uuid, $4::bigint, $5, "
@@ -411,20 +413,23 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "SELECT plinth_part_add_node($1::uuid, $2::integer)", 2 },
     [NGX_PLINTH_SQL_MPU_COMPLETE] =
     { "plinth_mpu_complete",
-      "SELECT etag, vid, versioned FROM plinth_mpu_complete($1, $2, $3, "
+      "SELECT etag, vid, versioned FROM plinth_mpu_complete_c($1, $2, $3, "
       "$4::integer[], $5::text[], $6, $7::boolean, $8, $9, $10, $11)", 11 },
     [NGX_PLINTH_SQL_MPU_ABORT] =
     { "plinth_mpu_abort", "SELECT plinth_mpu_abort($1, $2, $3, $4)", 4 },
     [NGX_PLINTH_SQL_LIST_PARTS] =
     { "plinth_list_parts",
       "SELECT part_number, etag, size, to_char(uploaded AT TIME ZONE 'UTC', "
-      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), owner_id "
+      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), owner_id, "
+      "(SELECT u.storage_class FROM uploads u WHERE u.upload_id = $3) "
       "FROM plinth_list_parts($1, $2, $3, $4, $5::integer, $6::integer)", 6 },
     [NGX_PLINTH_SQL_LIST_UPLOADS] =
     { "plinth_list_uploads",
       "SELECT key, upload_id, is_prefix, to_char(initiated AT TIME ZONE "
-      "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), owner_id "
-      "FROM plinth_list_uploads($1, $2, $3, $4, $5, $6, $7::integer)", 7 },
+      "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), owner_id, "
+      "coalesce((SELECT u.storage_class FROM uploads u "
+      "WHERE u.upload_id = l.upload_id), 'STANDARD') "
+      "FROM plinth_list_uploads($1, $2, $3, $4, $5, $6, $7::integer) l", 7 },
     [NGX_PLINTH_SQL_MPU_PART_CHECKSUMS] =
     { "plinth_mpu_part_checksums",
       "SELECT alg, type, part_number, size, checksum "

@@ -543,3 +543,73 @@ BEGIN
     END IF;
     RETURN true;
 END $$;
+
+
+-- ------------------------------------------- copies and multipart uploads
+
+-- CopyObject with the copy's class: x-amz-storage-class, else the
+-- destination bucket's default (STANDARD unless set: S3's default for a
+-- copy). The copy shares the source's blobs and nodes; when its class's
+-- tier is another, rebalancing (per blob and tier) copies them to the
+-- new tier's nodes, and the source keeps its own.
+CREATE FUNCTION plinth_copy_object_c(p_src_bucket text, p_src_key text,
+    p_dst_bucket text, p_dst_key text, p_caller text, p_replace boolean,
+    p_content_type text, p_meta text, p_acl text,
+    p_if_match text, p_if_none_match text,
+    p_if_modified_since timestamptz, p_if_unmodified_since timestamptz,
+    p_src_vid text, p_class text,
+    OUT etag text, OUT last_modified text, OUT vid text,
+    OUT versioned boolean, OUT src_vid text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    SELECT c.etag, c.last_modified, c.vid, c.versioned, c.src_vid
+      INTO etag, last_modified, vid, versioned, src_vid
+      FROM plinth_copy_object(p_src_bucket, p_src_key, p_dst_bucket,
+               p_dst_key, p_caller, p_replace, p_content_type, p_meta,
+               p_acl, p_if_match, p_if_none_match, p_if_modified_since,
+               p_if_unmodified_since, p_src_vid) c;
+    -- the row plinth_copy_object inserted: this session's last version id
+    UPDATE versions v SET storage_class = coalesce(p_class, b.storage_class)
+      FROM buckets b
+     WHERE v.version_id = currval(pg_get_serial_sequence('versions',
+                                                         'version_id'))
+       AND b.bucket_id = v.bucket_id AND b.name = p_dst_bucket
+       AND v.key = p_dst_key;
+END $$;
+
+
+-- CreateMultipartUpload with the upload's class (else the bucket's
+-- default); its parts are placed on the class's tier, and the object
+-- completed from it has the class.
+CREATE FUNCTION plinth_mpu_create_c(p_bucket text, p_key text,
+    p_content_type text, p_meta text, p_owner text, p_cks_alg text,
+    p_cks_type text, p_class text)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_id text;
+BEGIN
+    v_id := plinth_mpu_create(p_bucket, p_key, p_content_type, p_meta,
+                              p_owner, p_cks_alg, p_cks_type);
+    UPDATE uploads u SET storage_class = coalesce(p_class, b.storage_class)
+      FROM buckets b
+     WHERE u.upload_id = v_id AND b.bucket_id = u.bucket_id;
+    RETURN v_id;
+END $$;
+
+
+CREATE FUNCTION plinth_mpu_complete_c(p_bucket text, p_key text,
+    p_upload text, p_parts integer[], p_etags text[], p_caller text,
+    p_if_none_match boolean, p_if_match text, p_cks_alg text,
+    p_cks text, p_cks_type text,
+    OUT etag text, OUT vid text, OUT versioned boolean)
+LANGUAGE plpgsql AS $$
+BEGIN
+    SELECT c.etag, c.vid, c.versioned INTO etag, vid, versioned
+      FROM plinth_mpu_complete(p_bucket, p_key, p_upload, p_parts, p_etags,
+               p_caller, p_if_none_match, p_if_match, p_cks_alg, p_cks,
+               p_cks_type) c;
+    UPDATE versions v SET storage_class = u.storage_class
+      FROM uploads u
+     WHERE u.upload_id = p_upload AND v.version_id = u.version_id
+       AND v.storage_class IS DISTINCT FROM u.storage_class;
+END $$;

@@ -87,6 +87,13 @@ sub check_placement {
     my $bad = 0;
     for my $key (sort keys %want) {
         my ($nodes, $class) = nodes_of('tbk', $key);
+        if ($key =~ m{^mp/}) {      # a multipart object: its parts' nodes
+            $nodes = [map { split /,/, $_->[0] } $c->psql(
+                "SELECT array_to_string(vp.nodes, ',') FROM version_parts vp "
+              . "JOIN objects o ON o.version_id = vp.version_id "
+              . "WHERE o.key = '$key'")];
+            $nodes = [@$nodes[0 .. 2]];
+        }
         my $tier = $want{$key}[2];
         my @off = grep { $TIER_OF{$_} ne $tier } @$nodes;
         if ($class ne $want{$key}[1] || @off || @$nodes < 2) {
@@ -189,6 +196,104 @@ is(s3_request(PUT => '/tcold', headers => { 'x-plinth-storage-class' => 'GLACIER
     ($nodes, $class) = nodes_of('tcold', 'e');
     is($class, 'STANDARD', 'the header wins over the default');
     is(scalar(grep { $TIER_OF{$_} ne 'hot' } @$nodes), 0, '... on hot nodes');
+}
+
+# ------------------------------------------------------------ CopyObject
+
+{
+    my $src = 'STANDARD/o1';
+    my $r = s3_request(PUT => '/tbk/copy/plain',
+        headers => { 'x-amz-copy-source' => "/tbk/$src" });
+    is($r->{status}, 200, 'CopyObject without a class');
+    my ($nodes, $class) = nodes_of('tbk', 'copy/plain');
+    is($class, 'STANDARD', "... the bucket's default (STANDARD), as S3");
+    $want{'copy/plain'} = [$want{$src}[0], 'STANDARD', 'hot'];
+
+    $r = s3_request(PUT => '/tbk/copy/cold',
+        headers => { 'x-amz-copy-source' => "/tbk/$src",
+                     'x-amz-storage-class' => 'GLACIER' });
+    is($r->{status}, 200, 'CopyObject with x-amz-storage-class: GLACIER');
+    ($nodes, $class) = nodes_of('tbk', 'copy/cold');
+    is($class, 'GLACIER', '... the copy is GLACIER');
+    $want{'copy/cold'} = [$want{$src}[0], 'GLACIER', 'cold'];
+    is(s3_request(HEAD => "/tbk/copy/cold")->{headers}{'x-amz-storage-class'},
+        'GLACIER', '... HEAD says so');
+    # it shares the source's blob: rebalancing copies it to cold nodes,
+    # and the source keeps its hot copies
+    wait_for(sub {
+        my ($n) = nodes_of('tbk', 'copy/cold');
+        @$n == 3 && !grep { $TIER_OF{$_} ne 'cold' } @$n;
+    }, 60, 'the GLACIER copy reaches cold nodes');
+    pass('the GLACIER copy reaches cold nodes');
+    my ($sn) = nodes_of('tbk', $src);
+    is(scalar(grep { $TIER_OF{$_} eq 'hot' } @$sn), 3,
+        'the STANDARD source keeps its three hot copies');
+
+    # a copy onto itself may change the class (S3's way to change one)
+    $r = s3_request(PUT => '/tbk/STANDARD/o2',
+        headers => { 'x-amz-copy-source' => '/tbk/STANDARD/o2',
+                     'x-amz-storage-class' => 'STANDARD_IA' });
+    is($r->{status}, 200, 'a copy onto itself with another class');
+    $want{'STANDARD/o2'}[1] = 'STANDARD_IA';
+    $want{'STANDARD/o2'}[2] = 'warm';
+    $r = s3_request(PUT => '/tbk/STANDARD/o3',
+        headers => { 'x-amz-copy-source' => '/tbk/STANDARD/o3' });
+    is($r->{status}, 400, 'a copy onto itself changing nothing: still 400');
+
+    my $before = stored_count();
+    $r = s3_request(PUT => '/tbk/copy/bad',
+        headers => { 'x-amz-copy-source' => "/tbk/$src",
+                     'x-amz-storage-class' => 'COLD' });
+    is($r->{status}, 400, 'CopyObject with a bad class: 400');
+    like($r->{body}, qr{<Code>InvalidStorageClass</Code>}, '... InvalidStorageClass');
+    is(stored_count(), $before, '... nothing stored');
+}
+
+# ------------------------------------------------------------ multipart
+
+{
+    my $before_up = ($c->psql("SELECT count(*) FROM uploads"))[0][0];
+    my $r = s3_request(POST => '/tbk/mp/bad?uploads',
+        headers => { 'x-amz-storage-class' => 'glacier' });
+    is($r->{status}, 400, 'CreateMultipartUpload with a bad class: 400');
+    like($r->{body}, qr{<Code>InvalidStorageClass</Code>}, '... InvalidStorageClass');
+    is(($c->psql("SELECT count(*) FROM uploads"))[0][0], $before_up,
+        '... no upload made');
+
+    $r = s3_request(POST => '/tbk/mp/ia?uploads',
+        headers => { 'x-amz-storage-class' => 'STANDARD_IA' });
+    is($r->{status}, 200, 'CreateMultipartUpload with STANDARD_IA');
+    my ($uid) = $r->{body} =~ m{<UploadId>([^<]+)</UploadId>};
+    my @parts = (random_bytes(5 * 1024 * 1024), random_bytes(123_456));
+    my @etags;
+    for my $i (0, 1) {
+        $r = s3_request(PUT => "/tbk/mp/ia?partNumber=" . ($i + 1) . "&uploadId=$uid",
+            body => $parts[$i], timeout => 60);
+        is($r->{status}, 200, 'UploadPart ' . ($i + 1));
+        push @etags, $r->{headers}{etag};
+    }
+    my @pn = $c->psql("SELECT array_to_string(nodes, ',') FROM upload_parts "
+        . "WHERE upload_id = '$uid'");
+    is(scalar(grep { grep { $TIER_OF{$_} ne 'warm' } split /,/, $_->[0] } @pn), 0,
+        "the parts are on warm nodes only (@{[ map { $_->[0] } @pn ]})");
+    $r = s3_request(GET => "/tbk/mp/ia?uploadId=$uid");
+    like($r->{body}, qr{<StorageClass>STANDARD_IA</StorageClass>},
+        'ListParts: StorageClass STANDARD_IA');
+    $r = s3_request(GET => '/tbk?uploads');
+    like($r->{body}, qr{<UploadId>\Q$uid\E</UploadId>.*?<StorageClass>STANDARD_IA</StorageClass>}s,
+        'ListMultipartUploads: StorageClass STANDARD_IA');
+    my $xml = '<CompleteMultipartUpload>' . join('', map {
+        '<Part><PartNumber>' . ($_ + 1) . "</PartNumber><ETag>$etags[$_]</ETag></Part>" } 0, 1)
+        . '</CompleteMultipartUpload>';
+    $r = s3_request(POST => "/tbk/mp/ia?uploadId=$uid", body => $xml);
+    is($r->{status}, 200, 'CompleteMultipartUpload');
+    my ($row) = $c->psql("SELECT v.storage_class FROM versions v JOIN objects o "
+        . "ON o.version_id = v.version_id WHERE v.key = 'mp/ia'");
+    is($row->[0], 'STANDARD_IA', 'the completed object is STANDARD_IA');
+    my $g = s3_request(GET => '/tbk/mp/ia', timeout => 60);
+    is(md5_hex($g->{body}), md5_hex($parts[0] . $parts[1]), 'its bytes');
+    is($g->{headers}{'x-amz-storage-class'}, 'STANDARD_IA', '... and its class');
+    $want{'mp/ia'} = [md5_hex($parts[0] . $parts[1]), 'STANDARD_IA', 'warm'];
 }
 
 # ------------------------------------- repair stays on the blob's tier
