@@ -237,9 +237,34 @@ is(s3_request(PUT => '/lca')->{status}, 200, 'bucket lca');
 put('lca', "a$_", 10_000 + int(rand(100_000))) for 1 .. 3;
 put('lca', 'busy', 20_000);
 # Plinth's rule for the bucket: down after 3 days unread; up after 3 reads
-# within 20 days (set as bin/plinth-admin tiering would)
-$c->psql("INSERT INTO bucket_tiering (bucket_id, down_days, up_reads, up_days) "
-    . "SELECT bucket_id, 3, 3, 20 FROM buckets WHERE name = 'lca'");
+# within 20 days
+my $ADMIN = "$Plinth::Cluster::ROOT/bin/plinth-admin";
+{
+    my @bad = (
+        ['--down-days', '0', '--up-reads', '3', '--up-days', '20'],
+        ['--down-days', '3', '--up-reads', '-1', '--up-days', '20'],
+        ['--down-days', '3', '--up-reads', '3', '--up-days', 'x'],
+        ['--down-days', '3', '--up-reads', '3'],
+    );
+    for my $b (@bad) {
+        my ($rc, $out, $err) = Plinth::Cluster::run_command(
+            [$ADMIN, '--dir', $c->dir, 'tiering', 'set', 'lca', @$b]);
+        isnt($rc, 0, "plinth-admin tiering set @$b: refused");
+    }
+    my ($rc, $out, $err) = Plinth::Cluster::run_command(
+        [$ADMIN, '--dir', $c->dir, 'tiering', 'set', 'nobucket',
+         '--down-days', 3, '--up-reads', 3, '--up-days', 20]);
+    like($err, qr/no such bucket/, 'tiering set on no bucket: refused');
+    my ($n) = $c->psql("SELECT count(*) FROM bucket_tiering");
+    is($n->[0], 0, '... nothing stored by refused commands');
+    ($rc, $out, $err) = Plinth::Cluster::run_command(
+        [$ADMIN, '--dir', $c->dir, 'tiering', 'set', 'lca',
+         '--down-days', 3, '--up-reads', 3, '--up-days', 20]);
+    is($rc, 0, 'plinth-admin tiering set lca') or diag($err);
+    ($rc, $out) = Plinth::Cluster::run_command(
+        [$ADMIN, '--dir', $c->dir, 'tiering', 'list']);
+    like($out, qr/^lca\s+STANDARD\s+3\s+3\s+20$/m, 'tiering list shows it');
+}
 my @acc = map { "lca/a$_" } 1 .. 3;
 
 # "busy" is read every 0.2 s throughout: it stays hot

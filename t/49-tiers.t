@@ -296,6 +296,25 @@ is(s3_request(PUT => '/tcold', headers => { 'x-plinth-storage-class' => 'GLACIER
     $want{'mp/ia'} = [md5_hex($parts[0] . $parts[1]), 'STANDARD_IA', 'warm'];
 }
 
+# ------------------------------------- plinth-admin bucket class
+
+{
+    my $ADMIN = "$Plinth::Cluster::ROOT/bin/plinth-admin";
+    my ($rc, $out, $err) = Plinth::Cluster::run_command(
+        [$ADMIN, '--dir', $c->dir, 'bucket', 'class', 'tcold', 'WARM']);
+    isnt($rc, 0, 'plinth-admin bucket class with a bad class: refused');
+    my ($cl) = $c->psql("SELECT storage_class FROM buckets WHERE name = 'tcold'");
+    is($cl->[0], 'GLACIER', '... the default unchanged');
+    ($rc, $out, $err) = Plinth::Cluster::run_command(
+        [$ADMIN, '--dir', $c->dir, 'bucket', 'class', 'tcold', 'STANDARD_IA']);
+    is($rc, 0, 'plinth-admin bucket class tcold STANDARD_IA') or diag($err);
+    is(s3_request(PUT => '/tcold/f', body => 'x' x 1000)->{status}, 200,
+        'a PUT into tcold');
+    my ($nodes, $class) = nodes_of('tcold', 'f');
+    is($class, 'STANDARD_IA', '... gets the new default');
+    is(scalar(grep { $TIER_OF{$_} ne 'warm' } @$nodes), 0, '... on warm nodes');
+}
+
 # ------------------------------------- repair stays on the blob's tier
 
 # every copy of a warm object lost on one node: repair rebuilds it on a
