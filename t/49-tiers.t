@@ -326,9 +326,11 @@ is(s3_request(PUT => '/tcold', headers => { 'x-plinth-storage-class' => 'GLACIER
     my $victim = $nodes->[0];
     my $path = $c->blob_path($victim, $blob->[0]);
     ok(-e $path, "warm copy on node $victim");
+    # the file goes first: a report of a copy that still verifies is
+    # dropped (the copy is kept), as it should be
+    ok(unlink($path), "the copy on node $victim is deleted");
     $c->psql("INSERT INTO repair_queue (blob_id, node_id, reason) "
         . "VALUES ('$blob->[0]'::uuid, $victim, 'test: lost')");
-    unlink $path;
     # the three warm nodes are all the warm tier has: the copy comes back
     # on the same node (a hot or cold node would be the wrong tier)
     wait_for(sub {
