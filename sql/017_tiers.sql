@@ -354,18 +354,31 @@ RETURNS TABLE (action text, version_id bigint, target text, reason text,
                blob_id text, rkey text, nodes text, size bigint,
                storage_class text)
 LANGUAGE sql STABLE AS $$
-    WITH cur AS (
-        SELECT v.*, b.name AS bucket_name,
+    WITH youngest AS (
+        -- per bucket, the fewest days after which anything can be due:
+        -- younger objects are not looked at (the access rule's moves up
+        -- have no age: 0)
+        SELECT m.bucket_id, min(m.d) AS d FROM (
+            SELECT r.bucket_id, least(r.ia_days, r.glacier_days,
+                                      r.deep_days, r.expire_days) AS d
+              FROM lifecycle_rules r WHERE r.enabled
+            UNION ALL
+            SELECT t.bucket_id, 0 FROM bucket_tiering t) m
+         WHERE m.d IS NOT NULL
+         GROUP BY m.bucket_id
+    ), cur AS (
+        SELECT v.version_id, v.bucket_id, v.key, v.ts, v.blob_id, v.nodes,
+               v.size, v.storage_class, v.class_changed,
+               b.name AS bucket_name,
                extract(epoch FROM clock_timestamp() - v.ts) / p_day AS age
-          FROM objects o
+          FROM youngest y
+          JOIN buckets b ON b.bucket_id = y.bucket_id
+          JOIN objects o ON o.bucket_id = y.bucket_id
+               AND o.ts <= clock_timestamp()
+                           - make_interval(secs => y.d * p_day)
           JOIN versions v ON v.version_id = o.version_id
-          JOIN buckets b ON b.bucket_id = o.bucket_id
          WHERE NOT o.deleted AND v.state = 'committed'
            AND NOT v.delete_marker
-           AND (EXISTS (SELECT 1 FROM lifecycle_rules r
-                         WHERE r.bucket_id = o.bucket_id AND r.enabled)
-                OR EXISTS (SELECT 1 FROM bucket_tiering t
-                            WHERE t.bucket_id = o.bucket_id))
     ), rule_target AS (
         -- the coldest class a matching enabled Transition has reached
         SELECT c.version_id,
