@@ -355,4 +355,28 @@ for my $key (sort keys %want) {
     is(md5_hex($g->{body}), $want{$key}[0], "GET $key after repair");
 }
 
+# ------------------------------------- a tier without a write quorum
+
+# two of the three warm nodes stop: a STANDARD_IA write cannot reach W=2
+# warm nodes and is refused (503), never placed on another tier; the
+# other classes keep working
+{
+    $c->stop_node($_) for 5, 6;
+    my $before = ($c->psql("SELECT count(*) FROM versions WHERE state = 'committed'"))[0][0];
+    my $r = s3_request(PUT => '/tbk/quorum/ia', body => random_bytes(4000),
+        headers => { 'x-amz-storage-class' => 'STANDARD_IA' }, timeout => 60);
+    is($r->{status}, 503, 'STANDARD_IA with one warm node up: 503');
+    like($r->{body}, qr{<Code>(?:ServiceUnavailable|SlowDown|InternalError)</Code>},
+        '... an S3 error document') or diag($r->{body});
+    is(s3_request(HEAD => '/tbk/quorum/ia')->{status}, 404, '... nothing readable');
+    is(($c->psql("SELECT count(*) FROM versions WHERE state = 'committed'"))[0][0],
+        $before, '... nothing committed');
+    my $b = random_bytes(4000);
+    $r = s3_request(PUT => '/tbk/quorum/hot', body => $b);
+    is($r->{status}, 200, 'a STANDARD write meanwhile: 200');
+    my ($nodes) = nodes_of('tbk', 'quorum/hot');
+    is(scalar(grep { $TIER_OF{$_} ne 'hot' } @$nodes), 0, '... on hot nodes');
+    $c->start_node($_) for 5, 6;
+}
+
 done_testing();
