@@ -1469,6 +1469,10 @@ rd_rebalance_step(rd_ctx *x, int *more)
 
 /* ------------------------------------------------------------ lifecycle */
 
+static int rd_tier_move_parts(rd_ctx *x, const char *version,
+    const char *rkey, const char *from, const char *to, const char *reason,
+    double *next);
+
 /* A storage class's node tier (sql/015's plinth_storage_class_tier). */
 static const char *
 rd_class_tier(const char *cls)
@@ -1648,6 +1652,21 @@ rd_lifecycle_step(rd_ctx *x, int *more)
         }
         action = PQgetvalue(res, i, 0);
 
+        if (strcmp(action, "move") == 0 && PQgetisnull(res, i, 4)) {
+            rc = rd_tier_move_parts(x, PQgetvalue(res, i, 1),
+                                    PQgetvalue(res, i, 5),
+                                    PQgetvalue(res, i, 8),
+                                    PQgetvalue(res, i, 2),
+                                    PQgetvalue(res, i, 3), &next);
+            if (rc < 0) {
+                x->cf.repair_rate = saved_rate;
+                PQclear(res);
+                return -1;
+            }
+            done += rc;
+            continue;
+        }
+
         if (strcmp(action, "move") == 0) {
             rc = rd_tier_move(x, PQgetvalue(res, i, 1), PQgetvalue(res, i, 4),
                               PQgetvalue(res, i, 5), PQgetvalue(res, i, 6),
@@ -1690,4 +1709,144 @@ rd_lifecycle_step(rd_ctx *x, int *more)
         *more = 1;
     }
     return 0;
+}
+
+
+/*
+ * A multipart version's move: each of its part blobs (distinct, with the
+ * union of the nodes its rows name) gets verified copies on the ring's RF
+ * nodes of the new tier for its ring key (the blob id, as the gateway
+ * placed it), then one transaction (plinth_tier_move_parts) moves every
+ * part and the class, if nothing changed meanwhile. 1: moved; 0: not now.
+ */
+static int
+rd_tier_move_parts(rd_ctx *x, const char *version, const char *rkey,
+    const char *from, const char *to, const char *reason, double *next)
+{
+    PGresult    *res, *r2;
+    rd_ids       old, exclude, made, want;
+    uint32_t     out[RD_MAX_RF];
+    size_t       i, nt, len, cap;
+    int          n, b, ok = 1;
+    rd_node     *t;
+    const char  *tier, *p[6], *hex;
+    char        *sblobs = NULL, *sold = NULL, *snew = NULL, ids[256];
+    rd_ids      *made_all = NULL;
+
+    p[0] = version;
+    res = rd_db_exec(x, "SELECT replace(vp.blob_id::text, '-', ''), "
+                     "array_agg(DISTINCT n)::text, max(vp.size) "
+                     "FROM version_parts vp, unnest(vp.nodes) AS n "
+                     "WHERE vp.version_id = $1::bigint "
+                     "GROUP BY vp.blob_id ORDER BY vp.blob_id", 1, p);
+    if (res == NULL) {
+        return -1;
+    }
+    n = PQntuples(res);
+    tier = plinth_ring_tier_or_hotter(x->ring, rd_class_tier(to));
+
+    exclude.n = 0;
+    for (i = 0; i < x->nnodes; i++) {
+        if (x->nodes[i].status != RD_NODE_ONLINE || x->nodes[i].full
+            || x->nodes[i].draining)
+        {
+            rd_ids_add(&exclude, x->nodes[i].c.id);
+        }
+    }
+
+    cap = (size_t) n * 300 + 16;
+    sblobs = malloc(cap);
+    sold = malloc(cap);
+    snew = malloc(cap);
+    made_all = calloc((size_t) n + 1, sizeof(rd_ids));
+    if (n == 0 || sblobs == NULL || sold == NULL || snew == NULL
+        || made_all == NULL)
+    {
+        ok = 0;
+        goto done;
+    }
+    strcpy(sblobs, "{");
+    strcpy(sold, "{");
+    strcpy(snew, "{");
+
+    for (b = 0; b < n && ok && !rd_stop; b++) {
+        hex = PQgetvalue(res, b, 0);
+        rd_ids_parse(PQgetvalue(res, b, 1), &old);
+        nt = plinth_ring_lookup(x->ring, hex, strlen(hex), tier, exclude.v,
+                                exclude.n, x->cf.rf, out);
+        if (nt < x->cf.rf) {
+            rd_log(RD_LOG_WARN, "version %s (%s): %zu usable nodes of tier "
+                   "%s for a part, RF %u: not now", version, rkey, nt,
+                   tier ? tier : "any", x->cf.rf);
+            ok = 0;
+            break;
+        }
+        made.n = want.n = 0;
+        for (i = 0; i < nt && !rd_stop; i++) {
+            rd_ids_add(&want, out[i]);
+            if (rd_ids_has(&old, out[i])) {
+                continue;
+            }
+            t = rd_node_by_id(x, out[i]);
+            rd_rate_limit(x, next);
+            if (t == NULL
+                || !rd_pull(x, hex, t, &old,
+                            strtoll(PQgetvalue(res, b, 2), NULL, 10)))
+            {
+                ok = 0;
+                break;
+            }
+            rd_ids_add(&made, out[i]);
+        }
+        made_all[b] = made;
+        len = strlen(sblobs);
+        snprintf(sblobs + len, cap - len, "%s%s", b ? "," : "", hex);
+        rd_ids_format(&old, ids, sizeof(ids));
+        len = strlen(sold);
+        snprintf(sold + len, cap - len, "%s\"%s\"", b ? "," : "", ids);
+        rd_ids_format(&want, ids, sizeof(ids));
+        len = strlen(snew);
+        snprintf(snew + len, cap - len, "%s\"%s\"", b ? "," : "", ids);
+    }
+    if (rd_stop) {
+        ok = 0;
+    }
+    if (ok) {
+        strcat(sblobs, "}");
+        strcat(sold, "}");
+        strcat(snew, "}");
+        p[0] = version; p[1] = sblobs; p[2] = sold; p[3] = snew;
+        p[4] = from; p[5] = to;
+        r2 = rd_db_exec(x, "SELECT plinth_tier_move_parts($1::bigint, "
+                        "$2::uuid[], $3::text[], $4::text[], $5, $6)", 6, p);
+        if (r2 == NULL) {
+            ok = -1;
+            goto done;
+        }
+        ok = PQgetvalue(r2, 0, 0)[0] == 't';
+        PQclear(r2);
+        if (!ok) {
+            rd_log(RD_LOG_INFO, "version %s (%s): changed during its move "
+                   "to %s", version, rkey, to);
+        }
+    }
+
+done:
+    if (ok == 0) {
+        for (b = 0; made_all && b < n; b++) {
+            rd_give_up_copies(x, PQgetvalue(res, b, 0), &made_all[b],
+                              "tier move abandoned");
+        }
+        __atomic_add_fetch(&x->stats.tier_move_failures, 1, __ATOMIC_RELAXED);
+    } else if (ok == 1) {
+        __atomic_add_fetch(&x->stats.tier_moves, 1, __ATOMIC_RELAXED);
+        rd_log(RD_LOG_INFO, "version %s (%s, %d part blobs): moved %s -> %s "
+               "(%s)", version, rkey, n, from, to, reason);
+    }
+    free(sblobs);
+    free(sold);
+    free(snew);
+    free(made_all);
+    PQclear(res);
+    return ok;
 }

@@ -345,8 +345,8 @@ $$;
 --             Transition, or the access rule's one tier down or up)
 --   expire    the current version is deleted as DeleteObject does
 --   noncurrent  a noncurrent version is deleted for good
--- Moves are of single-blob versions (multipart objects keep their
--- class: see the README). A key a lifecycle Transition rule matches is
+-- A move of a multipart version (blob_id NULL) moves its parts' blobs
+-- (repaird reads them from version_parts). A key a lifecycle Transition rule matches is
 -- never moved up by the access rule (the configuration wins).
 CREATE FUNCTION plinth_lifecycle_due(p_day double precision,
     p_limit integer)
@@ -368,7 +368,7 @@ LANGUAGE sql STABLE AS $$
          GROUP BY m.bucket_id
     ), cur AS (
         SELECT v.version_id, v.bucket_id, v.key, v.ts, v.blob_id, v.nodes,
-               v.size, v.storage_class, v.class_changed,
+               v.size, v.storage_class, v.class_changed, v.parts,
                b.name AS bucket_name,
                extract(epoch FROM clock_timestamp() - v.ts) / p_day AS age
           FROM youngest y
@@ -412,7 +412,7 @@ LANGUAGE sql STABLE AS $$
           JOIN rule_target t ON t.version_id = c.version_id
          WHERE NOT t.expire AND t.rank IS NOT NULL
            AND t.rank > plinth_class_rank(c.storage_class)
-           AND c.blob_id IS NOT NULL
+           AND (c.blob_id IS NOT NULL OR c.parts > 0)
     ), access_down AS (
         SELECT 'move'::text, c.version_id,
                CASE plinth_class_rank(c.storage_class)
@@ -426,7 +426,7 @@ LANGUAGE sql STABLE AS $$
                AND a.key = c.key
           LEFT JOIN rule_target t ON t.version_id = c.version_id
          WHERE plinth_class_rank(c.storage_class) < 2
-           AND c.blob_id IS NOT NULL
+           AND (c.blob_id IS NOT NULL OR c.parts > 0)
            AND NOT coalesce(t.expire, false)
            AND extract(epoch FROM clock_timestamp() - greatest(c.ts,
                    a.last_access, c.class_changed)) / p_day >= tg.down_days
@@ -448,7 +448,7 @@ LANGUAGE sql STABLE AS $$
                AND w.key = c.key
           LEFT JOIN rule_target t ON t.version_id = c.version_id
          WHERE plinth_class_rank(c.storage_class) > 0
-           AND c.blob_id IS NOT NULL
+           AND (c.blob_id IS NOT NULL OR c.parts > 0)
            AND NOT coalesce(t.governed, false)
            AND a.read_count - w.base_count >= tg.up_reads
     ), noncurrent AS (
@@ -625,4 +625,60 @@ BEGIN
       FROM uploads u
      WHERE u.upload_id = p_upload AND v.version_id = u.version_id
        AND v.storage_class IS DISTINCT FROM u.storage_class;
+END $$;
+
+
+-- A multipart version's move: for each of its part blobs p_blobs[i],
+-- every version_parts row of the version naming it must still be on
+-- nodes within p_old[i] (an integer[] literal); they all get p_new[i].
+-- Then the version's class, and the old copies go to garbage_blobs.
+-- false (and nothing changed) if anything changed meanwhile.
+CREATE FUNCTION plinth_tier_move_parts(p_version bigint, p_blobs uuid[],
+    p_old text[], p_new text[], p_from text, p_to text)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    i      integer;
+    o      integer[];
+    n      integer[];
+    g      integer[];
+BEGIN
+    PERFORM 1 FROM versions
+     WHERE version_id = p_version AND state = 'committed'
+       AND storage_class = p_from AND blob_id IS NULL
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    FOR i IN 1 .. coalesce(cardinality(p_blobs), 0) LOOP
+        o := p_old[i]::integer[];
+        n := p_new[i]::integer[];
+        IF EXISTS (SELECT 1 FROM version_parts vp
+                    WHERE vp.version_id = p_version
+                      AND vp.blob_id = p_blobs[i]
+                      AND NOT vp.nodes <@ o) THEN
+            RETURN false;           -- checked before any write
+        END IF;
+    END LOOP;
+    -- every check passed: now write
+    FOR i IN 1 .. coalesce(cardinality(p_blobs), 0) LOOP
+        o := p_old[i]::integer[];
+        n := p_new[i]::integer[];
+        UPDATE version_parts SET nodes = n
+         WHERE version_id = p_version AND blob_id = p_blobs[i];
+        g := array(SELECT x FROM unnest(o) AS x WHERE NOT x = ANY (n));
+        IF cardinality(g) > 0 THEN
+            INSERT INTO garbage_blobs (blob_id, nodes, reason)
+                VALUES (p_blobs[i], g, 'tier move');
+        END IF;
+    END LOOP;
+    UPDATE versions SET storage_class = p_to, class_changed = clock_timestamp()
+     WHERE version_id = p_version;
+    UPDATE tiering_windows w SET window_start = clock_timestamp(),
+           base_count = coalesce((SELECT a.read_count FROM object_access a
+                                   WHERE a.bucket_id = w.bucket_id
+                                     AND a.key = w.key), 0)
+      FROM versions v
+     WHERE v.version_id = p_version AND w.bucket_id = v.bucket_id
+       AND w.key = v.key;
+    RETURN true;
 END $$;

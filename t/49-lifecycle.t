@@ -132,13 +132,47 @@ my $lc = '<LifecycleConfiguration>'
 is(s3_request(PUT => '/lct?lifecycle', body => $lc)->{status}, 200,
     'a Transition rule for tr/ (3 days: STANDARD_IA, 7 days: GLACIER)');
 
-my @tr = map { "lct/tr/o$_" } 1 .. 5;
+# and a multipart object under tr/: its parts' blobs move too
+my ($mp_class, @mp_nodes);
+sub mp_state {
+    my @r = $c->psql("SELECT v.storage_class, array_to_string(vp.nodes, ',') "
+        . "FROM versions v JOIN objects o ON o.version_id = v.version_id "
+        . "JOIN version_parts vp ON vp.version_id = v.version_id "
+        . "JOIN buckets b ON b.bucket_id = v.bucket_id "
+        . "WHERE b.name = 'lct' AND v.key = 'tr/mp' ORDER BY vp.part_number");
+    return ($r[0][0], map { [split /,/, $_->[1]] } @r);
+}
+sub mp_on_tier {
+    my ($tier) = @_;
+    my ($cl, @parts) = mp_state();
+    return @parts == 2 && !grep { @$_ != 3 || grep { $TIER_OF{$_} ne $tier } @$_ } @parts;
+}
+{
+    my $r = s3_request(POST => '/lct/tr/mp?uploads');
+    my ($uid) = $r->{body} =~ m{<UploadId>([^<]+)</UploadId>};
+    my @p = (random_bytes(5 * 1024 * 1024), random_bytes(77_777));
+    my @e;
+    for my $i (0, 1) {
+        $r = s3_request(PUT => "/lct/tr/mp?partNumber=" . ($i + 1) . "&uploadId=$uid",
+            body => $p[$i], timeout => 60);
+        push @e, $r->{headers}{etag};
+    }
+    $r = s3_request(POST => "/lct/tr/mp?uploadId=$uid", body => '<CompleteMultipartUpload>'
+        . join('', map { '<Part><PartNumber>' . ($_ + 1) . "</PartNumber><ETag>$e[$_]</ETag></Part>" } 0, 1)
+        . '</CompleteMultipartUpload>');
+    is($r->{status}, 200, 'a multipart object tr/mp');
+    $data{'lct/tr/mp'} = $p[0] . $p[1];
+    ok(mp_on_tier('hot'), 'tr/mp: its parts on hot nodes');
+}
+my @tr = ((map { "lct/tr/o$_" } 1 .. 5), 'lct/tr/mp');
 my %hot_blob = map { $_ => cur('lct', "tr/o$_") } 1 .. 5;
 ok(on_tier($hot_blob{$_}, 'hot'), "tr/o$_ starts on hot nodes") for 1 .. 5;
 
 my ($bad, $rounds) = wait_reading(sub {
-    !grep { !on_tier(cur('lct', "tr/o$_"), 'warm') } 1 .. 5 }, 60,
+    !grep({ !on_tier(cur('lct', "tr/o$_"), 'warm') } 1 .. 5)
+        && mp_on_tier('warm') }, 60,
     'all moved to STANDARD_IA', @tr);
+is((mp_state())[0], 'STANDARD_IA', 'tr/mp: STANDARD_IA, its parts on warm nodes');
 is($bad, 0, "every GET byte-exact while moving to warm ($rounds rounds)");
 for my $i (1 .. 5) {
     my $o = cur('lct', "tr/o$i");
@@ -149,8 +183,10 @@ for my $i (1 .. 5) {
 }
 
 ($bad, $rounds) = wait_reading(sub {
-    !grep { !on_tier(cur('lct', "tr/o$_"), 'cold') } 1 .. 5 }, 60,
+    !grep({ !on_tier(cur('lct', "tr/o$_"), 'cold') } 1 .. 5)
+        && mp_on_tier('cold') }, 60,
     'all moved to GLACIER', @tr);
+is((mp_state())[0], 'GLACIER', 'tr/mp: GLACIER, its parts on cold nodes');
 is($bad, 0, "every GET byte-exact while moving to cold ($rounds rounds)");
 for my $i (1 .. 5) {
     my $o = cur('lct', "tr/o$i");
@@ -160,7 +196,7 @@ for my $i (1 .. 5) {
 {
     my @cl = s3_request(GET => '/lct?list-type=2&prefix=tr/')->{body}
         =~ m{<StorageClass>(.*?)</StorageClass>}g;
-    is(join(',', @cl), join(',', ('GLACIER') x 5), 'the listing says GLACIER');
+    is(join(',', @cl), join(',', ('GLACIER') x 6), 'the listing says GLACIER');
 }
 
 # the hot and warm copies are collected
@@ -302,7 +338,7 @@ wait_for(sub { (metrics()->{plinth_objects_misplaced} // -1) == 0 }, 60,
     'nothing misplaced');
 my $m = metrics();
 is($m->{plinth_objects_under_replicated}, 0, 'nothing under-replicated');
-cmp_ok($m->{plinth_tier_moves_total} // 0, '>=', 5 * 2 + 3 * 2 + 2,
+cmp_ok($m->{plinth_tier_moves_total} // 0, '>=', 6 * 2 + 3 * 2 + 2,
     "tier moves counted ($m->{plinth_tier_moves_total})");
 cmp_ok($m->{plinth_lifecycle_expirations_total} // 0, '>=', 5,
     'expirations counted');
