@@ -136,6 +136,33 @@ for my $b (@bad) {
 is(rules_stored(), $stored, 'no malformed document changed what was stored');
 is(s3_request(GET => '/lcb?lifecycle')->{body}, $doc, 'GET still answers the document');
 
+# ------------------------------------------------- the AWS CLI, for real
+{
+    is(s3_request(PUT => '/lcaws')->{status}, 200, 'bucket lcaws');
+    my $json = '{"Rules":[{"ID":"cli","Filter":{"Prefix":"logs/"},"Status":"Enabled",'
+        . '"Transitions":[{"Days":10,"StorageClass":"GLACIER"}],'
+        . '"Expiration":{"Days":40}}]}';
+    my ($rc, $out) = aws(qw(s3api put-bucket-lifecycle-configuration --bucket lcaws
+        --lifecycle-configuration), $json);
+    is($rc, 0, 'aws s3api put-bucket-lifecycle-configuration') or diag($out);
+    ($rc, $out) = aws(qw(s3api get-bucket-lifecycle-configuration --bucket lcaws));
+    is($rc, 0, 'aws s3api get-bucket-lifecycle-configuration') or diag($out);
+    like($out, qr/"ID":\s*"cli"/, '... the rule comes back');
+    like($out, qr/"StorageClass":\s*"GLACIER"/, '... with its Transition');
+    my @r = $c->psql("SELECT r.rule_id, r.prefix, r.glacier_days, r.expire_days "
+        . "FROM lifecycle_rules r JOIN buckets b USING (bucket_id) WHERE b.name = 'lcaws'");
+    is(join('|', @{ $r[0] // [] }), 'cli|logs/|10|40', '... stored as one rule');
+    ($rc, $out) = aws(qw(s3api put-object --bucket lcaws --key cold --storage-class GLACIER));
+    is($rc, 0, 'aws s3api put-object --storage-class GLACIER') or diag($out);
+    ($rc, $out) = aws(qw(s3api head-object --bucket lcaws --key cold));
+    like($out, qr/"StorageClass":\s*"GLACIER"/, 'aws s3api head-object shows it');
+    ($rc, $out) = aws(qw(s3api delete-bucket-lifecycle --bucket lcaws));
+    is($rc, 0, 'aws s3api delete-bucket-lifecycle') or diag($out);
+    ($rc, $out) = aws(qw(s3api get-bucket-lifecycle-configuration --bucket lcaws));
+    isnt($rc, 0, 'get after delete fails');
+    like($out, qr/NoSuchLifecycleConfiguration/, '... NoSuchLifecycleConfiguration');
+}
+
 # --------------------------------------------------------- delete
 is(s3_request(DELETE => '/lcb?lifecycle')->{status}, 204, 'DELETE: 204');
 is(s3_request(GET => '/lcb?lifecycle')->{status}, 404, 'GET after DELETE: 404');
