@@ -563,6 +563,8 @@ sub _node_config {
     return \%c;
 }
 
+# The cluster file. Option tiers => ['hot', 'hot', 'warm', ...] gives
+# node i the tier $tiers[i - 1] (default hot).
 sub cluster_yaml_text {
     my ($self) = @_;
     my $t = "# written by Plinth::Cluster\n";
