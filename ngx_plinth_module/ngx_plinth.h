@@ -120,6 +120,8 @@ typedef enum {
     NGX_PLINTH_ERR_MALFORMED_XML,
     NGX_PLINTH_ERR_INVALID_PART_NUMBER,
     NGX_PLINTH_ERR_NO_SUCH_VERSION,         /* versioning */
+    NGX_PLINTH_ERR_INVALID_STORAGE_CLASS,   /* tiers */
+    NGX_PLINTH_ERR_NO_SUCH_LIFECYCLE,
     NGX_PLINTH_ERR_MAX
 } ngx_plinth_err_e;
 
@@ -154,6 +156,9 @@ typedef enum {
     NGX_PLINTH_OP_LIST_OBJECT_VERSIONS,
     NGX_PLINTH_OP_ADMIN_COST,               /* admin API */
     NGX_PLINTH_OP_ADMIN_ACCESS,
+    NGX_PLINTH_OP_GET_BUCKET_LIFECYCLE,
+    NGX_PLINTH_OP_PUT_BUCKET_LIFECYCLE,
+    NGX_PLINTH_OP_DELETE_BUCKET_LIFECYCLE,
     NGX_PLINTH_OP_MAX
 } ngx_plinth_op_e;
 
@@ -163,7 +168,8 @@ typedef enum {
     ((op) == NGX_PLINTH_OP_PUT_OBJECT || (op) == NGX_PLINTH_OP_UPLOAD_PART    \
      || (op) == NGX_PLINTH_OP_COMPLETE_MULTIPART_UPLOAD                    \
      || (op) == NGX_PLINTH_OP_DELETE_OBJECTS                               \
-     || (op) == NGX_PLINTH_OP_PUT_BUCKET_VERSIONING)
+     || (op) == NGX_PLINTH_OP_PUT_BUCKET_VERSIONING                        \
+     || (op) == NGX_PLINTH_OP_PUT_BUCKET_LIFECYCLE)
 
 
 typedef struct ngx_http_plinth_ctx_s  ngx_http_plinth_ctx_t;
@@ -207,6 +213,7 @@ typedef struct {
     ngx_str_t                     etag;
     ngx_str_t                     content_type;
     ngx_str_t                     meta;
+    ngx_str_t                     storage_class;
     time_t                        mtime;
     uint32_t                      nodes[NGX_PLINTH_MAX_RF];
     ngx_uint_t                    nnodes;
@@ -245,6 +252,10 @@ struct ngx_http_plinth_ctx_s {
     void                         *auth;       /* ngx_plinth_auth.c's state */
     ngx_str_t                     display_name;
     const char                   *acl;        /* x-amz-acl of a write */
+    const char                   *storage_class;  /* x-amz-storage-class
+                                                 of a write; NULL: none */
+    const char                   *tier;       /* placement tier of a write */
+    void                         *lifecycle;  /* PutBucketLifecycle's body */
     ngx_str_t                     if_match;   /* conditional write */
     unsigned                      if_none_match:1;
     ngx_str_t                     vid;        /* S3 version id: ?versionId=,
@@ -347,6 +358,11 @@ u_char *ngx_http_plinth_cstr(ngx_pool_t *pool, ngx_str_t *s);
 void ngx_http_plinth_read_request_body(ngx_http_request_t *r,
     ngx_http_client_body_handler_pt done);
 ngx_int_t ngx_http_plinth_canned_acl(ngx_http_request_t *r, const char **acl);
+ngx_int_t ngx_http_plinth_storage_class(ngx_http_request_t *r,
+    const char **cls);
+ngx_int_t ngx_http_plinth_storage_class_header(ngx_http_request_t *r,
+    const char *name, const char **cls);
+const char *ngx_http_plinth_class_tier(const char *cls, size_t len);
 ngx_uint_t ngx_http_plinth_may_read(ngx_http_plinth_ctx_t *ctx, PGresult *res,
     int row, int owner_col, const char *acl1, const char *acl2);
 ngx_int_t ngx_http_plinth_copy_value(ngx_pool_t *pool, PGresult *res,
@@ -396,6 +412,10 @@ enum {
     NGX_PLINTH_SQL_USAGE_FLUSH,             /* cost and access patterns */
     NGX_PLINTH_SQL_ADMIN_COST,
     NGX_PLINTH_SQL_ADMIN_ACCESS,
+    NGX_PLINTH_SQL_BUCKET_OWNED,
+    NGX_PLINTH_SQL_GET_LIFECYCLE,
+    NGX_PLINTH_SQL_SET_LIFECYCLE,
+    NGX_PLINTH_SQL_DELETE_LIFECYCLE,
     NGX_PLINTH_SQL_MAX
 };
 
@@ -506,6 +526,13 @@ ngx_int_t ngx_http_plinth_get_bucket_location(ngx_http_request_t *r,
 ngx_int_t ngx_http_plinth_list_objects(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 ngx_int_t ngx_http_plinth_get_bucket_versioning(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+/* ngx_plinth_s3_lifecycle.c */
+ngx_int_t ngx_http_plinth_get_bucket_lifecycle(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_put_bucket_lifecycle(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_delete_bucket_lifecycle(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 ngx_int_t ngx_http_plinth_put_bucket_versioning(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);

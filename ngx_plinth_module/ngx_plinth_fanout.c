@@ -202,8 +202,10 @@ ngx_http_plinth_put_replace(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
         ngx_memcpy(exclude + ctx->ntargets, avoid, navoid * sizeof(uint32_t));
     }
 
+    /* on the write's own tier, as the first RF were chosen */
     n = plinth_ring_lookup(pmcf->ring, ctx->place_key, ctx->place_key_len,
-                           NULL, exclude, navoid + ctx->ntargets, 1, &node);
+                           plinth_ring_tier_or_hotter(pmcf->ring, ctx->tier),
+                           exclude, navoid + ctx->ntargets, 1, &node);
     if (n == 0) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "plinth: no data node left to take blob %V in place "

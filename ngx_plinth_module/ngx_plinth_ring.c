@@ -506,6 +506,38 @@ plinth_ring_row(const plinth_ring_t *ring, const char *tier)
 }
 
 
+const char *
+plinth_ring_tier_or_hotter(const plinth_ring_t *ring, const char *tier)
+{
+    size_t  i, start;
+
+    static const char  *order[] = { "cold", "warm", "hot" };
+
+    start = 2;
+
+    if (tier != NULL && tier[0] != '\0') {
+        for (i = 0; i < 3; i++) {
+            if (strcmp(order[i], tier) == 0) {
+                start = i;
+                break;
+            }
+        }
+
+        if (i == 3 && plinth_ring_row(ring, tier) != PLINTH_RING_NO_ROW) {
+            return tier;            /* a tier name of the operator's own */
+        }
+    }
+
+    for (i = start; i < 3; i++) {
+        if (plinth_ring_row(ring, order[i]) != PLINTH_RING_NO_ROW) {
+            return order[i];
+        }
+    }
+
+    return NULL;
+}
+
+
 static const plinth_ring_member_t *
 plinth_ring_member(const plinth_ring_t *ring, uint32_t id)
 {

@@ -50,6 +50,15 @@ size_t plinth_ring_lookup(const plinth_ring_t *ring, const void *key,
     size_t len, const char *tier, const uint32_t *exclude, size_t nexclude,
     size_t rf, uint32_t *out);
 
+/*
+ * The tier writes of tier go to: tier itself when some node has it, else
+ * the next hotter tier that has nodes (cold -> warm -> hot; NULL or ""
+ * means hot), else NULL (any node). So a cluster file without tiers (all
+ * hot) keeps every class working, on its hot nodes.
+ */
+const char *plinth_ring_tier_or_hotter(const plinth_ring_t *ring,
+    const char *tier);
+
 /* Number of nodes in the ring. */
 size_t plinth_ring_nodes(const plinth_ring_t *ring);
 

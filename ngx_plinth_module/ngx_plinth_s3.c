@@ -145,6 +145,12 @@ static ngx_http_plinth_err_t  ngx_http_plinth_errors[NGX_PLINTH_ERR_MAX] = {
         { "IncompleteBody", NGX_HTTP_BAD_REQUEST,
           "You did not provide the number of bytes specified by the "
           "Content-Length HTTP header." },
+    [NGX_PLINTH_ERR_INVALID_STORAGE_CLASS] =
+        { "InvalidStorageClass", NGX_HTTP_BAD_REQUEST,
+          "The storage class you specified is not valid" },
+    [NGX_PLINTH_ERR_NO_SUCH_LIFECYCLE] =
+        { "NoSuchLifecycleConfiguration", NGX_HTTP_NOT_FOUND,
+          "The lifecycle configuration does not exist" },
     [NGX_PLINTH_ERR_SHA256_MISMATCH] =
         { "XAmzContentSHA256Mismatch", NGX_HTTP_BAD_REQUEST,
           "The provided 'x-amz-content-sha256' header does not match what "
@@ -180,6 +186,15 @@ static ngx_http_plinth_route_t  ngx_http_plinth_routes[] = {
     { NGX_PLINTH_OP_PUT_BUCKET_VERSIONING, "PutBucketVersioning",
       NGX_HTTP_PUT, 1, 0, "versioning",
       ngx_http_plinth_put_bucket_versioning },
+    { NGX_PLINTH_OP_GET_BUCKET_LIFECYCLE,
+      "GetBucketLifecycleConfiguration", NGX_HTTP_GET, 1, 0, "lifecycle",
+      ngx_http_plinth_get_bucket_lifecycle },
+    { NGX_PLINTH_OP_PUT_BUCKET_LIFECYCLE,
+      "PutBucketLifecycleConfiguration", NGX_HTTP_PUT, 1, 0, "lifecycle",
+      ngx_http_plinth_put_bucket_lifecycle },
+    { NGX_PLINTH_OP_DELETE_BUCKET_LIFECYCLE, "DeleteBucketLifecycle",
+      NGX_HTTP_DELETE, 1, 0, "lifecycle",
+      ngx_http_plinth_delete_bucket_lifecycle },
     { NGX_PLINTH_OP_LIST_OBJECT_VERSIONS, "ListObjectVersions",
       NGX_HTTP_GET, 1, 0, "versions",
       ngx_http_plinth_list_object_versions },
@@ -275,7 +290,7 @@ ngx_http_plinth_op_name(ngx_uint_t op)
 /* Subresources this version does not serve: 501, never a wrong answer. */
 static const char  *ngx_http_plinth_unsupported[] = {
     "tagging",
-    "policy", "lifecycle", "cors", "website", "logging", "notification",
+    "policy", "cors", "website", "logging", "notification",
     "replication", "encryption", "object-lock", "retention", "legal-hold",
     "torrent", "restore", "select", "accelerate", "analytics",
     "intelligent-tiering", "inventory", "metrics", "ownershipControls",
@@ -290,7 +305,8 @@ static const char  *ngx_http_plinth_unsupported[] = {
 /* one row per NGX_PLINTH_SQL_*, by name: the order does not matter */
 const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
     [NGX_PLINTH_SQL_BUCKET_CREATE] =
-    { "plinth_bucket_create", "SELECT plinth_bucket_create($1, $2, $3)", 3 },
+    { "plinth_bucket_create",
+      "SELECT plinth_bucket_create_c($1, $2, $3, $4)", 4 },
     [NGX_PLINTH_SQL_BUCKET_DELETE] =
     { "plinth_bucket_delete", "SELECT plinth_bucket_delete($1, $2)", 2 },
     [NGX_PLINTH_SQL_BUCKET_HEAD] =
@@ -303,8 +319,8 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "WHERE owner_id = $1 ORDER BY name", 1 },
     [NGX_PLINTH_SQL_PUT_BEGIN] =
     { "plinth_put_begin",
-      "SELECT version_id, blob_id, vid, versioned FROM "
-      "plinth_put_begin_v($1, $2, $3, $4, $5, $6, $7, $8)", 8 },
+      "SELECT version_id, blob_id, vid, versioned, storage_class FROM "
+      "plinth_put_begin_c($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9 },
     [NGX_PLINTH_SQL_PUT_COMMIT] =
     { "plinth_put_commit",
       "SELECT plinth_put_commit($1, $2::integer[], $3::boolean, $4, $5, $6)",
@@ -334,7 +350,7 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "vp.checksum AS seg_cks, "
       /* versioning: the version served, by S3 id ($3: NULL, the current) */
       "b.versioning <> 'Unversioned' AS versioned, "
-      "coalesce(v.vid, 'null') AS vid "
+      "coalesce(v.vid, 'null') AS vid, v.storage_class AS sclass "
       "FROM buckets b "
       "LEFT JOIN LATERAL ("
       "(SELECT o.version_id, o.deleted FROM objects o "
@@ -355,9 +371,17 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "FROM plinth_delete_version($1, $2, $3, $4, $5)", 5 },
     [NGX_PLINTH_SQL_LIST] =
     { "plinth_list",
-      "SELECT key, is_prefix, size, etag, to_char(last_modified AT TIME ZONE "
-      "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
-      "FROM plinth_list_as($1, $2, $3, $4, $5, $6, $7)", 7 },
+      "SELECT l.key, l.is_prefix, l.size, l.etag, "
+      "to_char(l.last_modified AT TIME ZONE "
+      "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+      "coalesce(v.storage_class, 'STANDARD') "
+      "FROM plinth_list_as($1, $2, $3, $4, $5, $6, $7) WITH ORDINALITY "
+      "AS l(key, is_prefix, size, etag, last_modified, ord) "
+      "LEFT JOIN buckets b ON b.name = $1 "
+      "LEFT JOIN objects o ON NOT l.is_prefix "
+      "AND o.bucket_id = b.bucket_id AND o.key = l.key "
+      "LEFT JOIN versions v ON v.version_id = o.version_id "
+      "ORDER BY l.ord", 7 },
     [NGX_PLINTH_SQL_DELETE_OBJECTS] =
     { "plinth_delete_objects",
       "SELECT key, vid, code, message, delete_marker, marker_vid "
@@ -365,9 +389,9 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
     [NGX_PLINTH_SQL_COPY_OBJECT] =
     { "plinth_copy_object",
       "SELECT etag, last_modified, vid, versioned, src_vid "
-      "FROM plinth_copy_object($1, $2, $3, $4, "
+      "FROM plinth_copy_object_c($1, $2, $3, $4, "
       "$5, $6::boolean, $7, $8, $9, $10, $11, to_timestamp($12::bigint), "
-      "to_timestamp($13::bigint), $14)", 14 },
+      "to_timestamp($13::bigint), $14, $15)", 15 },
     [NGX_PLINTH_SQL_BUCKET_ACL] =
     { "plinth_bucket_acl",
       "SELECT owner_id, display_name, acl FROM plinth_bucket_acl($1, $2)",
@@ -392,8 +416,14 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
     { "plinth_list_versions",
       "SELECT key, version_id, is_prefix, is_latest, delete_marker, size, "
       "etag, to_char(last_modified AT TIME ZONE 'UTC', "
-      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), owner_id "
-      "FROM plinth_list_versions($1, $2, $3, $4, $5, $6, $7::integer)", 7 },
+      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), owner_id, "
+      "CASE WHEN is_prefix OR delete_marker THEN NULL ELSE "
+      "coalesce((SELECT x.storage_class FROM versions x "
+      "JOIN buckets k ON k.bucket_id = x.bucket_id WHERE k.name = $1 "
+      "AND x.key = l.key AND x.state = 'committed' "
+      "AND coalesce(x.vid, 'null') = l.version_id "
+      "ORDER BY x.ts DESC, x.version_id DESC LIMIT 1), 'STANDARD') END "
+      "FROM plinth_list_versions($1, $2, $3, $4, $5, $6, $7::integer) l", 7 },
     [NGX_PLINTH_SQL_ACCESS_KEY] =
     { "plinth_access_key",
       "SELECT k.secret_key, k.user_id, u.display_name FROM access_keys k "
@@ -401,9 +431,11 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "WHERE k.access_key_id = $1 AND k.status = 'active'", 1 },
     [NGX_PLINTH_SQL_MPU_CREATE] =
     { "plinth_mpu_create",
-      "SELECT plinth_mpu_create($1, $2, $3, $4, $5, $6, $7)", 7 },
+      "SELECT plinth_mpu_create_c($1, $2, $3, $4, $5, $6, $7, $8)", 8 },
     [NGX_PLINTH_SQL_PART_BEGIN] =
-    { "plinth_part_begin", "SELECT plinth_part_begin($1, $2, $3, $4)", 4 },
+    { "plinth_part_begin",
+      "SELECT plinth_part_begin($1, $2, $3, $4), (SELECT u.storage_class "
+      "FROM uploads u WHERE u.upload_id = $3)", 4 },
     [NGX_PLINTH_SQL_PART_COMMIT] =
     { "plinth_part_commit",
       "SELECT plinth_part_commit($1, $2::integer, $3::uuid, $4::bigint, $5, "
@@ -416,20 +448,23 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "SELECT plinth_part_add_node($1::uuid, $2::integer)", 2 },
     [NGX_PLINTH_SQL_MPU_COMPLETE] =
     { "plinth_mpu_complete",
-      "SELECT etag, vid, versioned FROM plinth_mpu_complete($1, $2, $3, "
+      "SELECT etag, vid, versioned FROM plinth_mpu_complete_c($1, $2, $3, "
       "$4::integer[], $5::text[], $6, $7::boolean, $8, $9, $10, $11)", 11 },
     [NGX_PLINTH_SQL_MPU_ABORT] =
     { "plinth_mpu_abort", "SELECT plinth_mpu_abort($1, $2, $3, $4)", 4 },
     [NGX_PLINTH_SQL_LIST_PARTS] =
     { "plinth_list_parts",
       "SELECT part_number, etag, size, to_char(uploaded AT TIME ZONE 'UTC', "
-      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), owner_id "
+      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), owner_id, "
+      "(SELECT u.storage_class FROM uploads u WHERE u.upload_id = $3) "
       "FROM plinth_list_parts($1, $2, $3, $4, $5::integer, $6::integer)", 6 },
     [NGX_PLINTH_SQL_LIST_UPLOADS] =
     { "plinth_list_uploads",
       "SELECT key, upload_id, is_prefix, to_char(initiated AT TIME ZONE "
-      "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), owner_id "
-      "FROM plinth_list_uploads($1, $2, $3, $4, $5, $6, $7::integer)", 7 },
+      "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), owner_id, "
+      "coalesce((SELECT u.storage_class FROM uploads u "
+      "WHERE u.upload_id = l.upload_id), 'STANDARD') "
+      "FROM plinth_list_uploads($1, $2, $3, $4, $5, $6, $7::integer) l", 7 },
     [NGX_PLINTH_SQL_MPU_PART_CHECKSUMS] =
     { "plinth_mpu_part_checksums",
       "SELECT alg, type, part_number, size, checksum "
@@ -458,6 +493,19 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
     [NGX_PLINTH_SQL_ADMIN_ACCESS] =
     { "plinth_admin_access",
       "SELECT plinth_admin_access($1, $2, $3, $4::integer)", 4 },
+    [NGX_PLINTH_SQL_BUCKET_OWNED] =
+    { "plinth_bucket_owned", "SELECT plinth_bucket_owned($1, $2)", 2 },
+    [NGX_PLINTH_SQL_GET_LIFECYCLE] =
+    { "plinth_get_lifecycle", "SELECT xml FROM plinth_get_lifecycle($1, $2)",
+      2 },
+    [NGX_PLINTH_SQL_SET_LIFECYCLE] =
+    { "plinth_set_lifecycle",
+      "SELECT plinth_set_lifecycle($1, $2, $3, $4::text[], $5::text[], "
+      "$6::boolean[], $7::integer[], $8::integer[], $9::integer[], "
+      "$10::integer[], $11::integer[])", 11 },
+    [NGX_PLINTH_SQL_DELETE_LIFECYCLE] =
+    { "plinth_delete_lifecycle", "SELECT plinth_delete_lifecycle($1, $2)",
+      2 },
     [NGX_PLINTH_SQL_PART_COPY] =
     { "plinth_part_copy",
       "SELECT etag, last_modified, src_vid FROM plinth_part_copy($1, $2, $3, "
@@ -1325,6 +1373,81 @@ ngx_http_plinth_pg(ngx_http_request_t *r, ngx_uint_t stmt, ngx_uint_t nparams,
  * "public-read". Others are answered (501 or 400) and NGX_DECLINED
  * returned.
  */
+/*
+ * x-amz-storage-class of a write. Plinth's classes are STANDARD (hot
+ * nodes), STANDARD_IA (warm), GLACIER and DEEP_ARCHIVE (cold); three other
+ * S3 names mean the same tier and are stored as Plinth's name for it
+ * (REDUCED_REDUNDANCY -> STANDARD, ONEZONE_IA -> STANDARD_IA, GLACIER_IR
+ * -> GLACIER); every other value (INTELLIGENT_TIERING, EXPRESS_ONEZONE,
+ * OUTPOSTS, SNOW, lower case, garbage) is 400 InvalidStorageClass.
+ * *cls = NULL when the header is absent (the bucket's default applies).
+ * NGX_DECLINED: the error was answered.
+ */
+ngx_int_t
+ngx_http_plinth_storage_class(ngx_http_request_t *r, const char **cls)
+{
+    return ngx_http_plinth_storage_class_header(r, "x-amz-storage-class",
+                                                cls);
+}
+
+
+ngx_int_t
+ngx_http_plinth_storage_class_header(ngx_http_request_t *r,
+    const char *name, const char **cls)
+{
+    ngx_uint_t        i;
+    ngx_table_elt_t  *h;
+
+    static const char  *names[][2] = {
+        { "STANDARD", "STANDARD" },
+        { "STANDARD_IA", "STANDARD_IA" },
+        { "GLACIER", "GLACIER" },
+        { "DEEP_ARCHIVE", "DEEP_ARCHIVE" },
+        { "REDUCED_REDUNDANCY", "STANDARD" },
+        { "ONEZONE_IA", "STANDARD_IA" },
+        { "GLACIER_IR", "GLACIER" },
+        { NULL, NULL }
+    };
+
+    *cls = NULL;
+
+    h = ngx_http_plinth_header_in(r, name);
+    if (h == NULL) {
+        return NGX_OK;
+    }
+
+    for (i = 0; names[i][0]; i++) {
+        if (h->value.len == ngx_strlen(names[i][0])
+            && ngx_strncmp(h->value.data, names[i][0], h->value.len) == 0)
+        {
+            *cls = names[i][1];
+            return NGX_OK;
+        }
+    }
+
+    ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_STORAGE_CLASS, NULL);
+    return NGX_DECLINED;
+}
+
+
+/* A stored class's node tier (sql/015's plinth_storage_class_tier). */
+const char *
+ngx_http_plinth_class_tier(const char *cls, size_t len)
+{
+    if (len == 11 && ngx_strncmp(cls, "STANDARD_IA", 11) == 0) {
+        return "warm";
+    }
+
+    if ((len == 7 && ngx_strncmp(cls, "GLACIER", 7) == 0)
+        || (len == 12 && ngx_strncmp(cls, "DEEP_ARCHIVE", 12) == 0))
+    {
+        return "cold";
+    }
+
+    return "hot";
+}
+
+
 ngx_int_t
 ngx_http_plinth_canned_acl(ngx_http_request_t *r, const char **acl)
 {

@@ -121,7 +121,7 @@ ngx_int_t
 ngx_http_plinth_create_bucket(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx)
 {
-    const char  *params[3];
+    const char  *params[4];
 
     if (ctx->anonymous) {
         ngx_http_plinth_error(r, NGX_PLINTH_ERR_ACCESS_DENIED, NULL);
@@ -132,13 +132,23 @@ ngx_http_plinth_create_bucket(ngx_http_request_t *r,
         return NGX_OK;
     }
 
+    /* the bucket's default class (Plinth's header; S3 has none): writes
+     * that name no x-amz-storage-class get it. Same names and errors as
+     * x-amz-storage-class; absent: STANDARD */
+    if (ngx_http_plinth_storage_class_header(r, "x-plinth-storage-class",
+                                             &params[3])
+        != NGX_OK)
+    {
+        return NGX_OK;
+    }
+
     params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
     params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
     if (params[0] == NULL || params[1] == NULL) {
         return NGX_ERROR;
     }
 
-    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_BUCKET_CREATE, 3, params,
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_BUCKET_CREATE, 4, params,
                               ngx_http_plinth_ok_done);
 }
 
@@ -501,8 +511,10 @@ ngx_http_plinth_list_done(ngx_http_request_t *r, void *data, PGresult *res,
         if (!la->v2 || la->fetch_owner) {
             ngx_http_plinth_owner_xml(&x, ctx);
         }
-        ngx_plinth_xml_lit(&x, "<StorageClass>STANDARD</StorageClass>"
-                               "</Contents>");
+        ngx_plinth_xml_elem(&x, "StorageClass",
+                            (u_char *) PQgetvalue(res, i, 5),
+                            PQgetlength(res, i, 5));
+        ngx_plinth_xml_lit(&x, "</Contents>");
     }
 
     for (i = 0; i < shown; i++) {
@@ -992,8 +1004,10 @@ ngx_http_plinth_versions_done(ngx_http_request_t *r, void *data,
         ngx_plinth_xml_elem(&x, "Size", (u_char *) PQgetvalue(res, i, 5),
                             PQgetlength(res, i, 5));
         ngx_http_plinth_owner_xml(&x, ctx);
-        ngx_plinth_xml_lit(&x, "<StorageClass>STANDARD</StorageClass>"
-                               "</Version>");
+        ngx_plinth_xml_elem(&x, "StorageClass",
+                            (u_char *) PQgetvalue(res, i, 9),
+                            PQgetlength(res, i, 9));
+        ngx_plinth_xml_lit(&x, "</Version>");
     }
 
     for (i = 0; i < shown; i++) {

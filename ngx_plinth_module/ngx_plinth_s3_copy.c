@@ -36,7 +36,7 @@ ngx_http_plinth_copy_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     ngx_int_t         bad;
     ngx_str_t         sbucket, skey, svid, meta;
     ngx_uint_t        replace;
-    const char       *params[14];
+    const char       *params[15];
     ngx_table_elt_t  *h;
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
@@ -68,7 +68,13 @@ ngx_http_plinth_copy_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
         }
     }
 
-    if (!replace && svid.len == 0
+    /* the copy's class: x-amz-storage-class, else the destination bucket's
+     * default (S3: STANDARD); a copy onto itself may change only that */
+    if (ngx_http_plinth_storage_class(r, &params[14]) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    if (!replace && svid.len == 0 && params[14] == NULL
         && sbucket.len == ctx->bucket.len && skey.len == ctx->key.len
         && ngx_strncmp(sbucket.data, ctx->bucket.data, sbucket.len) == 0
         && ngx_strncmp(skey.data, ctx->key.data, skey.len) == 0)
@@ -124,7 +130,7 @@ ngx_http_plinth_copy_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_COPY_OBJECT, 14, params,
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_COPY_OBJECT, 15, params,
                               ngx_http_plinth_copied);
 }
 

@@ -92,10 +92,11 @@ ngx_http_plinth_create_multipart_upload(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx)
 {
     ngx_str_t    meta;
-    const char  *params[7];
+    const char  *params[8];
 
     if (ngx_http_plinth_mpu_checksum_args(r, &params[5], &params[6])
-        != NGX_OK)
+        != NGX_OK
+        || ngx_http_plinth_storage_class(r, &params[7]) != NGX_OK)
     {
         return NGX_OK;
     }
@@ -125,7 +126,7 @@ ngx_http_plinth_create_multipart_upload(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_MPU_CREATE, 7, params,
+    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_MPU_CREATE, 8, params,
                               ngx_http_plinth_mpu_created);
 }
 
@@ -343,7 +344,13 @@ ngx_http_plinth_part_begun(ngx_http_request_t *r, void *data, PGresult *res,
         return;
     }
 
-    /* placement: the ring's RF nodes for the part's own blob id */
+    /* placement: the ring's RF nodes for the part's own blob id, of the
+     * upload's tier */
+    ctx->tier = PQgetisnull(res, 0, 1)
+                ? NULL
+                : ngx_http_plinth_class_tier(PQgetvalue(res, 0, 1),
+                                             PQgetlength(res, 0, 1));
+
     ngx_http_plinth_put_place(r, ctx, ctx->blob_id.data, ctx->blob_id.len,
                               ngx_http_plinth_part_decided);
 }
@@ -1109,7 +1116,14 @@ ngx_http_plinth_parts_listed(ngx_http_request_t *r, void *data,
     }
     ngx_http_plinth_mpu_owner(&x, "Initiator", &ctx->identity);
     ngx_http_plinth_mpu_owner(&x, "Owner", &ctx->identity);
-    ngx_plinth_xml_lit(&x, "<StorageClass>STANDARD</StorageClass>");
+    /* the upload's class (known from its parts; none listed: STANDARD) */
+    if (n > 0) {
+        ngx_plinth_xml_elem(&x, "StorageClass",
+                            (u_char *) PQgetvalue(res, 0, 5),
+                            PQgetlength(res, 0, 5));
+    } else {
+        ngx_plinth_xml_lit(&x, "<StorageClass>STANDARD</StorageClass>");
+    }
     ngx_plinth_xml_elem_int(&x, "PartNumberMarker", ml->marker);
     if (shown > 0) {
         ngx_plinth_xml_elem(&x, "NextPartNumberMarker",
@@ -1264,7 +1278,9 @@ ngx_http_plinth_uploads_listed(ngx_http_request_t *r, void *data,
                             PQgetlength(res, i, 1));
         ngx_http_plinth_mpu_owner(&x, "Initiator", &owner);
         ngx_http_plinth_mpu_owner(&x, "Owner", &owner);
-        ngx_plinth_xml_lit(&x, "<StorageClass>STANDARD</StorageClass>");
+        ngx_plinth_xml_elem(&x, "StorageClass",
+                            (u_char *) PQgetvalue(res, i, 5),
+                            PQgetlength(res, i, 5));
         ngx_plinth_xml_elem(&x, "Initiated", (u_char *) PQgetvalue(res, i, 3),
                             PQgetlength(res, i, 3));
         ngx_plinth_xml_lit(&x, "</Upload>");

@@ -64,7 +64,9 @@ ngx_http_plinth_put_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
     }
 
     /* checked before the body is read: a bad header costs no upload */
-    if (ngx_http_plinth_canned_acl(r, &ctx->acl) != NGX_OK) {
+    if (ngx_http_plinth_canned_acl(r, &ctx->acl) != NGX_OK
+        || ngx_http_plinth_storage_class(r, &ctx->storage_class) != NGX_OK)
+    {
         return NGX_OK;
     }
 
@@ -200,7 +202,7 @@ ngx_http_plinth_put_object_begin(ngx_http_request_t *r)
 {
     u_char                 *size;
     ngx_str_t               meta;
-    const char             *params[8];
+    const char             *params[9];
     ngx_http_plinth_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
@@ -234,6 +236,7 @@ ngx_http_plinth_put_object_begin(ngx_http_request_t *r)
     params[5] = meta.len ? (char *) meta.data : NULL;
     params[6] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
     params[7] = ctx->acl ? ctx->acl : "private";
+    params[8] = ctx->storage_class;     /* NULL: the bucket's default */
 
     if (params[0] == NULL || params[1] == NULL || params[3] == NULL
         || params[6] == NULL
@@ -246,7 +249,7 @@ ngx_http_plinth_put_object_begin(ngx_http_request_t *r)
     ngx_memcpy((u_char *) params[3], ctx->etag, 32);
     ((u_char *) params[3])[32] = '\0';
 
-    if (ngx_http_plinth_pg(r, NGX_PLINTH_SQL_PUT_BEGIN, 8, params,
+    if (ngx_http_plinth_pg(r, NGX_PLINTH_SQL_PUT_BEGIN, 9, params,
                            ngx_http_plinth_put_begun)
         != NGX_OK)
     {
@@ -516,8 +519,10 @@ ngx_http_plinth_put_begun(ngx_http_request_t *r, void *data, PGresult *res,
     }
 
     ctx->versioned = (PQgetvalue(res, 0, 3)[0] == 't');
+    ctx->tier = ngx_http_plinth_class_tier(PQgetvalue(res, 0, 4),
+                                           PQgetlength(res, 0, 4));
 
-    /* placement: the ring's RF nodes for "bucket/key" */
+    /* placement: the ring's RF nodes for "bucket/key" of its tier */
     n = ctx->bucket.len + 1 + ctx->key.len;
     hkey = ngx_pnalloc(r->pool, n);
     if (hkey == NULL) {
@@ -543,10 +548,13 @@ ngx_http_plinth_put_place(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     u_char *hkey, size_t len, void (*decided)(ngx_http_request_t *r))
 {
     size_t                        navoid;
+    const char                   *tier;
     const uint32_t               *avoid;
     ngx_http_plinth_main_conf_t  *pmcf;
 
     pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
+
+    tier = plinth_ring_tier_or_hotter(pmcf->ring, ctx->tier);
 
     /* not on nodes repaird found offline or full (ngx_plinth_health.c) */
     navoid = ngx_http_plinth_health_avoid(&avoid);
@@ -555,19 +563,19 @@ ngx_http_plinth_put_place(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     ctx->place_key = hkey;
     ctx->place_key_len = len;
 
-    ctx->ntargets = plinth_ring_lookup(pmcf->ring, hkey, len, NULL, avoid,
+    ctx->ntargets = plinth_ring_lookup(pmcf->ring, hkey, len, tier, avoid,
                                        navoid, pmcf->rf, ctx->targets);
 
     if (ctx->ntargets < pmcf->w && navoid) {
         /* too few left for the quorum: let the fan-out decide */
-        ctx->ntargets = plinth_ring_lookup(pmcf->ring, hkey, len, NULL, NULL,
+        ctx->ntargets = plinth_ring_lookup(pmcf->ring, hkey, len, tier, NULL,
                                            0, pmcf->rf, ctx->targets);
     }
 
     if (ctx->ntargets < pmcf->w) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "plinth: only %ui data nodes for a write quorum of %ui",
-                      ctx->ntargets, pmcf->w);
+                      "plinth: only %ui data nodes of tier %s for a write "
+                      "quorum of %ui", ctx->ntargets, tier, pmcf->w);
         ctx->state = 2;
         decided(r);
         return;
@@ -924,6 +932,10 @@ ngx_http_plinth_get_done(ngx_http_request_t *r, void *data, PGresult *res,
         || ngx_http_plinth_copy_value(r->pool, res, 0, 5, &obj->content_type)
             == NGX_ERROR
         || ngx_http_plinth_copy_value(r->pool, res, 0, 6, &obj->meta)
+            == NGX_ERROR
+        || ngx_http_plinth_copy_value(r->pool, res, 0,
+                                      PQfnumber(res, "sclass"),
+                                      &obj->storage_class)
             == NGX_ERROR)
     {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -1369,6 +1381,17 @@ ngx_http_plinth_object_headers(ngx_http_request_t *r,
 
     ngx_str_set(&v, "bytes");
     if (ngx_http_plinth_add_header(r, "Accept-Ranges", &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* as S3: only a class other than STANDARD is named */
+    if (obj->storage_class.len
+        && !(obj->storage_class.len == 8
+             && ngx_strncmp(obj->storage_class.data, "STANDARD", 8) == 0)
+        && ngx_http_plinth_add_header(r, "x-amz-storage-class",
+                                      &obj->storage_class)
+           != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

@@ -28,6 +28,9 @@
  *     gc_batch: 500               versions or garbage rows per step
  *     rebalance_interval: 60s     a rebalancing pass this often (0: off)
  *     rebalance_rate: 10          copies per second for moves (0: unlimited)
+ *     lifecycle_interval: 1h      lifecycle and access-tiering pass (0: off);
+ *                                 tier moves copy at rebalance_rate
+ *     lifecycle_day_seconds: 86400  the length of a rule's "day" (for tests)
  *
  * Durations: a number of seconds, or with a unit: 250ms, 5s, 2m, 1h, 7d.
  * Unknown keys, repeated keys and bad values are errors naming the line.
@@ -167,6 +170,8 @@ rd_config_load(const char *path, rd_config *cf, char *err, size_t len)
     cf->gc_batch = 500;
     cf->rebalance_interval = 60;
     cf->rebalance_rate = 10;
+    cf->lifecycle_interval = 3600;
+    cf->lifecycle_day_seconds = 86400;
 
     if (rd_doc_load(path, &doc, err, len) != 0) {
         return -1;
@@ -301,6 +306,11 @@ rd_config_load(const char *path, rd_config *cf, char *err, size_t len)
             } else if (strcmp(key, "rebalance_interval") == 0) {
                 dp = &cf->rebalance_interval;
                 min = 0;
+            } else if (strcmp(key, "lifecycle_interval") == 0) {
+                dp = &cf->lifecycle_interval;
+                min = 0;
+            } else if (strcmp(key, "lifecycle_day_seconds") == 0) {
+                dp = &cf->lifecycle_day_seconds;
             }
             if (dp == NULL) {
                 snprintf(err, len, "%s, line %zu: unknown key \"%s\"", path,

@@ -199,6 +199,27 @@ rd_metrics(void *cls, struct MHD_Connection *c, const char *url,
     if (n >= cap) {
         n = cap - 1;
     }
+    if (n < cap) {
+#define L(v) (unsigned long long) __atomic_load_n(&s->v, __ATOMIC_RELAXED)
+        n += (size_t) snprintf(buf + n, cap - n,
+            "# HELP plinth_tier_moves_total Object versions moved to another "
+            "tier by lifecycle or access rules.\n"
+            "# TYPE plinth_tier_moves_total counter\n"
+            "plinth_tier_moves_total %llu\n"
+            "# HELP plinth_tier_move_failures_total Tier moves given up (a "
+            "copy failed, or the version changed meanwhile).\n"
+            "# TYPE plinth_tier_move_failures_total counter\n"
+            "plinth_tier_move_failures_total %llu\n"
+            "# HELP plinth_lifecycle_expirations_total Versions deleted by "
+            "lifecycle Expiration rules.\n"
+            "# TYPE plinth_lifecycle_expirations_total counter\n"
+            "plinth_lifecycle_expirations_total %llu\n",
+            L(tier_moves), L(tier_move_failures), L(lifecycle_expirations));
+#undef L
+        if (n >= cap) {
+            n = cap - 1;
+        }
+    }
     n = rd_metrics_nodes(buf, n, cap);
     resp = MHD_create_response_from_buffer(n, buf, MHD_RESPMEM_MUST_FREE);
     if (resp == NULL) {
@@ -256,7 +277,8 @@ static void
 rd_loop(rd_ctx *x)
 {
     double  now, health_due = 0, repair_due = 0, scrub_due = 0,
-            lock_due = 0, next, connect_due = 0, gc_due = 0, rebal_due = 0;
+            lock_due = 0, next, connect_due = 0, gc_due = 0, rebal_due = 0,
+            lc_due = 0;
     int     more, q, r;
 
     while (!rd_stop) {
@@ -304,6 +326,7 @@ rd_loop(rd_ctx *x)
             x->health_rounds = 0;
             x->repair_after[0] = '\0';
             health_due = repair_due = scrub_due = gc_due = rebal_due = now;
+            lc_due = now;
             x->rebal_after[0] = '\0';
             x->rebal_misplaced = 0;
         }
@@ -363,7 +386,22 @@ rd_loop(rd_ctx *x)
             rebal_due = more ? rd_now() : rd_now() + x->cf.rebalance_interval;
         }
 
+        /* lifecycle and access tiering: after repair, like rebalancing */
+        if (x->health_rounds > 0 && x->cf.lifecycle_interval > 0
+            && now >= lc_due && repair_due > now)
+        {
+            if (rd_lifecycle_step(x, &more) != 0) {
+                continue;
+            }
+            lc_due = more ? rd_now() : rd_now() + x->cf.lifecycle_interval;
+        }
+
         next = health_due;
+        if (x->health_rounds > 0 && x->cf.lifecycle_interval > 0
+            && lc_due < next)
+        {
+            next = lc_due;
+        }
         if (x->health_rounds > 0 && x->cf.rebalance_interval > 0
             && rebal_due < next)
         {

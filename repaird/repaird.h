@@ -80,6 +80,8 @@ typedef struct {
     uint32_t   gc_batch;
     double     rebalance_interval; /* 0: no rebalancing */
     double     rebalance_rate;     /* copies per second; 0: no limit */
+    double     lifecycle_interval; /* 0: no lifecycle / tiering passes */
+    double     lifecycle_day_seconds;  /* a rule's day (86400; tests) */
 } rd_config;
 
 int rd_config_load(const char *path, rd_config *cf, char *err, size_t len);
@@ -157,6 +159,9 @@ typedef struct {
     uint64_t  health_probes;
     uint64_t  gc_ops;               /* blob copies deleted */
     uint64_t  rebalance_ops;        /* copies made to move blobs */
+    uint64_t  tier_moves;           /* versions moved to another tier */
+    uint64_t  lifecycle_expirations;  /* versions expired by a rule */
+    uint64_t  tier_move_failures;
     int64_t   misplaced;            /* not on their ideal nodes (-1: n/a) */
     uint64_t  gc_versions;          /* dead version rows removed */
     uint64_t  gc_orphans;           /* orphan copies deleted */
@@ -207,6 +212,7 @@ int rd_repair_step(rd_ctx *x, int *more);
 int rd_scrub_step(rd_ctx *x, int *more);
 int rd_gc_step(rd_ctx *x, int *more);
 int rd_rebalance_step(rd_ctx *x, int *more);
+int rd_lifecycle_step(rd_ctx *x, int *more);
 int rd_queue_pending(rd_ctx *x);
 int rd_count_under_replicated(rd_ctx *x);
 

@@ -553,7 +553,8 @@ rd_rate_limit(rd_ctx *x, double *next)
 
 static int
 rd_repair_blob(rd_ctx *x, const char *hex, const char *rkey, int64_t size,
-    const rd_ids *nodes, const rd_ids *good, const rd_ids *bad, double *next)
+    const rd_ids *nodes, const rd_ids *good, const rd_ids *bad,
+    const char *tier, double *next)
 {
     rd_ids       exclude, add, remove;
     uint32_t     out[RD_MAX_RF];
@@ -562,7 +563,7 @@ rd_repair_blob(rd_ctx *x, const char *hex, const char *rkey, int64_t size,
     int          need;
     PGresult    *res;
     char         sadd[256], srem[256], path[96];
-    const char  *p[3];
+    const char  *p[4];
     rd_http_answer  a;
 
     if (good->n == 0) {
@@ -591,8 +592,10 @@ rd_repair_blob(rd_ctx *x, const char *hex, const char *rkey, int64_t size,
         }
     }
     if (need > 0) {
-        nt = plinth_ring_lookup(x->ring, rkey, strlen(rkey), NULL, exclude.v,
-                                exclude.n, (size_t) need, out);
+        /* new copies on nodes of the blob's tier (sql/017) */
+        nt = plinth_ring_lookup(x->ring, rkey, strlen(rkey),
+                                plinth_ring_tier_or_hotter(x->ring, tier),
+                                exclude.v, exclude.n, (size_t) need, out);
     }
 
     add.n = 0;
@@ -659,9 +662,9 @@ rd_repair_blob(rd_ctx *x, const char *hex, const char *rkey, int64_t size,
 
     rd_ids_format(&add, sadd, sizeof(sadd));
     rd_ids_format(&remove, srem, sizeof(srem));
-    p[0] = hex; p[1] = sadd; p[2] = srem;
+    p[0] = hex; p[1] = sadd; p[2] = srem; p[3] = tier;
     res = rd_db_exec(x, "SELECT plinth_repair_placement($1::uuid, "
-                     "$2::integer[], $3::integer[])", 3, p);
+                     "$2::integer[], $3::integer[], $4)", 4, p);
     if (res == NULL) {
         return -1;
     }
@@ -691,7 +694,7 @@ rd_repair_step(rd_ctx *x, int *more)
     p[2] = x->repair_after[0] ? x->repair_after : NULL;
     p[3] = lim;
     res = rd_db_exec(x, "SELECT replace(blob_id::text, '-', ''), rkey, "
-                     "nodes::text, good::text, bad::text, size FROM "
+                     "nodes::text, good::text, bad::text, size, tier FROM "
                      "plinth_repair_candidates($1::integer[], $2::integer, "
                      "$3::uuid, $4::integer)", 4, p);
     if (res == NULL) {
@@ -712,7 +715,8 @@ rd_repair_step(rd_ctx *x, int *more)
         rd_ids_parse(PQgetvalue(res, i, 4), &bad);
         if (rd_repair_blob(x, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
                            strtoll(PQgetvalue(res, i, 5), NULL, 10),
-                           &nodes, &good, &bad, &next) != 0)
+                           &nodes, &good, &bad, PQgetvalue(res, i, 6),
+                           &next) != 0)
         {
             PQclear(res);
             return -1;
@@ -1313,7 +1317,7 @@ rd_rebalance_step(rd_ctx *x, int *more)
     uint32_t     out[RD_MAX_RF];
     rd_ids       exclude;
     rd_node     *t;
-    const char  *p[3], *hex, *rkey;
+    const char  *p[4], *hex, *rkey;
     char         lim[16], sadd[256], srem[256];
     size_t       i, j, k, nt, can_drop;
     int          n, r, all_online;
@@ -1342,7 +1346,7 @@ rd_rebalance_step(rd_ctx *x, int *more)
     p[0] = x->rebal_after[0] ? x->rebal_after : NULL;
     p[1] = lim;
     res = rd_db_exec(x, "SELECT replace(blob_id::text, '-', ''), rkey, "
-                     "nodes::text FROM plinth_placements($1::uuid, "
+                     "nodes::text, tier FROM plinth_placements($1::uuid, "
                      "$2::integer)", 2, p);
     if (res == NULL) {
         return -1;
@@ -1377,8 +1381,11 @@ rd_rebalance_step(rd_ctx *x, int *more)
                                      * flight is adding its last copy) */
         }
 
-        nt = plinth_ring_lookup(x->ring, rkey, strlen(rkey), NULL, exclude.v,
-                                exclude.n, x->cf.rf, out);
+        /* the ideal nodes are of the blob's tier (sql/017) */
+        nt = plinth_ring_lookup(x->ring, rkey, strlen(rkey),
+                                plinth_ring_tier_or_hotter(x->ring,
+                                    PQgetvalue(res, r, 3)),
+                                exclude.v, exclude.n, x->cf.rf, out);
         ideal.n = 0;
         for (i = 0; i < nt; i++) {
             rd_ids_add(&ideal, out[i]);
@@ -1434,9 +1441,9 @@ rd_rebalance_step(rd_ctx *x, int *more)
         }
         rd_ids_format(&add, sadd, sizeof(sadd));
         rd_ids_format(&remove, srem, sizeof(srem));
-        p[0] = hex; p[1] = sadd; p[2] = srem;
+        p[0] = hex; p[1] = sadd; p[2] = srem; p[3] = PQgetvalue(res, r, 3);
         r2 = rd_db_exec(x, "SELECT plinth_repair_placement($1::uuid, "
-                        "$2::integer[], $3::integer[])", 3, p);
+                        "$2::integer[], $3::integer[], $4)", 4, p);
         if (r2 == NULL) {
             x->cf.repair_rate = saved_rate;
             PQclear(res);
@@ -1462,4 +1469,389 @@ rd_rebalance_step(rd_ctx *x, int *more)
     x->rebal_misplaced = 0;
     x->rebal_after[0] = '\0';
     return 0;
+}
+
+
+/* ------------------------------------------------------------ lifecycle */
+
+static int rd_tier_move_parts(rd_ctx *x, const char *version,
+    const char *rkey, const char *from, const char *to, const char *reason,
+    double *next);
+
+/* A storage class's node tier (sql/015's plinth_storage_class_tier). */
+static const char *
+rd_class_tier(const char *cls)
+{
+    if (strcmp(cls, "STANDARD_IA") == 0) {
+        return "warm";
+    }
+    if (strcmp(cls, "GLACIER") == 0 || strcmp(cls, "DEEP_ARCHIVE") == 0) {
+        return "cold";
+    }
+    return "hot";
+}
+
+
+/* Gives up copies this pass made (garbage collection deletes them unless
+ * some row names them). */
+static void
+rd_give_up_copies(rd_ctx *x, const char *hex, const rd_ids *made,
+    const char *why)
+{
+    char         s[256];
+    const char  *p[3];
+    PGresult    *res;
+
+    if (made->n == 0) {
+        return;
+    }
+    rd_ids_format(made, s, sizeof(s));
+    p[0] = hex; p[1] = s; p[2] = why;
+    res = rd_db_exec(x, "INSERT INTO garbage_blobs (blob_id, nodes, reason) "
+                     "VALUES ($1::uuid, $2::integer[], $3)", 3, p);
+    if (res != NULL) {
+        PQclear(res);
+    }
+}
+
+
+/*
+ * Moves one version (a single blob) to class to: verified copies on the
+ * ring's RF nodes of the class's tier (the data node's pull verifies every
+ * block before it answers 201), then one transaction (plinth_tier_move)
+ * records the new nodes and class if nothing changed meanwhile and hands
+ * the old copies to garbage collection. 1: moved; 0: not now.
+ */
+static int
+rd_tier_move(rd_ctx *x, const char *version, const char *hex,
+    const char *rkey, const char *nodes_s, int64_t size, const char *from,
+    const char *to, const char *reason, double *next)
+{
+    rd_ids       old, exclude, made, want;
+    uint32_t     out[RD_MAX_RF];
+    size_t       i, nt;
+    rd_node     *t;
+    const char  *tier, *p[5];
+    char         sold[256], snew[256];
+    PGresult    *res;
+    int          ok;
+
+    rd_ids_parse(nodes_s, &old);
+    tier = plinth_ring_tier_or_hotter(x->ring, rd_class_tier(to));
+
+    exclude.n = 0;
+    for (i = 0; i < x->nnodes; i++) {
+        if (x->nodes[i].status != RD_NODE_ONLINE || x->nodes[i].full
+            || x->nodes[i].draining)
+        {
+            rd_ids_add(&exclude, x->nodes[i].c.id);
+        }
+    }
+    nt = plinth_ring_lookup(x->ring, rkey, strlen(rkey), tier, exclude.v,
+                            exclude.n, x->cf.rf, out);
+    if (nt < x->cf.rf) {
+        rd_log(RD_LOG_WARN, "version %s (%s): %zu usable nodes of tier %s "
+               "for a move to %s, RF %u: not now", version, rkey, nt,
+               tier ? tier : "any", to, x->cf.rf);
+        __atomic_add_fetch(&x->stats.tier_move_failures, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
+
+    made.n = want.n = 0;
+    ok = 1;
+    for (i = 0; i < nt && !rd_stop; i++) {
+        rd_ids_add(&want, out[i]);
+        if (rd_ids_has(&old, out[i])) {
+            continue;               /* a copy already there */
+        }
+        t = rd_node_by_id(x, out[i]);
+        if (t == NULL) {
+            ok = 0;
+            break;
+        }
+        rd_rate_limit(x, next);
+        if (!rd_pull(x, hex, t, &old, size)) {
+            ok = 0;
+            break;
+        }
+        rd_ids_add(&made, out[i]);
+    }
+    if (!ok || rd_stop) {
+        rd_log(RD_LOG_WARN, "version %s (%s): move to %s failed; copies "
+               "made are given up", version, rkey, to);
+        rd_give_up_copies(x, hex, &made, "tier move abandoned");
+        __atomic_add_fetch(&x->stats.tier_move_failures, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
+
+    rd_ids_format(&old, sold, sizeof(sold));
+    rd_ids_format(&want, snew, sizeof(snew));
+    p[0] = version; p[1] = sold; p[2] = snew; p[3] = from; p[4] = to;
+    res = rd_db_exec(x, "SELECT plinth_tier_move($1::bigint, $2::integer[], "
+                     "$3::integer[], $4, $5)", 5, p);
+    if (res == NULL) {
+        return -1;
+    }
+    if (PQgetvalue(res, 0, 0)[0] != 't') {
+        PQclear(res);
+        rd_log(RD_LOG_INFO, "version %s (%s): changed during its move to "
+               "%s; copies made are given up", version, rkey, to);
+        rd_give_up_copies(x, hex, &made, "tier move superseded");
+        __atomic_add_fetch(&x->stats.tier_move_failures, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
+    PQclear(res);
+    __atomic_add_fetch(&x->stats.tier_moves, 1, __ATOMIC_RELAXED);
+    rd_log(RD_LOG_INFO, "version %s (%s, blob %s): moved %s -> %s (%s), "
+           "nodes %s -> %s", version, rkey, hex, from, to, reason, sold,
+           snew);
+    return 1;
+}
+
+
+/*
+ * One lifecycle step: the access rule's read windows are brought up to
+ * date, then up to repair_batch things due (plinth_lifecycle_due:
+ * lifecycle Transitions, Expirations, NoncurrentVersionExpirations, the
+ * access rule's moves) are done, at rebalance_rate copies a second. Each
+ * pass asks the database afresh, so a stopped repaird resumes where the
+ * data says, not where it was.
+ */
+int
+rd_lifecycle_step(rd_ctx *x, int *more)
+{
+    PGresult    *res, *r2;
+    const char  *p[2], *action;
+    char         day[64], lim[16];
+    int          n, i, done = 0, rc;
+    double       next = 0, saved_rate, budget;
+
+    *more = 0;
+    snprintf(day, sizeof(day), "%.6f", x->cf.lifecycle_day_seconds);
+    snprintf(lim, sizeof(lim), "%u", x->cf.repair_batch);
+    p[0] = day; p[1] = lim;
+
+    res = rd_db_exec(x, "SELECT plinth_tiering_windows($1::float8)", 1, p);
+    if (res == NULL) {
+        return -1;
+    }
+    PQclear(res);
+
+    res = rd_db_exec(x, "SELECT action, version_id, target, reason, blob_id, "
+                     "rkey, nodes, size, storage_class "
+                     "FROM plinth_lifecycle_due($1::float8, $2::integer)",
+                     2, p);
+    if (res == NULL) {
+        return -1;
+    }
+    n = PQntuples(res);
+    saved_rate = x->cf.repair_rate;
+    x->cf.repair_rate = x->cf.rebalance_rate;
+    budget = rd_now() + (x->cf.health_interval > 1 ? x->cf.health_interval
+                                                   : 1);
+
+    for (i = 0; i < n && !rd_stop; i++) {
+        if (i > 0 && rd_now() > budget) {
+            *more = done > 0;
+            break;
+        }
+        action = PQgetvalue(res, i, 0);
+
+        if (strcmp(action, "move") == 0 && PQgetisnull(res, i, 4)) {
+            rc = rd_tier_move_parts(x, PQgetvalue(res, i, 1),
+                                    PQgetvalue(res, i, 5),
+                                    PQgetvalue(res, i, 8),
+                                    PQgetvalue(res, i, 2),
+                                    PQgetvalue(res, i, 3), &next);
+            if (rc < 0) {
+                x->cf.repair_rate = saved_rate;
+                PQclear(res);
+                return -1;
+            }
+            done += rc;
+            continue;
+        }
+
+        if (strcmp(action, "move") == 0) {
+            rc = rd_tier_move(x, PQgetvalue(res, i, 1), PQgetvalue(res, i, 4),
+                              PQgetvalue(res, i, 5), PQgetvalue(res, i, 6),
+                              strtoll(PQgetvalue(res, i, 7), NULL, 10),
+                              PQgetvalue(res, i, 8), PQgetvalue(res, i, 2),
+                              PQgetvalue(res, i, 3), &next);
+            if (rc < 0) {
+                x->cf.repair_rate = saved_rate;
+                PQclear(res);
+                return -1;
+            }
+            done += rc;
+            continue;
+        }
+
+        /* expire (the current version) or noncurrent */
+        p[0] = PQgetvalue(res, i, 1);
+        p[1] = strcmp(action, "expire") == 0 ? "true" : "false";
+        r2 = rd_db_exec(x, "SELECT plinth_lifecycle_expire($1::bigint, "
+                        "$2::boolean)", 2, p);
+        if (r2 == NULL) {
+            x->cf.repair_rate = saved_rate;
+            PQclear(res);
+            return -1;
+        }
+        if (PQgetvalue(r2, 0, 0)[0] == 't') {
+            done++;
+            __atomic_add_fetch(&x->stats.lifecycle_expirations, 1,
+                               __ATOMIC_RELAXED);
+            rd_log(RD_LOG_INFO, "version %s (%s): deleted (%s)",
+                   PQgetvalue(res, i, 1), PQgetvalue(res, i, 5),
+                   PQgetvalue(res, i, 3));
+        }
+        PQclear(r2);
+    }
+    x->cf.repair_rate = saved_rate;
+    PQclear(res);
+
+    if (n == (int) x->cf.repair_batch && done > 0 && !rd_stop) {
+        *more = 1;
+    }
+    return 0;
+}
+
+
+/*
+ * A multipart version's move: each of its part blobs (distinct, with the
+ * union of the nodes its rows name) gets verified copies on the ring's RF
+ * nodes of the new tier for its ring key (the blob id, as the gateway
+ * placed it), then one transaction (plinth_tier_move_parts) moves every
+ * part and the class, if nothing changed meanwhile. 1: moved; 0: not now.
+ */
+static int
+rd_tier_move_parts(rd_ctx *x, const char *version, const char *rkey,
+    const char *from, const char *to, const char *reason, double *next)
+{
+    PGresult    *res, *r2;
+    rd_ids       old, exclude, made, want;
+    uint32_t     out[RD_MAX_RF];
+    size_t       i, nt, len, cap;
+    int          n, b, ok = 1;
+    rd_node     *t;
+    const char  *tier, *p[6], *hex;
+    char        *sblobs = NULL, *sold = NULL, *snew = NULL, ids[256];
+    rd_ids      *made_all = NULL;
+
+    p[0] = version;
+    res = rd_db_exec(x, "SELECT replace(vp.blob_id::text, '-', ''), "
+                     "array_agg(DISTINCT n)::text, max(vp.size) "
+                     "FROM version_parts vp, unnest(vp.nodes) AS n "
+                     "WHERE vp.version_id = $1::bigint "
+                     "GROUP BY vp.blob_id ORDER BY vp.blob_id", 1, p);
+    if (res == NULL) {
+        return -1;
+    }
+    n = PQntuples(res);
+    tier = plinth_ring_tier_or_hotter(x->ring, rd_class_tier(to));
+
+    exclude.n = 0;
+    for (i = 0; i < x->nnodes; i++) {
+        if (x->nodes[i].status != RD_NODE_ONLINE || x->nodes[i].full
+            || x->nodes[i].draining)
+        {
+            rd_ids_add(&exclude, x->nodes[i].c.id);
+        }
+    }
+
+    cap = (size_t) n * 300 + 16;
+    sblobs = malloc(cap);
+    sold = malloc(cap);
+    snew = malloc(cap);
+    made_all = calloc((size_t) n + 1, sizeof(rd_ids));
+    if (n == 0 || sblobs == NULL || sold == NULL || snew == NULL
+        || made_all == NULL)
+    {
+        ok = 0;
+        goto done;
+    }
+    strcpy(sblobs, "{");
+    strcpy(sold, "{");
+    strcpy(snew, "{");
+
+    for (b = 0; b < n && ok && !rd_stop; b++) {
+        hex = PQgetvalue(res, b, 0);
+        rd_ids_parse(PQgetvalue(res, b, 1), &old);
+        nt = plinth_ring_lookup(x->ring, hex, strlen(hex), tier, exclude.v,
+                                exclude.n, x->cf.rf, out);
+        if (nt < x->cf.rf) {
+            rd_log(RD_LOG_WARN, "version %s (%s): %zu usable nodes of tier "
+                   "%s for a part, RF %u: not now", version, rkey, nt,
+                   tier ? tier : "any", x->cf.rf);
+            ok = 0;
+            break;
+        }
+        made.n = want.n = 0;
+        for (i = 0; i < nt && !rd_stop; i++) {
+            rd_ids_add(&want, out[i]);
+            if (rd_ids_has(&old, out[i])) {
+                continue;
+            }
+            t = rd_node_by_id(x, out[i]);
+            rd_rate_limit(x, next);
+            if (t == NULL
+                || !rd_pull(x, hex, t, &old,
+                            strtoll(PQgetvalue(res, b, 2), NULL, 10)))
+            {
+                ok = 0;
+                break;
+            }
+            rd_ids_add(&made, out[i]);
+        }
+        made_all[b] = made;
+        len = strlen(sblobs);
+        snprintf(sblobs + len, cap - len, "%s%s", b ? "," : "", hex);
+        rd_ids_format(&old, ids, sizeof(ids));
+        len = strlen(sold);
+        snprintf(sold + len, cap - len, "%s\"%s\"", b ? "," : "", ids);
+        rd_ids_format(&want, ids, sizeof(ids));
+        len = strlen(snew);
+        snprintf(snew + len, cap - len, "%s\"%s\"", b ? "," : "", ids);
+    }
+    if (rd_stop) {
+        ok = 0;
+    }
+    if (ok) {
+        strcat(sblobs, "}");
+        strcat(sold, "}");
+        strcat(snew, "}");
+        p[0] = version; p[1] = sblobs; p[2] = sold; p[3] = snew;
+        p[4] = from; p[5] = to;
+        r2 = rd_db_exec(x, "SELECT plinth_tier_move_parts($1::bigint, "
+                        "$2::uuid[], $3::text[], $4::text[], $5, $6)", 6, p);
+        if (r2 == NULL) {
+            ok = -1;
+            goto done;
+        }
+        ok = PQgetvalue(r2, 0, 0)[0] == 't';
+        PQclear(r2);
+        if (!ok) {
+            rd_log(RD_LOG_INFO, "version %s (%s): changed during its move "
+                   "to %s", version, rkey, to);
+        }
+    }
+
+done:
+    if (ok == 0) {
+        for (b = 0; made_all && b < n; b++) {
+            rd_give_up_copies(x, PQgetvalue(res, b, 0), &made_all[b],
+                              "tier move abandoned");
+        }
+        __atomic_add_fetch(&x->stats.tier_move_failures, 1, __ATOMIC_RELAXED);
+    } else if (ok == 1) {
+        __atomic_add_fetch(&x->stats.tier_moves, 1, __ATOMIC_RELAXED);
+        rd_log(RD_LOG_INFO, "version %s (%s, %d part blobs): moved %s -> %s "
+               "(%s)", version, rkey, n, from, to, reason);
+    }
+    free(sblobs);
+    free(sold);
+    free(snew);
+    free(made_all);
+    PQclear(res);
+    return ok;
 }

@@ -673,6 +673,30 @@ test_filters(void)
 
     ok(lookup_key(ring, 1, "glacier", NULL, 0, 3, out) == 0,
        "unknown tier: no node");
+
+    /* where a class's writes go: its tier, else the next hotter one */
+
+    ok(plinth_ring_tier_or_hotter(ring, "cold") != NULL
+       && strcmp(plinth_ring_tier_or_hotter(ring, "cold"), "cold") == 0
+       && strcmp(plinth_ring_tier_or_hotter(ring, "warm"), "warm") == 0
+       && strcmp(plinth_ring_tier_or_hotter(ring, NULL), "hot") == 0
+       && strcmp(plinth_ring_tier_or_hotter(ring, ""), "hot") == 0,
+       "tier_or_hotter: each tier that has nodes is itself");
+    ok(plinth_ring_tier_or_hotter(sub, "warm") == NULL
+       && strcmp(plinth_ring_tier_or_hotter(sub, "cold"), "cold") == 0,
+       "tier_or_hotter: no warm, hot nor any hotter node: NULL (any)");
+
+    for (i = 0, k = 0; i < 6; i++) {
+        if (nodes[i].tier == NULL || strcmp(nodes[i].tier, "warm") != 0) {
+            rest[k++] = nodes[i];
+        }
+    }
+
+    sub = ring_new(&a, rest, k, 0);
+    ok(sub != NULL
+       && strcmp(plinth_ring_tier_or_hotter(sub, "warm"), "hot") == 0
+       && strcmp(plinth_ring_tier_or_hotter(sub, "cold"), "cold") == 0,
+       "tier_or_hotter: a cluster without warm nodes writes warm to hot");
     ok(lookup_key(ring, 1, NULL, NULL, 0, 0, out) == 0, "rf=0: no node");
     ok(lookup_key(ring, 1, NULL, NULL, 0, MAX_RF, out) == 6,
        "rf=%d of 6 nodes: 6", MAX_RF);

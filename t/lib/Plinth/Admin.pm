@@ -327,4 +327,66 @@ sub set_prices {
     return { map { $_->[0] => $_->[1] } @rows };
 }
 
+# ---------------------------------------------------------------- tiers
+
+our @CLASSES = qw(STANDARD STANDARD_IA GLACIER DEEP_ARCHIVE);
+
+# set_bucket_class($bucket, $class): the class of writes that name none.
+sub set_bucket_class {
+    my ($self, $bucket, $class) = @_;
+    die "storage class: one of @CLASSES\n"
+        unless grep { $_ eq ($class // '') } @CLASSES;
+    my @r = $self->query(<<'SQL', b => $bucket, c => $class);
+update buckets set storage_class = :'c' where name = :'b' returning name;
+SQL
+    die "no such bucket: $bucket\n" unless @r;
+    return 1;
+}
+
+# set_tiering($bucket, down_days => N, up_reads => M, up_days => K):
+# Plinth's access rule for the bucket (sql/017, bucket_tiering).
+sub set_tiering {
+    my ($self, $bucket, %o) = @_;
+    for my $k (qw(down_days up_days)) {
+        die "--" . ($k =~ tr/_/-/r) . ": a positive number of days\n"
+            unless defined $o{$k} && $o{$k} =~ /^(?:\d+(?:\.\d*)?|\.\d+)$/
+                && $o{$k} > 0;
+    }
+    die "--up-reads: a positive whole number\n"
+        unless defined $o{up_reads} && $o{up_reads} =~ /^[1-9]\d{0,17}$/;
+    my @r = $self->query(<<'SQL', b => $bucket, d => $o{down_days}, r => $o{up_reads}, u => $o{up_days});
+insert into bucket_tiering (bucket_id, down_days, up_reads, up_days)
+select bucket_id, :'d', :'r', :'u' from buckets where name = :'b'
+on conflict (bucket_id) do update
+   set down_days = excluded.down_days, up_reads = excluded.up_reads,
+       up_days = excluded.up_days
+returning bucket_id;
+SQL
+    die "no such bucket: $bucket\n" unless @r;
+    return 1;
+}
+
+sub drop_tiering {
+    my ($self, $bucket) = @_;
+    my @r = $self->query(<<'SQL', b => $bucket);
+delete from bucket_tiering t using buckets b
+ where b.bucket_id = t.bucket_id and b.name = :'b' returning b.name;
+SQL
+    die "no access rule on bucket $bucket\n" unless @r;
+    return 1;
+}
+
+# list_tiering -> [{ bucket, storage_class, down_days, up_reads, up_days }]
+# (every bucket, with its default class; the rule's fields undef if none)
+sub list_tiering {
+    my ($self) = @_;
+    my @rows = $self->query(<<'SQL');
+select b.name, b.storage_class, t.down_days, t.up_reads, t.up_days
+  from buckets b left join bucket_tiering t using (bucket_id)
+ order by b.name;
+SQL
+    return [map { { bucket => $_->[0], storage_class => $_->[1],
+        down_days => $_->[2], up_reads => $_->[3], up_days => $_->[4] } } @rows];
+}
+
 1;

@@ -105,7 +105,8 @@ sub new {
         node_opts per_node_opts http_extra server_extra cluster_yaml_extra
         pg_fast keep components template template_text sql_dir module
         datanode start_timeout stop_timeout log owner_pid started auth
-        region repaird repaird_opts repaird_port gateways lb_template hop_tls);
+        region repaird repaird_opts repaird_port gateways lb_template hop_tls
+        tiers);
     for (keys %o) {
         croak "Plinth::Cluster: unknown option '$_'" unless $known{$_};
     }
@@ -702,6 +703,8 @@ sub _node_config {
     return \%c;
 }
 
+# The cluster file. Option tiers => ['hot', 'hot', 'warm', ...] gives
+# node i the tier $tiers[i - 1] (default hot).
 sub cluster_yaml_text {
     my ($self) = @_;
     my $t = "# written by Plinth::Cluster\n";
@@ -714,7 +717,7 @@ sub cluster_yaml_text {
             $t .= "  - id: $i\n"
                 . "    address: 127.0.0.1:" . $self->node_port($i) . "\n"
                 . "    zone: z$i\n"
-                . "    tier: hot\n"
+                . "    tier: " . ($self->{tiers}[$i - 1] // 'hot') . "\n"
                 . "    weight: 1\n";
         }
     }
