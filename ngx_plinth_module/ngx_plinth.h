@@ -141,6 +141,7 @@ typedef enum {
     NGX_PLINTH_OP_GET_BUCKET_VERSIONING,
     NGX_PLINTH_OP_PUT_BUCKET_VERSIONING,
     NGX_PLINTH_OP_LIST_OBJECT_VERSIONS,
+    NGX_PLINTH_OP_BATCH_GET,
     NGX_PLINTH_OP_MAX
 } ngx_plinth_op_e;
 
@@ -150,7 +151,8 @@ typedef enum {
     ((op) == NGX_PLINTH_OP_PUT_OBJECT || (op) == NGX_PLINTH_OP_UPLOAD_PART    \
      || (op) == NGX_PLINTH_OP_COMPLETE_MULTIPART_UPLOAD                    \
      || (op) == NGX_PLINTH_OP_DELETE_OBJECTS                               \
-     || (op) == NGX_PLINTH_OP_PUT_BUCKET_VERSIONING)
+     || (op) == NGX_PLINTH_OP_PUT_BUCKET_VERSIONING                        \
+     || (op) == NGX_PLINTH_OP_BATCH_GET)
 
 
 typedef struct ngx_http_plinth_ctx_s  ngx_http_plinth_ctx_t;
@@ -206,6 +208,7 @@ typedef struct {
 
 /* One body-carrying subrequest to the data nodes. */
 typedef struct {
+    ngx_uint_t                    kind;       /* 0; first, as in ctx */
     ngx_http_plinth_ctx_t        *parent;
     ngx_http_request_t           *sr;
     uint32_t                      nodes[NGX_PLINTH_MAX_RF];  /* try order */
@@ -223,7 +226,12 @@ typedef struct {
 } ngx_http_plinth_sr_ctx_t;
 
 
+/* the first field of both module ctx types, read by the filters */
+#define NGX_PLINTH_CTX_REQUEST        0   /* ctx, or a data subrequest's */
+#define NGX_PLINTH_CTX_BATCH_ENTRY    1   /* ctx of a batch entry's reader */
+
 struct ngx_http_plinth_ctx_s {
+    ngx_uint_t                    kind;       /* NGX_PLINTH_CTX_* */
     ngx_str_t                     request_id;
     const ngx_http_plinth_route_t *route;
     ngx_str_t                     bucket;
@@ -294,6 +302,12 @@ struct ngx_http_plinth_ctx_s {
     unsigned                      part_done:1;
     ngx_uint_t                    seg;        /* segment being read */
 
+    /* batch GET (ngx_plinth_s3_batch.c): the request's state, or the
+     * entry a batch entry's reader serves; the data buffers of finished
+     * reads, freed once sent */
+    void                         *batch;
+    ngx_array_t                  *spent_bufs;
+
     unsigned                      waiting:1;  /* a PG query is pending */
     unsigned                      finalized:1;
 };
@@ -306,6 +320,8 @@ extern ngx_module_t  ngx_http_plinth_module;
 ngx_int_t ngx_http_plinth_s3_handler(ngx_http_request_t *r);
 void ngx_http_plinth_error(ngx_http_request_t *r, ngx_plinth_err_e err,
     const char *message);
+const char *ngx_http_plinth_err_code(ngx_plinth_err_e err,
+    ngx_uint_t *status, const char **message);
 void ngx_http_plinth_pg_error(ngx_http_request_t *r, PGresult *res,
     ngx_int_t rc);
 ngx_int_t ngx_http_plinth_send_body(ngx_http_request_t *r, ngx_uint_t status,
@@ -370,6 +386,7 @@ enum {
     NGX_PLINTH_SQL_NODE_AVOID,
     NGX_PLINTH_SQL_NODE_HEALTH,
     NGX_PLINTH_SQL_REPORT_BAD,
+    NGX_PLINTH_SQL_BATCH_GET,
     NGX_PLINTH_SQL_MAX
 };
 
@@ -482,6 +499,12 @@ ngx_int_t ngx_http_plinth_upload_part_copy(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx, ngx_table_elt_t *source);
 ngx_int_t ngx_http_plinth_copy_object(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx, ngx_table_elt_t *source);
+
+/* ngx_plinth_s3_batch.c */
+ngx_int_t ngx_http_plinth_batch_get(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_batch_entry(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
 
 /* ngx_plinth_s3_delete.c */
 ngx_int_t ngx_http_plinth_delete_objects(ngx_http_request_t *r,

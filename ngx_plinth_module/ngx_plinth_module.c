@@ -341,7 +341,7 @@ ngx_http_plinth_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     if (data == NGX_PLINTH_VAR_RANGE) {
         if (r != r->main) {
             sctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
-            if (sctx) {
+            if (sctx && sctx->kind == NGX_PLINTH_CTX_REQUEST) {
                 s = &sctx->range;
             }
         }
@@ -785,7 +785,7 @@ ngx_http_plinth_header_filter(ngx_http_request_t *r)
     if (r != r->main) {
         sctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
 
-        if (sctx && sctx->get) {
+        if (sctx && sctx->kind == NGX_PLINTH_CTX_REQUEST && sctx->get) {
             return ngx_http_plinth_sr_header_filter(r, sctx);
         }
     }
@@ -803,7 +803,7 @@ ngx_http_plinth_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     if (r != r->main && in) {
         sctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
 
-        if (sctx && sctx->get) {
+        if (sctx && sctx->kind == NGX_PLINTH_CTX_REQUEST && sctx->get) {
             rc = ngx_http_plinth_sr_body_filter(r, sctx, in);
             if (rc == NGX_DONE) {
                 return NGX_OK;
