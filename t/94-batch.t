@@ -308,3 +308,33 @@ like($r->{body}, qr{<Code>NoSuchBucket</Code>}, 'NoSuchBucket');
 # user2 may read its public bucket's object through its own request too
 $r = main::batch('batpub', main::json_str({ entries => [{ key => 'open' }] }));
 is($r->{status}, 200, 'admin on user2\'s public-read bucket: 200');
+
+
+
+=== TEST 10: examples/plinth_batch.py iterates a dataset through batch GET (boto3 lists, botocore signs)
+--- timeout: 120
+--- check
+my %want;
+for my $i (1 .. 70) {
+    my $k = sprintf 'ds/sample-%03d.bin', $i;
+    my $b = random_bytes(500 + 13 * $i);
+    main::put("/bat/$k", $b);
+    $want{$k} = md5_hex($b);
+}
+my ($ak, $sk) = client_credentials();
+my ($rc, $out, $err) = Plinth::Cluster::run_command(
+    ['/usr/bin/python3', "$Plinth::Cluster::ROOT/examples/plinth_batch.py",
+     '--endpoint', $cluster->endpoint, '--bucket', 'bat', '--prefix', 'ds/',
+     '--batch-size', '32', '--shuffle', '--seed', '7'],
+    timeout => 100,
+    env => { AWS_ACCESS_KEY_ID => $ak, AWS_SECRET_ACCESS_KEY => $sk,
+             AWS_DEFAULT_REGION => $cluster->region, AWS_CONFIG_FILE => '/dev/null',
+             AWS_SHARED_CREDENTIALS_FILE => '/dev/null', AWS_EC2_METADATA_DISABLED => 'true' });
+is($rc, 0, 'the example exits 0') or diag "$out\n$err";
+my @lines = grep { !/^#/ } split /\n/, $out;
+is(scalar @lines, 70, 'every sample once');
+my %got = map { my @f = split /\t/; ($f[0] => $f[2]) } @lines;
+is_deeply(\%got, \%want, 'every sample byte-identical (MD5)');
+my @order = map { (split /\t/)[0] } @lines;
+isnt(join(',', @order), join(',', sort keys %want), 'shuffled (seed 7)');
+like($out, qr/^# 70 samples, \d+ bytes/m, 'its summary line');
