@@ -50,6 +50,7 @@ typedef struct {
     ngx_uint_t                    w;
     off_t                         max_object_size;
     ngx_msec_t                    straggler_timeout;
+    ngx_int_t                     batch_window;  /* entries read at once */
     ngx_msec_t                    health_refresh;  /* 0: not read */
     ngx_msec_t                    key_cache;  /* 0: keys not cached */
     ngx_uint_t                    auth;       /* NGX_PLINTH_AUTH_* */

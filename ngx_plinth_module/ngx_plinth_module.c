@@ -162,6 +162,13 @@ static ngx_command_t  ngx_http_plinth_commands[] = {
       offsetof(ngx_http_plinth_main_conf_t, straggler_timeout),
       NULL },
 
+    { ngx_string("plinth_batch_window"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, batch_window),
+      NULL },
+
     { ngx_string("plinth_blob_location"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_plinth_blob_location,
@@ -416,6 +423,7 @@ ngx_http_plinth_create_main_conf(ngx_conf_t *cf)
     pmcf->w = NGX_CONF_UNSET_UINT;
     pmcf->max_object_size = NGX_CONF_UNSET;
     pmcf->straggler_timeout = NGX_CONF_UNSET_MSEC;
+    pmcf->batch_window = NGX_CONF_UNSET;
     pmcf->health_refresh = NGX_CONF_UNSET_MSEC;
     pmcf->key_cache = NGX_CONF_UNSET_MSEC;
     pmcf->auth = NGX_CONF_UNSET_UINT;
@@ -437,6 +445,13 @@ ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(pmcf->pg.queue_timeout, 5000);
     ngx_conf_init_msec_value(pmcf->pg.query_timeout, 10000);
     ngx_conf_init_msec_value(pmcf->straggler_timeout, 1000);
+    ngx_conf_init_value(pmcf->batch_window, 8);
+
+    if (pmcf->batch_window < 1 || pmcf->batch_window > 256) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "plinth_batch_window must be 1 to 256");
+        return NGX_CONF_ERROR;
+    }
     ngx_conf_init_msec_value(pmcf->health_refresh, 3000);
     ngx_conf_init_msec_value(pmcf->key_cache, 5000);
     ngx_conf_init_uint_value(pmcf->auth, NGX_PLINTH_AUTH_SIGV4);

@@ -812,7 +812,9 @@ ngx_http_plinth_batch_meta(ngx_http_request_t *r, void *data, PGresult *res,
         total += ngx_http_plinth_batch_length(e, &size);
     }
 
-    b->window = 32;
+    b->window = ((ngx_http_plinth_main_conf_t *)
+                 ngx_http_get_module_main_conf(r, ngx_http_plinth_module))
+                ->batch_window;
 
     r->headers_out.status = NGX_HTTP_OK;
     r->headers_out.content_length_n = total;

@@ -338,3 +338,29 @@ is_deeply(\%got, \%want, 'every sample byte-identical (MD5)');
 my @order = map { (split /\t/)[0] } @lines;
 isnt(join(',', @order), join(',', sort keys %want), 'shuffled (seed 7)');
 like($out, qr/^# 70 samples, \d+ bytes/m, 'its summary line');
+
+
+
+=== TEST 11: plinth_batch_window 3: a small window keeps the order too (multipart, corrupt replica, ranges)
+--- http_config
+plinth_batch_window 3;
+--- timeout: 60
+--- check
+my @e = ((map { { key => "small/$_" } } 1 .. 10), { key => 'mp' }, { key => 'rot' },
+         { key => 'big', range => 'bytes=-1000', name => 'bigtail' }, { key => 'empty' }, { key => 'small/11' });
+my $r = main::batch('bat', main::json_str({ entries => \@e }));
+is($r->{status}, 200, 'status 200');
+my $t = main::untar($r->{body});
+ok(!$t->{error}, 'tarfile reads it') or diag $t->{error};
+my @want = ((map { $::BODY{"/bat/small/$_"} } 1 .. 10), $::BODY{'/bat/mp'}, $::BODY{'/bat/rot'},
+            substr($::BODY{'/bat/big'}, -1000), '', $::BODY{'/bat/small/11'});
+is(scalar @{ $t->{entries} // [] }, scalar @want, 'every entry');
+my $bad = grep { ($t->{entries}[$_][2] // '') ne md5_hex($want[$_]) } 0 .. $#want;
+is($bad, 0, 'every entry byte-identical, in order');
+
+
+
+=== TEST 12: plinth_batch_window out of range is refused by nginx -t
+--- http_config
+plinth_batch_window 0;
+--- nginx_t_fails: plinth_batch_window must be 1 to 256
