@@ -1355,10 +1355,20 @@ ngx_http_plinth_batch_read_done(ngx_http_request_t *r, void *data,
 
     e->read = 1;
 
-    if (rc == NGX_OK && e->rctx->delivered == e->end - e->start) {
-        ngx_http_plinth_batch_account(r->main, &e->bucket, &e->key,
-                                      e->end - e->start);
+    if (rc == NGX_ERROR || rc >= NGX_HTTP_SPECIAL_RESPONSE
+        || e->rctx->delivered != e->end - e->start)
+    {
+        /* the archive has begun: only a cut connection tells the client
+         * (the error, not NGX_OK, goes back to finalize the request) */
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "plinth: batch entry %V/%V failed after %O of %O "
+                      "bytes: cutting the connection", &e->bucket, &e->key,
+                      e->rctx->delivered, e->end - e->start);
+        return NGX_ERROR;
     }
+
+    ngx_http_plinth_batch_account(r->main, &e->bucket, &e->key,
+                                  e->end - e->start);
 
     return NGX_OK;
 }

@@ -364,3 +364,26 @@ is($bad, 0, 'every entry byte-identical, in order');
 --- http_config
 plinth_batch_window 0;
 --- nginx_t_fails: plinth_batch_window must be 1 to 256
+
+
+
+=== TEST 13: every replica of an entry corrupt: the archive has begun, so the connection is cut short of Content-Length (a truncated tar, no wrong byte)
+--- timeout: 60
+--- check
+main::put('/bat/allrot', random_bytes(300_000));
+my ($blob, @nodes) = main::blob_of('bat', 'allrot');
+main::flip_byte($cluster->blob_path($_, $blob), 10) for @nodes;
+my $r = main::batch('bat', main::json_str({ entries => [
+    { key => 'small/1' }, { key => 'allrot' }, { key => 'small/2' } ] }));
+is($r->{status}, 200, 'the archive had begun: 200');
+
+like($r->{error} // '', qr/connection closed in the response body/, 'the connection is cut');
+cmp_ok(length($r->{body}), '<', $r->{headers}{'content-length'}, 'fewer bytes than Content-Length');
+is(substr($r->{body}, 512, length $::BODY{'/bat/small/1'}), $::BODY{'/bat/small/1'},
+   'the entry before it arrived whole');
+ok(index($r->{body}, $::BODY{'/bat/small/2'}) < 0, 'nothing after it was sent');
+my $t = main::untar($r->{body});
+like($t->{error} // '', qr/ReadError|unexpected end/, 'tarfile sees a truncated archive');
+--- error_log
+no replica of blob
+cutting the connection
