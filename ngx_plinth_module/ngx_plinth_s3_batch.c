@@ -9,6 +9,9 @@
  *                 "name": "b.head", "bucket": "other-bucket"}, ...],
  *    "continueOnError": false}
  *
+ * or the same list as XML (<Batch><ContinueOnError>true</ContinueOnError>
+ * <Entry><Key/><Bucket/><VersionId/><Range/><Name/></Entry>...</Batch>).
+ *
  * 1 to 10,000 entries. An entry names an object of the request's bucket,
  * or of another one ("bucket"); every entry's bucket is checked as
  * GetObject checks it (the owner, or a public-read bucket or version). The
@@ -38,6 +41,7 @@
 
 #include "ngx_plinth.h"
 #include <jansson.h>
+#include <libxml/parser.h>
 
 
 #define NGX_PLINTH_BATCH_MAX_ENTRIES  10000
@@ -321,6 +325,216 @@ ngx_http_plinth_batch_string(ngx_http_request_t *r, json_t *obj,
 }
 
 
+/* an entry's members, by index, in JSON and XML alike */
+enum {
+    NGX_PLINTH_BF_KEY = 0, NGX_PLINTH_BF_BUCKET, NGX_PLINTH_BF_VID,
+    NGX_PLINTH_BF_NAME, NGX_PLINTH_BF_RANGE, NGX_PLINTH_BATCH_FIELDS
+};
+
+static const char  *ngx_http_plinth_batch_fields[] = {
+    "key", "bucket", "versionId", "name", "range"
+};
+
+static const char  *ngx_http_plinth_batch_xml_fields[] = {
+    "Key", "Bucket", "VersionId", "Name", "Range"
+};
+
+
+/*
+ * One entry from its members (data NULL: absent), validated: answers the
+ * request and returns NGX_DECLINED when one is wrong.
+ */
+static ngx_int_t
+ngx_http_plinth_batch_fill(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
+    ngx_http_plinth_batch_entry_t *e, ngx_str_t *f)
+{
+    e->err = NGX_PLINTH_ERR_MAX;
+    e->ra = -1;
+    e->rb = -1;
+
+    if (f[NGX_PLINTH_BF_KEY].data == NULL || f[NGX_PLINTH_BF_KEY].len == 0) {
+        return ngx_http_plinth_batch_malformed(r, "Every entry needs a "
+                                                  "non-empty key.");
+    }
+    if (f[NGX_PLINTH_BF_KEY].len > NGX_PLINTH_MAX_KEY_LEN) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_KEY_TOO_LONG, NULL);
+        return NGX_DECLINED;
+    }
+    e->key = f[NGX_PLINTH_BF_KEY];
+
+    if (f[NGX_PLINTH_BF_BUCKET].data == NULL) {
+        e->bucket = ctx->bucket;
+    } else if (f[NGX_PLINTH_BF_BUCKET].len == 0) {
+        return ngx_http_plinth_batch_malformed(r, "An entry's bucket must be "
+                                                  "a bucket name.");
+    } else {
+        e->bucket = f[NGX_PLINTH_BF_BUCKET];
+    }
+
+    if (f[NGX_PLINTH_BF_VID].data) {
+        if (!ngx_http_plinth_vid_valid(f[NGX_PLINTH_BF_VID].data,
+                                       f[NGX_PLINTH_BF_VID].len))
+        {
+            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                                  "Invalid version id specified");
+            return NGX_DECLINED;
+        }
+        e->vid = f[NGX_PLINTH_BF_VID];
+    }
+
+    if (f[NGX_PLINTH_BF_NAME].data == NULL) {
+        e->name = e->key;
+    } else if (f[NGX_PLINTH_BF_NAME].len == 0
+               || f[NGX_PLINTH_BF_NAME].len > NGX_PLINTH_BATCH_MAX_NAME)
+    {
+        return ngx_http_plinth_batch_malformed(r, "An entry's name must have "
+                                                  "1 to 4096 bytes.");
+    } else {
+        e->name = f[NGX_PLINTH_BF_NAME];
+    }
+
+    if (f[NGX_PLINTH_BF_RANGE].data
+        && ngx_http_plinth_batch_range(&f[NGX_PLINTH_BF_RANGE], e) != NGX_OK)
+    {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
+                              "A batch entry's range must be "
+                              "\"bytes=first-last\", \"bytes=first-\" "
+                              "or \"bytes=-suffix\".");
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The same list as XML (libxml2, no network, no entities):
+ *   <Batch><ContinueOnError>true</ContinueOnError>
+ *     <Entry><Key>k</Key><Bucket/><VersionId/><Range/><Name/></Entry>...
+ *   </Batch>
+ */
+static ngx_int_t
+ngx_http_plinth_batch_parse_xml(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_http_plinth_batch_t *b)
+{
+    xmlChar     *text;
+    ngx_int_t    ret;
+    ngx_str_t    fields[NGX_PLINTH_BATCH_FIELDS];
+    xmlDocPtr    doc;
+    xmlNodePtr   root, node, fnode;
+    ngx_uint_t   n, i, f;
+
+    doc = xmlReadMemory((const char *) b->body, (int) b->body_len, NULL, NULL,
+                        XML_PARSE_NONET | XML_PARSE_NOERROR
+                        | XML_PARSE_NOWARNING);
+    if (doc == NULL) {
+        return ngx_http_plinth_batch_malformed(r, NULL);
+    }
+
+    ret = NGX_DECLINED;
+    root = xmlDocGetRootElement(doc);
+
+    if (root == NULL || !ngx_http_plinth_xml_is(root, "Batch")) {
+        ngx_http_plinth_batch_malformed(r, NULL);
+        goto done;
+    }
+
+    n = 0;
+    for (node = root->children; node; node = node->next) {
+        if (node->type != XML_ELEMENT_NODE) {
+            continue;
+        }
+        if (ngx_http_plinth_xml_is(node, "Entry")) {
+            n++;
+        } else if (ngx_http_plinth_xml_is(node, "ContinueOnError")) {
+            text = xmlNodeGetContent(node);
+            if (text && xmlStrcmp(text, (xmlChar *) "true") == 0) {
+                b->continue_on_error = 1;
+            } else if (text == NULL
+                       || xmlStrcmp(text, (xmlChar *) "false") != 0)
+            {
+                xmlFree(text);
+                ngx_http_plinth_batch_malformed(r, NULL);
+                goto done;
+            }
+            xmlFree(text);
+        } else {
+            ngx_http_plinth_batch_malformed(r, NULL);
+            goto done;
+        }
+    }
+
+    if (n == 0 || n > NGX_PLINTH_BATCH_MAX_ENTRIES) {
+        ngx_http_plinth_batch_malformed(r, "A batch has 1 to 10000 entries.");
+        goto done;
+    }
+
+    b->entries = ngx_pcalloc(r->pool,
+                             n * sizeof(ngx_http_plinth_batch_entry_t));
+    if (b->entries == NULL) {
+        ret = NGX_ERROR;
+        goto done;
+    }
+    b->n = n;
+
+    i = 0;
+    for (node = root->children; node; node = node->next) {
+        if (node->type != XML_ELEMENT_NODE
+            || !ngx_http_plinth_xml_is(node, "Entry"))
+        {
+            continue;
+        }
+
+        ngx_memzero(fields, sizeof(fields));
+
+        for (fnode = node->children; fnode; fnode = fnode->next) {
+            if (fnode->type != XML_ELEMENT_NODE) {
+                continue;
+            }
+
+            for (f = 0; f < NGX_PLINTH_BATCH_FIELDS; f++) {
+                if (ngx_http_plinth_xml_is(fnode,
+                                           ngx_http_plinth_batch_xml_fields[f]))
+                {
+                    break;
+                }
+            }
+
+            if (f == NGX_PLINTH_BATCH_FIELDS || fields[f].data) {
+                ngx_http_plinth_batch_malformed(r, NULL);
+                goto done;
+            }
+
+            text = xmlNodeGetContent(fnode);
+            fields[f].len = text ? (size_t) xmlStrlen(text) : 0;
+            fields[f].data = ngx_pnalloc(r->pool, fields[f].len + 1);
+            if (fields[f].data == NULL) {
+                xmlFree(text);
+                ret = NGX_ERROR;
+                goto done;
+            }
+            ngx_memcpy(fields[f].data, text ? text : (xmlChar *) "",
+                       fields[f].len);
+            fields[f].data[fields[f].len] = '\0';
+            xmlFree(text);
+        }
+
+        if (ngx_http_plinth_batch_fill(r, ctx, &b->entries[i++], fields)
+            != NGX_OK)
+        {
+            goto done;
+        }
+    }
+
+    ret = NGX_OK;
+
+done:
+
+    xmlFreeDoc(doc);
+    return ret;
+}
+
+
 /*
  * The body: the entries, validated. Malformed JSON, a wrong shape, no
  * entries or more than 10,000: 400 MalformedXML (S3's code for a body that
@@ -335,10 +549,24 @@ ngx_http_plinth_batch_parse(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     size_t                          n, i;
     json_t                         *root, *list, *item, *coe, *value;
     ngx_int_t                       rc, ret;
-    ngx_str_t                       range;
+    ngx_str_t                       fields[NGX_PLINTH_BATCH_FIELDS];
+    ngx_uint_t                      f;
     const char                     *field;
     json_error_t                    error;
     ngx_http_plinth_batch_entry_t  *e;
+
+    /* XML or JSON, by the first character that is not white space */
+    for (i = 0; i < b->body_len
+                && (b->body[i] == ' ' || b->body[i] == '\n'
+                    || b->body[i] == '\r' || b->body[i] == '\t');
+         i++)
+    {
+        /* void */
+    }
+
+    if (i < b->body_len && b->body[i] == '<') {
+        return ngx_http_plinth_batch_parse_xml(r, ctx, b);
+    }
 
     root = json_loadb((const char *) b->body, b->body_len,
                       JSON_REJECT_DUPLICATES, &error);
@@ -396,9 +624,6 @@ ngx_http_plinth_batch_parse(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
 
     json_array_foreach(list, i, item) {
         e = &b->entries[i];
-        e->err = NGX_PLINTH_ERR_MAX;
-        e->ra = -1;
-        e->rb = -1;
 
         if (!json_is_object(item)) {
             ngx_http_plinth_batch_malformed(r, "Every entry must be a JSON "
@@ -419,76 +644,26 @@ ngx_http_plinth_batch_parse(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
             }
         }
 
-        rc = ngx_http_plinth_batch_string(r, item, "key", &e->key);
-        if (rc == NGX_ERROR) {
-            ret = NGX_ERROR;
-            goto done;
-        }
-        if (rc != NGX_OK || e->key.len == 0) {
-            ngx_http_plinth_batch_malformed(r, "Every entry needs a "
-                                               "non-empty \"key\".");
-            goto done;
-        }
-        if (e->key.len > NGX_PLINTH_MAX_KEY_LEN) {
-            ngx_http_plinth_error(r, NGX_PLINTH_ERR_KEY_TOO_LONG, NULL);
-            goto done;
-        }
-
-        rc = ngx_http_plinth_batch_string(r, item, "bucket", &e->bucket);
-        if (rc == NGX_DECLINED) {
-            e->bucket = ctx->bucket;
-        } else if (rc != NGX_OK || e->bucket.len == 0) {
+        for (f = 0; f < NGX_PLINTH_BATCH_FIELDS; f++) {
+            rc = ngx_http_plinth_batch_string(r, item,
+                                              ngx_http_plinth_batch_fields[f],
+                                              &fields[f]);
             if (rc == NGX_ERROR) {
                 ret = NGX_ERROR;
                 goto done;
             }
-            ngx_http_plinth_batch_malformed(r, "\"bucket\" must be a "
-                                               "bucket name.");
-            goto done;
-        }
-
-        rc = ngx_http_plinth_batch_string(r, item, "versionId", &e->vid);
-        if (rc == NGX_ERROR) {
-            ret = NGX_ERROR;
-            goto done;
-        }
-        if (rc == NGX_ABORT
-            || (rc == NGX_OK
-                && !ngx_http_plinth_vid_valid(e->vid.data, e->vid.len)))
-        {
-            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
-                                  "Invalid version id specified");
-            goto done;
-        }
-
-        rc = ngx_http_plinth_batch_string(r, item, "name", &e->name);
-        if (rc == NGX_DECLINED) {
-            e->name = e->key;
-        } else if (rc != NGX_OK || e->name.len == 0
-                   || e->name.len > NGX_PLINTH_BATCH_MAX_NAME)
-        {
-            if (rc == NGX_ERROR) {
-                ret = NGX_ERROR;
+            if (rc == NGX_ABORT) {
+                ngx_http_plinth_batch_malformed(r, "Every member of a batch "
+                                                   "entry is a string.");
                 goto done;
             }
-            ngx_http_plinth_batch_malformed(r, "\"name\" must be a string of "
-                                               "1 to 4096 bytes.");
-            goto done;
+            if (rc == NGX_DECLINED) {
+                fields[f].data = NULL;
+                fields[f].len = 0;
+            }
         }
 
-        rc = ngx_http_plinth_batch_string(r, item, "range", &range);
-        if (rc == NGX_ERROR) {
-            ret = NGX_ERROR;
-            goto done;
-        }
-        if (rc == NGX_ABORT
-            || (rc == NGX_OK
-                && ngx_http_plinth_batch_range(&range, e) != NGX_OK))
-        {
-            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
-                                  "A batch entry's range must be "
-                                  "\"bytes=first-last\", \"bytes=first-\" "
-                                  "or \"bytes=-suffix\".");
+        if (ngx_http_plinth_batch_fill(r, ctx, e, fields) != NGX_OK) {
             goto done;
         }
     }

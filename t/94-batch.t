@@ -387,3 +387,35 @@ like($t->{error} // '', qr/ReadError|unexpected end/, 'tarfile sees a truncated 
 --- error_log
 no replica of blob
 cutting the connection
+
+
+
+=== TEST 14: the same list as XML: entries, ranges, another bucket, continue-on-error; malformed XML
+--- check
+my $xml = '<Batch><ContinueOnError>true</ContinueOnError>'
+    . '<Entry><Key>small/1</Key></Entry>'
+    . '<Entry><Key>small/3</Key><Range>bytes=10-49</Range><Name>x/r1</Name></Entry>'
+    . '<Entry><Key>o1</Key><Bucket>batother</Bucket></Entry>'
+    . '<Entry><Key>nope</Key></Entry>'
+    . '<Entry><Key>k</Key><Bucket>batv</Bucket><VersionId>' . $::V1 . '</VersionId></Entry>'
+    . '</Batch>';
+my $r = main::batch('bat', $xml);
+is($r->{status}, 200, 'status 200');
+my $t = main::untar($r->{body});
+ok(!$t->{error}, 'tarfile reads it') or diag $t->{error};
+is_deeply([map { $_->[0] } @{ $t->{entries} // [] }], ['small/1', 'x/r1', 'o1', 'nope.error', 'k'], 'names, in order');
+my @want = ($::BODY{'/bat/small/1'}, substr($::BODY{'/bat/small/3'}, 10, 40), $::BODY{'/batother/o1'}, undef, 'version one');
+my $bad = grep { defined $want[$_] && ($t->{entries}[$_][2] // '') ne md5_hex($want[$_]) } 0 .. $#want;
+is($bad, 0, 'every entry byte-identical');
+like($t->{entries}[3][6] // '', qr/^NoSuchKey\n/, 'nope.error: NoSuchKey');
+$r = main::batch('bat', '<Batch><Entry><Key>small/1</Key></Entry><Entry><Key>nope</Key></Entry></Batch>');
+is($r->{status}, 404, 'strict XML batch with a missing key: 404');
+like($r->{body}, qr{<Code>NoSuchKey</Code>}, 'NoSuchKey');
+for my $c (['<Batch><Entry><Key>a</Key>', 'not well-formed'], ['<Batch/>', 'no entries'],
+           ['<Batch><Entry><Colour>red</Colour><Key>a</Key></Entry></Batch>', 'an unknown element'],
+           ['<Delete><Object><Key>a</Key></Object></Delete>', 'another root'],
+           ['<Batch><ContinueOnError>maybe</ContinueOnError><Entry><Key>a</Key></Entry></Batch>', 'ContinueOnError not a boolean']) {
+    $r = main::batch('bat', $c->[0]);
+    is($r->{status}, 400, "$c->[1]: 400");
+    like($r->{body}, qr{<Code>MalformedXML</Code>}, "$c->[1]: MalformedXML");
+}
