@@ -12,7 +12,9 @@
  * <key-prefix><8 digits>, index 0 .. keys-1: PUT walks them in order, GET
  * picks one at random, LIST asks for max-keys keys (from the start, or
  * after a random key with --list-random). mixed draws GET/PUT/LIST by
- * --mix G:P:L percentages.
+ * --mix G:P:L percentages. batch sends Plinth's batch GET (POST
+ * /bucket?batch) of --batch random keys (each --size bytes) and checks the
+ * tar answer's length; it also reports objects and objects/s.
  *
  * Prints one JSON line per run: ops, errors, ops/s, MB/s (10^6 bytes of
  * object data), latency p50/p95/p99/max in ms, the client's CPU seconds
@@ -51,8 +53,9 @@
 #define PATTERN_SIZE (1 << 20)
 #define LIST_BUF_MAX (8 << 20)
 
-enum op { OP_GET, OP_PUT, OP_LIST, OP_CREATE };
-static const char *op_name[] = { "get", "put", "list", "create-bucket" };
+enum op { OP_GET, OP_PUT, OP_LIST, OP_CREATE, OP_BATCH };
+static const char *op_name[] = { "get", "put", "list", "create-bucket",
+                                 "batch" };
 
 struct opts {
     const char *endpoint, *access_key, *secret_key, *region, *bucket;
@@ -63,6 +66,7 @@ struct opts {
     uint64_t max_ops, keys;
     int populate, create_bucket, no_sign, list_random, list_max, verbose;
     int mix_get, mix_put, mix_list;
+    int batch;             /* entries per batch GET */
 };
 
 struct slot {
@@ -72,6 +76,7 @@ struct slot {
     double t0;
     uint64_t body_off, body_len, got;
     char *lbuf;            /* LIST answer (counted for <Key>) */
+    char *bbuf;            /* batch GET body (JSON) */
     size_t lbuf_len;
     char url[2048];
     char errbuf[CURL_ERROR_SIZE];
@@ -87,7 +92,7 @@ static struct pidspec cpu_pids[MAX_PIDS], rss_pids[MAX_PIDS];
 static int n_cpu_pids, n_rss_pids;
 static double *lat;                 /* latencies of the measured phase, ms */
 static uint64_t n_lat;
-static uint64_t n_ops, n_err, n_bytes, n_list_keys, n_list;
+static uint64_t n_ops, n_err, n_bytes, n_list_keys, n_list, n_objects;
 static uint64_t seq_put;
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
 static int err_printed;
@@ -315,7 +320,8 @@ static size_t on_write(char *buf, size_t size, size_t nmemb, void *ud)
     struct slot *s = ud;
     size_t n = size * nmemb;
     s->got += n;
-    if (s->op == OP_LIST || s->op == OP_CREATE) {
+    if (s->op == OP_LIST || s->op == OP_CREATE
+        || (s->op == OP_BATCH && s->lbuf_len < 1024)) {  /* an error's head */
         if (s->lbuf_len + n + 1 > LIST_BUF_MAX)
             return n;                       /* keep the head only */
         char *nb = realloc(s->lbuf, s->lbuf_len + n + 1);
@@ -390,6 +396,23 @@ static void slot_start(CURLM *m, struct slot *s, enum op op, uint64_t idx)
         key_name(key, sizeof key, idx);
         snprintf(s->url, sizeof s->url, "%s/%s/%s", O.endpoint, O.bucket, key);
         break;
+    case OP_BATCH: {
+        /* {"entries":[{"key":"k00000042"},...]}: random keys */
+        size_t cap = (size_t)O.batch * (strlen(O.key_prefix) + 24) + 64;
+        if (!s->bbuf && !(s->bbuf = malloc(cap)))
+            die("out of memory");
+        size_t n = (size_t)snprintf(s->bbuf, cap, "{\"entries\":[");
+        for (int i = 0; i < O.batch; i++) {
+            key_name(key, sizeof key, rnd() % O.keys);
+            n += (size_t)snprintf(s->bbuf + n, cap - n, "%s{\"key\":\"%s\"}",
+                                  i ? "," : "", key);
+        }
+        n += (size_t)snprintf(s->bbuf + n, cap - n, "]}");
+        snprintf(s->url, sizeof s->url, "%s/%s?batch=", O.endpoint, O.bucket);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)n);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, s->bbuf);
+        break;
+    }
     case OP_LIST:
         /* parameters in canonical (sorted) order */
         if (O.list_random) {
@@ -491,6 +514,12 @@ static uint64_t run_phase(CURLM *m, struct slot *slots, enum op base,
                 ok = 1;
             if (ok && s->op == OP_GET && s->got != O.size)
                 ok = 0;
+            /* the tar: a 512-byte header and the padded data per entry,
+             * two zero blocks at the end */
+            if (ok && s->op == OP_BATCH
+                && s->got != (uint64_t)O.batch * (512 + (O.size + 511) / 512 * 512)
+                             + 1024)
+                ok = 0;
             if (!ok) {
                 errs++;
                 if (err_printed < 5 || O.verbose) {
@@ -512,8 +541,14 @@ static uint64_t run_phase(CURLM *m, struct slot *slots, enum op base,
                     n_err++;
                 if (ok && s->op == OP_PUT)
                     n_bytes += O.size;
-                if (ok && s->op == OP_GET)
+                if (ok && s->op == OP_GET) {
                     n_bytes += s->got;
+                    n_objects++;
+                }
+                if (ok && s->op == OP_BATCH) {
+                    n_bytes += (uint64_t)O.batch * O.size;
+                    n_objects += O.batch;
+                }
                 if (ok && s->op == OP_LIST) {
                     n_list++;
                     n_list_keys += count_keys(s->lbuf);
@@ -571,7 +606,8 @@ static void usage(void)
     fprintf(stderr,
 "usage: plinth-loadgen --endpoint http://127.0.0.1:PORT --bucket B\n"
 "         [--access-key ID --secret-key SECRET | --no-sign] [--region us-east-1]\n"
-"         [--workload put|get|list|mixed] [--size 4K] [--concurrency 8]\n"
+"         [--workload put|get|list|mixed|batch] [--batch 256] [--size 4K]\n"
+"         [--concurrency 8]\n"
 "         [--duration 10] [--ops N] [--keys 1000] [--key-prefix k]\n"
 "         [--populate] [--create-bucket] [--list-max 1000] [--list-random]\n"
 "         [--mix 80:15:5] [--op-timeout 120] [--label NAME]\n"
@@ -593,6 +629,7 @@ int main(int argc, char **argv)
     O.max_ops = UINT64_MAX;
     O.keys = 1000;
     O.list_max = 1000;
+    O.batch = 256;
     O.mix_get = 80;
     O.mix_put = 15;
     O.mix_list = 5;
@@ -617,6 +654,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--create-bucket")) O.create_bucket = 1;
         else if (!strcmp(a, "--no-sign")) O.no_sign = 1;
         else if (!strcmp(a, "--list-max")) O.list_max = atoi(ARG());
+        else if (!strcmp(a, "--batch")) O.batch = atoi(ARG());
         else if (!strcmp(a, "--list-random")) O.list_random = 1;
         else if (!strcmp(a, "--op-timeout")) O.op_timeout = atof(ARG());
         else if (!strcmp(a, "--verbose")) O.verbose = 1;
@@ -665,8 +703,12 @@ int main(int argc, char **argv)
         base = OP_PUT;
     else if (!strcmp(O.workload, "list"))
         base = OP_LIST;
+    else if (!strcmp(O.workload, "batch"))
+        base = OP_BATCH;
     else
-        die("--workload: put, get, list or mixed");
+        die("--workload: put, get, list, mixed or batch");
+    if (O.batch < 1 || O.batch > 10000)
+        die("--batch: 1..10000");
     if (O.conc < 1 || O.conc > MAX_CONC)
         die("--concurrency: 1..%d", MAX_CONC);
     if (!(O.duration > 0 && O.duration <= 3600))
@@ -755,6 +797,10 @@ int main(int argc, char **argv)
            pct(99), n_lat ? lat[n_lat - 1] : 0, mean, ccpu);
     if (n_list)
         printf(",\"list_keys_avg\":%.1f", (double)n_list_keys / n_list);
+    if (base == OP_GET || base == OP_BATCH)
+        printf(",\"batch\":%d,\"objects\":%" PRIu64 ",\"objects_per_s\":%.1f",
+               base == OP_BATCH ? O.batch : 1, n_objects,
+               el > 0 ? n_objects / el : 0);
     if (n_cpu_pids) {
         printf(",\"server_cpu_s\":{");
         for (int i = 0; i < n_cpu_pids; i++) {

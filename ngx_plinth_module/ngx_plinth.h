@@ -58,6 +58,7 @@ typedef struct {
     ngx_uint_t                    w;
     off_t                         max_object_size;
     ngx_msec_t                    straggler_timeout;
+    ngx_int_t                     batch_window;  /* entries read at once */
     ngx_msec_t                    health_refresh;  /* 0: not read */
     ngx_msec_t                    key_cache;  /* 0: keys not cached */
     ngx_uint_t                    auth;       /* NGX_PLINTH_AUTH_* */
@@ -159,6 +160,7 @@ typedef enum {
     NGX_PLINTH_OP_GET_BUCKET_LIFECYCLE,
     NGX_PLINTH_OP_PUT_BUCKET_LIFECYCLE,
     NGX_PLINTH_OP_DELETE_BUCKET_LIFECYCLE,
+    NGX_PLINTH_OP_BATCH_GET,
     NGX_PLINTH_OP_MAX
 } ngx_plinth_op_e;
 
@@ -169,7 +171,8 @@ typedef enum {
      || (op) == NGX_PLINTH_OP_COMPLETE_MULTIPART_UPLOAD                    \
      || (op) == NGX_PLINTH_OP_DELETE_OBJECTS                               \
      || (op) == NGX_PLINTH_OP_PUT_BUCKET_VERSIONING                        \
-     || (op) == NGX_PLINTH_OP_PUT_BUCKET_LIFECYCLE)
+     || (op) == NGX_PLINTH_OP_PUT_BUCKET_LIFECYCLE                         \
+     || (op) == NGX_PLINTH_OP_BATCH_GET)
 
 
 typedef struct ngx_http_plinth_ctx_s  ngx_http_plinth_ctx_t;
@@ -226,6 +229,7 @@ typedef struct {
 
 /* One body-carrying subrequest to the data nodes. */
 typedef struct {
+    ngx_uint_t                    kind;       /* 0; first, as in ctx */
     ngx_http_plinth_ctx_t        *parent;
     ngx_http_request_t           *sr;
     uint32_t                      nodes[NGX_PLINTH_MAX_RF];  /* try order */
@@ -243,7 +247,12 @@ typedef struct {
 } ngx_http_plinth_sr_ctx_t;
 
 
+/* the first field of both module ctx types, read by the filters */
+#define NGX_PLINTH_CTX_REQUEST        0   /* ctx, or a data subrequest's */
+#define NGX_PLINTH_CTX_BATCH_ENTRY    1   /* ctx of a batch entry's reader */
+
 struct ngx_http_plinth_ctx_s {
+    ngx_uint_t                    kind;       /* NGX_PLINTH_CTX_* */
     ngx_str_t                     request_id;
     const ngx_http_plinth_route_t *route;
     ngx_str_t                     bucket;
@@ -326,6 +335,12 @@ struct ngx_http_plinth_ctx_s {
     unsigned                      part_done:1;
     ngx_uint_t                    seg;        /* segment being read */
 
+    /* batch GET (ngx_plinth_s3_batch.c): the request's state, or the
+     * entry a batch entry's reader serves; the data buffers of finished
+     * reads, freed once sent */
+    void                         *batch;
+    ngx_array_t                  *spent_bufs;
+
     unsigned                      waiting:1;  /* a PG query is pending */
     unsigned                      finalized:1;
     unsigned                      vhost:1;    /* virtual-hosted style */
@@ -340,6 +355,8 @@ extern ngx_module_t  ngx_http_plinth_module;
 ngx_int_t ngx_http_plinth_s3_handler(ngx_http_request_t *r);
 void ngx_http_plinth_error(ngx_http_request_t *r, ngx_plinth_err_e err,
     const char *message);
+const char *ngx_http_plinth_err_code(ngx_plinth_err_e err,
+    ngx_uint_t *status, const char **message);
 void ngx_http_plinth_pg_error(ngx_http_request_t *r, PGresult *res,
     ngx_int_t rc);
 ngx_int_t ngx_http_plinth_send_body(ngx_http_request_t *r, ngx_uint_t status,
@@ -416,6 +433,7 @@ enum {
     NGX_PLINTH_SQL_GET_LIFECYCLE,
     NGX_PLINTH_SQL_SET_LIFECYCLE,
     NGX_PLINTH_SQL_DELETE_LIFECYCLE,
+    NGX_PLINTH_SQL_BATCH_GET,
     NGX_PLINTH_SQL_MAX
 };
 
@@ -552,6 +570,12 @@ ngx_int_t ngx_http_plinth_upload_part_copy(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx, ngx_table_elt_t *source);
 ngx_int_t ngx_http_plinth_copy_object(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx, ngx_table_elt_t *source);
+
+/* ngx_plinth_s3_batch.c */
+ngx_int_t ngx_http_plinth_batch_get(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_batch_entry(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
 
 /* ngx_plinth_s3_delete.c */
 ngx_int_t ngx_http_plinth_delete_objects(ngx_http_request_t *r,

@@ -581,15 +581,34 @@ ngx_http_plinth_read_sr_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 {
     ngx_http_plinth_sr_ctx_t *sctx = data;
 
+    u_char                **buf;
     ngx_uint_t              i;
     ngx_http_plinth_ctx_t  *ctx;
 
     if (sctx->finished) {
+        /*
+         * Finalized again once its turn to send came (a batch GET's read
+         * that ended while another entry was sending): nginx leaves its
+         * held output to a write event that may never come on an idle
+         * socket, so one is posted.
+         */
+        if (r->postponed && r == r->connection->data) {
+            ngx_post_event(r->connection->write, &ngx_posted_events);
+        }
         return NGX_OK;
     }
 
     sctx->finished = 1;
     ctx = sctx->parent;
+
+    /* batch GET: this read's proxy buffer (from the main request's pool)
+     * is freed once its bytes are sent (ngx_plinth_s3_batch.c) */
+    if (ctx->spent_bufs && r->upstream && r->upstream->buffer.start) {
+        buf = ngx_array_push(ctx->spent_bufs);
+        if (buf) {
+            *buf = r->upstream->buffer.start;
+        }
+    }
 
     if (sctx->accepted && sctx->complete && sctx->received == sctx->expect) {
         ctx->part_done = 1;

@@ -187,6 +187,13 @@ static ngx_command_t  ngx_http_plinth_commands[] = {
       offsetof(ngx_http_plinth_main_conf_t, straggler_timeout),
       NULL },
 
+    { ngx_string("plinth_batch_window"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, batch_window),
+      NULL },
+
     { ngx_string("plinth_blob_location"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_plinth_blob_location,
@@ -381,7 +388,7 @@ ngx_http_plinth_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     if (data == NGX_PLINTH_VAR_RANGE) {
         if (r != r->main) {
             sctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
-            if (sctx) {
+            if (sctx && sctx->kind == NGX_PLINTH_CTX_REQUEST) {
                 s = &sctx->range;
             }
         }
@@ -537,6 +544,7 @@ ngx_http_plinth_create_main_conf(ngx_conf_t *cf)
     pmcf->w = NGX_CONF_UNSET_UINT;
     pmcf->max_object_size = NGX_CONF_UNSET;
     pmcf->straggler_timeout = NGX_CONF_UNSET_MSEC;
+    pmcf->batch_window = NGX_CONF_UNSET;
     pmcf->health_refresh = NGX_CONF_UNSET_MSEC;
     pmcf->key_cache = NGX_CONF_UNSET_MSEC;
     pmcf->usage_flush = NGX_CONF_UNSET_MSEC;
@@ -560,6 +568,13 @@ ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(pmcf->pg.queue_timeout, 5000);
     ngx_conf_init_msec_value(pmcf->pg.query_timeout, 10000);
     ngx_conf_init_msec_value(pmcf->straggler_timeout, 1000);
+    ngx_conf_init_value(pmcf->batch_window, 8);
+
+    if (pmcf->batch_window < 1 || pmcf->batch_window > 256) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "plinth_batch_window must be 1 to 256");
+        return NGX_CONF_ERROR;
+    }
     ngx_conf_init_msec_value(pmcf->health_refresh, 3000);
     ngx_conf_init_msec_value(pmcf->key_cache, 5000);
     ngx_conf_init_msec_value(pmcf->usage_flush, 5000);
@@ -990,7 +1005,7 @@ ngx_http_plinth_header_filter(ngx_http_request_t *r)
     if (r != r->main) {
         sctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
 
-        if (sctx && sctx->get) {
+        if (sctx && sctx->kind == NGX_PLINTH_CTX_REQUEST && sctx->get) {
             return ngx_http_plinth_sr_header_filter(r, sctx);
         }
     }
@@ -1008,7 +1023,7 @@ ngx_http_plinth_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     if (r != r->main && in) {
         sctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
 
-        if (sctx && sctx->get) {
+        if (sctx && sctx->kind == NGX_PLINTH_CTX_REQUEST && sctx->get) {
             rc = ngx_http_plinth_sr_body_filter(r, sctx, in);
             if (rc == NGX_DONE) {
                 return NGX_OK;

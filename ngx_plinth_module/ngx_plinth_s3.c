@@ -216,6 +216,8 @@ static ngx_http_plinth_route_t  ngx_http_plinth_routes[] = {
       ngx_http_plinth_head_bucket },
     { NGX_PLINTH_OP_DELETE_OBJECTS, "DeleteObjects", NGX_HTTP_POST, 1, 0,
       "delete", ngx_http_plinth_delete_objects },
+    { NGX_PLINTH_OP_BATCH_GET, "GetBatch", NGX_HTTP_POST, 1, 0,
+      "batch", ngx_http_plinth_batch_get },
     { NGX_PLINTH_OP_CREATE_MULTIPART_UPLOAD, "CreateMultipartUpload",
       NGX_HTTP_POST, 1, 1, "uploads",
       ngx_http_plinth_create_multipart_upload },
@@ -365,6 +367,11 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "LEFT JOIN versions v ON v.version_id = o.version_id "
       "LEFT JOIN version_parts vp ON vp.version_id = v.version_id "
       "WHERE b.name = $1 ORDER BY vp.part_number, vp.seg", 3 },
+    [NGX_PLINTH_SQL_BATCH_GET] =
+    { "plinth_batch_get",
+      "SELECT idx, code, vid, blob, size, etag, nodes, mtime, mp_parts, "
+      "seg_part, seg_blob, seg_offset, seg_size, seg_blob_offset, seg_nodes "
+      "FROM plinth_batch_get($1, $2::text[], $3::text[], $4::text[])", 4 },
     [NGX_PLINTH_SQL_DELETE] =
     { "plinth_delete",
       "SELECT version_id, delete_marker, versioned "
@@ -521,6 +528,15 @@ ngx_http_plinth_s3_handler(ngx_http_request_t *r)
 {
     ngx_http_plinth_ctx_t        *ctx;
     const ngx_http_plinth_route_t *route;
+
+    if (r != r->main) {
+        /* a batch GET's entry (ngx_plinth_s3_batch.c): its reader */
+        ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+        if (ctx && ctx->kind == NGX_PLINTH_CTX_BATCH_ENTRY) {
+            return ngx_http_plinth_batch_entry(r, ctx);
+        }
+        return NGX_HTTP_NOT_FOUND;
+    }
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_plinth_ctx_t));
     if (ctx == NULL) {
@@ -1166,6 +1182,18 @@ ngx_http_plinth_send_xml(ngx_http_request_t *r, ngx_plinth_xml_t *x)
     ngx_http_plinth_finalize(r, ngx_http_plinth_send_body(r, NGX_HTTP_OK,
                                                           x->first,
                                                           "application/xml"));
+}
+
+
+/* An error's S3 code, status and standard message (batch GET's entries). */
+const char *
+ngx_http_plinth_err_code(ngx_plinth_err_e err, ngx_uint_t *status,
+    const char **message)
+{
+    *status = ngx_http_plinth_errors[err].status;
+    *message = ngx_http_plinth_errors[err].message;
+
+    return ngx_http_plinth_errors[err].code;
 }
 
 

@@ -13,6 +13,7 @@ PKGS=(
     libyaml-dev                          # configuration files
     libmicrohttpd-dev                    # data node HTTP/1.1 server
     libxml2-dev                          # S3 XML request bodies
+    libjansson-dev                       # JSON request bodies (batch GET)
     libisal-dev                          # CRC32C checksums (ISA-L)
     perl libtest-base-perl               # test harness (prove, Test::Base)
     libio-socket-ssl-perl                # HTTP::Tiny over TLS to data nodes (t/47-tls.t)

@@ -1,0 +1,448 @@
+# Batch GET (POST /{bucket}?batch): one signed JSON request, a tar stream
+# of the entries in request order, read back with Python's tarfile and
+# byte-compared: whole objects, ranges, versions, a multipart object, long
+# names (PAX), another bucket the caller can read and one it cannot, a
+# missing key in strict and continue-on-error mode, an entry whose first
+# replica is corrupt; malformed bodies answered with S3 errors and nothing
+# changed; unsigned refused; each entry counted as a GET (reads, egress).
+use lib 't/lib';
+use Plinth::Test;
+use File::Temp qw(tempfile);
+use JSON::PP ();
+
+cluster_options(auth => 'sigv4');
+
+our %BODY;
+
+# the archive read by Python's tarfile: [[name, size, md5 hex, type]...]
+sub untar {
+    my ($bytes) = @_;
+    my ($fh, $path) = tempfile('plinth-batch-XXXXXX', DIR => '/tmp', UNLINK => 1);
+    binmode $fh;
+    print $fh $bytes;
+    close $fh;
+    my $py = <<'PY';
+import hashlib, json, sys, tarfile
+out = []
+with tarfile.open(sys.argv[1], mode="r|") as t:
+    for m in t:
+        data = t.extractfile(m).read() if m.isfile() else b""
+        out.append([m.name, m.size, hashlib.md5(data).hexdigest(),
+                    m.type.decode(), m.mtime, m.mode,
+                    data.decode("utf-8", "replace") if m.name.endswith(".error") else ""])
+print(json.dumps(out))
+PY
+    my ($rc, $out, $err) = Plinth::Cluster::run_command(
+        ['/usr/bin/python3', '-c', $py, $path], timeout => 60);
+    return { error => "tarfile: $err" } if $rc != 0;
+    require JSON::PP;
+    return { entries => JSON::PP::decode_json($out) };
+}
+
+sub batch {
+    my ($bucket, $json, %o) = @_;
+    return s3_request(POST => "/$bucket?batch", body => $json,
+                      headers => ['Content-Type' => 'application/json'],
+                      timeout => 60, %o);
+}
+
+sub json_str {
+    require JSON::PP;
+    return JSON::PP->new->canonical->encode($_[0]);
+}
+
+sub put {
+    my ($uri, $body, %o) = @_;
+    my $r = s3_request(PUT => $uri, body => $body, %o);
+    die "PUT $uri: $r->{status} $r->{body}" unless $r->{status} == 200;
+    $::BODY{$uri} = $body;
+    return $r;
+}
+
+sub blob_of {
+    my ($bucket, $key) = @_;
+    my @r = cluster()->psql(
+        "SELECT replace(v.blob_id::text, '-', ''), array_to_string(v.nodes, ',') "
+      . "FROM objects o JOIN versions v USING (version_id) "
+      . "JOIN buckets b ON b.bucket_id = o.bucket_id "
+      . "WHERE b.name = '$bucket' AND o.key = '$key'");
+    return ($r[0][0], split /,/, $r[0][1]);
+}
+
+sub snapshot {
+    my @rows = cluster()->psql(
+        "SELECT b.name, (SELECT string_agg(v.key || ':' || v.state, ',' "
+      . "ORDER BY v.version_id) FROM versions v WHERE v.bucket_id = b.bucket_id) "
+      . "FROM buckets b ORDER BY b.name");
+    return join "\n", map { join '|', map { $_ // '' } @$_ } @rows;
+}
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: the objects: small, empty, 1 MiB, a multipart one, versions, other buckets
+--- timeout: 120
+--- check
+for my $b (qw(bat batother batv)) {
+    is(s3_request(PUT => "/$b")->{status}, 200, "bucket $b");
+}
+is(s3_request(PUT => '/batu2', sign_as => 'user2')->{status}, 200, "user2's private bucket");
+is(s3_request(PUT => '/batpub', sign_as => 'user2', headers => ['x-amz-acl' => 'public-read'])->{status},
+   200, "user2's public-read bucket");
+for my $i (1 .. 20) {
+    main::put("/bat/small/$i", random_bytes(100 + 37 * $i));
+}
+main::put('/bat/empty', '');
+main::put('/bat/big', random_bytes(1024 * 1024 + 7));
+main::put('/bat/' . ('d' x 60) . '/' . ('n' x 80), 'a long name');
+main::put('/batother/o1', random_bytes(5000));
+main::put('/batu2/secret', 'not for admin', sign_as => 'user2');
+main::put('/batpub/open', 'for everyone', sign_as => 'user2', headers => ['x-amz-acl' => 'public-read']);
+is(s3_request(PUT => '/batv?versioning', body => '<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>')->{status}, 200, 'versioning on');
+my $v1 = main::put('/batv/k', 'version one')->{headers}{'x-amz-version-id'};
+my $v2 = main::put('/batv/k', 'version two, the current one')->{headers}{'x-amz-version-id'};
+ok($v1 && $v2 && $v1 ne $v2, 'two versions');
+$::V1 = $v1;
+# multipart: 5 MiB + 3000 bytes
+my $r = s3_request(POST => '/bat/mp?uploads');
+my ($id) = $r->{body} =~ m{<UploadId>([^<]+)</UploadId>};
+my @parts = (random_bytes(5 * 1024 * 1024), random_bytes(3000));
+my @etags;
+for my $n (1, 2) {
+    $r = s3_request(PUT => "/bat/mp?partNumber=$n&uploadId=$id", body => $parts[$n - 1], timeout => 60);
+    push @etags, $r->{headers}{etag};
+}
+my $xml = '<CompleteMultipartUpload>'
+    . join('', map { "<Part><PartNumber>$_</PartNumber><ETag>$etags[$_ - 1]</ETag></Part>" } 1, 2)
+    . '</CompleteMultipartUpload>';
+is(s3_request(POST => "/bat/mp?uploadId=$id", body => $xml, timeout => 60)->{status}, 200, 'multipart object');
+$::BODY{'/bat/mp'} = join '', @parts;
+
+
+
+=== TEST 2: strict batch of whole objects: a tar of every entry, in order, byte-identical
+--- timeout: 60
+--- check
+my @keys = ((map { "small/$_" } 1 .. 20), 'empty', 'big', 'mp');
+my $r = main::batch('bat', main::json_str({ entries => [map { { key => $_ } } @keys] }));
+is($r->{status}, 200, 'status 200');
+is($r->{headers}{'content-type'}, 'application/x-tar', 'Content-Type application/x-tar');
+is($r->{headers}{'content-length'}, length $r->{body}, 'Content-Length is the archive length');
+ok($r->{headers}{'x-amz-request-id'}, 'a request id');
+my $t = main::untar($r->{body});
+ok(!$t->{error}, 'tarfile reads the stream') or diag $t->{error};
+is(scalar @{ $t->{entries} }, scalar @keys, 'one entry per key');
+is_deeply([map { $_->[0] } @{ $t->{entries} }], \@keys, 'names: the keys, in request order');
+my $bad = 0;
+for my $i (0 .. $#keys) {
+    my $e = $t->{entries}[$i];
+    my $want = $::BODY{"/bat/$keys[$i]"};
+    $bad++ unless $e->[1] == length($want) && $e->[2] eq md5_hex($want);
+}
+is($bad, 0, 'every entry byte-identical (size and MD5), incl. empty, 1 MiB and multipart');
+is($t->{entries}[0][5], 0644, 'mode 0644');
+cmp_ok(abs($t->{entries}[0][4] - time), '<', 600, 'mtime from the version');
+is(length($r->{body}) % 512, 0, 'whole 512-byte blocks');
+is(substr($r->{body}, -1024), "\0" x 1024, 'two zero blocks at the end');
+
+
+
+=== TEST 3: ranges, a version, names, a name over 100 bytes, another bucket, a public-read bucket of another user
+--- timeout: 60
+--- check
+my $long = ('d' x 60) . '/' . ('n' x 80);
+my $named = 'renamed/' . ('x' x 200) . '.bin';
+my @e = (
+    { key => 'small/3', range => 'bytes=10-49', name => 'r1' },
+    { key => 'small/4', range => 'bytes=-25', name => 'r2' },
+    { key => 'small/5', range => 'bytes=100-', name => 'r3' },
+    { key => 'big', range => 'bytes=1048570-2000000', name => 'r4' },
+    { key => 'mp', range => 'bytes=5242000-5243500', name => 'r5' },
+    { key => 'k', bucket => 'batv', versionId => $::V1, name => 'v1' },
+    { key => 'k', bucket => 'batv', name => 'vcur' },
+    { key => $long },
+    { key => 'small/6', name => $named },
+    { key => 'o1', bucket => 'batother', name => 'other/o1' },
+    { key => 'open', bucket => 'batpub', name => 'pub' },
+);
+my $r = main::batch('bat', main::json_str({ entries => \@e }));
+is($r->{status}, 200, 'status 200');
+my $t = main::untar($r->{body});
+ok(!$t->{error}, 'tarfile reads it') or diag $t->{error};
+my @want = (
+    ['r1', substr($::BODY{'/bat/small/3'}, 10, 40)],
+    ['r2', substr($::BODY{'/bat/small/4'}, -25)],
+    ['r3', substr($::BODY{'/bat/small/5'}, 100)],
+    ['r4', substr($::BODY{'/bat/big'}, 1048570)],
+    ['r5', substr($::BODY{'/bat/mp'}, 5242000, 1501)],
+    ['v1', 'version one'],
+    ['vcur', 'version two, the current one'],
+    [$long, 'a long name'],
+    [$named, $::BODY{'/bat/small/6'}],
+    ['other/o1', $::BODY{'/batother/o1'}],
+    ['pub', 'for everyone'],
+);
+is(scalar @{ $t->{entries} }, scalar @want, 'every entry');
+for my $i (0 .. $#want) {
+    my $got = $t->{entries}[$i];
+    is($got->[0], $want[$i][0], "entry $i: name $want[$i][0]" =~ s/x{20,}/x.../r);
+    ok($got->[1] == length($want[$i][1]) && $got->[2] eq md5_hex($want[$i][1]),
+       "entry $i: bytes identical (" . length($want[$i][1]) . ' bytes)');
+}
+like($r->{body}, qr/path=\Q$named\E\n/, 'the long name travels in a PAX header');
+
+
+
+=== TEST 4: strict mode: a missing key, an unreadable bucket, a bad range: the S3 error before any tar byte
+--- check
+my $before = main::snapshot();
+my @cases = (
+    [[{ key => 'small/1' }, { key => 'nope' }], 404, 'NoSuchKey'],
+    [[{ key => 'small/1' }, { key => 'secret', bucket => 'batu2' }], 403, 'AccessDenied'],
+    [[{ key => 'x', bucket => 'no-such-bucket-here' }], 404, 'NoSuchBucket'],
+    [[{ key => 'k', bucket => 'batv', versionId => '0' x 32 }], 404, 'NoSuchVersion'],
+    [[{ key => 'small/1', range => 'bytes=100000-' }], 416, 'InvalidRange'],
+    [[{ key => 'empty', range => 'bytes=0-0' }], 416, 'InvalidRange'],
+);
+for my $c (@cases) {
+    my ($entries, $status, $code) = @$c;
+    my $r = main::batch('bat', main::json_str({ entries => $entries }));
+    is($r->{status}, $status, "$code: $status");
+    like($r->{body}, qr{^<\?xml.*<Code>$code</Code>}s, "$code: an S3 error document");
+    is($r->{headers}{'content-type'}, 'application/xml', "$code: not a tar");
+}
+is(main::snapshot(), $before, 'nothing stored changed');
+
+
+
+=== TEST 5: continueOnError: the missing and unreadable entries become <name>.error entries
+--- check
+my $r = main::batch('bat', main::json_str({ continueOnError => JSON::PP::true(), entries => [
+    { key => 'small/1' }, { key => 'nope' }, { key => 'secret', bucket => 'batu2', name => 'sec' },
+    { key => 'small/2', range => 'bytes=99999-' }, { key => 'small/7' } ] }));
+is($r->{status}, 200, 'status 200');
+my $t = main::untar($r->{body});
+ok(!$t->{error}, 'tarfile reads it') or diag $t->{error};
+is_deeply([map { $_->[0] } @{ $t->{entries} }],
+          ['small/1', 'nope.error', 'sec.error', 'small/2.error', 'small/7'], 'names, in order');
+is($t->{entries}[0][2], md5_hex($::BODY{'/bat/small/1'}), 'the first entry intact');
+is($t->{entries}[4][2], md5_hex($::BODY{'/bat/small/7'}), 'the last entry intact');
+like($t->{entries}[1][6], qr/^NoSuchKey\n/, 'nope.error: NoSuchKey');
+like($t->{entries}[2][6], qr/^AccessDenied\n/, 'sec.error: AccessDenied');
+like($t->{entries}[3][6], qr/^InvalidRange\n/, 'small/2.error: InvalidRange');
+
+
+
+=== TEST 6: an entry whose first replica is corrupt arrives intact from another
+--- timeout: 60
+--- check
+main::put('/bat/rot', random_bytes(200_000));
+my ($blob, @nodes) = main::blob_of('bat', 'rot');
+ok($blob && @nodes >= 2, "placed on @nodes");
+main::flip_byte($cluster->blob_path($nodes[0], $blob), 10);
+my $r = main::batch('bat', main::json_str({ entries => [
+    { key => 'small/1' }, { key => 'rot' }, { key => 'small/2' } ] }));
+is($r->{status}, 200, 'status 200');
+my $t = main::untar($r->{body});
+ok(!$t->{error}, 'tarfile reads it') or diag $t->{error};
+is($t->{entries}[1][0], 'rot', 'the entry is there');
+is($t->{entries}[1][2], md5_hex($::BODY{'/bat/rot'}), 'byte-identical despite the corrupt first replica');
+is($t->{entries}[2][2], md5_hex($::BODY{'/bat/small/2'}), 'and the next entry too');
+
+
+
+=== TEST 7: many entries through the window: 300 entries, in order
+--- timeout: 60
+--- check
+my @keys = map { "small/" . (1 + $_ % 20) } 0 .. 299;
+my $r = main::batch('bat', main::json_str({ entries => [map { { key => $keys[$_], name => "n$_" } } 0 .. $#keys] }));
+is($r->{status}, 200, 'status 200');
+my $t = main::untar($r->{body});
+is(scalar @{ $t->{entries} // [] }, 300, '300 entries');
+my $bad = grep { $t->{entries}[$_][0] ne "n$_" || $t->{entries}[$_][2] ne md5_hex($::BODY{"/bat/$keys[$_]"}) } 0 .. 299;
+is($bad, 0, 'every entry in its place, byte-identical');
+
+
+
+=== TEST 8: malformed bodies: 400 with an S3 code, nothing changes
+--- check
+my $before = main::snapshot();
+my @cases = (
+    ['not json', 'not json', 'MalformedXML'],
+    ['empty body', '', 'MalformedXML'],
+    ['an array', '[{"key":"a"}]', 'MalformedXML'],
+    ['no entries', '{"entries":[]}', 'MalformedXML'],
+    ['10,001 entries', main::json_str({ entries => [map { { key => "k$_" } } 1 .. 10001] }), 'MalformedXML'],
+    ['an entry without a key', '{"entries":[{"name":"a"}]}', 'MalformedXML'],
+    ['an unknown member', '{"entries":[{"key":"a","colour":"red"}]}', 'MalformedXML'],
+    ['a key that is a number', '{"entries":[{"key":7}]}', 'MalformedXML'],
+    ['continueOnError not a boolean', '{"entries":[{"key":"a"}],"continueOnError":"yes"}', 'MalformedXML'],
+    ['a bad range', '{"entries":[{"key":"small/1","range":"bytes=5-2"}]}', 'InvalidArgument'],
+    ['a range without bytes=', '{"entries":[{"key":"small/1","range":"0-10"}]}', 'InvalidArgument'],
+    ['a bad version id', '{"entries":[{"key":"small/1","versionId":"../x"}]}', 'InvalidArgument'],
+    ['a key over 1024 bytes', main::json_str({ entries => [{ key => 'k' x 1025 }] }), 'KeyTooLongError'],
+);
+for my $c (@cases) {
+    my ($what, $body, $code) = @$c;
+    my $r = main::batch('bat', $body);
+    is($r->{status}, 400, "$what: 400");
+    like($r->{body}, qr{<Code>$code</Code>}, "$what: $code");
+}
+is(main::snapshot(), $before, 'nothing stored changed');
+
+
+
+=== TEST 9: unsigned, another user, a missing bucket in the URL
+--- check
+my $body = main::json_str({ entries => [{ key => 'small/1' }] });
+my $r = main::batch('bat', $body, unsigned => 1);
+is($r->{status}, 403, 'unsigned: 403');
+like($r->{body}, qr{<Code>AccessDenied</Code>}, 'unsigned: AccessDenied');
+$r = main::batch('bat', $body, sign_as => 'user2');
+is($r->{status}, 403, 'user2 on a private bucket: 403');
+like($r->{body}, qr{<Code>AccessDenied</Code>}, 'user2: AccessDenied');
+$r = main::batch('no-such-bucket-b', $body);
+is($r->{status}, 404, 'missing bucket: 404');
+like($r->{body}, qr{<Code>NoSuchBucket</Code>}, 'NoSuchBucket');
+# user2 may read its public bucket's object through its own request too
+$r = main::batch('batpub', main::json_str({ entries => [{ key => 'open' }] }));
+is($r->{status}, 200, 'admin on user2\'s public-read bucket: 200');
+
+
+
+=== TEST 10: examples/plinth_batch.py iterates a dataset through batch GET (boto3 lists, botocore signs)
+--- timeout: 120
+--- check
+my %want;
+for my $i (1 .. 70) {
+    my $k = sprintf 'ds/sample-%03d.bin', $i;
+    my $b = random_bytes(500 + 13 * $i);
+    main::put("/bat/$k", $b);
+    $want{$k} = md5_hex($b);
+}
+my ($ak, $sk) = client_credentials();
+my ($rc, $out, $err) = Plinth::Cluster::run_command(
+    ['/usr/bin/python3', "$Plinth::Cluster::ROOT/examples/plinth_batch.py",
+     '--endpoint', $cluster->endpoint, '--bucket', 'bat', '--prefix', 'ds/',
+     '--batch-size', '32', '--shuffle', '--seed', '7'],
+    timeout => 100,
+    env => { AWS_ACCESS_KEY_ID => $ak, AWS_SECRET_ACCESS_KEY => $sk,
+             AWS_DEFAULT_REGION => $cluster->region, AWS_CONFIG_FILE => '/dev/null',
+             AWS_SHARED_CREDENTIALS_FILE => '/dev/null', AWS_EC2_METADATA_DISABLED => 'true' });
+is($rc, 0, 'the example exits 0') or diag "$out\n$err";
+my @lines = grep { !/^#/ } split /\n/, $out;
+is(scalar @lines, 70, 'every sample once');
+my %got = map { my @f = split /\t/; ($f[0] => $f[2]) } @lines;
+is_deeply(\%got, \%want, 'every sample byte-identical (MD5)');
+my @order = map { (split /\t/)[0] } @lines;
+isnt(join(',', @order), join(',', sort keys %want), 'shuffled (seed 7)');
+like($out, qr/^# 70 samples, \d+ bytes/m, 'its summary line');
+
+
+
+=== TEST 11: plinth_batch_window 3: a small window keeps the order too (multipart, corrupt replica, ranges)
+--- http_config
+plinth_batch_window 3;
+--- timeout: 60
+--- check
+my @e = ((map { { key => "small/$_" } } 1 .. 10), { key => 'mp' }, { key => 'rot' },
+         { key => 'big', range => 'bytes=-1000', name => 'bigtail' }, { key => 'empty' }, { key => 'small/11' });
+my $r = main::batch('bat', main::json_str({ entries => \@e }));
+is($r->{status}, 200, 'status 200');
+my $t = main::untar($r->{body});
+ok(!$t->{error}, 'tarfile reads it') or diag $t->{error};
+my @want = ((map { $::BODY{"/bat/small/$_"} } 1 .. 10), $::BODY{'/bat/mp'}, $::BODY{'/bat/rot'},
+            substr($::BODY{'/bat/big'}, -1000), '', $::BODY{'/bat/small/11'});
+is(scalar @{ $t->{entries} // [] }, scalar @want, 'every entry');
+my $bad = grep { ($t->{entries}[$_][2] // '') ne md5_hex($want[$_]) } 0 .. $#want;
+is($bad, 0, 'every entry byte-identical, in order');
+
+
+
+=== TEST 12: plinth_batch_window out of range is refused by nginx -t
+--- http_config
+plinth_batch_window 0;
+--- nginx_t_fails: plinth_batch_window must be 1 to 256
+
+
+
+=== TEST 13: every replica of an entry corrupt: the archive has begun, so the connection is cut short of Content-Length (a truncated tar, no wrong byte)
+--- timeout: 60
+--- check
+main::put('/bat/allrot', random_bytes(300_000));
+my ($blob, @nodes) = main::blob_of('bat', 'allrot');
+main::flip_byte($cluster->blob_path($_, $blob), 10) for @nodes;
+my $r = main::batch('bat', main::json_str({ entries => [
+    { key => 'small/1' }, { key => 'allrot' }, { key => 'small/2' } ] }));
+is($r->{status}, 200, 'the archive had begun: 200');
+
+like($r->{error} // '', qr/connection closed in the response body/, 'the connection is cut');
+cmp_ok(length($r->{body}), '<', $r->{headers}{'content-length'}, 'fewer bytes than Content-Length');
+is(substr($r->{body}, 512, length $::BODY{'/bat/small/1'}), $::BODY{'/bat/small/1'},
+   'the entry before it arrived whole');
+ok(index($r->{body}, $::BODY{'/bat/small/2'}) < 0, 'nothing after it was sent');
+my $t = main::untar($r->{body});
+like($t->{error} // '', qr/ReadError|unexpected end/, 'tarfile sees a truncated archive');
+--- error_log
+no replica of blob
+cutting the connection
+
+
+
+=== TEST 14: the same list as XML: entries, ranges, another bucket, continue-on-error; malformed XML
+--- check
+my $xml = '<Batch><ContinueOnError>true</ContinueOnError>'
+    . '<Entry><Key>small/1</Key></Entry>'
+    . '<Entry><Key>small/3</Key><Range>bytes=10-49</Range><Name>x/r1</Name></Entry>'
+    . '<Entry><Key>o1</Key><Bucket>batother</Bucket></Entry>'
+    . '<Entry><Key>nope</Key></Entry>'
+    . '<Entry><Key>k</Key><Bucket>batv</Bucket><VersionId>' . $::V1 . '</VersionId></Entry>'
+    . '</Batch>';
+my $r = main::batch('bat', $xml);
+is($r->{status}, 200, 'status 200');
+my $t = main::untar($r->{body});
+ok(!$t->{error}, 'tarfile reads it') or diag $t->{error};
+is_deeply([map { $_->[0] } @{ $t->{entries} // [] }], ['small/1', 'x/r1', 'o1', 'nope.error', 'k'], 'names, in order');
+my @want = ($::BODY{'/bat/small/1'}, substr($::BODY{'/bat/small/3'}, 10, 40), $::BODY{'/batother/o1'}, undef, 'version one');
+my $bad = grep { defined $want[$_] && ($t->{entries}[$_][2] // '') ne md5_hex($want[$_]) } 0 .. $#want;
+is($bad, 0, 'every entry byte-identical');
+like($t->{entries}[3][6] // '', qr/^NoSuchKey\n/, 'nope.error: NoSuchKey');
+$r = main::batch('bat', '<Batch><Entry><Key>small/1</Key></Entry><Entry><Key>nope</Key></Entry></Batch>');
+is($r->{status}, 404, 'strict XML batch with a missing key: 404');
+like($r->{body}, qr{<Code>NoSuchKey</Code>}, 'NoSuchKey');
+for my $c (['<Batch><Entry><Key>a</Key>', 'not well-formed'], ['<Batch/>', 'no entries'],
+           ['<Batch><Entry><Colour>red</Colour><Key>a</Key></Entry></Batch>', 'an unknown element'],
+           ['<Delete><Object><Key>a</Key></Object></Delete>', 'another root'],
+           ['<Batch><ContinueOnError>maybe</ContinueOnError><Entry><Key>a</Key></Entry></Batch>', 'ContinueOnError not a boolean']) {
+    $r = main::batch('bat', $c->[0]);
+    is($r->{status}, 400, "$c->[1]: 400");
+    like($r->{body}, qr{<Code>MalformedXML</Code>}, "$c->[1]: MalformedXML");
+}
+
+
+
+=== TEST 15: batch reads count as GETs do: a read per entry and its bytes as the bucket's egress (plinth_usage_flush)
+--- timeout: 60
+--- check
+is(s3_request(PUT => '/batacct')->{status}, 200, 'bucket batacct');
+main::put('/batacct/k1', random_bytes(3000));
+main::put('/batacct/k2', random_bytes(5000));
+my $json = main::json_str({ entries => [{ key => 'k1' }, { key => 'k2', range => 'bytes=0-99' },
+                                        { key => 'k1', name => 'again' }] });
+my $r = main::batch('batacct', $json);
+is($r->{status}, 200, 'batch of three entries: 200');
+my $sql_reads = "SELECT a.key, a.read_count FROM object_access a JOIN buckets b USING (bucket_id) "
+    . "WHERE b.name = 'batacct' ORDER BY a.key";
+my $sql_egress = "SELECT e.egress_bytes, e.reads FROM cost_egress e JOIN buckets b USING (bucket_id) "
+    . "WHERE b.name = 'batacct'";
+my ($reads, $egress);
+for (1 .. 150) {    # the gateway flushes every 5 s (plinth_usage_flush's default)
+    $reads = { map { $_->[0] => $_->[1] } $cluster->psql($sql_reads) };
+    ($egress) = $cluster->psql($sql_egress);
+    last if $egress && $egress->[1] >= 3;
+    select undef, undef, undef, 0.1;
+}
+is_deeply($reads, { k1 => 2, k2 => 1 }, 'object_access: k1 read twice, k2 once');
+is($egress->[0], 3000 * 2 + 100, 'cost_egress: the bytes of every entry (a range counts its 100)');
+is($egress->[1], 3, 'cost_egress: three reads');
