@@ -50,7 +50,7 @@ sub request_for {
     my $uri = $rt->{bucket} ? "/$b" : '/';
     $uri .= '/obj' if $rt->{key};
     my %q = (
-        uploadId => "uploadId=$::UPLOAD{$b}",
+        uploadId => "uploadId=" . ($::UPLOAD{$b} // ''),
         'list-type' => 'list-type=2',
     );
     my $body = '';
@@ -65,6 +65,7 @@ sub request_for {
         if $rt->{name} eq 'CompleteMultipartUpload';
     $body = '<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>'
         if $rt->{name} eq 'PutBucketVersioning';
+    $body = '{"entries":[{"key":"obj"}]}' if $rt->{name} eq 'GetBatch';
     my @h = $rt->{name} =~ /^Put(Bucket|Object)Acl$/ ? ('x-amz-acl' => 'public-read') : ();
     return ($rt->{method}, $uri, $body, \@h);
 }
