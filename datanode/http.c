@@ -34,6 +34,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 
 #define PLINTH_DN_RID_MAX      128
 #define PLINTH_DN_LIST_LIMIT   1000
@@ -50,7 +51,8 @@ typedef enum {
     PLINTH_DN_ROUTE_LIST,
     PLINTH_DN_ROUTE_HEALTH,
     PLINTH_DN_ROUTE_PULL,       /* POST /blobs/<id>/pull?from=host:port */
-    PLINTH_DN_ROUTE_SCRUB       /* GET /scrub?after=<id>&limit=<n> */
+    PLINTH_DN_ROUTE_SCRUB,      /* GET /scrub?after=<id>&limit=<n> */
+    PLINTH_DN_ROUTE_METRICS     /* GET /metrics (Prometheus) */
 } plinth_dn_route;
 
 /* Per request, from the first call to the completed callback. */
@@ -122,6 +124,8 @@ static enum MHD_Result plinth_dn_list_blobs(plinth_dn_http *h,
     struct MHD_Connection *c, plinth_dn_req *r);
 static int plinth_dn_list_cb(void *arg, const char *id, uint64_t size,
     int64_t mtime);
+static enum MHD_Result plinth_dn_metrics(plinth_dn_http *h,
+    struct MHD_Connection *c, plinth_dn_req *r);
 static enum MHD_Result plinth_dn_health(plinth_dn_http *h,
     struct MHD_Connection *c, plinth_dn_req *r);
 static enum MHD_Result plinth_dn_pull(plinth_dn_http *h,
@@ -184,6 +188,7 @@ plinth_dn_http_access(void *cls, struct MHD_Connection *c, const char *url,
     }
 
     if (*upload_size > 0) {
+        plinth_dn_metrics_bytes_in(*upload_size);
         if (r->put != NULL) {
             plinth_dn_put_body(r, upload_data, *upload_size);
         }
@@ -231,6 +236,10 @@ plinth_dn_http_completed(void *cls, struct MHD_Connection *c,
                   "%s %s %u %ldms%s", r->method, r->path, r->status, ms,
                   toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
                   : " (connection cut)");
+    plinth_dn_metrics_request(r->method, r->status,
+        (double) (now.tv_sec - r->start.tv_sec)
+        + (double) (now.tv_nsec - r->start.tv_nsec) / 1e9,
+        toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
 
     free(r);
     *con_cls = NULL;
@@ -320,7 +329,7 @@ plinth_dn_req_init(plinth_dn_req *r, struct MHD_Connection *c,
 
 
 /*
- * The closed internal hop (ngx_plinth_hop.h): every route but /health
+ * The closed internal hop (ngx_plinth_hop.h): every route but /health and /metrics
  * needs the cluster's signature. Checked before anything else is looked
  * at, so that an unsigned caller learns nothing, not even whether a path
  * exists. NULL: go on; otherwise why the request is refused.
@@ -331,8 +340,12 @@ plinth_dn_hop_check(plinth_dn_http *h, struct MHD_Connection *c,
 {
     const char  *why;
 
-    if (r->route == PLINTH_DN_ROUTE_HEALTH) {
-        return NULL;        /* liveness for probes and people: no blob named */
+    if (r->route == PLINTH_DN_ROUTE_HEALTH
+        || r->route == PLINTH_DN_ROUTE_METRICS)
+    {
+        /* liveness and Prometheus scrapes (scrapers do not sign): no
+         * blob is named, only the node's figures */
+        return NULL;
     }
 
     if (r->target_long) {
@@ -370,6 +383,10 @@ plinth_dn_route_parse(plinth_dn_req *r, const char *url)
     }
     if (strcmp(url, "/blobs") == 0) {
         r->route = PLINTH_DN_ROUTE_LIST;
+        return;
+    }
+    if (strcmp(url, "/metrics") == 0) {
+        r->route = PLINTH_DN_ROUTE_METRICS;
         return;
     }
     if (strcmp(url, "/scrub") == 0) {
@@ -443,7 +460,8 @@ plinth_dn_http_first(plinth_dn_http *h, struct MHD_Connection *c,
     }
 
     if (r->route != PLINTH_DN_ROUTE_LIST && r->route != PLINTH_DN_ROUTE_HEALTH
-        && r->route != PLINTH_DN_ROUTE_SCRUB && !r->id_ok)
+        && r->route != PLINTH_DN_ROUTE_SCRUB
+        && r->route != PLINTH_DN_ROUTE_METRICS && !r->id_ok)
     {
         return plinth_dn_reply_error(c, r, MHD_HTTP_BAD_REQUEST, "bad_id",
                    "blob id must be 32 lower-case hex digits");
@@ -480,6 +498,8 @@ plinth_dn_http_answer(plinth_dn_http *h, struct MHD_Connection *c,
         return plinth_dn_list_blobs(h, c, r);
     case PLINTH_DN_ROUTE_HEALTH:
         return plinth_dn_health(h, c, r);
+    case PLINTH_DN_ROUTE_METRICS:
+        return plinth_dn_metrics(h, c, r);
     case PLINTH_DN_ROUTE_PULL:
         return plinth_dn_pull(h, c, r);
     case PLINTH_DN_ROUTE_SCRUB:
@@ -734,6 +754,7 @@ plinth_dn_body_read(void *cls, uint64_t pos, char *buf, size_t max)
         n = (size_t) (b->len - pos);
     }
     memcpy(buf, b->buf + in, n);
+    plinth_dn_metrics_bytes_out(n);
     return (ssize_t) n;
 }
 
@@ -984,6 +1005,44 @@ plinth_dn_health(plinth_dn_http *h, struct MHD_Connection *c,
     if (resp == NULL || MHD_add_response_header(resp,
             MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") != MHD_YES)
     {
+        return MHD_NO;
+    }
+    return plinth_dn_reply(c, r, MHD_HTTP_OK, resp);
+}
+
+
+/* GET /metrics: the Prometheus text format (metrics.c). */
+static enum MHD_Result
+plinth_dn_metrics(plinth_dn_http *h, struct MHD_Connection *c,
+    plinth_dn_req *r)
+{
+    struct MHD_Response  *resp;
+    plinth_dn_usage       u;
+    char                 *text;
+    size_t                len;
+
+    if (plinth_dn_store_usage(h->store, &u) != 0) {
+        return plinth_dn_reply_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                   "io_error", "statvfs failed: %s", strerror(errno));
+    }
+
+    if (plinth_dn_metrics_render(h->node_id, &u,
+            (long long) (time(NULL) - h->started),
+            __atomic_load_n(&h->connections, __ATOMIC_RELAXED),
+            plinth_dn_http_inflight(h), PLINTH_DN_VERSION, &text, &len) != 0)
+    {
+        return MHD_NO;
+    }
+
+    resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(text);
+        return MHD_NO;
+    }
+    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8") != MHD_YES)
+    {
+        MHD_destroy_response(resp);
         return MHD_NO;
     }
     return plinth_dn_reply(c, r, MHD_HTTP_OK, resp);

@@ -104,3 +104,44 @@ is($after->{'plinth_upstream_errors_total{node="1"}'} // 0, $before->{'plinth_up
 POST /metrics
 --- unsigned
 --- error_code: 405
+
+
+
+=== TEST 6: every data node's /metrics (unsigned, like /health) passes promtool, counts the requests it served and agrees with its /health
+--- timeout: 60
+--- check
+my $c = cluster();
+is(s3_request(PUT => '/dnm')->{status}, 200, 'bucket dnm');
+is(s3_request(PUT => '/dnm/k', body => 'y' x 5000)->{status}, 200, 'a 5000-byte object: a copy on each of the 3 nodes');
+is(s3_request(GET => '/dnm/k')->{status}, 200, '... read once');
+my $http = $c->node_http(timeout => 10);
+my $read_sent = 0;
+for my $i (1 .. $c->nodes) {
+    my $r = $http->get($c->node_url($i) . '/metrics');
+    is($r->{status}, 200, "node $i: /metrics answers without the cluster's signature");
+    like($r->{headers}{'content-type'}, qr{^text/plain; version=0\.0\.4}, "node $i: the text format");
+    my ($rc, $out) = Plinth::Cluster::run_command(['/usr/bin/promtool', 'check', 'metrics'],
+        stdin => $r->{content}, merge => 1, timeout => 30);
+    is($rc, 0, "node $i: promtool check metrics: no problem") or diag($out);
+    my %m;
+    for (split /\n/, $r->{content}) {
+        next if /^#/;
+        $m{$1} = $2 if /^(\S+) (\S+)$/;
+    }
+    cmp_ok($m{qq{plinth_node_http_requests_total{node="$i",method="PUT",code="201"}}} // 0, '>=', 1,
+        "node $i: its blob PUT counted");
+    cmp_ok($m{qq{plinth_node_received_bytes_total{node="$i"}}} // 0, '>=', 5000,
+        "node $i: the 5000 body bytes received");
+    ok(defined $m{qq{plinth_node_disk_usage_bytes{node="$i"}}}, "node $i: plinth_node_disk_usage_bytes");
+    is($m{qq{plinth_node_writable{node="$i"}}}, 1, "node $i: writable");
+    is($m{qq{plinth_node_http_request_duration_seconds_count{node="$i"}}},
+       $m{qq{plinth_node_http_request_duration_seconds_bucket{node="$i",le="+Inf"}}},
+       "node $i: the histogram's count is its +Inf bucket");
+    my $h = $http->get($c->node_url($i) . '/health', { headers => { Accept => 'application/json' } });
+    my ($blobs) = $h->{content} =~ /"blob_count":(\d+)/;
+    is($m{qq{plinth_node_blobs{node="$i"}}}, $blobs, "node $i: blobs as /health counts them ($blobs)");
+    $read_sent += $m{qq{plinth_node_sent_bytes_total{node="$i"}}} // 0;
+}
+cmp_ok($read_sent, '>=', 5000, "the GET's 5000 bytes were sent by a node ($read_sent in all)");
+my $u = $c->node_request(1, GET => '/blobs', { sign => 0 });
+is($u->{status}, 403, 'a blob listing without the signature is still refused');
