@@ -52,6 +52,9 @@ rd_on_signal(int sig)
 
 /* ------------------------------------------------------------ metrics */
 
+static size_t rd_metrics_objects(rd_stats *s, char *buf, size_t n,
+    size_t cap);
+
 /* Per-node gauges: up, disk usage, scrub progress of the current pass. */
 static size_t
 rd_metrics_nodes(char *buf, size_t n, size_t cap)
@@ -220,6 +223,7 @@ rd_metrics(void *cls, struct MHD_Connection *c, const char *url,
             n = cap - 1;
         }
     }
+    n = rd_metrics_objects(s, buf, n, cap);
     n = rd_metrics_nodes(buf, n, cap);
     resp = MHD_create_response_from_buffer(n, buf, MHD_RESPMEM_MUST_FREE);
     if (resp == NULL) {
@@ -231,6 +235,51 @@ rd_metrics(void *cls, struct MHD_Connection *c, const char *url,
     ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);
     return ret;
+}
+
+
+/*
+ * Versions stored per tier (from the last full repair pass; none before
+ * it). "plinth_objects_total" is the name operators' dashboards expect; it
+ * is a count that goes down as well as up, so it is exposed untyped (a
+ * gauge may not end in _total, a counter may not go down).
+ */
+static size_t
+rd_metrics_objects(rd_stats *s, char *buf, size_t n, size_t cap)
+{
+    static const char  *tiers[3] = { "hot", "warm", "cold" };
+    int                 t;
+    int64_t             v;
+
+    if (n >= cap
+        || __atomic_load_n(&s->objects[0], __ATOMIC_RELAXED) < 0)
+    {
+        return n;
+    }
+    n += (size_t) snprintf(buf + n, cap - n,
+        "# HELP plinth_objects_total Object versions stored (committed, not "
+        "delete markers; current and noncurrent), by tier, at the last full "
+        "repair pass.\n"
+        "# TYPE plinth_objects_total untyped\n");
+    for (t = 0; t < 3 && n < cap; t++) {
+        v = __atomic_load_n(&s->objects[t], __ATOMIC_RELAXED);
+        n += (size_t) snprintf(buf + n, cap - n,
+                               "plinth_objects_total{tier=\"%s\"} %lld\n",
+                               tiers[t], (long long) v);
+    }
+    if (n < cap) {
+        n += (size_t) snprintf(buf + n, cap - n,
+            "# HELP plinth_stored_bytes Logical bytes of those versions (one "
+            "copy), by tier.\n"
+            "# TYPE plinth_stored_bytes gauge\n");
+    }
+    for (t = 0; t < 3 && n < cap; t++) {
+        v = __atomic_load_n(&s->stored_bytes[t], __ATOMIC_RELAXED);
+        n += (size_t) snprintf(buf + n, cap - n,
+                               "plinth_stored_bytes{tier=\"%s\"} %lld\n",
+                               tiers[t], (long long) v);
+    }
+    return n >= cap ? cap - 1 : n;
 }
 
 
@@ -501,6 +550,7 @@ main(int argc, char **argv)
         rd_log_instance = rd.cf.instance;
     }
     rd.stats.under_replicated = -1;
+    rd.stats.objects[0] = rd.stats.objects[1] = rd.stats.objects[2] = -1;
     rd.stats.misplaced = -1;
 
     memset(&sa, 0, sizeof(sa));

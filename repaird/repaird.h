@@ -167,6 +167,9 @@ typedef struct {
     uint64_t  gc_orphans;           /* orphan copies deleted */
     int64_t   under_replicated;     /* -1 until first counted */
     int64_t   lost;                 /* no good replica left */
+    int64_t   objects[3];           /* versions stored per tier, hot warm
+                                     * cold (-1 until counted) */
+    int64_t   stored_bytes[3];      /* their logical bytes */
     int64_t   scrub_last_completed; /* unix time of the last full pass */
     int64_t   repair_last_completed;
     int       leader;
@@ -215,6 +218,7 @@ int rd_rebalance_step(rd_ctx *x, int *more);
 int rd_lifecycle_step(rd_ctx *x, int *more);
 int rd_queue_pending(rd_ctx *x);
 int rd_count_under_replicated(rd_ctx *x);
+int rd_count_objects(rd_ctx *x);
 
 double rd_now(void);             /* monotonic seconds */
 void rd_sleep(double s);         /* interruptible by the stop flag */

@@ -771,6 +771,41 @@ rd_count_under_replicated(rd_ctx *x)
     __atomic_store_n(&x->stats.lost, strtoll(PQgetvalue(res, 0, 1), NULL, 10),
                      __ATOMIC_RELAXED);
     PQclear(res);
+    return rd_count_objects(x);
+}
+
+
+/*
+ * Versions stored and their bytes, per tier: from cost_tracking (sql/016),
+ * kept by a trigger, so a few rows per bucket are read, never versions.
+ */
+int
+rd_count_objects(rd_ctx *x)
+{
+    static const char  *tiers[3] = { "hot", "warm", "cold" };
+    PGresult           *res;
+    int                 i, t;
+    int64_t             objects[3] = { 0, 0, 0 }, bytes[3] = { 0, 0, 0 };
+
+    res = rd_db_exec(x, "SELECT tier, sum(versions), sum(stored_bytes) "
+                     "FROM cost_tracking GROUP BY tier", 0, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+    for (i = 0; i < PQntuples(res); i++) {
+        for (t = 0; t < 3; t++) {
+            if (strcmp(PQgetvalue(res, i, 0), tiers[t]) == 0) {
+                objects[t] = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+                bytes[t] = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+            }
+        }
+    }
+    PQclear(res);
+    for (t = 0; t < 3; t++) {
+        __atomic_store_n(&x->stats.objects[t], objects[t], __ATOMIC_RELAXED);
+        __atomic_store_n(&x->stats.stored_bytes[t], bytes[t],
+                         __ATOMIC_RELAXED);
+    }
     return 0;
 }
 

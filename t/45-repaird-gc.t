@@ -180,4 +180,23 @@ ok($m->{'plinth_repair_operations_total{kind="gc"}'} >= 12,
     'plinth_repair_operations_total{kind="gc"} = ' . $m->{'plinth_repair_operations_total{kind="gc"}'});
 ok($m->{plinth_gc_orphans_total} >= 1, 'plinth_gc_orphans_total = ' . $m->{plinth_gc_orphans_total});
 
+# repaird's exposition passes promtool, and plinth_objects_total (from
+# cost_tracking at each full repair pass) is what versions hold
+my $raw = HTTP::Tiny->new(timeout => 5)->get('http://127.0.0.1:' . $c->repaird_port(1) . '/metrics');
+is($raw->{status}, 200, "repaird's /metrics");
+my ($prc, $pout) = Plinth::Cluster::run_command(['/usr/bin/promtool', 'check', 'metrics'],
+    stdin => $raw->{content}, merge => 1, timeout => 30);
+is($prc, 0, "repaird's /metrics: promtool check metrics: no problem") or diag($pout);
+my ($want, $got) = (-1, -2);
+for (1 .. 100) {    # bounded: 100 x 0.2 s; a full pass runs every repair_interval
+    ($want) = map { $_->[0] } $c->psql("SELECT count(*) FROM versions "
+        . "WHERE state = 'committed' AND NOT delete_marker");
+    my $mm = metrics();
+    $got = 0;
+    $got += $mm->{qq{plinth_objects_total{tier="$_"}}} // -1000 for qw(hot warm cold);
+    last if $got == $want;
+    sleep 0.2;
+}
+is($got, $want, "plinth_objects_total (hot + warm + cold) = the committed versions ($want)");
+
 done_testing();
