@@ -1,9 +1,11 @@
 # Changes under load fail no request: a continuous, bounded PUT/GET load
 # (build/plinth-loadgen, 4 clients) runs while nginx is reloaded three
-# times and a data node is stopped (SIGTERM) and started again. Every
+# times, a data node is stopped (SIGTERM) and started again, and a fourth
+# data node is added to the cluster file and nginx reloaded. Every
 # operation must succeed: a reload lets old workers finish their
 # requests; a stopped node's writes are covered by the write quorum and
-# its reads by the other replicas (resumed at the exact byte if cut).
+# its reads by the other replicas (resumed at the exact byte if cut); the
+# new node takes new writes from the reload on.
 use strict;
 use warnings;
 
@@ -41,7 +43,7 @@ if ($pid == 0) {
     open STDOUT, '>', "$tmp/load.json" or POSIX::_exit(2);
     open STDERR, '>', "$tmp/load.err" or POSIX::_exit(2);
     { no warnings 'exec';
-      exec @base, '--workload', 'mixed', '--mix', '40:60:0', '--duration', 14,
+      exec @base, '--workload', 'mixed', '--mix', '40:60:0', '--duration', 18,
           '--ops', 200000, '--op-timeout', 30, '--label', 'zero-downtime'; }
     POSIX::_exit(127);
 }
@@ -57,6 +59,10 @@ pass('data node 3 stopped (SIGTERM) under load');
 sleep 2;
 $c->start_node(3);
 pass('data node 3 started again');
+my ($t_add) = map { $_->[0] } $c->psql("SELECT now()");
+is($c->add_node, 4, 'data node 4 started and added to the cluster file under load');
+$c->reload_nginx;
+pass('nginx -s reload: the gateway knows node 4');
 
 my $deadline = time + 60;
 my $done;
@@ -78,9 +84,16 @@ ok($j, 'the load generator printed its figures') or diag($line, `cat $tmp/load.e
 if ($j) {
     note("ops $j->{ops}, ops/s $j->{ops_per_s}, errors $j->{errors}, p99 $j->{lat_ms}{p99} ms");
     cmp_ok($j->{ops}, '>', 100, "operations ran throughout ($j->{ops})");
-    is($j->{errors}, 0, 'not one failed request across three reloads and a data-node restart')
+    is($j->{errors}, 0, 'not one failed request across three reloads, a data-node restart and a node added')
         or diag(`cat $tmp/load.err`);
 }
+
+my ($on4) = map { $_->[0] } $c->psql("SELECT count(*) FROM versions "
+    . "WHERE state = 'committed' AND committed_at > '$t_add' AND 4 = ANY (nodes)");
+my ($after) = map { $_->[0] } $c->psql("SELECT count(*) FROM versions "
+    . "WHERE state = 'committed' AND committed_at > '$t_add'");
+cmp_ok($on4, '>', 0, "new writes use node 4 after the reload ($on4 of the $after writes "
+    . "committed since it was added have a copy there)");
 
 # every object still reads whole after it all
 ($rc, $out) = Plinth::Cluster::run_command([@base, '--workload', 'get',
