@@ -654,6 +654,10 @@ void ngx_http_plinth_read_xml_body(ngx_http_request_t *r, size_t max,
     ngx_http_client_body_handler_pt done);
 u_char *ngx_http_plinth_read_body(ngx_http_request_t *r, size_t max,
     size_t *len);
+ngx_int_t ngx_http_plinth_check_content_md5(ngx_http_request_t *r,
+    const u_char *digest);
+ngx_int_t ngx_http_plinth_check_body_md5(ngx_http_request_t *r,
+    const u_char *body, size_t len);
 u_char *ngx_plinth_pg_array_node(u_char *p, xmlNodePtr node);
 u_char *ngx_plinth_pg_array_elem(u_char *p, const u_char *s, size_t len);
 ngx_uint_t ngx_http_plinth_xml_is(xmlNodePtr node, const char *name);

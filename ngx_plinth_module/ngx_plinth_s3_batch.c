@@ -131,7 +131,9 @@ ngx_http_plinth_batch_get(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
         return NGX_OK;
     }
 
-    ngx_http_plinth_read_request_body(r, ngx_http_plinth_batch_body);
+    /* capped before it is read, as every XML body (ngx_plinth_s3.c) */
+    ngx_http_plinth_read_xml_body(r, NGX_PLINTH_BATCH_MAX_BODY,
+                                  ngx_http_plinth_batch_body);
 
     return NGX_OK;
 }
@@ -422,9 +424,8 @@ ngx_http_plinth_batch_parse_xml(ngx_http_request_t *r,
     xmlNodePtr   root, node, fnode;
     ngx_uint_t   n, i, f;
 
-    doc = xmlReadMemory((const char *) b->body, (int) b->body_len, NULL, NULL,
-                        XML_PARSE_NONET | XML_PARSE_NOERROR
-                        | XML_PARSE_NOWARNING);
+    /* as every XML body: a document with a DTD is refused (ngx_plinth_xml.c) */
+    doc = ngx_http_plinth_xml_parse(r, b->body, b->body_len);
     if (doc == NULL) {
         return ngx_http_plinth_batch_malformed(r, NULL);
     }

@@ -670,12 +670,9 @@ ngx_http_plinth_put_bucket_versioning(ngx_http_request_t *r,
 static void
 ngx_http_plinth_versioning_body(ngx_http_request_t *r)
 {
-    u_char                 *xml, digest[16];
+    u_char                 *xml;
     size_t                  len;
-    ngx_md5_t               md5;
-    ngx_str_t               want, cmd5;
     const char             *params[3];
-    ngx_table_elt_t        *h;
     ngx_http_plinth_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
@@ -692,28 +689,8 @@ ngx_http_plinth_versioning_body(ngx_http_request_t *r)
         return;
     }
 
-    h = ngx_http_plinth_header_in(r, "Content-MD5");
-    if (h) {
-        ngx_md5_init(&md5);
-        ngx_md5_update(&md5, xml, len);
-        ngx_md5_final(digest, &md5);
-
-        cmd5 = h->value;
-        want.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(cmd5.len));
-        if (want.data == NULL) {
-            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
-
-        if (ngx_decode_base64(&want, &cmd5) != NGX_OK || want.len != 16) {
-            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_DIGEST, NULL);
-            return;
-        }
-
-        if (ngx_memcmp(want.data, digest, 16) != 0) {
-            ngx_http_plinth_error(r, NGX_PLINTH_ERR_BAD_DIGEST, NULL);
-            return;
-        }
+    if (ngx_http_plinth_check_body_md5(r, xml, len) != NGX_OK) {
+        return;
     }
 
     params[2] = ngx_http_plinth_versioning_parse(r, xml, len);

@@ -44,8 +44,6 @@ ngx_http_plinth_delete_objects(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    ngx_md5_init(&ctx->md5);
-
     ngx_http_plinth_read_xml_body(r, NGX_PLINTH_DELETE_MAX_XML,
                                   ngx_http_plinth_delete_body);
 
@@ -56,12 +54,10 @@ ngx_http_plinth_delete_objects(ngx_http_request_t *r,
 static void
 ngx_http_plinth_delete_body(ngx_http_request_t *r)
 {
-    u_char                    *xml, *keys, *vids, digest[16];
+    u_char                    *xml, *keys, *vids;
     size_t                     len;
     ngx_int_t                  rc;
-    ngx_str_t                  want, cmd5;
     const char                *params[4];
-    ngx_table_elt_t           *h;
     ngx_http_plinth_ctx_t     *ctx;
     ngx_http_plinth_delete_t  *d;
 
@@ -82,27 +78,8 @@ ngx_http_plinth_delete_body(ngx_http_request_t *r)
         return;
     }
 
-    h = ngx_http_plinth_header_in(r, "Content-MD5");
-    if (h) {
-        ngx_md5_update(&ctx->md5, xml, len);
-        ngx_md5_final(digest, &ctx->md5);
-
-        cmd5 = h->value;
-        want.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(cmd5.len));
-        if (want.data == NULL) {
-            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
-
-        if (ngx_decode_base64(&want, &cmd5) != NGX_OK || want.len != 16) {
-            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_DIGEST, NULL);
-            return;
-        }
-
-        if (ngx_memcmp(want.data, digest, 16) != 0) {
-            ngx_http_plinth_error(r, NGX_PLINTH_ERR_BAD_DIGEST, NULL);
-            return;
-        }
+    if (ngx_http_plinth_check_body_md5(r, xml, len) != NGX_OK) {
+        return;
     }
 
     d = ngx_pcalloc(r->pool, sizeof(ngx_http_plinth_delete_t));

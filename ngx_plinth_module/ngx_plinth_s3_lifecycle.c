@@ -147,7 +147,9 @@ ngx_http_plinth_put_bucket_lifecycle(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    ngx_http_plinth_read_request_body(r, ngx_http_plinth_lifecycle_body);
+    /* capped before it is read, as every XML body (ngx_plinth_s3.c) */
+    ngx_http_plinth_read_xml_body(r, NGX_PLINTH_LIFECYCLE_MAX_XML,
+                                  ngx_http_plinth_lifecycle_body);
 
     return NGX_OK;
 }
@@ -161,12 +163,9 @@ ngx_http_plinth_put_bucket_lifecycle(ngx_http_request_t *r,
 static void
 ngx_http_plinth_lifecycle_body(ngx_http_request_t *r)
 {
-    u_char                 *xml, digest[16];
+    u_char                 *xml;
     size_t                  len;
-    ngx_md5_t               md5;
-    ngx_str_t               want, cmd5;
     const char             *params[2];
-    ngx_table_elt_t        *h;
     ngx_plinth_lc_body_t   *body;
     ngx_http_plinth_ctx_t  *ctx;
 
@@ -182,28 +181,8 @@ ngx_http_plinth_lifecycle_body(ngx_http_request_t *r)
         return;
     }
 
-    h = ngx_http_plinth_header_in(r, "Content-MD5");
-    if (h) {
-        ngx_md5_init(&md5);
-        ngx_md5_update(&md5, xml, len);
-        ngx_md5_final(digest, &md5);
-
-        cmd5 = h->value;
-        want.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(cmd5.len));
-        if (want.data == NULL) {
-            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
-
-        if (ngx_decode_base64(&want, &cmd5) != NGX_OK || want.len != 16) {
-            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_DIGEST, NULL);
-            return;
-        }
-
-        if (ngx_memcmp(want.data, digest, 16) != 0) {
-            ngx_http_plinth_error(r, NGX_PLINTH_ERR_BAD_DIGEST, NULL);
-            return;
-        }
+    if (ngx_http_plinth_check_body_md5(r, xml, len) != NGX_OK) {
+        return;
     }
 
     body = ngx_palloc(r->pool, sizeof(ngx_plinth_lc_body_t));
@@ -321,9 +300,8 @@ ngx_http_plinth_lifecycle_parse(ngx_http_request_t *r, u_char *xml,
     const char            *message;
     ngx_plinth_lc_rule_t  *rules, *ru;
 
-    doc = xmlReadMemory((const char *) xml, (int) len, NULL, NULL,
-                        XML_PARSE_NONET | XML_PARSE_NOERROR
-                        | XML_PARSE_NOWARNING);
+    /* as every XML body: a document with a DTD is refused (ngx_plinth_xml.c) */
+    doc = ngx_http_plinth_xml_parse(r, xml, len);
     if (doc == NULL) {
         ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
         return NGX_DECLINED;

@@ -128,10 +128,8 @@ static void
 ngx_http_plinth_put_body_done(ngx_http_request_t *r)
 {
     u_char                        digest[16];
-    ngx_str_t                     cmd5, want;
     const char                   *message;
     ngx_plinth_err_e              err;
-    ngx_table_elt_t              *h;
     ngx_http_plinth_ctx_t        *ctx;
     ngx_http_plinth_main_conf_t  *pmcf;
 
@@ -169,27 +167,8 @@ ngx_http_plinth_put_body_done(ngx_http_request_t *r)
         return;
     }
 
-    h = ngx_http_plinth_header_in(r, "Content-MD5");
-
-    if (h) {
-        want.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(
-                                             h->value.len));
-        if (want.data == NULL) {
-            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
-
-        cmd5 = h->value;
-
-        if (ngx_decode_base64(&want, &cmd5) != NGX_OK || want.len != 16) {
-            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_DIGEST, NULL);
-            return;
-        }
-
-        if (ngx_memcmp(want.data, digest, 16) != 0) {
-            ngx_http_plinth_error(r, NGX_PLINTH_ERR_BAD_DIGEST, NULL);
-            return;
-        }
+    if (ngx_http_plinth_check_content_md5(r, digest) != NGX_OK) {
+        return;
     }
 
     ctx->put_begin(r);

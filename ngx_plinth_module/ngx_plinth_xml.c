@@ -337,3 +337,61 @@ ngx_plinth_pg_array_elem(u_char *p, const u_char *s, size_t len)
 
     return p;
 }
+
+
+/*
+ * Content-MD5, when the request carries one, against digest (the MD5 of
+ * the body received): NGX_OK when there is none or it matches; otherwise
+ * the S3 error is answered (InvalidDigest: not 16 bytes in base64;
+ * BadDigest: another digest) and NGX_DECLINED returned.
+ */
+ngx_int_t
+ngx_http_plinth_check_content_md5(ngx_http_request_t *r, const u_char *digest)
+{
+    ngx_str_t         want;
+    ngx_table_elt_t  *h;
+
+    h = ngx_http_plinth_header_in(r, "Content-MD5");
+    if (h == NULL) {
+        return NGX_OK;
+    }
+
+    want.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(h->value.len));
+    if (want.data == NULL) {
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_DECLINED;
+    }
+
+    if (ngx_decode_base64(&want, &h->value) != NGX_OK || want.len != 16) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_DIGEST, NULL);
+        return NGX_DECLINED;
+    }
+
+    if (ngx_memcmp(want.data, digest, 16) != 0) {
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_BAD_DIGEST, NULL);
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* The same for a control document held whole (its MD5 made only when the
+ * request has a Content-MD5). */
+ngx_int_t
+ngx_http_plinth_check_body_md5(ngx_http_request_t *r, const u_char *body,
+    size_t len)
+{
+    u_char     digest[16];
+    ngx_md5_t  md5;
+
+    if (ngx_http_plinth_header_in(r, "Content-MD5") == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_md5_init(&md5);
+    ngx_md5_update(&md5, body, len);
+    ngx_md5_final(digest, &md5);
+
+    return ngx_http_plinth_check_content_md5(r, digest);
+}

@@ -1,7 +1,9 @@
 # Bad input, inventoried: XML bombs, at every XML body the gateway reads:
-# DeleteObjects (POST ?delete), CompleteMultipartUpload (POST ?uploadId=)
-# and PutBucketVersioning (PUT ?versioning); PutObjectAcl/PutBucketAcl take
-# the canned x-amz-acl and never parse a body.
+# DeleteObjects (POST ?delete), CompleteMultipartUpload (POST ?uploadId=),
+# PutBucketVersioning (PUT ?versioning), PutBucketLifecycleConfiguration
+# (PUT ?lifecycle) and batch GET's XML form (POST ?batch);
+# PutObjectAcl/PutBucketAcl take the canned x-amz-acl and never parse a
+# body.
 #
 # Decisions (README, "Decisions recorded here"):
 # - A document with a DTD (<!DOCTYPE ...>) is refused: 400 MalformedXML.
@@ -12,7 +14,8 @@
 # - Nesting deeper than libxml2's limit (256 without XML_PARSE_HUGE) is a
 #   parse error: 400 MalformedXML.
 # - A body over the operation's cap (versioning 64 KiB, DeleteObjects
-#   2 MiB, CompleteMultipartUpload 4 MiB) is 400 MalformedXML "too large":
+#   2 MiB, CompleteMultipartUpload 4 MiB, lifecycle 64 KiB, batch 16 MiB)
+#   is 400 MalformedXML "too large":
 #   refused before a byte of it is read when Content-Length says so, and
 #   counted and dropped as it arrives when it is chunked (never held in
 #   memory or written to a temp file).
@@ -37,6 +40,9 @@ sub snapshot {
     }
     my $l = s3_request(GET => '/xmlb?list-type=2');
     push @s, join ',', $l->{body} =~ m{<Key>([^<]+)</Key>}g;
+    my $lc = s3_request(GET => '/xmlb?lifecycle');
+    # the document when there is one (an error's body carries its request id)
+    push @s, "lifecycle $lc->{status} " . ($lc->{status} == 200 ? md5_hex($lc->{body}) : s3_code($lc));
     my $v = s3_request(GET => '/xmlb?versioning');
     push @s, "versioning " . (($v->{body} =~ m{<Status>([^<]*)</Status>})[0] // 'never');
     my $p = s3_request(GET => "/xmlb/mp?uploadId=$::UP");
@@ -48,13 +54,15 @@ sub s3_code { ($_[0]{body} =~ m{<Code>([^<]+)</Code>})[0] // '' }
 
 sub md5_header { ('Content-MD5' => encode_base64(Digest::MD5::md5($_[0]), '')) }
 
-# the three XML requests, each with a body
+# the XML requests, each with a body
 sub xml_requests {
     my ($body) = @_;
     return (
         ['DeleteObjects', POST => '/xmlb?delete', body => $body, headers => [md5_header($body)]],
         ['CompleteMultipartUpload', POST => "/xmlb/mp?uploadId=$::UP", body => $body],
         ['PutBucketVersioning', PUT => '/xmlb?versioning', body => $body],
+        ['PutBucketLifecycleConfiguration', PUT => '/xmlb?lifecycle', body => $body],
+        ['GetBatch', POST => '/xmlb?batch', body => $body],
     );
 }
 
@@ -72,18 +80,23 @@ sub body_for {
         DeleteObjects => "<Delete><Object><Key>$text</Key></Object></Delete>",
         CompleteMultipartUpload => "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>$text</ETag></Part></CompleteMultipartUpload>",
         PutBucketVersioning => "<VersioningConfiguration><Status>$text</Status></VersioningConfiguration>",
+        PutBucketLifecycleConfiguration => "<LifecycleConfiguration><Rule><ID>$text</ID><Filter><Prefix></Prefix></Filter><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>",
+        GetBatch => "<Batch><Entry><Key>$text</Key></Entry></Batch>",
     }->{$op};
 }
 sub root_of {
     return { DeleteObjects => 'Delete', CompleteMultipartUpload => 'CompleteMultipartUpload',
-             PutBucketVersioning => 'VersioningConfiguration' }->{$_[0]};
+             PutBucketVersioning => 'VersioningConfiguration',
+             PutBucketLifecycleConfiguration => 'LifecycleConfiguration',
+             GetBatch => 'Batch' }->{$_[0]};
 }
 
-# each of the three XML operations with a body built for it
+# each of the XML operations with a body built for it
 sub each_op {
     my ($make) = @_;
     my @out;
-    for my $op (qw(DeleteObjects CompleteMultipartUpload PutBucketVersioning)) {
+    for my $op (qw(DeleteObjects CompleteMultipartUpload PutBucketVersioning
+                   PutBucketLifecycleConfiguration GetBatch)) {
         my $body = $make->($op);
         my ($req) = grep { $_->[0] eq $op } xml_requests($body);
         push @out, $req;
