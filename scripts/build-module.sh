@@ -1,31 +1,72 @@
 #!/usr/bin/env bash
-# Builds build/ngx_plinth_module.so against Debian's nginx-dev so that it
-# loads into the packaged /usr/sbin/nginx (same configure flags, same
-# patched headers). The nginx-dev tree is copied under build/ so the build
-# never writes into /usr.
+# Builds $PLINTH_BUILD/ngx_plinth_module.so (PLINTH_BUILD: default build).
+#
+# Normal build: against Debian's nginx-dev so that the module loads into the
+# packaged /usr/sbin/nginx (same configure flags, same patched headers). The
+# nginx-dev tree is copied under the build directory so the build never
+# writes into /usr.
+#
+# PLINTH_SAN=1 (make SAN=1, into build-san/): nginx-dev has only headers, so
+# the full source of Debian's nginx package is unpacked (`apt-get source`,
+# scripts/nginx-source.sh) and nginx itself is built with the packaged
+# binary's configure flags, with clang (see the Makefile: SAN_CC), plus
+# AddressSanitizer and UBSan and
+# NGX_DEBUG_PALLOC=1 (every ngx_palloc is a malloc of its own, so ASan sees
+# an overflow of a pool allocation; with pools a small overflow stays inside
+# the pool's block and nothing reports it). Binary and module come from the
+# same configure: $PLINTH_BUILD/sbin/nginx and the module beside it.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+bdir=$repo/${PLINTH_BUILD:-build}
 src=${NGINX_SRC:-/usr/share/nginx/src}
-work=$repo/build/nginx-src
-objs=$repo/build/nginx
+work=$bdir/nginx-src
+objs=$bdir/nginx
+san=${PLINTH_SAN:-0}
 
+cc_opt=${PLINTH_CC_OPT:-}
+ld_opt=${PLINTH_LD_OPT:-}
+with_cc=()
+if [ "$san" = 1 ]; then
+    with_cc=(--with-cc="${PLINTH_SAN_CC:-clang}")
+    # nginx's own UB that is not Plinth's: scripts/nginx-ubsan.ignore
+    cc_opt="$cc_opt ${PLINTH_SAN_CFLAGS:?PLINTH_SAN_CFLAGS unset (make SAN=1 sets it)} -DNGX_DEBUG_PALLOC=1"
+    cc_opt="$cc_opt -fsanitize-ignorelist=$repo/scripts/nginx-ubsan.ignore"
+    ld_opt="$ld_opt $PLINTH_SAN_LDFLAGS"
+fi
+
+stamp=$objs/.flags
+flags="san=$san ${with_cc[*]} cc=$cc_opt ld=$ld_opt $(cat "$repo/scripts/nginx-ubsan.ignore" 2>/dev/null | cksum)"
 if [ ! -f "$objs/Makefile" ] || [ "$repo/config" -nt "$objs/Makefile" ] \
-    || [ "$src/conf_flags" -nt "$objs/Makefile" ]; then
+    || [ "$src/conf_flags" -nt "$objs/Makefile" ] \
+    || [ "$(cat "$stamp" 2>/dev/null)" != "$flags" ]; then
     rm -rf "$work" "$objs"
-    mkdir -p "$repo/build"
-    cp -a "$src" "$work"
+    mkdir -p "$bdir"
+    if [ "$san" = 1 ]; then
+        "$repo/scripts/nginx-source.sh" "$work"
+        cp "$src/conf_flags" "$work/conf_flags"
+    else
+        cp -a "$src" "$work"
+    fi
     cd "$work"
     # shellcheck disable=SC1091
     . ./conf_flags
-    ./configure "${NGX_CONF_FLAGS[@]}" \
-        ${PLINTH_CC_OPT:+--with-cc-opt="$PLINTH_CC_OPT"} \
-        ${PLINTH_LD_OPT:+--with-ld-opt="$PLINTH_LD_OPT"} \
-        --add-dynamic-module="$repo" --builddir="$objs" >"$repo/build/configure.log" 2>&1 \
-        || { tail -30 "$repo/build/configure.log"; exit 1; }
+    ./configure "${NGX_CONF_FLAGS[@]}" "${with_cc[@]}" \
+        ${cc_opt:+--with-cc-opt="$cc_opt"} \
+        ${ld_opt:+--with-ld-opt="$ld_opt"} \
+        --add-dynamic-module="$repo" --builddir="$objs" >"$bdir/configure.log" 2>&1 \
+        || { tail -30 "$bdir/configure.log"; exit 1; }
+    echo "$flags" >"$stamp"
 fi
 
-make -s -f "$objs/Makefile" -C "$work" modules
-cp "$objs/ngx_http_plinth_module.so" "$repo/build/ngx_plinth_module.so.tmp"
+if [ "$san" = 1 ]; then
+    make -s -f "$objs/Makefile" -C "$work" binary modules
+    mkdir -p "$bdir/sbin"
+    cp "$objs/nginx" "$bdir/sbin/nginx.tmp"
+    mv -f "$bdir/sbin/nginx.tmp" "$bdir/sbin/nginx"
+else
+    make -s -f "$objs/Makefile" -C "$work" modules
+fi
+cp "$objs/ngx_http_plinth_module.so" "$bdir/ngx_plinth_module.so.tmp"
 # rename, never overwrite: a running nginx maps the old file
-mv -f "$repo/build/ngx_plinth_module.so.tmp" "$repo/build/ngx_plinth_module.so"
+mv -f "$bdir/ngx_plinth_module.so.tmp" "$bdir/ngx_plinth_module.so"
