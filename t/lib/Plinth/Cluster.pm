@@ -56,10 +56,11 @@ our $NGINX = $ENV{PLINTH_NGINX} || '/usr/sbin/nginx';
 # workers, data nodes, repaird, unit tests, tools) go to a directory of the
 # file's own, <dir>/<file>/san.<pid> (ASan's and UBSan's log_path,
 # rewritten here; mode 1777, nginx's workers run as nobody). At the end
-# every report is printed and the test file fails.
+# every report is printed and the test file fails. Only a test file does
+# this: a program it runs (bin/plinth-cluster) keeps the file's directory.
 our $SAN_DIR;
 my $SAN_PID = $$;
-if ($ENV{PLINTH_SAN_LOG_DIR}) {
+if ($ENV{PLINTH_SAN_LOG_DIR} && $0 =~ /\.t\z/) {
     (my $name = basename($0)) =~ s/\.t\z//;
     $SAN_DIR = "$ENV{PLINTH_SAN_LOG_DIR}/$name";
     make_path($SAN_DIR);
