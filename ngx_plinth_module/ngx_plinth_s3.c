@@ -663,7 +663,9 @@ ngx_http_plinth_parse_path(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
         }
     }
 
-    if (ngx_strlchr(ctx->key.data, ctx->key.data + ctx->key.len, '\0')) {
+    if (ctx->key.len
+        && ngx_strlchr(ctx->key.data, ctx->key.data + ctx->key.len, '\0'))
+    {
         ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
                               "Object key must not hold a NUL byte.");
         return NGX_ERROR;
