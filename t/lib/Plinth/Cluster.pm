@@ -1182,9 +1182,16 @@ sub render {
 
 sub _nginx_test_file {
     my ($self, $file) = @_;
+    # `nginx -t` returns from main() leaving the pool of its on-stack
+    # init_cycle unreferenced (nginx.c: ngx_create_pool(1024) for init_cycle,
+    # never destroyed on the -t path): nginx's leak, not Plinth's, and the
+    # only one LeakSanitizer finds in it, so -t alone runs without leak
+    # detection; the running master and workers keep it.
+    my %env = $SAN_DIR ? (env => { ASAN_OPTIONS =>
+        ($ENV{ASAN_OPTIONS} // '') . ':detect_leaks=0' }) : ();
     my ($rc, $out, $err) = run_command(
         [$NGINX, '-t', '-p', "$self->{dir}/", '-c', $file],
-        timeout => 60, merge => 1);
+        timeout => 60, merge => 1, %env);
     return ($rc, $out);
 }
 
