@@ -882,6 +882,10 @@ ngx_http_plinth_arg(ngx_http_request_t *r, const char *name, ngx_str_t *value)
     size_t   len, nlen;
     u_char  *p, *end, *amp, *eq, *dst, *src, *raw;
 
+    if (r->args.len == 0) {
+        return NGX_DECLINED;
+    }
+
     nlen = ngx_strlen(name);
     p = r->args.data;
     end = p + r->args.len;
