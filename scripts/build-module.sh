@@ -32,11 +32,30 @@ if [ "$san" = 1 ]; then
     # nginx's own UB that is not Plinth's: scripts/nginx-ubsan.ignore
     cc_opt="$cc_opt ${PLINTH_SAN_CFLAGS:?PLINTH_SAN_CFLAGS unset (make SAN=1 sets it)} -DNGX_DEBUG_PALLOC=1"
     cc_opt="$cc_opt -fsanitize-ignorelist=$repo/scripts/nginx-ubsan.ignore"
-    ld_opt="$ld_opt $PLINTH_SAN_LDFLAGS"
+    # -z nodelete: nginx dlcloses its modules when a worker or the master
+    # destroys the cycle pool on exit, before LeakSanitizer runs; memory the
+    # module holds in its statics then looks leaked and its frames are
+    # "<unknown module>". Kept mapped, they are roots and symbolized.
+    ld_opt="$ld_opt $PLINTH_SAN_LDFLAGS -Wl,-z,nodelete"
+fi
+
+# shellcheck disable=SC1091
+. "$src/conf_flags"
+extra=()
+if [ "$san" = 1 ] && [ -x /usr/sbin/nginx ]; then
+    # the packaged binary (nginx-core) has static modules conf_flags does not
+    # list (sub, gunzip, secure_link, ...): the sanitizer build has them too
+    for f in $(/usr/sbin/nginx -V 2>&1 | tr ' ' '\n' \
+               | grep -E '^--with-http_[a-z0-9_]+_module$'); do
+        case " ${NGX_CONF_FLAGS[*]} " in
+            *" $f "*) ;;
+            *) extra+=("$f") ;;
+        esac
+    done
 fi
 
 stamp=$objs/.flags
-flags="san=$san ${with_cc[*]} cc=$cc_opt ld=$ld_opt $(cat "$repo/scripts/nginx-ubsan.ignore" 2>/dev/null | cksum)"
+flags="san=$san ${extra[*]} ${with_cc[*]} cc=$cc_opt ld=$ld_opt $(cat "$repo/scripts/nginx-ubsan.ignore" 2>/dev/null | cksum)"
 if [ ! -f "$objs/Makefile" ] || [ "$repo/config" -nt "$objs/Makefile" ] \
     || [ "$src/conf_flags" -nt "$objs/Makefile" ] \
     || [ "$(cat "$stamp" 2>/dev/null)" != "$flags" ]; then
@@ -44,14 +63,11 @@ if [ ! -f "$objs/Makefile" ] || [ "$repo/config" -nt "$objs/Makefile" ] \
     mkdir -p "$bdir"
     if [ "$san" = 1 ]; then
         "$repo/scripts/nginx-source.sh" "$work"
-        cp "$src/conf_flags" "$work/conf_flags"
     else
         cp -a "$src" "$work"
     fi
     cd "$work"
-    # shellcheck disable=SC1091
-    . ./conf_flags
-    ./configure "${NGX_CONF_FLAGS[@]}" "${with_cc[@]}" \
+    ./configure "${NGX_CONF_FLAGS[@]}" "${extra[@]}" "${with_cc[@]}" \
         ${cc_opt:+--with-cc-opt="$cc_opt"} \
         ${ld_opt:+--with-ld-opt="$ld_opt"} \
         --add-dynamic-module="$repo" --builddir="$objs" >"$bdir/configure.log" 2>&1 \
