@@ -1362,7 +1362,10 @@ ngx_http_plinth_cstr(ngx_pool_t *pool, ngx_str_t *s)
         return NULL;
     }
 
-    ngx_memcpy(p, s->data, s->len);
+    if (s->len) {
+        ngx_memcpy(p, s->data, s->len);
+    }
+
     p[s->len] = '\0';
 
     return p;
