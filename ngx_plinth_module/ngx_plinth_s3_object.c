@@ -1402,7 +1402,7 @@ ngx_http_plinth_object_headers(ngx_http_request_t *r,
 
     /* user metadata: "x-amz-meta-name:value" lines */
     p = obj->meta.data;
-    last = p + obj->meta.len;
+    last = p ? p + obj->meta.len : NULL;
 
     while (p && p < last) {
         nl = ngx_strlchr(p, last, '\n');
