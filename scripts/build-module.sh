@@ -32,6 +32,12 @@ if [ "$san" = 1 ]; then
     # nginx's own UB that is not Plinth's: scripts/nginx-ubsan.ignore
     cc_opt="$cc_opt ${PLINTH_SAN_CFLAGS:?PLINTH_SAN_CFLAGS unset (make SAN=1 sets it)} -DNGX_DEBUG_PALLOC=1"
     cc_opt="$cc_opt -fsanitize-ignorelist=$repo/scripts/nginx-ubsan.ignore"
+    # every dynamic module defines its own ngx_modules[] (and names, order),
+    # which the executable's interpose: without ODR indicators the module's
+    # ASan registration poisons the executable's array as a 16-byte one, and
+    # the next reload's ngx_cycle_modules() reads "past" it (a false
+    # global-buffer-overflow, t/44 reloads)
+    cc_opt="$cc_opt -fsanitize-address-use-odr-indicator"
     # -z nodelete: nginx dlcloses its modules when a worker or the master
     # destroys the cycle pool on exit, before LeakSanitizer runs; memory the
     # module holds in its statics then looks leaked and its frames are
