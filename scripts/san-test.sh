@@ -31,7 +31,13 @@ export PLINTH_SAN_LOG_DIR=$logs
 # fatal too; print_stacktrace for a usable report.
 # Leaks are detected at exit in every program; suppressions (narrow, with
 # the reason) in scripts/lsan.supp.
-export ASAN_OPTIONS="log_path=$logs/san:halt_on_error=1:detect_leaks=1:strict_init_order=1:detect_stack_use_after_return=0"
+# detect_odr_violation=0: every nginx dynamic module defines its own
+# ngx_modules[] (ngx_http_plinth_module_modules.c, made by nginx's
+# configure) beside the executable's, by nginx's design; with ODR
+# indicators (scripts/build-module.sh) each is registered as its own, and
+# ASan would abort nginx at load_module for the duplicate name. Our
+# programs are single executables besides this module.
+export ASAN_OPTIONS="log_path=$logs/san:halt_on_error=1:detect_leaks=1:strict_init_order=1:detect_stack_use_after_return=0:detect_odr_violation=0"
 export UBSAN_OPTIONS="log_path=$logs/san:halt_on_error=1:print_stacktrace=1"
 export LSAN_OPTIONS="suppressions=$repo/scripts/lsan.supp:print_suppressions=0"
 for s in /usr/bin/llvm-symbolizer /usr/lib/llvm-14/bin/llvm-symbolizer; do
