@@ -129,7 +129,7 @@ static void rm_tree(void)
 
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
@@ -146,7 +146,6 @@ int main(int argc, char **argv)
             fprintf(stderr, "plinth-fsyncbench: unknown option %s\n", a);
             return 2;
         }
-        i++;
     }
     if (!base || nthreads < 1 || nthreads > MAX_THREADS || size > (64 << 20)
         || !(duration > 0 && duration <= 600) || max_ops < 1) {

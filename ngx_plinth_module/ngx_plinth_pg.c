@@ -259,17 +259,32 @@ ngx_plinth_pg_exit(ngx_cycle_t *cycle)
         if (job->cln) {
             job->cln->handler = NULL;
         }
+
+        /* a background job owns its memory: nobody else frees it */
+        if (job->mem) {
+            ngx_destroy_pool(job->mem);
+        }
     }
 
     for (i = 0; i < pool->conf->size; i++) {
         pc = &pool->conns[i];
 
         if (pc->job) {
-            pc->job->pc = NULL;
-            if (pc->job->cln) {
-                pc->job->cln->handler = NULL;
-            }
+            job = pc->job;
             pc->job = NULL;
+            job->pc = NULL;
+
+            if (job->cln) {
+                job->cln->handler = NULL;
+            }
+
+            if (job->ev.timer_set) {
+                ngx_del_timer(&job->ev);
+            }
+
+            if (job->mem) {
+                ngx_destroy_pool(job->mem);
+            }
         }
 
         if (pc->timer.timer_set) {

@@ -777,7 +777,9 @@ ngx_http_plinth_parse_path(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
         }
     }
 
-    if (ngx_strlchr(ctx->key.data, ctx->key.data + ctx->key.len, '\0')) {
+    if (ctx->key.len
+        && ngx_strlchr(ctx->key.data, ctx->key.data + ctx->key.len, '\0'))
+    {
         ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
                               "Object key must not hold a NUL byte.");
         return NGX_ERROR;
@@ -1015,6 +1017,10 @@ ngx_http_plinth_arg(ngx_http_request_t *r, const char *name, ngx_str_t *value)
 {
     size_t   len, nlen;
     u_char  *p, *end, *amp, *eq, *dst, *src, *raw;
+
+    if (r->args.len == 0) {
+        return NGX_DECLINED;
+    }
 
     nlen = ngx_strlen(name);
     p = r->args.data;
@@ -1606,7 +1612,10 @@ ngx_http_plinth_cstr(ngx_pool_t *pool, ngx_str_t *s)
         return NULL;
     }
 
-    ngx_memcpy(p, s->data, s->len);
+    if (s->len) {
+        ngx_memcpy(p, s->data, s->len);
+    }
+
     p[s->len] = '\0';
 
     return p;

@@ -1008,8 +1008,13 @@ ngx_http_plinth_checksum_out(ngx_http_request_t *r,
         cval = PQfnumber(res, "seg_cks");
 
     } else if (!PQgetisnull(res, 0, PQfnumber(res, "cks_type"))) {
-        type.data = (u_char *) PQgetvalue(res, 0, PQfnumber(res, "cks_type"));
-        type.len = ngx_strlen(type.data);
+        /* the header outlives res: a copy in the request's pool */
+        if (ngx_http_plinth_copy_value(r->pool, res, 0,
+                                       PQfnumber(res, "cks_type"), &type)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     if (row >= PQntuples(res) || PQgetisnull(res, row, calg)
@@ -1408,7 +1413,7 @@ ngx_http_plinth_object_headers(ngx_http_request_t *r,
 
     /* user metadata: "x-amz-meta-name:value" lines */
     p = obj->meta.data;
-    last = p + obj->meta.len;
+    last = p ? p + obj->meta.len : NULL;
 
     while (p && p < last) {
         nl = ngx_strlchr(p, last, '\n');

@@ -924,6 +924,10 @@ plinth_sigv4_is_presigned(plinth_sv_str_t query)
     plinth_sv_str_t       name;
     const unsigned char  *p, *end;
 
+    if (query.len == 0) {
+        return 0;
+    }
+
     p = query.data;
     end = p + query.len;
 

@@ -10,7 +10,7 @@ use File::Basename qw(basename);
 use Plinth::Cluster;
 use Test::More;
 
-my $dir = "$Plinth::Cluster::ROOT/build/unit";
+my $dir = "$Plinth::Cluster::BUILD/unit";
 
 my @tests = sort grep { -f $_ && -x $_ } glob("$dir/*");
 ok(scalar @tests, "build/unit/ has unit test executables")

@@ -20,7 +20,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 my $root = $Plinth::Cluster::ROOT;
-my $loadgen = "$root/build/plinth-loadgen";
+my $loadgen = "$Plinth::Cluster::BUILD/plinth-loadgen";
 plan skip_all => "no $loadgen (make bench-tools)" unless -x $loadgen;
 
 my $c = Plinth::Cluster->new(log => sub { note $_[0] });

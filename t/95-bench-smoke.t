@@ -15,8 +15,8 @@ use File::Temp qw(tempdir);
 use Plinth::Cluster;
 
 my $root = $Plinth::Cluster::ROOT;
-my $loadgen = "$root/build/plinth-loadgen";
-my $fsyncbench = "$root/build/plinth-fsyncbench";
+my $loadgen = "$Plinth::Cluster::BUILD/plinth-loadgen";
+my $fsyncbench = "$Plinth::Cluster::BUILD/plinth-fsyncbench";
 for ($loadgen, $fsyncbench) {
     unless (-x $_) {
         my ($rc, $out) = Plinth::Cluster::run_command(

@@ -28,7 +28,7 @@ for my $kind (qw(corpus crashes)) {
 ok(scalar keys %inputs, "fuzz/corpus/ has seed corpora");
 
 for my $t (sort keys %inputs) {
-    my $bin = "$root/build/fuzz/$t";
+    my $bin = "$Plinth::Cluster::BUILD/fuzz/$t";
     my @files = @{ $inputs{$t} };
 
     unless (-x $bin) {

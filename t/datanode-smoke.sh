@@ -14,11 +14,12 @@
 # by pid, every mount unmounted, the temp dir removed.
 #
 #   usage: bash t/datanode-smoke.sh        (from the repository root)
-#   env:   PLINTH_DATANODE=path/to/binary  (default build/plinth-datanode)
+#   env:   PLINTH_DATANODE=path/to/binary  (default $PLINTH_BUILD/plinth-datanode,
+#          PLINTH_BUILD defaulting to build)
 
 set -u
 
-BIN=${PLINTH_DATANODE:-build/plinth-datanode}
+BIN=${PLINTH_DATANODE:-${PLINTH_BUILD:-build}/plinth-datanode}
 T=$(mktemp -d /tmp/plinth-dn-smoke.XXXXXX)
 PIDS=()
 MOUNTS=()
