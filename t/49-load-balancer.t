@@ -22,7 +22,7 @@ use JSON::PP ();
 use POSIX ();
 use Time::HiRes qw(sleep time);
 
-my $loadgen = "$Plinth::Cluster::ROOT/build/plinth-loadgen";
+my $loadgen = "$Plinth::Cluster::BUILD/plinth-loadgen";
 
 cluster_options(gateways => 2);
 my $c = cluster();

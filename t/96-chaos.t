@@ -31,7 +31,7 @@ use POSIX ();
 use Time::HiRes qw(sleep time);
 
 my $root = $Plinth::Cluster::ROOT;
-my $client = "$root/build/plinth-chaos";
+my $client = "$Plinth::Cluster::BUILD/plinth-chaos";
 plan skip_all => "no $client (make bench-tools)" unless -x $client;
 
 my $seconds = $ENV{CHAOS_SECONDS} // 30;
