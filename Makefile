@@ -200,7 +200,8 @@ fuzz: fuzz-build
 	fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Benchmark tools (bench/): the S3 load generator and the fsync ceiling.
-BENCH_TOOLS := $(B)/plinth-loadgen $(B)/plinth-fsyncbench $(B)/plinth-chaos
+BENCH_TOOLS := $(B)/plinth-loadgen $(B)/plinth-fsyncbench $(B)/plinth-chaos \
+               $(B)/plinth-dnput
 
 $(B)/plinth-loadgen: bench/loadgen.c bench/s3curl.h
 	mkdir -p $(B)
@@ -214,6 +215,12 @@ $(B)/plinth-chaos: bench/chaos.c bench/s3curl.h
 $(B)/plinth-fsyncbench: bench/fsyncbench.c
 	mkdir -p $(B)
 	$(CC) $(CFLAGS) $(WARN) -pthread -o $@ bench/fsyncbench.c
+
+# PUTs straight to one data node (group commit on/off, t/06).
+$(B)/plinth-dnput: bench/dnput.c $(HOP_SRCS) $(HOP_HDRS)
+	mkdir -p $(B)
+	$(CC) $(CFLAGS) $(WARN) -pthread -Ingx_plinth_module -o $@ \
+	    bench/dnput.c $(HOP_SRCS) -lcurl -lcrypto
 
 bench-tools: $(BENCH_TOOLS)
 

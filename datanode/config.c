@@ -50,6 +50,8 @@ static const char *plinth_dn_config_set_level(plinth_dn_config *cf,
     const plinth_dn_config_row *row, const char *value);
 static const char *plinth_dn_config_set_listen(plinth_dn_config *cf,
     const plinth_dn_config_row *row, const char *value);
+static const char *plinth_dn_config_set_bool(plinth_dn_config *cf,
+    const plinth_dn_config_row *row, const char *value);
 static int plinth_dn_config_parse_u64(const char *s, int suffix,
     uint64_t *out);
 static int plinth_dn_config_pair(plinth_dn_config *cf, yaml_document_t *doc,
@@ -80,6 +82,8 @@ static const plinth_dn_config_row  plinth_dn_config_rows[] = {
     { "tls_cert", plinth_dn_config_set_path, PLINTH_DN_CF(tls_cert), 0, 0, 0 },
     { "tls_key", plinth_dn_config_set_path, PLINTH_DN_CF(tls_key), 0, 0, 0 },
     { "tls_ca", plinth_dn_config_set_path, PLINTH_DN_CF(tls_ca), 0, 0, 0 },
+    { "group_commit", plinth_dn_config_set_bool, PLINTH_DN_CF(group_commit),
+      0, 0, 0 },
 };
 
 #define PLINTH_DN_CONFIG_NROWS \
@@ -103,6 +107,7 @@ plinth_dn_config_load(const char *path, plinth_dn_config *cf,
     memset(cf, 0, sizeof(*cf));
     cf->block_size = 1024 * 1024;
     cf->log_level = PLINTH_DN_LOG_INFO;
+    cf->group_commit = 0;
 
     fp = fopen(path, "re");
     if (fp == NULL) {
@@ -337,6 +342,23 @@ plinth_dn_config_set_level(plinth_dn_config *cf,
         return "must be one of debug, info, warn, error";
     }
     cf->log_level = (uint64_t) level;
+    return NULL;
+}
+
+
+static const char *
+plinth_dn_config_set_bool(plinth_dn_config *cf,
+    const plinth_dn_config_row *row, const char *value)
+{
+    uint64_t  *field = (uint64_t *) ((char *) cf + row->offset);
+
+    if (strcmp(value, "true") == 0) {
+        *field = 1;
+    } else if (strcmp(value, "false") == 0) {
+        *field = 0;
+    } else {
+        return "must be true or false";
+    }
     return NULL;
 }
 

@@ -15,6 +15,8 @@
  *     tls_cert: /etc/plinth/tls/node1.crt   optional, with tls_key and
  *     tls_key: /etc/plinth/tls/node1.key    tls_ca: serve HTTPS only, and
  *     tls_ca: /etc/plinth/tls/ca.crt        pull from peers over HTTPS
+ *     group_commit: false         true | false: one directory fsync
+ *                                 serves concurrent puts (store.c)
  *
  * Sizes take an optional binary suffix: K, M, G, T (or KiB, MiB, GiB,
  * TiB). Unknown keys, repeated keys and bad values are errors.
@@ -42,6 +44,7 @@ typedef struct {
     char                    *tls_cert;
     char                    *tls_key;
     char                    *tls_ca;
+    uint64_t                 group_commit;   /* 0 or 1 */
 } plinth_dn_config;
 
 int plinth_dn_config_load(const char *path, plinth_dn_config *cf,

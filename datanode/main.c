@@ -178,6 +178,7 @@ plinth_dn_run(plinth_dn_config *cf)
         plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL, "%s", err);
         return 1;
     }
+    plinth_dn_store_set_group_commit(h.store, (int) cf->group_commit);
 
     {
         unsigned char  secret[PLINTH_HOP_SECRET_MAX];

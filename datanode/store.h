@@ -60,6 +60,7 @@ typedef int (*plinth_dn_walk_pt)(void *arg, const char *id, uint64_t size,
 plinth_dn_store *plinth_dn_store_open(const char *dir, uint32_t block_size,
     uint64_t capacity, uint64_t reserve, char *err, size_t errlen);
 void plinth_dn_store_close(plinth_dn_store *s);
+void plinth_dn_store_set_group_commit(plinth_dn_store *s, int on);
 uint32_t plinth_dn_store_block_size(plinth_dn_store *s);
 int plinth_dn_store_usage(plinth_dn_store *s, plinth_dn_usage *u);
 void plinth_dn_store_count_corrupt(plinth_dn_store *s);
