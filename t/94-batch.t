@@ -438,8 +438,10 @@ my $sql_egress = "SELECT e.egress_bytes, e.reads FROM cost_egress e JOIN buckets
     . "WHERE b.name = 'batacct'";
 my ($reads, $egress);
 for (1 .. 150) {    # the gateway flushes every 5 s (plinth_usage_flush's default)
-    $reads = { map { $_->[0] => $_->[1] } $cluster->psql($sql_reads) };
+    # egress first: once it shows the flush, object_access (written by the
+    # same statement) does too
     ($egress) = $cluster->psql($sql_egress);
+    $reads = { map { $_->[0] => $_->[1] } $cluster->psql($sql_reads) };
     last if $egress && $egress->[1] >= 3;
     select undef, undef, undef, 0.1;
 }

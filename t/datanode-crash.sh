@@ -14,8 +14,8 @@
 
 set -u
 
-BIN=${PLINTH_DATANODE:-build/plinth-datanode}
-PUT=${PLINTH_DNPUT:-build/plinth-dnput}
+BIN=${PLINTH_DATANODE:-${PLINTH_BUILD:-build}/plinth-datanode}
+PUT=${PLINTH_DNPUT:-${PLINTH_BUILD:-build}/plinth-dnput}
 T=$(mktemp -d /tmp/plinth-dn-crash.XXXXXX)
 NODE_PID=
 LOAD_PID=
