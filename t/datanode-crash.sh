@@ -47,12 +47,12 @@ fi
 (umask 077; od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$T/secret")
 PORT=$((20000 + (RANDOM * 7 + $$) % 40000))
 
-# start_node <conf>: start, wait (at most 10 s) for /health
+# start_node <conf>: start, wait (at most 60 s: start-up opens every blob) for /health
 start_node() {
     local i
     "$BIN" -c "$1" 2>>"$T/node.log" &
     NODE_PID=$!
-    for i in $(seq 1 100); do
+    for i in $(seq 1 600); do
         if curl -s --noproxy '*' --max-time 2 -o /dev/null \
                 -w '%{http_code}' "http://127.0.0.1:$PORT/health" \
                 | grep -q 200; then
