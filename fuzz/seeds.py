@@ -299,3 +299,39 @@ put("lifecycle", "order", lc(
     '<Transition><Days>30</Days><StorageClass>STANDARD</StorageClass></Transition>'
     '<Expiration><Days>10</Days></Expiration></Rule>'))
 
+
+# --- Batch GET bodies (fuzz/batch.c): JSON, or the same list as XML ---------
+VID = "0123456789abcdef0123456789abcdef"
+put("batch", "json", '{"entries": [{"key": "a/1.jpg"}, {"key": "b", "versionId": "%s", '
+    '"range": "bytes=0-99", "name": "b.head", "bucket": "other-bucket"}, '
+    '{"key": "c\\"\\\\d", "versionId": "null", "range": "bytes=-10", "name": null}], '
+    '"continueOnError": false}' % VID)
+put("batch", "json-continue", '  \n{"continueOnError": true, "entries": [{"key": "k", '
+    '"range": "bytes=5-"}, {"key": "\\u00e9\\u0000nul", "name": "x/../../y"}]}')
+put("batch", "xml", '<?xml version="1.0"?>\n<Batch><ContinueOnError>true</ContinueOnError>'
+    '<Entry><Key>k</Key><Bucket>b2</Bucket><VersionId>%s</VersionId>'
+    '<Range>bytes=0-0</Range><Name>n</Name></Entry>'
+    '<Entry><Key>a"b\\c</Key></Entry></Batch>' % VID)
+put("batch", "odd-ranges", '{"entries": [' + ", ".join(
+    '{"key": "k%d", "range": "%s"}' % (i, r) for i, r in enumerate([
+        "bytes=0-", "bytes=-0", "bytes=9-3", "bytes=9223372036854775807-",
+        "bytes=922337203685477580-922337203685477581", "bytes=1-2-3", "bytes= 1-2",
+        "bytes=-", "bytes=--1", "bytes=1-2,3-4", "bytes=99999999999999999999-"]))
+    + ']}')
+put("batch", "bad-members", '{"entries": [{"key": "k", "size": 1}, {"key": 5}], "x": 1}')
+put("batch", "dup-members", '{"entries": [{"key": "a", "key": "b"}]}')
+put("batch", "long-names", '{"entries": [{"key": "%s", "name": "%s"}, {"key": "%s"}, '
+    '{"key": "k", "name": "%s"}]}' % ("k" * 1024, "n" * 4096, "k" * 1025, "n" * 4097))
+put("batch", "many", '{"entries": [' + ",".join('{"key":"%d"}' % i for i in range(10000)) + ']}')
+put("batch", "too-many", '{"entries": [' + ",".join('{"key":"k"}' for _ in range(10001)) + ']}')
+put("batch", "xml-too-many", '<Batch>' + '<Entry><Key>k</Key></Entry>' * 10001 + '</Batch>')
+put("batch", "deep-json", '{"entries": [{"key": ' + "[" * 3000 + "]" * 3000 + '}]}')
+put("batch", "deep-xml", '<Batch><Entry><Key>' + "<a>" * 300 + "k" + "</a>" * 300
+    + '</Key></Entry></Batch>')
+put("batch", "numbers", '{"entries": [{"key": "k"}], "continueOnError": '
+    '1e99999999999999999999}')
+put("batch", "entities", '<?xml version="1.0"?><!DOCTYPE Batch [<!ENTITY a "k&#34;\\">]>'
+    '<Batch><Entry><Key>&a;&a;<![CDATA[x]]></Key><Name>&a;</Name></Entry></Batch>')
+put("batch", "laughs", '<?xml version="1.0"?><!DOCTYPE Batch [<!ENTITY l0 "ha">'
+    + "".join('<!ENTITY l%d "%s">' % (i, ("&l%d;" % (i - 1)) * 10) for i in range(1, 10))
+    + ']><Batch><Entry><Key>&l9;</Key></Entry></Batch>')
