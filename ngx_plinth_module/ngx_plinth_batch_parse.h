@@ -43,7 +43,7 @@ typedef struct {
     int                    xml_options;  /* libxml2's, for an XML body */
     size_t                 max_key;      /* NGX_PLINTH_MAX_KEY_LEN */
     plinth_batch_vid_pt    vid_valid;    /* a version id Plinth accepts */
-    plinth_batch_alloc_pt  alloc;        /* for the items and their strings */
+    plinth_batch_alloc_pt  alloc;        /* aligned: the items, their strings */
     void                  *ctx;
 } plinth_batch_conf_t;
 

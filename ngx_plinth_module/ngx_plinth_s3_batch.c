@@ -283,10 +283,11 @@ ngx_http_plinth_batch_bucket(ngx_http_request_t *r, void *data,
 }
 
 
+/* aligned: the parser puts its items (int64_t, size_t) there too */
 static void *
 ngx_http_plinth_batch_alloc(void *pool, size_t size)
 {
-    return ngx_pnalloc(pool, size);
+    return ngx_palloc(pool, size);
 }
 
 
