@@ -135,6 +135,13 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
         return PLINTH_LC_MALFORMED_XML;
     }
 
+    /* a DTD is refused, as ngx_http_plinth_xml_parse() refuses it: S3's
+     * documents never have one, and without one no entity is declared */
+    if (doc->intSubset || doc->extSubset) {
+        xmlFreeDoc(doc);
+        return PLINTH_LC_MALFORMED_XML;
+    }
+
     err = PLINTH_LC_MALFORMED_XML;
     rules = NULL;
     nrules = 0;
