@@ -307,7 +307,8 @@ put("batch", "json", '{"entries": [{"key": "a/1.jpg"}, {"key": "b", "versionId":
     '{"key": "c\\"\\\\d", "versionId": "null", "range": "bytes=-10", "name": null}], '
     '"continueOnError": false}' % VID)
 put("batch", "json-continue", '  \n{"continueOnError": true, "entries": [{"key": "k", '
-    '"range": "bytes=5-"}, {"key": "\\u00e9\\u0000nul", "name": "x/../../y"}]}')
+    '"range": "bytes=5-"}, {"key": "\\u00e9", "name": "x/../../y"}]}')
+put("batch", "json-nul", '{"entries": [{"key": "a\\u0000b", "name": "\\u0000"}]}')
 put("batch", "xml", '<?xml version="1.0"?>\n<Batch><ContinueOnError>true</ContinueOnError>'
     '<Entry><Key>k</Key><Bucket>b2</Bucket><VersionId>%s</VersionId>'
     '<Range>bytes=0-0</Range><Name>n</Name></Entry>'
