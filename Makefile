@@ -136,7 +136,8 @@ FUZZ_SECONDS ?= 10
 FUZZ_CFLAGS  := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 -g -O1 $(WARN) -Ifuzz
 FUZZ_TARGETS := sigv4_authorization sigv4_presigned sigv4_canonical chunked \
-                crc ring blockfile dn_config rd_config proto xml dn_http
+                crc ring blockfile dn_config rd_config proto xml dn_http \
+                lifecycle batch
 FUZZ_BINS    := $(addprefix $(B)/fuzz/,$(FUZZ_TARGETS))
 SIGV4_SRC    := ngx_plinth_module/ngx_plinth_sigv4.c ngx_plinth_module/ngx_plinth_sigv4.h
 
@@ -186,6 +187,31 @@ $(B)/fuzz/xml: fuzz/xml.c fuzz/fuzz.h
 	mkdir -p $(B)/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags libxml-2.0) \
 	    -o $@ $< $(shell pkg-config --libs libxml-2.0)
+
+# lifecycle and batch link the gateway's pure body parsers.
+LIFECYCLE_SRC := ngx_plinth_module/ngx_plinth_lifecycle_parse.c \
+                 ngx_plinth_module/ngx_plinth_lifecycle_parse.h \
+                 ngx_plinth_module/ngx_plinth_pgarray.h \
+                 ngx_plinth_module/ngx_plinth_xmlread.h
+
+$(B)/fuzz/lifecycle: fuzz/lifecycle.c fuzz/fuzz.h $(LIFECYCLE_SRC)
+	mkdir -p $(B)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ingx_plinth_module \
+	    $(shell pkg-config --cflags libxml-2.0) -o $@ $< \
+	    ngx_plinth_module/ngx_plinth_lifecycle_parse.c \
+	    $(shell pkg-config --libs libxml-2.0)
+
+BATCH_SRC := ngx_plinth_module/ngx_plinth_batch_parse.c \
+             ngx_plinth_module/ngx_plinth_batch_parse.h \
+             ngx_plinth_module/ngx_plinth_pgarray.h \
+             ngx_plinth_module/ngx_plinth_xmlread.h
+
+$(B)/fuzz/batch: fuzz/batch.c fuzz/fuzz.h $(BATCH_SRC)
+	mkdir -p $(B)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ingx_plinth_module \
+	    $(shell pkg-config --cflags libxml-2.0 jansson) -o $@ $< \
+	    ngx_plinth_module/ngx_plinth_batch_parse.c \
+	    $(shell pkg-config --libs libxml-2.0 jansson)
 
 # dn_http includes datanode/http.c (its parsers are static).
 $(B)/fuzz/dn_http: fuzz/dn_http.c fuzz/fuzz.h $(DATANODE_SRCS) $(DATANODE_HDRS) $(PROTO_C) $(PROTO_H)

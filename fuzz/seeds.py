@@ -232,3 +232,107 @@ for dirpath, _, files in sorted(os.walk(SUITE)):
         generic = 2 if "normalize-path" in dirpath else 0
         put("sigv4_canonical", "suite-" + fn[:-4],
             creq(generic, method, path, query, ";".join(names), EMPTY, headers))
+
+
+# --- PutBucketLifecycleConfiguration bodies (fuzz/lifecycle.c) --------------
+def lc(*rules, head='<LifecycleConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'):
+    return head + "".join(rules) + "</LifecycleConfiguration>"
+
+
+put("lifecycle", "s3-doc", '<?xml version="1.0" encoding="UTF-8"?>\n' + lc(
+    '<Rule><ID>archive</ID><Filter><Prefix>logs/</Prefix></Filter><Status>Enabled</Status>'
+    '<Transition><Days>30</Days><StorageClass>STANDARD_IA</StorageClass></Transition>'
+    '<Transition><Days>90</Days><StorageClass>GLACIER</StorageClass></Transition>'
+    '<Transition><Days>180</Days><StorageClass>DEEP_ARCHIVE</StorageClass></Transition>'
+    '<Expiration><Days>365</Days></Expiration></Rule>',
+    '<Rule><ID>old "versions" \\ here</ID><Filter></Filter><Status>Disabled</Status>'
+    '<NoncurrentVersionExpiration><NoncurrentDays>7</NoncurrentDays>'
+    '</NoncurrentVersionExpiration></Rule>',
+    '<Rule><Prefix>tmp/</Prefix><Status>Enabled</Status>'
+    '<Expiration><Days>1</Days></Expiration></Rule>'))
+put("lifecycle", "not-implemented", lc(
+    '<Rule><ID>t</ID><Filter><And><Prefix>a</Prefix><Tag><Key>k</Key><Value>v</Value></Tag>'
+    '</And></Filter><Status>Enabled</Status><AbortIncompleteMultipartUpload>'
+    '<DaysAfterInitiation>3</DaysAfterInitiation></AbortIncompleteMultipartUpload></Rule>'))
+put("lifecycle", "huge-days", lc(
+    '<Rule><ID>a</ID><Filter/><Status>Enabled</Status>'
+    '<Transition><Days>999999999</Days><StorageClass>GLACIER_IR</StorageClass></Transition>'
+    '<Expiration><Days>99999999999999999999999</Days></Expiration></Rule>',
+    '<Rule><ID>b</ID><Filter/><Status>Enabled</Status>'
+    '<Transition><Days>0</Days><StorageClass>ONEZONE_IA</StorageClass></Transition>'
+    '<Expiration><Days>-1</Days></Expiration></Rule>'))
+put("lifecycle", "max-days", lc(
+    '<Rule><ID>z</ID><Filter><Prefix></Prefix></Filter><Status>Enabled</Status>'
+    '<Transition><Days>999999998</Days><StorageClass>STANDARD_IA</StorageClass></Transition>'
+    '<Expiration><Days>999999999</Days></Expiration>'
+    '<NoncurrentVersionExpiration><NoncurrentDays>999999999</NoncurrentDays>'
+    '</NoncurrentVersionExpiration></Rule>'))
+put("lifecycle", "long-id", lc(
+    '<Rule><ID>' + "i" * 255 + '</ID><Prefix>' + '"\\' * 2000 + '</Prefix><Status>Enabled</Status>'
+    '<Expiration><Days>2</Days></Expiration></Rule>',
+    '<Rule><ID>' + "i" * 256 + '</ID><Prefix/><Status>Enabled</Status>'
+    '<Expiration><Days>2</Days></Expiration></Rule>'))
+put("lifecycle", "dup-ids", lc(*(
+    '<Rule><ID>same</ID><Prefix>p</Prefix><Status>Enabled</Status>'
+    '<Expiration><Days>5</Days></Expiration></Rule>',) * 2))
+put("lifecycle", "many-rules", lc(*(
+    '<Rule><Prefix>p%d/</Prefix><Status>Enabled</Status>'
+    '<Expiration><Days>%d</Days></Expiration></Rule>' % (i, i + 1) for i in range(1000))))
+put("lifecycle", "too-many-rules", lc(*(
+    '<Rule><Prefix/><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule>',)
+    * 1001))
+put("lifecycle", "entities", '<?xml version="1.0"?><!DOCTYPE LifecycleConfiguration '
+    '[<!ENTITY a "p&#34;\\">]>' + lc(
+        '<Rule><ID>&a;</ID><Prefix>&a;&a;<![CDATA[x]]></Prefix><Status>Enabled</Status>'
+        '<Expiration><Days>3</Days></Expiration></Rule>', head='<LifecycleConfiguration>'))
+put("lifecycle", "laughs", '<?xml version="1.0"?><!DOCTYPE LifecycleConfiguration [<!ENTITY l0 "ha">'
+    + "".join('<!ENTITY l%d "%s">' % (i, ("&l%d;" % (i - 1)) * 10) for i in range(1, 10))
+    + ']>' + lc('<Rule><ID>&l9;</ID><Prefix>&l9;</Prefix><Status>Enabled</Status>'
+                '<Expiration><Days>3</Days></Expiration></Rule>', head='<LifecycleConfiguration>'))
+put("lifecycle", "deep", lc('<Rule><ID>d</ID><Filter>' + "<Prefix>" * 300 + "x"
+                            + "</Prefix>" * 300 + '</Filter><Status>Enabled</Status>'
+                            '<Expiration><Days>3</Days></Expiration></Rule>'))
+put("lifecycle", "order", lc(
+    '<Rule><ID>o</ID><Prefix/><Status>Enabled</Status>'
+    '<Transition><Days>90</Days><StorageClass>GLACIER</StorageClass></Transition>'
+    '<Transition><Days>30</Days><StorageClass>DEEP_ARCHIVE</StorageClass></Transition>'
+    '<Transition><Days>30</Days><StorageClass>STANDARD</StorageClass></Transition>'
+    '<Expiration><Days>10</Days></Expiration></Rule>'))
+
+
+# --- Batch GET bodies (fuzz/batch.c): JSON, or the same list as XML ---------
+VID = "0123456789abcdef0123456789abcdef"
+put("batch", "json", '{"entries": [{"key": "a/1.jpg"}, {"key": "b", "versionId": "%s", '
+    '"range": "bytes=0-99", "name": "b.head", "bucket": "other-bucket"}, '
+    '{"key": "c\\"\\\\d", "versionId": "null", "range": "bytes=-10", "name": null}], '
+    '"continueOnError": false}' % VID)
+put("batch", "json-continue", '  \n{"continueOnError": true, "entries": [{"key": "k", '
+    '"range": "bytes=5-"}, {"key": "\\u00e9", "name": "x/../../y"}]}')
+put("batch", "json-nul", '{"entries": [{"key": "a\\u0000b", "name": "\\u0000"}]}')
+put("batch", "xml", '<?xml version="1.0"?>\n<Batch><ContinueOnError>true</ContinueOnError>'
+    '<Entry><Key>k</Key><Bucket>b2</Bucket><VersionId>%s</VersionId>'
+    '<Range>bytes=0-0</Range><Name>n</Name></Entry>'
+    '<Entry><Key>a"b\\c</Key></Entry></Batch>' % VID)
+put("batch", "odd-ranges", '{"entries": [' + ", ".join(
+    '{"key": "k%d", "range": "%s"}' % (i, r) for i, r in enumerate([
+        "bytes=0-", "bytes=-0", "bytes=9-3", "bytes=9223372036854775807-",
+        "bytes=922337203685477580-922337203685477581", "bytes=1-2-3", "bytes= 1-2",
+        "bytes=-", "bytes=--1", "bytes=1-2,3-4", "bytes=99999999999999999999-"]))
+    + ']}')
+put("batch", "bad-members", '{"entries": [{"key": "k", "size": 1}, {"key": 5}], "x": 1}')
+put("batch", "dup-members", '{"entries": [{"key": "a", "key": "b"}]}')
+put("batch", "long-names", '{"entries": [{"key": "%s", "name": "%s"}, {"key": "%s"}, '
+    '{"key": "k", "name": "%s"}]}' % ("k" * 1024, "n" * 4096, "k" * 1025, "n" * 4097))
+put("batch", "many", '{"entries": [' + ",".join('{"key":"%d"}' % i for i in range(10000)) + ']}')
+put("batch", "too-many", '{"entries": [' + ",".join('{"key":"k"}' for _ in range(10001)) + ']}')
+put("batch", "xml-too-many", '<Batch>' + '<Entry><Key>k</Key></Entry>' * 10001 + '</Batch>')
+put("batch", "deep-json", '{"entries": [{"key": ' + "[" * 3000 + "]" * 3000 + '}]}')
+put("batch", "deep-xml", '<Batch><Entry><Key>' + "<a>" * 300 + "k" + "</a>" * 300
+    + '</Key></Entry></Batch>')
+put("batch", "numbers", '{"entries": [{"key": "k"}], "continueOnError": '
+    '1e99999999999999999999}')
+put("batch", "entities", '<?xml version="1.0"?><!DOCTYPE Batch [<!ENTITY a "k&#34;\\">]>'
+    '<Batch><Entry><Key>&a;&a;<![CDATA[x]]></Key><Name>&a;</Name></Entry></Batch>')
+put("batch", "laughs", '<?xml version="1.0"?><!DOCTYPE Batch [<!ENTITY l0 "ha">'
+    + "".join('<!ENTITY l%d "%s">' % (i, ("&l%d;" % (i - 1)) * 10) for i in range(1, 10))
+    + ']><Batch><Entry><Key>&l9;</Key></Entry></Batch>')

@@ -27,6 +27,7 @@
 #include "ngx_plinth_pg.h"
 #include "ngx_plinth_ring.h"
 #include "ngx_plinth_cluster.h"
+#include "ngx_plinth_pgarray.h"
 
 
 #define NGX_PLINTH_MAX_RF            7
@@ -659,7 +660,8 @@ ngx_int_t ngx_http_plinth_check_content_md5(ngx_http_request_t *r,
 ngx_int_t ngx_http_plinth_check_body_md5(ngx_http_request_t *r,
     const u_char *body, size_t len);
 u_char *ngx_plinth_pg_array_node(u_char *p, xmlNodePtr node);
-u_char *ngx_plinth_pg_array_elem(u_char *p, const u_char *s, size_t len);
+/* one element of a PostgreSQL array literal (ngx_plinth_pgarray.h) */
+#define ngx_plinth_pg_array_elem(p, s, len)  plinth_pg_array_elem(p, s, len)
 ngx_uint_t ngx_http_plinth_xml_is(xmlNodePtr node, const char *name);
 xmlDocPtr ngx_http_plinth_xml_parse(ngx_http_request_t *r, u_char *xml,
     size_t len);

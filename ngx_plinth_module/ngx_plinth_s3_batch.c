@@ -2,7 +2,8 @@
  * Batch GET (POST /{bucket}?batch): many objects in one signed request,
  * answered with one POSIX tar stream holding them in request order.
  *
- * The body is JSON (libjansson):
+ * The body is JSON (libjansson), parsed and validated in pure C by
+ * ngx_plinth_batch_parse.c (which fuzz/batch.c runs):
  *
  *   {"entries": [{"key": "a/1.jpg"},
  *                {"key": "b", "versionId": "...", "range": "bytes=0-99",
@@ -40,13 +41,11 @@
  */
 
 #include "ngx_plinth.h"
-#include <jansson.h>
 #include <libxml/parser.h>
+#include "ngx_plinth_batch_parse.h"
 
 
-#define NGX_PLINTH_BATCH_MAX_ENTRIES  10000
 #define NGX_PLINTH_BATCH_MAX_BODY     (16 * 1024 * 1024)
-#define NGX_PLINTH_BATCH_MAX_NAME     4096
 #define NGX_PLINTH_TAR_BLOCK          512
 #define NGX_PLINTH_TAR_MAX_OCTAL_SIZE 077777777777LL
 
@@ -97,8 +96,6 @@ static void ngx_http_plinth_batch_bucket(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 static ngx_int_t ngx_http_plinth_batch_parse(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx, ngx_http_plinth_batch_t *b);
-static ngx_int_t ngx_http_plinth_batch_range(ngx_str_t *s,
-    ngx_http_plinth_batch_entry_t *e);
 static void ngx_http_plinth_batch_meta(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 static ngx_int_t ngx_http_plinth_batch_row(ngx_http_request_t *r,
@@ -288,449 +285,103 @@ ngx_http_plinth_batch_bucket(ngx_http_request_t *r, void *data,
 }
 
 
-static ngx_int_t
-ngx_http_plinth_batch_malformed(ngx_http_request_t *r, const char *why)
+/* aligned: the parser puts its items (int64_t, size_t) there too */
+static void *
+ngx_http_plinth_batch_alloc(void *pool, size_t size)
 {
-    ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, why);
-    return NGX_DECLINED;
+    return ngx_palloc(pool, size);
 }
 
 
-/* A JSON string member as an ngx_str_t in r->pool; NGX_DECLINED: absent. */
-static ngx_int_t
-ngx_http_plinth_batch_string(ngx_http_request_t *r, json_t *obj,
-    const char *name, ngx_str_t *out)
+static unsigned
+ngx_http_plinth_batch_vid(const unsigned char *p, size_t len)
 {
-    json_t  *v;
-
-    v = json_object_get(obj, name);
-    if (v == NULL || json_is_null(v)) {
-        return NGX_DECLINED;
-    }
-
-    if (!json_is_string(v)) {
-        return NGX_ABORT;
-    }
-
-    out->len = json_string_length(v);
-    out->data = ngx_pnalloc(r->pool, out->len + 1);
-    if (out->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(out->data, json_string_value(v), out->len);
-    out->data[out->len] = '\0';
-
-    return NGX_OK;
-}
-
-
-/* an entry's members, by index, in JSON and XML alike */
-enum {
-    NGX_PLINTH_BF_KEY = 0, NGX_PLINTH_BF_BUCKET, NGX_PLINTH_BF_VID,
-    NGX_PLINTH_BF_NAME, NGX_PLINTH_BF_RANGE, NGX_PLINTH_BATCH_FIELDS
-};
-
-static const char  *ngx_http_plinth_batch_fields[] = {
-    "key", "bucket", "versionId", "name", "range"
-};
-
-static const char  *ngx_http_plinth_batch_xml_fields[] = {
-    "Key", "Bucket", "VersionId", "Name", "Range"
-};
-
-
-/*
- * One entry from its members (data NULL: absent), validated: answers the
- * request and returns NGX_DECLINED when one is wrong.
- */
-static ngx_int_t
-ngx_http_plinth_batch_fill(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
-    ngx_http_plinth_batch_entry_t *e, ngx_str_t *f)
-{
-    e->err = NGX_PLINTH_ERR_MAX;
-    e->ra = -1;
-    e->rb = -1;
-
-    if (f[NGX_PLINTH_BF_KEY].data == NULL || f[NGX_PLINTH_BF_KEY].len == 0) {
-        return ngx_http_plinth_batch_malformed(r, "Every entry needs a "
-                                                  "non-empty key.");
-    }
-    if (f[NGX_PLINTH_BF_KEY].len > NGX_PLINTH_MAX_KEY_LEN) {
-        ngx_http_plinth_error(r, NGX_PLINTH_ERR_KEY_TOO_LONG, NULL);
-        return NGX_DECLINED;
-    }
-    e->key = f[NGX_PLINTH_BF_KEY];
-
-    if (f[NGX_PLINTH_BF_BUCKET].data == NULL) {
-        e->bucket = ctx->bucket;
-    } else if (f[NGX_PLINTH_BF_BUCKET].len == 0) {
-        return ngx_http_plinth_batch_malformed(r, "An entry's bucket must be "
-                                                  "a bucket name.");
-    } else {
-        e->bucket = f[NGX_PLINTH_BF_BUCKET];
-    }
-
-    if (f[NGX_PLINTH_BF_VID].data) {
-        if (!ngx_http_plinth_vid_valid(f[NGX_PLINTH_BF_VID].data,
-                                       f[NGX_PLINTH_BF_VID].len))
-        {
-            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
-                                  "Invalid version id specified");
-            return NGX_DECLINED;
-        }
-        e->vid = f[NGX_PLINTH_BF_VID];
-    }
-
-    if (f[NGX_PLINTH_BF_NAME].data == NULL) {
-        e->name = e->key;
-    } else if (f[NGX_PLINTH_BF_NAME].len == 0
-               || f[NGX_PLINTH_BF_NAME].len > NGX_PLINTH_BATCH_MAX_NAME)
-    {
-        return ngx_http_plinth_batch_malformed(r, "An entry's name must have "
-                                                  "1 to 4096 bytes.");
-    } else {
-        e->name = f[NGX_PLINTH_BF_NAME];
-    }
-
-    if (f[NGX_PLINTH_BF_RANGE].data
-        && ngx_http_plinth_batch_range(&f[NGX_PLINTH_BF_RANGE], e) != NGX_OK)
-    {
-        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
-                              "A batch entry's range must be "
-                              "\"bytes=first-last\", \"bytes=first-\" "
-                              "or \"bytes=-suffix\".");
-        return NGX_DECLINED;
-    }
-
-    return NGX_OK;
+    return ngx_http_plinth_vid_valid(p, len) ? 1 : 0;
 }
 
 
 /*
- * The same list as XML (libxml2, no network, no entities):
- *   <Batch><ContinueOnError>true</ContinueOnError>
- *     <Entry><Key>k</Key><Bucket/><VersionId/><Range/><Name/></Entry>...
- *   </Batch>
- */
-static ngx_int_t
-ngx_http_plinth_batch_parse_xml(ngx_http_request_t *r,
-    ngx_http_plinth_ctx_t *ctx, ngx_http_plinth_batch_t *b)
-{
-    xmlChar     *text;
-    ngx_int_t    ret;
-    ngx_str_t    fields[NGX_PLINTH_BATCH_FIELDS];
-    xmlDocPtr    doc;
-    xmlNodePtr   root, node, fnode;
-    ngx_uint_t   n, i, f;
-
-    /* as every XML body: a document with a DTD is refused (ngx_plinth_xml.c) */
-    doc = ngx_http_plinth_xml_parse(r, b->body, b->body_len);
-    if (doc == NULL) {
-        return ngx_http_plinth_batch_malformed(r, NULL);
-    }
-
-    ret = NGX_DECLINED;
-    root = xmlDocGetRootElement(doc);
-
-    if (root == NULL || !ngx_http_plinth_xml_is(root, "Batch")) {
-        ngx_http_plinth_batch_malformed(r, NULL);
-        goto done;
-    }
-
-    n = 0;
-    for (node = root->children; node; node = node->next) {
-        if (node->type != XML_ELEMENT_NODE) {
-            continue;
-        }
-        if (ngx_http_plinth_xml_is(node, "Entry")) {
-            n++;
-        } else if (ngx_http_plinth_xml_is(node, "ContinueOnError")) {
-            text = xmlNodeGetContent(node);
-            if (text && xmlStrcmp(text, (xmlChar *) "true") == 0) {
-                b->continue_on_error = 1;
-            } else if (text == NULL
-                       || xmlStrcmp(text, (xmlChar *) "false") != 0)
-            {
-                xmlFree(text);
-                ngx_http_plinth_batch_malformed(r, NULL);
-                goto done;
-            }
-            xmlFree(text);
-        } else {
-            ngx_http_plinth_batch_malformed(r, NULL);
-            goto done;
-        }
-    }
-
-    if (n == 0 || n > NGX_PLINTH_BATCH_MAX_ENTRIES) {
-        ngx_http_plinth_batch_malformed(r, "A batch has 1 to 10000 entries.");
-        goto done;
-    }
-
-    b->entries = ngx_pcalloc(r->pool,
-                             n * sizeof(ngx_http_plinth_batch_entry_t));
-    if (b->entries == NULL) {
-        ret = NGX_ERROR;
-        goto done;
-    }
-    b->n = n;
-
-    i = 0;
-    for (node = root->children; node; node = node->next) {
-        if (node->type != XML_ELEMENT_NODE
-            || !ngx_http_plinth_xml_is(node, "Entry"))
-        {
-            continue;
-        }
-
-        ngx_memzero(fields, sizeof(fields));
-
-        for (fnode = node->children; fnode; fnode = fnode->next) {
-            if (fnode->type != XML_ELEMENT_NODE) {
-                continue;
-            }
-
-            for (f = 0; f < NGX_PLINTH_BATCH_FIELDS; f++) {
-                if (ngx_http_plinth_xml_is(fnode,
-                                           ngx_http_plinth_batch_xml_fields[f]))
-                {
-                    break;
-                }
-            }
-
-            if (f == NGX_PLINTH_BATCH_FIELDS || fields[f].data) {
-                ngx_http_plinth_batch_malformed(r, NULL);
-                goto done;
-            }
-
-            text = xmlNodeGetContent(fnode);
-            fields[f].len = text ? (size_t) xmlStrlen(text) : 0;
-            fields[f].data = ngx_pnalloc(r->pool, fields[f].len + 1);
-            if (fields[f].data == NULL) {
-                xmlFree(text);
-                ret = NGX_ERROR;
-                goto done;
-            }
-            ngx_memcpy(fields[f].data, text ? text : (xmlChar *) "",
-                       fields[f].len);
-            fields[f].data[fields[f].len] = '\0';
-            xmlFree(text);
-        }
-
-        if (ngx_http_plinth_batch_fill(r, ctx, &b->entries[i++], fields)
-            != NGX_OK)
-        {
-            goto done;
-        }
-    }
-
-    ret = NGX_OK;
-
-done:
-
-    xmlFreeDoc(doc);
-    return ret;
-}
-
-
-/*
- * The body: the entries, validated. Malformed JSON, a wrong shape, no
- * entries or more than 10,000: 400 MalformedXML (S3's code for a body that
- * does not validate, as DeleteObjects answers); a key longer than 1024
- * bytes: KeyTooLongError; a bad version id or a range that does not parse:
- * InvalidArgument. Nothing is read from the data nodes then.
+ * The body: the entries, validated (ngx_plinth_batch_parse.c). Malformed
+ * JSON, a wrong shape, no entries or more than 10,000: 400 MalformedXML
+ * (S3's code for a body that does not validate, as DeleteObjects answers);
+ * a key longer than 1024 bytes: KeyTooLongError; a bad version id or a
+ * range that does not parse: InvalidArgument. Nothing is read from the
+ * data nodes then. NGX_DECLINED once the error was answered; NGX_ERROR:
+ * no memory.
  */
 static ngx_int_t
 ngx_http_plinth_batch_parse(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     ngx_http_plinth_batch_t *b)
 {
     size_t                          n, i;
-    json_t                         *root, *list, *item, *coe, *value;
-    ngx_int_t                       rc, ret;
-    ngx_str_t                       fields[NGX_PLINTH_BATCH_FIELDS];
-    ngx_uint_t                      f;
-    const char                     *field;
-    json_error_t                    error;
+    unsigned                        coe;
+    const char                     *message;
+    plinth_batch_err_e              rc;
+    plinth_batch_conf_t             conf;
+    plinth_batch_item_t            *items, *it;
     ngx_http_plinth_batch_entry_t  *e;
 
-    /* XML or JSON, by the first character that is not white space */
-    for (i = 0; i < b->body_len
-                && (b->body[i] == ' ' || b->body[i] == '\n'
-                    || b->body[i] == '\r' || b->body[i] == '\t');
-         i++)
-    {
-        /* void */
-    }
+    conf.xml_options = NGX_PLINTH_XML_PARSE_OPTIONS;
+    conf.max_key = NGX_PLINTH_MAX_KEY_LEN;
+    conf.vid_valid = ngx_http_plinth_batch_vid;
+    conf.alloc = ngx_http_plinth_batch_alloc;
+    conf.ctx = r->pool;
 
-    if (i < b->body_len && b->body[i] == '<') {
-        return ngx_http_plinth_batch_parse_xml(r, ctx, b);
-    }
+    rc = plinth_batch_parse(b->body, b->body_len, &conf, &items, &n, &coe,
+                            &message);
 
-    root = json_loadb((const char *) b->body, b->body_len,
-                      JSON_REJECT_DUPLICATES, &error);
-    if (root == NULL) {
-        return ngx_http_plinth_batch_malformed(r,
-                   "The batch request body is not valid JSON.");
-    }
+    switch (rc) {
 
-    ret = NGX_DECLINED;
+    case PLINTH_BATCH_OK:
+        break;
 
-    if (!json_is_object(root)) {
-        ngx_http_plinth_batch_malformed(r, "The batch request body must be "
-                                           "a JSON object.");
-        goto done;
-    }
+    case PLINTH_BATCH_INTERNAL:
+        return NGX_ERROR;
 
-    json_object_foreach(root, field, value) {
-        if (ngx_strcmp(field, "entries") != 0
-            && ngx_strcmp(field, "continueOnError") != 0)
-        {
-            ngx_http_plinth_batch_malformed(r, "Unknown member in the batch "
-                                               "request body.");
-            goto done;
-        }
-    }
+    case PLINTH_BATCH_KEY_TOO_LONG:
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_KEY_TOO_LONG, message);
+        return NGX_DECLINED;
 
-    coe = json_object_get(root, "continueOnError");
-    if (coe && !json_is_boolean(coe)) {
-        ngx_http_plinth_batch_malformed(r, "continueOnError must be true or "
-                                           "false.");
-        goto done;
-    }
-    b->continue_on_error = (coe && json_is_true(coe));
+    case PLINTH_BATCH_INVALID_ARGUMENT:
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT, message);
+        return NGX_DECLINED;
 
-    list = json_object_get(root, "entries");
-    if (list == NULL || !json_is_array(list)) {
-        ngx_http_plinth_batch_malformed(r, "The batch request body must have "
-                                           "an \"entries\" array.");
-        goto done;
-    }
-
-    n = json_array_size(list);
-    if (n == 0 || n > NGX_PLINTH_BATCH_MAX_ENTRIES) {
-        ngx_http_plinth_batch_malformed(r, "A batch has 1 to 10000 entries.");
-        goto done;
+    default: /* PLINTH_BATCH_MALFORMED */
+        ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, message);
+        return NGX_DECLINED;
     }
 
     b->entries = ngx_pcalloc(r->pool,
                              n * sizeof(ngx_http_plinth_batch_entry_t));
     if (b->entries == NULL) {
-        ret = NGX_ERROR;
-        goto done;
+        return NGX_ERROR;
     }
-    b->n = n;
 
-    json_array_foreach(list, i, item) {
+    for (i = 0; i < n; i++) {
+        it = &items[i];
         e = &b->entries[i];
 
-        if (!json_is_object(item)) {
-            ngx_http_plinth_batch_malformed(r, "Every entry must be a JSON "
-                                               "object.");
-            goto done;
+        e->err = NGX_PLINTH_ERR_MAX;
+        if (it->bucket.data) {
+            e->bucket.len = it->bucket.len;
+            e->bucket.data = it->bucket.data;
+        } else {
+            e->bucket = ctx->bucket;
         }
-
-        json_object_foreach(item, field, value) {
-            if (ngx_strcmp(field, "key") != 0
-                && ngx_strcmp(field, "bucket") != 0
-                && ngx_strcmp(field, "versionId") != 0
-                && ngx_strcmp(field, "range") != 0
-                && ngx_strcmp(field, "name") != 0)
-            {
-                ngx_http_plinth_batch_malformed(r, "Unknown member in a batch "
-                                                   "entry.");
-                goto done;
-            }
-        }
-
-        for (f = 0; f < NGX_PLINTH_BATCH_FIELDS; f++) {
-            rc = ngx_http_plinth_batch_string(r, item,
-                                              ngx_http_plinth_batch_fields[f],
-                                              &fields[f]);
-            if (rc == NGX_ERROR) {
-                ret = NGX_ERROR;
-                goto done;
-            }
-            if (rc == NGX_ABORT) {
-                ngx_http_plinth_batch_malformed(r, "Every member of a batch "
-                                                   "entry is a string.");
-                goto done;
-            }
-            if (rc == NGX_DECLINED) {
-                fields[f].data = NULL;
-                fields[f].len = 0;
-            }
-        }
-
-        if (ngx_http_plinth_batch_fill(r, ctx, e, fields) != NGX_OK) {
-            goto done;
-        }
+        e->key.len = it->key.len;
+        e->key.data = it->key.data;
+        e->name.len = it->name.len;
+        e->name.data = it->name.data;
+        e->vid.len = it->vid.len;
+        e->vid.data = it->vid.data;
+        e->ra = (off_t) it->ra;
+        e->rb = (off_t) it->rb;
+        e->ranged = it->ranged;
+        e->suffix = it->suffix;
     }
 
-    ret = NGX_OK;
-
-done:
-
-    json_decref(root);
-    return ret;
-}
-
-
-/* "bytes=a-b", "bytes=a-", "bytes=-n": one range, strictly. */
-static ngx_int_t
-ngx_http_plinth_batch_range(ngx_str_t *s, ngx_http_plinth_batch_entry_t *e)
-{
-    u_char  *p, *last;
-    off_t    a, b;
-
-    p = s->data;
-    last = p + s->len;
-
-    if (s->len < 8 || ngx_strncmp(p, "bytes=", 6) != 0) {
-        return NGX_ERROR;
-    }
-
-    p += 6;
-    a = -1;
-    b = -1;
-
-    if (*p != '-') {
-        for (a = 0; p < last && *p >= '0' && *p <= '9'; p++) {
-            if (a >= (NGX_MAX_OFF_T_VALUE - 9) / 10) {
-                return NGX_ERROR;
-            }
-            a = a * 10 + (*p - '0');
-        }
-    }
-
-    if (p == last || *p++ != '-') {
-        return NGX_ERROR;
-    }
-
-    if (p < last) {
-        for (b = 0; p < last && *p >= '0' && *p <= '9'; p++) {
-            if (b >= (NGX_MAX_OFF_T_VALUE - 9) / 10) {
-                return NGX_ERROR;
-            }
-            b = b * 10 + (*p - '0');
-        }
-        if (p != last) {
-            return NGX_ERROR;
-        }
-    }
-
-    if (a < 0 && b < 0) {
-        return NGX_ERROR;
-    }
-
-    if (a >= 0 && b >= 0 && b < a) {
-        return NGX_ERROR;
-    }
-
-    e->ranged = 1;
-    e->suffix = (a < 0);
-    e->ra = a;
-    e->rb = b;
+    b->n = n;
+    b->continue_on_error = coe;
 
     return NGX_OK;
 }

@@ -1,8 +1,9 @@
 /*
  * Bucket lifecycle configuration (?lifecycle): Put, Get and
  * DeleteBucketLifecycleConfiguration. The owner only. The document is
- * parsed with libxml2 and validated as S3 validates it; its rules are
- * stored one row each (sql/017: lifecycle_rules) for repaird, which
+ * parsed with libxml2 and validated as S3 validates it (in pure C, without
+ * nginx: ngx_plinth_lifecycle_parse.c, which fuzz/lifecycle.c runs); its
+ * rules are stored one row each (sql/017: lifecycle_rules) for repaird, which
  * carries them out, and the document itself is what GET answers.
  *
  * Supported in a Rule: ID, Status, Filter with Prefix (or an empty
@@ -16,23 +17,10 @@
 
 #include "ngx_plinth.h"
 #include <libxml/parser.h>
+#include "ngx_plinth_lifecycle_parse.h"
 
 
 #define NGX_PLINTH_LIFECYCLE_MAX_XML    (256 * 1024)
-#define NGX_PLINTH_LIFECYCLE_MAX_RULES  1000
-#define NGX_PLINTH_LC_NONE              (-1)
-
-
-typedef struct {
-    xmlChar      *id;
-    xmlChar      *prefix;
-    ngx_uint_t    enabled;
-    ngx_int_t     ia;           /* Transition days to STANDARD_IA */
-    ngx_int_t     glacier;
-    ngx_int_t     deep;
-    ngx_int_t     expire;       /* Expiration days */
-    ngx_int_t     noncurrent;   /* NoncurrentVersionExpiration days */
-} ngx_plinth_lc_rule_t;
 
 
 typedef struct {
@@ -243,454 +231,66 @@ ngx_http_plinth_lifecycle_owned(ngx_http_request_t *r, void *data,
 }
 
 
-/*
- * A Days value: decimal digits, at most 9 of them (S3's schema: an
- * integer). NGX_PLINTH_LC_NONE when it is not one.
- */
-static ngx_int_t
-ngx_http_plinth_lc_days(xmlNodePtr n)
+static void *
+ngx_http_plinth_lifecycle_alloc(void *pool, size_t size)
 {
-    xmlChar    *text;
-    ngx_int_t   v;
-    size_t      len;
-
-    text = xmlNodeGetContent(n);
-    if (text == NULL) {
-        return NGX_PLINTH_LC_NONE;
-    }
-
-    len = xmlStrlen(text);
-    v = (len == 0 || len > 9) ? NGX_ERROR : ngx_atoi(text, len);
-    xmlFree(text);
-
-    return v == NGX_ERROR ? NGX_PLINTH_LC_NONE : v;
-}
-
-
-/* The text of the one element n, or NULL (with *dup set) when repeated. */
-static xmlChar *
-ngx_http_plinth_lc_text(xmlNodePtr n, xmlChar *had, ngx_uint_t *dup)
-{
-    if (had) {
-        *dup = 1;
-        return had;
-    }
-
-    return xmlNodeGetContent(n);
+    return ngx_pnalloc(pool, size);
 }
 
 
 /*
- * Parses <LifecycleConfiguration><Rule>...</Rule>...</...> into the
- * PostgreSQL array literals params[3..10] of plinth_set_lifecycle.
- * NGX_DECLINED once the error was answered.
+ * Parses the document (ngx_plinth_lifecycle_parse.c) into the PostgreSQL
+ * array literals params[3..10] of plinth_set_lifecycle. NGX_DECLINED once
+ * the error was answered.
  */
 static ngx_int_t
 ngx_http_plinth_lifecycle_parse(ngx_http_request_t *r, u_char *xml,
     size_t len, const char **params)
 {
-    u_char                *p[8];
-    size_t                 size;
-    xmlChar               *text, *cls;
-    xmlDocPtr              doc;
-    xmlNodePtr             root, rule, n, m;
-    ngx_int_t              days, *slot, maxt;
-    ngx_uint_t             nrules, i, j, k, dup, status, filter, action;
-    ngx_plinth_err_e       err;
-    const char            *message;
-    ngx_plinth_lc_rule_t  *rules, *ru;
+    char              *arrays[PLINTH_LC_ARRAYS];
+    ngx_uint_t         k;
+    const char        *message;
+    plinth_lc_err_e    rc;
+    ngx_plinth_err_e   err;
 
-    /* as every XML body: a document with a DTD is refused (ngx_plinth_xml.c) */
-    doc = ngx_http_plinth_xml_parse(r, xml, len);
-    if (doc == NULL) {
-        ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
-        return NGX_DECLINED;
-    }
+    rc = plinth_lifecycle_parse(xml, len, NGX_PLINTH_XML_PARSE_OPTIONS,
+                                ngx_http_plinth_lifecycle_alloc, r->pool,
+                                arrays, &message);
 
-    err = NGX_PLINTH_ERR_MALFORMED_XML;
-    message = NULL;
-    rules = NULL;
-    nrules = 0;
+    switch (rc) {
 
-    root = xmlDocGetRootElement(doc);
-    if (root == NULL
-        || !ngx_http_plinth_xml_is(root, "LifecycleConfiguration"))
-    {
-        goto failed;
-    }
-
-    for (n = root->children; n; n = n->next) {
-        if (n->type != XML_ELEMENT_NODE) {
-            continue;
+    case PLINTH_LC_OK:
+        for (k = 0; k < PLINTH_LC_ARRAYS; k++) {
+            params[3 + k] = arrays[k];
         }
-        if (!ngx_http_plinth_xml_is(n, "Rule")) {
-            goto failed;
-        }
-        nrules++;
-    }
+        return NGX_OK;
 
-    if (nrules == 0 || nrules > NGX_PLINTH_LIFECYCLE_MAX_RULES) {
-        goto failed;
-    }
-
-    rules = ngx_pcalloc(r->pool, nrules * sizeof(ngx_plinth_lc_rule_t));
-    if (rules == NULL) {
-        err = NGX_PLINTH_ERR_INTERNAL;
-        goto failed;
-    }
-
-    i = 0;
-    for (rule = root->children; rule; rule = rule->next) {
-        if (rule->type != XML_ELEMENT_NODE) {
-            continue;
-        }
-
-        ru = &rules[i++];
-        ru->ia = ru->glacier = ru->deep = NGX_PLINTH_LC_NONE;
-        ru->expire = ru->noncurrent = NGX_PLINTH_LC_NONE;
-        dup = 0;
-        status = 0;
-        filter = 0;
-        action = 0;
-
-        for (n = rule->children; n; n = n->next) {
-            if (n->type != XML_ELEMENT_NODE) {
-                continue;
-            }
-
-            if (ngx_http_plinth_xml_is(n, "ID")) {
-                ru->id = ngx_http_plinth_lc_text(n, ru->id, &dup);
-                if (ru->id && xmlStrlen(ru->id) > 255) {
-                    err = NGX_PLINTH_ERR_INVALID_ARGUMENT;
-                    message = "ID length should not exceed allowed limit "
-                              "of 255";
-                    goto failed;
-                }
-
-            } else if (ngx_http_plinth_xml_is(n, "Status")) {
-                if (status++) {
-                    goto failed;
-                }
-                text = xmlNodeGetContent(n);
-                if (text && xmlStrcmp(text, (xmlChar *) "Enabled") == 0) {
-                    ru->enabled = 1;
-                } else if (text == NULL
-                           || xmlStrcmp(text, (xmlChar *) "Disabled") != 0)
-                {
-                    xmlFree(text);
-                    goto failed;
-                }
-                xmlFree(text);
-
-            } else if (ngx_http_plinth_xml_is(n, "Prefix")) {
-                /* the legacy form: Prefix directly in the Rule */
-                if (filter++) {
-                    goto failed;
-                }
-                ru->prefix = xmlNodeGetContent(n);
-
-            } else if (ngx_http_plinth_xml_is(n, "Filter")) {
-                if (filter++) {
-                    goto failed;
-                }
-                for (m = n->children; m; m = m->next) {
-                    if (m->type != XML_ELEMENT_NODE) {
-                        continue;
-                    }
-                    if (ngx_http_plinth_xml_is(m, "Prefix")) {
-                        ru->prefix = ngx_http_plinth_lc_text(m, ru->prefix,
-                                                             &dup);
-                    } else if (ngx_http_plinth_xml_is(m, "Tag")
-                               || ngx_http_plinth_xml_is(m, "And")
-                               || ngx_http_plinth_xml_is(m,
-                                      "ObjectSizeGreaterThan")
-                               || ngx_http_plinth_xml_is(m,
-                                      "ObjectSizeLessThan"))
-                    {
-                        err = NGX_PLINTH_ERR_NOT_IMPLEMENTED;
-                        message = "Lifecycle filters other than Prefix "
-                                  "are not supported.";
-                        goto failed;
-                    } else {
-                        goto failed;
-                    }
-                }
-
-            } else if (ngx_http_plinth_xml_is(n, "Transition")) {
-                action = 1;
-                days = NGX_PLINTH_LC_NONE;
-                cls = NULL;
-                k = 0;
-                for (m = n->children; m; m = m->next) {
-                    if (m->type != XML_ELEMENT_NODE) {
-                        continue;
-                    }
-                    if (ngx_http_plinth_xml_is(m, "Days")) {
-                        if (k++) {
-                            goto failed_cls;
-                        }
-                        days = ngx_http_plinth_lc_days(m);
-                        if (days == NGX_PLINTH_LC_NONE) {
-                            err = NGX_PLINTH_ERR_INVALID_ARGUMENT;
-                            message = "'Days' for Transition action must "
-                                      "be a nonnegative integer";
-                            goto failed_cls;
-                        }
-                    } else if (ngx_http_plinth_xml_is(m, "StorageClass")) {
-                        cls = ngx_http_plinth_lc_text(m, cls, &dup);
-                    } else if (ngx_http_plinth_xml_is(m, "Date")) {
-                        err = NGX_PLINTH_ERR_NOT_IMPLEMENTED;
-                        message = "Transition by Date is not supported; "
-                                  "use Days.";
-                        goto failed_cls;
-                    } else {
-                        goto failed_cls;
-                    }
-                }
-                if (days == NGX_PLINTH_LC_NONE || cls == NULL || dup) {
-                    goto failed_cls;
-                }
-                if (xmlStrcmp(cls, (xmlChar *) "STANDARD_IA") == 0
-                    || xmlStrcmp(cls, (xmlChar *) "ONEZONE_IA") == 0)
-                {
-                    slot = &ru->ia;
-                } else if (xmlStrcmp(cls, (xmlChar *) "GLACIER") == 0
-                           || xmlStrcmp(cls, (xmlChar *) "GLACIER_IR") == 0)
-                {
-                    slot = &ru->glacier;
-                } else if (xmlStrcmp(cls, (xmlChar *) "DEEP_ARCHIVE") == 0) {
-                    slot = &ru->deep;
-                } else if (xmlStrcmp(cls, (xmlChar *) "STANDARD") == 0) {
-                    err = NGX_PLINTH_ERR_INVALID_ARGUMENT;
-                    message = "'StorageClass' of a Transition must be "
-                              "different from STANDARD";
-                    goto failed_cls;
-                } else {
-                    err = NGX_PLINTH_ERR_INVALID_STORAGE_CLASS;
-                    goto failed_cls;
-                }
-                xmlFree(cls);
-                if (*slot != NGX_PLINTH_LC_NONE) {
-                    err = NGX_PLINTH_ERR_INVALID_ARGUMENT;
-                    message = "'StorageClass' must be different for "
-                              "'Transition' actions in same 'Rule'";
-                    goto failed;
-                }
-                *slot = days;
-                continue;
-
-            failed_cls:
-                xmlFree(cls);
-                goto failed;
-
-            } else if (ngx_http_plinth_xml_is(n, "Expiration")) {
-                if (ru->expire != NGX_PLINTH_LC_NONE) {
-                    goto failed;
-                }
-                action = 1;
-                for (m = n->children; m; m = m->next) {
-                    if (m->type != XML_ELEMENT_NODE) {
-                        continue;
-                    }
-                    if (ngx_http_plinth_xml_is(m, "Days")
-                        && ru->expire == NGX_PLINTH_LC_NONE)
-                    {
-                        ru->expire = ngx_http_plinth_lc_days(m);
-                        if (ru->expire <= 0) {
-                            err = NGX_PLINTH_ERR_INVALID_ARGUMENT;
-                            message = "'Days' for Expiration action must "
-                                      "be a positive integer";
-                            goto failed;
-                        }
-                    } else if (ngx_http_plinth_xml_is(m, "Date")
-                               || ngx_http_plinth_xml_is(m,
-                                      "ExpiredObjectDeleteMarker"))
-                    {
-                        err = NGX_PLINTH_ERR_NOT_IMPLEMENTED;
-                        message = "Expiration supports Days only.";
-                        goto failed;
-                    } else {
-                        goto failed;
-                    }
-                }
-                if (ru->expire == NGX_PLINTH_LC_NONE) {
-                    goto failed;
-                }
-
-            } else if (ngx_http_plinth_xml_is(n,
-                           "NoncurrentVersionExpiration"))
-            {
-                if (ru->noncurrent != NGX_PLINTH_LC_NONE) {
-                    goto failed;
-                }
-                action = 1;
-                for (m = n->children; m; m = m->next) {
-                    if (m->type != XML_ELEMENT_NODE) {
-                        continue;
-                    }
-                    if (ngx_http_plinth_xml_is(m, "NoncurrentDays")
-                        && ru->noncurrent == NGX_PLINTH_LC_NONE)
-                    {
-                        ru->noncurrent = ngx_http_plinth_lc_days(m);
-                        if (ru->noncurrent <= 0) {
-                            err = NGX_PLINTH_ERR_INVALID_ARGUMENT;
-                            message = "'NoncurrentDays' for "
-                                      "NoncurrentVersionExpiration action "
-                                      "must be a positive integer";
-                            goto failed;
-                        }
-                    } else if (ngx_http_plinth_xml_is(m,
-                                   "NewerNoncurrentVersions"))
-                    {
-                        err = NGX_PLINTH_ERR_NOT_IMPLEMENTED;
-                        message = "NewerNoncurrentVersions is not "
-                                  "supported.";
-                        goto failed;
-                    } else {
-                        goto failed;
-                    }
-                }
-                if (ru->noncurrent == NGX_PLINTH_LC_NONE) {
-                    goto failed;
-                }
-
-            } else if (ngx_http_plinth_xml_is(n,
-                           "NoncurrentVersionTransition")
-                       || ngx_http_plinth_xml_is(n,
-                           "AbortIncompleteMultipartUpload"))
-            {
-                err = NGX_PLINTH_ERR_NOT_IMPLEMENTED;
-                message = "Lifecycle actions other than Transition, "
-                          "Expiration and NoncurrentVersionExpiration are "
-                          "not supported.";
-                goto failed;
-
-            } else {
-                goto failed;
-            }
-
-            if (dup) {
-                goto failed;
-            }
-        }
-
-        if (!status || !filter) {
-            goto failed;
-        }
-
-        if (!action) {
-            err = NGX_PLINTH_ERR_INVALID_REQUEST;
-            message = "At least one action needs to be specified in a rule";
-            goto failed;
-        }
-
-        /* deeper classes later; expiration after every transition */
-        maxt = NGX_PLINTH_LC_NONE;
-        if ((ru->ia != NGX_PLINTH_LC_NONE && ru->glacier != NGX_PLINTH_LC_NONE
-             && ru->glacier <= ru->ia)
-            || (ru->ia != NGX_PLINTH_LC_NONE && ru->deep != NGX_PLINTH_LC_NONE
-                && ru->deep <= ru->ia)
-            || (ru->glacier != NGX_PLINTH_LC_NONE
-                && ru->deep != NGX_PLINTH_LC_NONE
-                && ru->deep <= ru->glacier))
-        {
-            err = NGX_PLINTH_ERR_INVALID_ARGUMENT;
-            message = "'Days' of a Transition to a colder class must be "
-                      "greater than those of a Transition to a warmer one";
-            goto failed;
-        }
-        maxt = ngx_max(maxt, ru->ia);
-        maxt = ngx_max(maxt, ru->glacier);
-        maxt = ngx_max(maxt, ru->deep);
-        if (ru->expire != NGX_PLINTH_LC_NONE && maxt >= ru->expire) {
-            err = NGX_PLINTH_ERR_INVALID_ARGUMENT;
-            message = "'Days' in the Expiration action must be greater "
-                      "than 'Days' in the Transition action";
-            goto failed;
-        }
-    }
-
-    /* IDs are unique within the configuration */
-    for (i = 0; i < nrules; i++) {
-        for (j = i + 1; rules[i].id && j < nrules; j++) {
-            if (rules[j].id && xmlStrcmp(rules[i].id, rules[j].id) == 0) {
-                err = NGX_PLINTH_ERR_INVALID_ARGUMENT;
-                message = "Rule ID must be unique. Found same ID for more "
-                          "than one rule";
-                goto failed;
-            }
-        }
-    }
-
-    /* the array literals: two text arrays (escaped), six of integers or
-     * booleans */
-    size = 0;
-    for (i = 0; i < nrules; i++) {
-        size += 2 * (rules[i].id ? xmlStrlen(rules[i].id) : 0) + 8;
-        size += 2 * (rules[i].prefix ? xmlStrlen(rules[i].prefix) : 0) + 8;
-    }
-    for (k = 0; k < 8; k++) {
-        p[k] = ngx_pnalloc(r->pool, (k < 2 ? size : 12 * nrules) + 3);
-        if (p[k] == NULL) {
-            err = NGX_PLINTH_ERR_INTERNAL;
-            goto failed;
-        }
-        params[3 + k] = (const char *) p[k];
-        *p[k]++ = '{';
-    }
-
-    for (i = 0; i < nrules; i++) {
-        ru = &rules[i];
-        if (i) {
-            for (k = 0; k < 8; k++) {
-                *p[k]++ = ',';
-            }
-        }
-        p[0] = ru->id ? ngx_plinth_pg_array_elem(p[0], ru->id,
-                                                 xmlStrlen(ru->id))
-                      : ngx_cpymem(p[0], "NULL", 4);
-        p[1] = ngx_plinth_pg_array_elem(p[1],
-                                        ru->prefix ? ru->prefix
-                                                   : (xmlChar *) "",
-                                        ru->prefix ? xmlStrlen(ru->prefix)
-                                                   : 0);
-        *p[2]++ = ru->enabled ? 't' : 'f';
-        for (k = 3; k < 8; k++) {
-            days = (k == 3) ? ru->ia : (k == 4) ? ru->glacier
-                 : (k == 5) ? ru->deep : (k == 6) ? ru->expire
-                 : ru->noncurrent;
-            p[k] = days == NGX_PLINTH_LC_NONE
-                   ? ngx_cpymem(p[k], "NULL", 4)
-                   : ngx_sprintf(p[k], "%i", days);
-        }
-    }
-
-    for (k = 0; k < 8; k++) {
-        *p[k]++ = '}';
-        *p[k] = '\0';
-    }
-
-    for (i = 0; i < nrules; i++) {
-        xmlFree(rules[i].id);
-        xmlFree(rules[i].prefix);
-    }
-    xmlFreeDoc(doc);
-
-    return NGX_OK;
-
-failed:
-
-    for (i = 0; rules && i < nrules; i++) {
-        xmlFree(rules[i].id);
-        xmlFree(rules[i].prefix);
-    }
-    xmlFreeDoc(doc);
-
-    if (err == NGX_PLINTH_ERR_INTERNAL) {
+    case PLINTH_LC_INTERNAL:
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-    } else {
-        ngx_http_plinth_error(r, err, message);
+        return NGX_DECLINED;
+
+    case PLINTH_LC_INVALID_ARGUMENT:
+        err = NGX_PLINTH_ERR_INVALID_ARGUMENT;
+        break;
+
+    case PLINTH_LC_NOT_IMPLEMENTED:
+        err = NGX_PLINTH_ERR_NOT_IMPLEMENTED;
+        break;
+
+    case PLINTH_LC_INVALID_REQUEST:
+        err = NGX_PLINTH_ERR_INVALID_REQUEST;
+        break;
+
+    case PLINTH_LC_INVALID_STORAGE_CLASS:
+        err = NGX_PLINTH_ERR_INVALID_STORAGE_CLASS;
+        break;
+
+    default: /* PLINTH_LC_MALFORMED_XML */
+        err = NGX_PLINTH_ERR_MALFORMED_XML;
+        break;
     }
+
+    ngx_http_plinth_error(r, err, message);
 
     return NGX_DECLINED;
 }

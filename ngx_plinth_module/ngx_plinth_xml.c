@@ -9,6 +9,8 @@
 #include "ngx_plinth.h"
 #include <libxml/parser.h>
 
+#include "ngx_plinth_xmlread.h"
+
 
 #define NGX_PLINTH_XML_CHUNK  8192
 
@@ -256,30 +258,20 @@ ngx_http_plinth_read_body(ngx_http_request_t *r, size_t max, size_t *len)
 
 /*
  * Parses a request's XML document (DeleteObjects, CompleteMultipartUpload,
- * PutBucketVersioning). NULL when it is not well-formed or has a DTD.
- * S3's documents never have a DTD, and without one no entity can be
- * declared: nothing expands (billion laughs) and nothing is fetched
- * (external entities, external DTDs). libxml2 runs without
- * XML_PARSE_NOENT, XML_PARSE_DTDLOAD and XML_PARSE_HUGE (so its depth
- * limit of 256 and its size limits hold) and with XML_PARSE_NONET.
- * fuzz/xml.c mirrors this: keep them in step.
+ * PutBucketVersioning). NULL when it is not well-formed or has a DTD
+ * (plinth_xml_read(), ngx_plinth_xmlread.h, shared with the nginx-free
+ * parsers). fuzz/xml.c mirrors this: keep them in step.
  */
 xmlDocPtr
 ngx_http_plinth_xml_parse(ngx_http_request_t *r, u_char *xml, size_t len)
 {
+    int        dtd;
     xmlDocPtr  doc;
 
-    doc = xmlReadMemory((const char *) xml, (int) len, NULL, NULL,
-                        NGX_PLINTH_XML_PARSE_OPTIONS);
-    if (doc == NULL) {
-        return NULL;
-    }
-
-    if (doc->intSubset || doc->extSubset) {
+    doc = plinth_xml_read(xml, len, NGX_PLINTH_XML_PARSE_OPTIONS, &dtd);
+    if (doc == NULL && dtd) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "plinth: an XML body with a DTD refused");
-        xmlFreeDoc(doc);
-        return NULL;
     }
 
     return doc;
@@ -312,28 +304,6 @@ ngx_plinth_pg_array_node(u_char *p, xmlNodePtr node)
     p = ngx_plinth_pg_array_elem(p, text ? text : (xmlChar *) "",
                                  text ? (size_t) xmlStrlen(text) : 0);
     xmlFree(text);
-
-    return p;
-}
-
-
-/*
- * Appends s as one element of a PostgreSQL array literal: quoted, with '"'
- * and '\\' escaped. p must have room for 2 * len + 3 bytes.
- */
-u_char *
-ngx_plinth_pg_array_elem(u_char *p, const u_char *s, size_t len)
-{
-    *p++ = '"';
-
-    while (len--) {
-        if (*s == '"' || *s == '\\') {
-            *p++ = '\\';
-        }
-        *p++ = *s++;
-    }
-
-    *p++ = '"';
 
     return p;
 }
