@@ -39,6 +39,8 @@ typedef struct {
     plinth_hop_key_t *hop_key;      /* the cluster secret, ready to sign */
     const char       *tls_ca;       /* pull over HTTPS with this CA; NULL:
                                      * HTTP */
+    char             *tls_cert_pem; /* the PEM texts MHD serves with: held */
+    char             *tls_key_pem;  /* until the daemon has stopped */
 } plinth_dn_http;
 
 enum MHD_Result plinth_dn_http_access(void *cls, struct MHD_Connection *c,

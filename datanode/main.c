@@ -213,6 +213,8 @@ plinth_dn_run(plinth_dn_config *cf)
     }
 
 done:
+    free(h.tls_cert_pem);
+    free(h.tls_key_pem);
     plinth_hop_key_free(h.hop_key);
     plinth_dn_store_close(h.store);
     plinth_dn_log(PLINTH_DN_LOG_INFO, NULL, NULL, "stopped");
@@ -225,7 +227,7 @@ static char *
 plinth_dn_read_pem(const char *path, char *err, size_t errlen)
 {
     FILE    *fp;
-    char    *buf;
+    char    *buf, *shrunk;
     size_t   n;
 
     fp = fopen(path, "re");
@@ -249,7 +251,9 @@ plinth_dn_read_pem(const char *path, char *err, size_t errlen)
     }
     fclose(fp);
     buf[n] = '\0';
-    return buf;
+    /* keep what the file holds, not the 1 MiB read buffer */
+    shrunk = realloc(buf, n + 1);
+    return shrunk ? shrunk : buf;
 }
 
 
@@ -312,7 +316,7 @@ plinth_dn_start(plinth_dn_config *cf, plinth_dn_http *h)
             MHD_OPTION_ARRAY, tls,
             MHD_OPTION_END);
     /* MHD copies nothing: the PEM texts must live as long as the daemon;
-     * they are kept until exit (one daemon per process) */
+     * plinth_dn_run frees them once it has stopped */
     if (d == NULL) {
         plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL,
                       "cannot listen on %s (address in use or not local?%s)",
@@ -321,6 +325,9 @@ plinth_dn_start(plinth_dn_config *cf, plinth_dn_http *h)
         free(key);
         return NULL;
     }
+
+    h->tls_cert_pem = cert;
+    h->tls_key_pem = key;
 
     if (plinth_dn_store_usage(h->store, &u) != 0) {
         memset(&u, 0, sizeof(u));

@@ -34,6 +34,10 @@ ngx_http_plinth_admin_args(ngx_http_request_t *r, const char **allowed)
     size_t       len;
     ngx_uint_t   i;
 
+    if (r->args.len == 0) {
+        return NGX_OK;      /* no query: its data may be NULL (no offset) */
+    }
+
     p = r->args.data;
     end = p + r->args.len;
 
