@@ -378,17 +378,9 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "FROM plinth_delete_version($1, $2, $3, $4, $5)", 5 },
     [NGX_PLINTH_SQL_LIST] =
     { "plinth_list",
-      "SELECT l.key, l.is_prefix, l.size, l.etag, "
-      "to_char(l.last_modified AT TIME ZONE "
-      "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
-      "coalesce(v.storage_class, 'STANDARD') "
-      "FROM plinth_list_as($1, $2, $3, $4, $5, $6, $7) WITH ORDINALITY "
-      "AS l(key, is_prefix, size, etag, last_modified, ord) "
-      "LEFT JOIN buckets b ON b.name = $1 "
-      "LEFT JOIN objects o ON NOT l.is_prefix "
-      "AND o.bucket_id = b.bucket_id AND o.key = l.key "
-      "LEFT JOIN versions v ON v.version_id = o.version_id "
-      "ORDER BY l.ord", 7 },
+      /* sql/022: one statement a page without a delimiter */
+      "SELECT key, is_prefix, size, etag, last_modified, storage_class "
+      "FROM plinth_list_page($1, $2, $3, $4, $5, $6, $7)", 7 },
     [NGX_PLINTH_SQL_DELETE_OBJECTS] =
     { "plinth_delete_objects",
       "SELECT key, vid, code, message, delete_marker, marker_vid "
