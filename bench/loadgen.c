@@ -479,10 +479,13 @@ static void slot_start(CURLM *m, struct slot *s, enum op op, uint64_t idx)
                      list_first ? "" : list_token, list_first ? "" : "&",
                      O.list_max, pfx);
         } else if (O.list_random) {
+            char ekey[1024];
             key_name(key, sizeof key, idx);
+            if (!url_encode(ekey, sizeof ekey, key, strlen(key)))
+                die("key too long");
             snprintf(s->url, sizeof s->url,
                      "%s/%s?list-type=2&max-keys=%d&start-after=%s",
-                     O.endpoint, O.bucket, O.list_max, key);
+                     O.endpoint, O.bucket, O.list_max, ekey);
         } else {
             snprintf(s->url, sizeof s->url, "%s/%s?list-type=2&max-keys=%d",
                      O.endpoint, O.bucket, O.list_max);
