@@ -12,7 +12,11 @@
  * <key-prefix><8 digits>, index 0 .. keys-1: PUT walks them in order, GET
  * picks one at random, LIST asks for max-keys keys (from the start, or
  * after a random key with --list-random). mixed draws GET/PUT/LIST by
- * --mix G:P:L percentages. batch sends Plinth's batch GET (POST
+ * --mix G:P:L percentages. list-all pages once through the whole of
+ * --list-prefix (default: the key prefix) with continuation tokens, one
+ * client, one page after another, and stops at the last page (or at
+ * --duration / --ops / the first error); it reports the keys listed,
+ * keys/s and every page's latency (lat_ms). batch sends Plinth's batch GET (POST
  * /bucket?batch) of --batch random keys (each --size bytes) and checks the
  * tar answer's length; it also reports objects and objects/s.
  *
@@ -59,7 +63,7 @@ static const char *op_name[] = { "get", "put", "list", "create-bucket",
 
 struct opts {
     const char *endpoint, *access_key, *secret_key, *region, *bucket;
-    const char *workload, *key_prefix, *label;
+    const char *workload, *key_prefix, *label, *list_prefix;
     uint64_t size;
     int conc;
     double duration, op_timeout;
@@ -67,6 +71,7 @@ struct opts {
     int populate, create_bucket, no_sign, list_random, list_max, verbose;
     int mix_get, mix_put, mix_list;
     int batch;             /* entries per batch GET */
+    int list_all;          /* --workload list-all */
 };
 
 struct slot {
@@ -78,7 +83,7 @@ struct slot {
     char *lbuf;            /* LIST answer (counted for <Key>) */
     char *bbuf;            /* batch GET body (JSON) */
     size_t lbuf_len;
-    char url[2048];
+    char url[8192];
     char errbuf[CURL_ERROR_SIZE];
     int busy;
 };
@@ -96,6 +101,10 @@ static uint64_t n_ops, n_err, n_bytes, n_list_keys, n_list, n_objects;
 static uint64_t seq_put;
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
 static int err_printed;
+/* list-all: the next page's continuation token (URL-encoded), and whether
+ * the last page came */
+static char list_token[4096];
+static int list_first = 1, list_done;
 
 static void die(const char *fmt, ...)
 {
@@ -340,6 +349,49 @@ static void key_name(char *out, size_t len, uint64_t idx)
     snprintf(out, len, "%s%08" PRIu64, O.key_prefix, idx);
 }
 
+/* RFC 3986 percent-encoding (SigV4's canonical form: unreserved bytes
+ * as they are, the rest %XX in upper case); 0 if it does not fit */
+static int url_encode(char *out, size_t len, const char *in, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (o + 4 > len)
+            return 0;
+        if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
+            out[o++] = (char)c;
+        else {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = 0;
+    return 1;
+}
+
+/* list-all: the next page from an answer: NextContinuationToken when
+ * IsTruncated is true; list_done otherwise. 0 when the answer has neither */
+static int list_next(const char *xml)
+{
+    if (!xml)
+        return 0;
+    if (strstr(xml, "<IsTruncated>false</IsTruncated>")) {
+        list_done = 1;
+        return 1;
+    }
+    const char *t = strstr(xml, "<NextContinuationToken>");
+    if (!strstr(xml, "<IsTruncated>true</IsTruncated>") || !t)
+        return 0;
+    t += strlen("<NextContinuationToken>");
+    const char *e = strchr(t, '<');
+    if (!e || e == t)
+        return 0;
+    list_first = 0;
+    return url_encode(list_token, sizeof list_token, t, (size_t)(e - t));
+}
+
 static void slot_init(struct slot *s)
 {
     s->easy = curl_easy_init();
@@ -415,11 +467,25 @@ static void slot_start(CURLM *m, struct slot *s, enum op op, uint64_t idx)
     }
     case OP_LIST:
         /* parameters in canonical (sorted) order */
-        if (O.list_random) {
+        if (O.list_all) {
+            char pfx[1024];
+            if (!url_encode(pfx, sizeof pfx, O.list_prefix,
+                            strlen(O.list_prefix)))
+                die("--list-prefix too long");
+            snprintf(s->url, sizeof s->url,
+                     "%s/%s?%s%s%slist-type=2&max-keys=%d&prefix=%s",
+                     O.endpoint, O.bucket,
+                     list_first ? "" : "continuation-token=",
+                     list_first ? "" : list_token, list_first ? "" : "&",
+                     O.list_max, pfx);
+        } else if (O.list_random) {
+            char ekey[1024];
             key_name(key, sizeof key, idx);
+            if (!url_encode(ekey, sizeof ekey, key, strlen(key)))
+                die("key too long");
             snprintf(s->url, sizeof s->url,
                      "%s/%s?list-type=2&max-keys=%d&start-after=%s",
-                     O.endpoint, O.bucket, O.list_max, key);
+                     O.endpoint, O.bucket, O.list_max, ekey);
         } else {
             snprintf(s->url, sizeof s->url, "%s/%s?list-type=2&max-keys=%d",
                      O.endpoint, O.bucket, O.list_max);
@@ -476,7 +542,8 @@ static uint64_t run_phase(CURLM *m, struct slot *slots, enum op base,
 
     for (;;) {
         double t = now();
-        for (int i = 0; i < O.conc && started < max_ops && t < stop_at; i++) {
+        for (int i = 0; i < O.conc && started < max_ops && t < stop_at
+                        && !list_done; i++) {
             if (slots[i].busy)
                 continue;
             enum op op = pick_op(base);
@@ -514,6 +581,10 @@ static uint64_t run_phase(CURLM *m, struct slot *slots, enum op base,
                 ok = 1;
             if (ok && s->op == OP_GET && s->got != O.size)
                 ok = 0;
+            if (O.list_all && s->op == OP_LIST && (!ok || !list_next(s->lbuf))) {
+                ok = 0;
+                list_done = 1;      /* no next page: stop the pass */
+            }
             /* the tar: a 512-byte header and the padded data per entry,
              * two zero blocks at the end */
             if (ok && s->op == OP_BATCH
@@ -606,10 +677,11 @@ static void usage(void)
     fprintf(stderr,
 "usage: plinth-loadgen --endpoint http://127.0.0.1:PORT --bucket B\n"
 "         [--access-key ID --secret-key SECRET | --no-sign] [--region us-east-1]\n"
-"         [--workload put|get|list|mixed|batch] [--batch 256] [--size 4K]\n"
+"         [--workload put|get|list|list-all|mixed|batch] [--batch 256] [--size 4K]\n"
 "         [--concurrency 8]\n"
 "         [--duration 10] [--ops N] [--keys 1000] [--key-prefix k]\n"
 "         [--populate] [--create-bucket] [--list-max 1000] [--list-random]\n"
+"         [--list-prefix P]\n"
 "         [--mix 80:15:5] [--op-timeout 120] [--label NAME]\n"
 "         [--cpu-pid NAME=PID]... [--rss-pid NAME=PID]...\n"
 "         [--rss-children NAME=PID]... [--verbose]\n");
@@ -656,6 +728,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--list-max")) O.list_max = atoi(ARG());
         else if (!strcmp(a, "--batch")) O.batch = atoi(ARG());
         else if (!strcmp(a, "--list-random")) O.list_random = 1;
+        else if (!strcmp(a, "--list-prefix")) O.list_prefix = ARG();
         else if (!strcmp(a, "--op-timeout")) O.op_timeout = atof(ARG());
         else if (!strcmp(a, "--verbose")) O.verbose = 1;
         else if (!strcmp(a, "--cpu-pid")) add_pid(cpu_pids, &n_cpu_pids, ARG());
@@ -689,8 +762,12 @@ int main(int argc, char **argv)
         O.endpoint = e;
     }
     for (const char *p = O.key_prefix; *p; p++)
-        if (!isalnum((unsigned char)*p) && !strchr("._-", *p))
-            die("--key-prefix: letters, digits, '.', '_', '-' only");
+        if (!isalnum((unsigned char)*p) && !strchr("._-/", *p))
+            die("--key-prefix: letters, digits, '.', '_', '-', '/' only");
+    if (!O.list_prefix)
+        O.list_prefix = O.key_prefix;
+    if (strlen(O.list_prefix) > 200)
+        die("--list-prefix too long");
     if (strlen(O.key_prefix) > 200 || strlen(O.bucket) > 63)
         die("bucket or key prefix too long");
     for (const char *p = O.bucket; *p; p++)
@@ -703,10 +780,15 @@ int main(int argc, char **argv)
         base = OP_PUT;
     else if (!strcmp(O.workload, "list"))
         base = OP_LIST;
+    else if (!strcmp(O.workload, "list-all")) {
+        base = OP_LIST;
+        O.list_all = 1;
+        O.conc = 1;         /* one client, one page after another */
+    }
     else if (!strcmp(O.workload, "batch"))
         base = OP_BATCH;
     else
-        die("--workload: put, get, list, mixed or batch");
+        die("--workload: put, get, list, list-all, mixed or batch");
     if (O.batch < 1 || O.batch > 10000)
         die("--batch: 1..10000");
     if (O.conc < 1 || O.conc > MAX_CONC)
@@ -797,6 +879,14 @@ int main(int argc, char **argv)
            pct(99), n_lat ? lat[n_lat - 1] : 0, mean, ccpu);
     if (n_list)
         printf(",\"list_keys_avg\":%.1f", (double)n_list_keys / n_list);
+    if (O.list_all) {
+        printf(",\"list_prefix\":");
+        json_str(O.list_prefix);
+        printf(",\"list_pages\":%" PRIu64 ",\"list_keys\":%" PRIu64
+               ",\"keys_per_s\":%.1f,\"list_complete\":%s", n_list,
+               n_list_keys, el > 0 ? n_list_keys / el : 0,
+               list_done && !n_err ? "true" : "false");
+    }
     if (base == OP_GET || base == OP_BATCH)
         printf(",\"batch\":%d,\"objects\":%" PRIu64 ",\"objects_per_s\":%.1f",
                base == OP_BATCH ? O.batch : 1, n_objects,

@@ -378,17 +378,44 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "FROM plinth_delete_version($1, $2, $3, $4, $5)", 5 },
     [NGX_PLINTH_SQL_LIST] =
     { "plinth_list",
-      "SELECT l.key, l.is_prefix, l.size, l.etag, "
-      "to_char(l.last_modified AT TIME ZONE "
-      "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+      /* sql/022: one statement a page without a delimiter */
+      "SELECT key, is_prefix, size, etag, last_modified, storage_class "
+      "FROM plinth_list_page($1, $2, $3, $4, $5, $6, $7)", 7 },
+    /*
+     * sql/022: a page with neither delimiter nor a common prefix to step
+     * past, as one plain statement (no PL/pgSQL call a page): the keys of
+     * the prefix ($3) after $4 in one index range scan. key > $4 AND
+     * key >= $3 is plinth_list's start; the prefix's successor ends the
+     * scan where the prefix does. The bucket check runs first, in a
+     * subquery of its own (OFFSET 0: not flattened), whatever plan the
+     * page gets. _FROM: no prefix, no upper bound.
+     */
+    [NGX_PLINTH_SQL_LIST_RANGE] =
+    { "plinth_list_range",
+      "SELECT p.* FROM (SELECT plinth_bucket_readable($1, $2) AS bid "
+      "OFFSET 0) b CROSS JOIN LATERAL ("
+      "SELECT o.key, false AS is_prefix, o.size, o.etag, "
+      "to_char(o.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
       "coalesce(v.storage_class, 'STANDARD') "
-      "FROM plinth_list_as($1, $2, $3, $4, $5, $6, $7) WITH ORDINALITY "
-      "AS l(key, is_prefix, size, etag, last_modified, ord) "
-      "LEFT JOIN buckets b ON b.name = $1 "
-      "LEFT JOIN objects o ON NOT l.is_prefix "
-      "AND o.bucket_id = b.bucket_id AND o.key = l.key "
-      "LEFT JOIN versions v ON v.version_id = o.version_id "
-      "ORDER BY l.ord", 7 },
+      "FROM objects o LEFT JOIN versions v ON v.version_id = o.version_id "
+      "AND v.storage_class <> 'STANDARD' "
+      "WHERE o.bucket_id = b.bid "
+      "AND o.key > $4::text COLLATE \"C\" AND o.key >= $3::text COLLATE \"C\" "
+      "AND o.key < plinth_prefix_successor($3) COLLATE \"C\" "
+      "AND NOT o.deleted ORDER BY o.key LIMIT $5::integer + 1) p "
+      "ORDER BY p.key", 5 },
+    [NGX_PLINTH_SQL_LIST_FROM] =
+    { "plinth_list_from",
+      "SELECT p.* FROM (SELECT plinth_bucket_readable($1, $2) AS bid "
+      "OFFSET 0) b CROSS JOIN LATERAL ("
+      "SELECT o.key, false AS is_prefix, o.size, o.etag, "
+      "to_char(o.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+      "coalesce(v.storage_class, 'STANDARD') "
+      "FROM objects o LEFT JOIN versions v ON v.version_id = o.version_id "
+      "AND v.storage_class <> 'STANDARD' "
+      "WHERE o.bucket_id = b.bid AND o.key > $3::text COLLATE \"C\" "
+      "AND NOT o.deleted ORDER BY o.key LIMIT $4::integer + 1) p "
+      "ORDER BY p.key", 4 },
     [NGX_PLINTH_SQL_DELETE_OBJECTS] =
     { "plinth_delete_objects",
       "SELECT key, vid, code, message, delete_marker, marker_vid "

@@ -37,6 +37,7 @@ static ngx_int_t ngx_http_plinth_list_args(ngx_http_request_t *r,
     ngx_int_t *max_keys, ngx_uint_t *url);
 static void ngx_http_plinth_owner_xml(ngx_plinth_xml_t *x,
     ngx_http_plinth_ctx_t *ctx);
+static ngx_uint_t ngx_http_plinth_prefix_bounded(ngx_str_t *prefix);
 
 
 ngx_int_t
@@ -427,8 +428,53 @@ ngx_http_plinth_list_objects(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    /*
+     * No delimiter and nothing to step past: one plain range statement a
+     * page (a data loader paging through a prefix), see sql/022
+     */
+    if (la->delimiter.len == 0 && !after_prefix) {
+        if (la->prefix.len == 0) {
+            params[2] = params[4];
+            params[3] = params[6];
+            return ngx_plinth_pg_query(r, NGX_PLINTH_SQL_LIST_FROM, 4,
+                                       params, ngx_http_plinth_list_done,
+                                       la);
+        }
+
+        if (ngx_http_plinth_prefix_bounded(&la->prefix)) {
+            params[3] = params[4];
+            params[4] = params[6];
+            return ngx_plinth_pg_query(r, NGX_PLINTH_SQL_LIST_RANGE, 5,
+                                       params, ngx_http_plinth_list_done,
+                                       la);
+        }
+    }
+
     return ngx_plinth_pg_query(r, NGX_PLINTH_SQL_LIST, 7, params,
                                ngx_http_plinth_list_done, la);
+}
+
+
+/*
+ * Whether a prefix has a successor (plinth_prefix_successor is not NULL):
+ * every prefix but one made only of U+10FFFF (F4 8F BF BF)
+ */
+static ngx_uint_t
+ngx_http_plinth_prefix_bounded(ngx_str_t *prefix)
+{
+    size_t  i;
+
+    if (prefix->len % 4) {
+        return 1;
+    }
+
+    for (i = 0; i < prefix->len; i += 4) {
+        if (ngx_memcmp(prefix->data + i, "\xF4\x8F\xBF\xBF", 4) != 0) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 

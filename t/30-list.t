@@ -906,3 +906,32 @@ for my $i (0, 1) {
     is($p->{IsTruncated}, 'false', "request " . ($i + 1) . ": not truncated");
 }
 is(parse_list($responses->[0]{body})->{KeyCount}, 0, 'KeyCount 0');
+
+
+
+=== TEST 69: a prefix's range ends where the prefix does (sql/022: key < the prefix's successor), also for prefixes ending in U+D7FF, U+10FFFF and "~"
+--- setup
+my $r = s3_request(PUT => '/succ');
+die "create: $r->{status}\n" unless $r->{status} == 200;
+# U+D7FF (before the surrogates), U+E000 (after them), U+10FFFF
+for my $k ("p\xED\x9F\xBF", "p\xED\x9F\xBFa", "p\xEE\x80\x80",
+           "q\xF4\x8F\xBF\xBF", "q\xF4\x8F\xBF\xBFz", "r",
+           "s~", "s~x", "s\x7F", "t") {
+    my $p = s3_request(PUT => '/succ/' . pct_path($k), body => 'x');
+    die "PUT $k: $p->{status} $p->{body}\n" unless $p->{status} == 200;
+}
+--- request eval
+["GET /succ?list-type=2&prefix=p%ED%9F%BF",
+ "GET /succ?list-type=2&prefix=q%F4%8F%BF%BF",
+ "GET /succ?list-type=2&prefix=s~",
+ "GET /succ?list-type=2&prefix=s~&max-keys=1",
+ "GET /succ?list-type=2&prefix=q"]
+--- error_code: 200
+--- check
+my @p = map { parse_list($_->{body}) } @$responses;
+is_deeply($p[0]{keys}, ["p\xED\x9F\xBF", "p\xED\x9F\xBFa"], 'prefix ending in U+D7FF: not U+E000');
+is_deeply($p[1]{keys}, ["q\xF4\x8F\xBF\xBF", "q\xF4\x8F\xBF\xBFz"], 'prefix ending in U+10FFFF: not "r"');
+is_deeply($p[2]{keys}, ["s~", "s~x"], 'prefix ending in "~": not DEL');
+is_deeply($p[3]{keys}, ["s~"], 'max-keys=1: the first');
+is($p[3]{IsTruncated}, 'true', '... truncated');
+is_deeply($p[4]{keys}, ["q\xF4\x8F\xBF\xBF", "q\xF4\x8F\xBF\xBFz"], 'prefix q');
