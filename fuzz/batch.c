@@ -24,6 +24,7 @@
 #include <libxml/parser.h>
 
 #include "fuzz.h"
+#include "fuzz_libxml.h"
 #include "ngx_plinth_batch_parse.h"
 #include "ngx_plinth_pgarray.h"
 
@@ -35,27 +36,6 @@ typedef struct {
     size_t   n;
     size_t   cap;
 } fuzz_allocs_t;
-
-
-static void
-silent(void *ctx, const char *msg, ...)
-{
-    (void) ctx;
-    (void) msg;
-}
-
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void) argc;
-    (void) argv;
-
-    xmlInitParser();
-    xmlSetGenericErrorFunc(NULL, silent);
-
-    return 0;
-}
 
 
 static void *

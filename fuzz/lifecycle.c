@@ -18,6 +18,7 @@
 #include <libxml/parser.h>
 
 #include "fuzz.h"
+#include "fuzz_libxml.h"
 #include "ngx_plinth_lifecycle_parse.h"
 
 
@@ -28,27 +29,6 @@ typedef struct {
     size_t   size[FUZZ_MAX_ALLOCS];
     size_t   n;
 } fuzz_allocs_t;
-
-
-static void
-silent(void *ctx, const char *msg, ...)
-{
-    (void) ctx;
-    (void) msg;
-}
-
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void) argc;
-    (void) argv;
-
-    xmlInitParser();
-    xmlSetGenericErrorFunc(NULL, silent);
-
-    return 0;
-}
 
 
 static void *

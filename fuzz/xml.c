@@ -31,6 +31,7 @@
 #include <libxml/tree.h>
 
 #include "fuzz.h"
+#include "fuzz_libxml.h"
 
 
 #define DELETE_MAX_KEYS  1000
@@ -46,27 +47,6 @@
 static const char  *cks_algorithms[] = {
     "", "CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME", NULL
 };
-
-
-static void
-silent(void *ctx, const char *msg, ...)
-{
-    (void) ctx;
-    (void) msg;
-}
-
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void) argc;
-    (void) argv;
-
-    xmlInitParser();
-    xmlSetGenericErrorFunc(NULL, silent);
-
-    return 0;
-}
 
 
 /* ngx_http_plinth_xml_is() */
