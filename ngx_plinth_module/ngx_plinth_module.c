@@ -1090,6 +1090,12 @@ ngx_http_plinth_xml_body_filter(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* an empty last buffer that still points somewhere: nginx 1.22's
+     * ngx_write_chain_to_file() writes even a zero-size buffer, offsetting
+     * its pos, and a NULL pos is undefined behaviour (UBSan, t/88 under
+     * SAN=1) */
+    cl->buf->pos = (u_char *) "";
+    cl->buf->last = cl->buf->pos;
     cl->buf->last_buf = 1;
     cl->next = NULL;
 
