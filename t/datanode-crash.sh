@@ -45,7 +45,14 @@ if [ ! -x "$BIN" ] || [ ! -x "$PUT" ]; then
 fi
 
 (umask 077; od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$T/secret")
-PORT=$((20000 + (RANDOM * 7 + $$) % 40000))
+# a port nothing listens on, in 61000-64999: above the kernel's ephemeral
+# range (32768-60999) and the harness's ports (20000-60000), so that no
+# cluster of another test run takes it while this node is down between a
+# kill -9 and its restart; bounded, 50 tries
+for _ in $(seq 1 50); do
+    PORT=$((61000 + (RANDOM * 7 + $$) % 4000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || break
+done
 
 # start_node <conf>: start, wait (at most 60 s: start-up opens every blob) for /health
 start_node() {

@@ -101,7 +101,9 @@ status() { "${CURL[@]}" -o /dev/null -w '%{http_code}' "$@"; }
 # header <name> <file>: value of a header in a curl -D dump
 header() { grep -i "^$1:" "$2" | tail -1 | cut -d' ' -f2- | tr -d '\r'; }
 
-rand_port() { echo $((20000 + (RANDOM * 7 + $$) % 40000)); }
+# 61000-64999: above the kernel's ephemeral range and the harness's ports,
+# so that other test runs' clusters do not take them between restarts
+rand_port() { echo $((61000 + (RANDOM * 7 + $$) % 4000)); }
 
 # write_conf <file> <port> <data_dir> [extra yaml lines...]
 write_conf() {
