@@ -207,6 +207,7 @@ is($::CL->node_request(4, DELETE => "/blobs/$id")->{status}, 204, 'the filler re
 is(health(4)->{status}, 'ok', 'ok again');
 ok(eval { wait_for(sub { node_health_row() eq 'online f' }, 20, 'repaird to record it') },
    'repaird records it writable again');
+sleep 2.5;    # every worker's plinth_health_refresh (1s here): node 4 takes writes again
 
 
 
