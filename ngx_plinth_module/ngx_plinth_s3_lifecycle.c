@@ -40,9 +40,10 @@ static void ngx_http_plinth_lifecycle_done(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 
 
-ngx_int_t
-ngx_http_plinth_get_bucket_lifecycle(ngx_http_request_t *r,
-    ngx_http_plinth_ctx_t *ctx)
+/* Get and Delete: (bucket, caller) to one statement, owner only */
+static ngx_int_t
+ngx_http_plinth_lifecycle_query(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_uint_t stmt, ngx_plinth_pg_handler_pt done)
 {
     const char  *params[2];
 
@@ -57,8 +58,16 @@ ngx_http_plinth_get_bucket_lifecycle(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_GET_LIFECYCLE, 2, params,
-                              ngx_http_plinth_lifecycle_got);
+    return ngx_http_plinth_pg(r, stmt, 2, params, done);
+}
+
+
+ngx_int_t
+ngx_http_plinth_get_bucket_lifecycle(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx)
+{
+    return ngx_http_plinth_lifecycle_query(r, ctx, NGX_PLINTH_SQL_GET_LIFECYCLE,
+                                           ngx_http_plinth_lifecycle_got);
 }
 
 
@@ -89,21 +98,9 @@ ngx_int_t
 ngx_http_plinth_delete_bucket_lifecycle(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx)
 {
-    const char  *params[2];
-
-    if (ctx->anonymous) {
-        ngx_http_plinth_error(r, NGX_PLINTH_ERR_ACCESS_DENIED, NULL);
-        return NGX_OK;
-    }
-
-    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
-    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
-    if (params[0] == NULL || params[1] == NULL) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_DELETE_LIFECYCLE, 2, params,
-                              ngx_http_plinth_lifecycle_done);
+    return ngx_http_plinth_lifecycle_query(r, ctx,
+                                           NGX_PLINTH_SQL_DELETE_LIFECYCLE,
+                                           ngx_http_plinth_lifecycle_done);
 }
 
 
