@@ -414,32 +414,6 @@ ngx_http_plinth_batch_err(const char *code)
 }
 
 
-static ngx_uint_t
-ngx_http_plinth_batch_nodes(u_char *p, size_t len, uint32_t *nodes)
-{
-    u_char      *last, *start;
-    ngx_int_t    n;
-    ngx_uint_t   nnodes;
-
-    last = p + len;
-    nnodes = 0;
-
-    while (p < last && nnodes < NGX_PLINTH_MAX_RF) {
-        start = p;
-        while (p < last && *p != ',') {
-            p++;
-        }
-        n = ngx_atoi(start, p - start);
-        if (n > 0) {
-            nodes[nnodes++] = (uint32_t) n;
-        }
-        p++;
-    }
-
-    return nnodes;
-}
-
-
 #define ngx_http_plinth_batch_off(res, row, col)                             \
     ngx_atoof((u_char *) PQgetvalue(res, row, col),                          \
               PQgetlength(res, row, col))
@@ -494,7 +468,7 @@ ngx_http_plinth_batch_row(ngx_http_request_t *r, PGresult *res, int first,
             return NGX_ERROR;
         }
 
-        seg->nnodes = ngx_http_plinth_batch_nodes(
+        seg->nnodes = ngx_http_plinth_parse_nodes(
                           (u_char *) PQgetvalue(res, first, BCOL_NODES),
                           PQgetlength(res, first, BCOL_NODES), seg->nodes);
         return NGX_OK;
@@ -525,7 +499,7 @@ ngx_http_plinth_batch_row(ngx_http_request_t *r, PGresult *res, int first,
         seg->size = ngx_http_plinth_batch_off(res, i, BCOL_SEG_SIZE);
         seg->blob_offset = ngx_http_plinth_batch_off(res, i,
                                                      BCOL_SEG_BLOB_OFFSET);
-        seg->nnodes = ngx_http_plinth_batch_nodes(
+        seg->nnodes = ngx_http_plinth_parse_nodes(
                           (u_char *) PQgetvalue(res, i, BCOL_SEG_NODES),
                           PQgetlength(res, i, BCOL_SEG_NODES), seg->nodes);
 

@@ -33,8 +33,6 @@ static ngx_int_t ngx_http_plinth_parse_range(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 static ngx_int_t ngx_http_plinth_checksum_out(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx, PGresult *res);
-static ngx_uint_t ngx_http_plinth_parse_nodes(u_char *p, size_t len,
-    uint32_t *nodes);
 static ngx_int_t ngx_http_plinth_get_segments(ngx_http_request_t *r,
     PGresult *res, ngx_plinth_object_t *obj);
 static ngx_int_t ngx_http_plinth_part_range(ngx_http_request_t *r,
@@ -1044,7 +1042,9 @@ ngx_http_plinth_checksum_out(ngx_http_request_t *r,
 }
 
 
-static ngx_uint_t
+/* A PostgreSQL array's text of node ids ("1,2,3" inside the braces) into
+ * nodes (at most NGX_PLINTH_MAX_RF); GET's and batch GET's placements. */
+ngx_uint_t
 ngx_http_plinth_parse_nodes(u_char *p, size_t len, uint32_t *nodes)
 {
     u_char      *last, *start;
