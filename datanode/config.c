@@ -84,6 +84,8 @@ static const plinth_dn_config_row  plinth_dn_config_rows[] = {
     { "tls_ca", plinth_dn_config_set_path, PLINTH_DN_CF(tls_ca), 0, 0, 0 },
     { "group_commit", plinth_dn_config_set_bool, PLINTH_DN_CF(group_commit),
       0, 0, 0 },
+    { "send_rate_limit", plinth_dn_config_set_size,
+      PLINTH_DN_CF(send_rate_limit), 0, UINT64_MAX, 0 },
 };
 
 #define PLINTH_DN_CONFIG_NROWS \

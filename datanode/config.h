@@ -17,6 +17,9 @@
  *     tls_ca: /etc/plinth/tls/ca.crt        pull from peers over HTTPS
  *     group_commit: false         true | false: one directory fsync
  *                                 serves concurrent puts (store.c)
+ *     send_rate_limit: 0          bytes/s all blob reads together may
+ *                                 send (0: no limit); a node with a slow
+ *                                 disk or link, for benchmarks and tests
  *
  * Sizes take an optional binary suffix: K, M, G, T (or KiB, MiB, GiB,
  * TiB). Unknown keys, repeated keys and bad values are errors.
@@ -45,6 +48,7 @@ typedef struct {
     char                    *tls_key;
     char                    *tls_ca;
     uint64_t                 group_commit;   /* 0 or 1 */
+    uint64_t                 send_rate_limit;  /* bytes/s; 0: none */
 } plinth_dn_config;
 
 int plinth_dn_config_load(const char *path, plinth_dn_config *cf,

@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,7 @@ typedef struct {
 /* State of one GET body, owned by its MHD response. */
 typedef struct {
     plinth_dn_store  *store;
+    uint64_t          rate;         /* send_rate_limit; 0: none */
     plinth_dn_blob    blob;
     uint8_t          *buf;          /* one verified block */
     size_t            blen;
@@ -138,6 +140,7 @@ static int plinth_dn_parse_u64(const char *s, const char **end,
     uint64_t *out);
 static ssize_t plinth_dn_body_read(void *cls, uint64_t pos, char *buf,
     size_t max);
+static void plinth_dn_throttle(uint64_t rate, size_t n);
 static ssize_t plinth_dn_body_none(void *cls, uint64_t pos, char *buf,
     size_t max);
 static int plinth_dn_body_load(plinth_dn_body *b, uint64_t index);
@@ -693,6 +696,7 @@ plinth_dn_get_body(plinth_dn_http *h, struct MHD_Connection *c,
         return plinth_dn_reply_rc(c, r, PLINTH_DN_ENOMEM);
     }
     body->store = h->store;
+    body->rate = h->send_rate;
     body->blob = *b;
     body->loaded = UINT64_MAX;
     body->start = start;
@@ -755,7 +759,45 @@ plinth_dn_body_read(void *cls, uint64_t pos, char *buf, size_t max)
     }
     memcpy(buf, b->buf + in, n);
     plinth_dn_metrics_bytes_out(n);
+    if (b->rate) {
+        plinth_dn_throttle(b->rate, n);
+    }
     return (ssize_t) n;
+}
+
+
+/*
+ * send_rate_limit: the node's blob bodies share one link of that many
+ * bytes a second. Each chunk books the link's next free interval and its
+ * connection's thread sleeps until that interval ends (thread per
+ * connection: only this reader waits).
+ */
+static void
+plinth_dn_throttle(uint64_t rate, size_t n)
+{
+    static pthread_mutex_t  lock = PTHREAD_MUTEX_INITIALIZER;
+    static uint64_t         link_free;      /* ns, CLOCK_MONOTONIC */
+    struct timespec         ts;
+    uint64_t                now, done;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+
+    pthread_mutex_lock(&lock);
+    if (link_free < now) {
+        link_free = now;
+    }
+    link_free += (uint64_t) n * 1000000000u / rate;
+    done = link_free;
+    pthread_mutex_unlock(&lock);
+
+    ts.tv_sec = (time_t) (done / 1000000000u);
+    ts.tv_nsec = (long) (done % 1000000000u);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL)
+           == EINTR)
+    {
+        /* void */
+    }
 }
 
 

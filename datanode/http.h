@@ -41,6 +41,7 @@ typedef struct {
                                      * HTTP */
     char             *tls_cert_pem; /* the PEM texts MHD serves with: held */
     char             *tls_key_pem;  /* until the daemon has stopped */
+    uint64_t          send_rate;    /* bytes/s of blob bodies; 0: no limit */
 } plinth_dn_http;
 
 enum MHD_Result plinth_dn_http_access(void *cls, struct MHD_Connection *c,

@@ -179,6 +179,7 @@ plinth_dn_run(plinth_dn_config *cf)
         return 1;
     }
     plinth_dn_store_set_group_commit(h.store, (int) cf->group_commit);
+    h.send_rate = cf->send_rate_limit;
 
     {
         unsigned char  secret[PLINTH_HOP_SECRET_MAX];
