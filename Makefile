@@ -6,6 +6,7 @@
 #   make test       build and run every test (prove)
 #   make test SAN=1 the same with ASan and UBSan, in build-san/
 #   make bench      build the load generator and run the benchmark (bench/run)
+#   make bench-stripe  a 1 GiB GET from throttled data nodes, unstriped and striped
 #   make fuzz       build the libFuzzer targets and run each FUZZ_SECONDS seconds
 #   make chaos      the crash-consistency checker for CHAOS_SECONDS (t/96-chaos.t)
 
@@ -56,7 +57,7 @@ UNIT_TESTS := $(B)/unit/test_repaird_config \
               $(B)/unit/test_sigv4 $(B)/unit/test_chunked \
               $(B)/unit/test_crc
 
-.PHONY: all module datanode repaird proto deps unit test run stop clean bench bench-tools \
+.PHONY: all module datanode repaird proto deps unit test run stop clean bench bench-tools bench-stripe \
         fuzz fuzz-build chaos
 
 all: module datanode repaird
@@ -258,6 +259,11 @@ bench: all bench-tools
 # nodes are killed and paused, nginx workers killed, PostgreSQL restarted;
 # then the history is checked. make test runs it for 30 s.
 CHAOS_SECONDS ?= 120
+
+# a 1 GiB GET from throttled data nodes, unstriped and striped
+# (make bench-stripe STRIPE_ARGS="--size-mb 256")
+bench-stripe: all
+	bench/striped-get $(STRIPE_ARGS)
 
 chaos: all bench-tools
 	CHAOS_SECONDS=$(CHAOS_SECONDS) prove -v t/96-chaos.t

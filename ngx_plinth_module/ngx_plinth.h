@@ -60,6 +60,8 @@ typedef struct {
     off_t                         max_object_size;
     ngx_msec_t                    straggler_timeout;
     ngx_int_t                     batch_window;  /* entries read at once */
+    size_t                        stripe_size;   /* striped GET; 0: off */
+    ngx_int_t                     stripe_window; /* stripes read at once */
     ngx_msec_t                    health_refresh;  /* 0: not read */
     ngx_msec_t                    key_cache;  /* 0: keys not cached */
     ngx_uint_t                    auth;       /* NGX_PLINTH_AUTH_* */
@@ -240,6 +242,9 @@ typedef struct {
     ngx_str_t                     range;      /* $plinth_range */
     off_t                         expect;     /* body bytes wanted (GET) */
     off_t                         received;   /* body bytes passed on */
+    ngx_msec_t                    started;    /* GET: when it was asked */
+    size_t                        bufsize;    /* GET: its upstream buffer
+                                                 (0: proxy_buffer_size) */
     ngx_uint_t                    status;
     unsigned                      get:1;
     unsigned                      accepted:1; /* GET: 2xx of the right size */
@@ -251,6 +256,7 @@ typedef struct {
 /* the first field of both module ctx types, read by the filters */
 #define NGX_PLINTH_CTX_REQUEST        0   /* ctx, or a data subrequest's */
 #define NGX_PLINTH_CTX_BATCH_ENTRY    1   /* ctx of a batch entry's reader */
+#define NGX_PLINTH_CTX_STRIPE         2   /* ctx of a striped GET's reader */
 
 struct ngx_http_plinth_ctx_s {
     ngx_uint_t                    kind;       /* NGX_PLINTH_CTX_* */
@@ -335,6 +341,14 @@ struct ngx_http_plinth_ctx_s {
     unsigned                      headers_sent:1;
     unsigned                      part_done:1;
     ngx_uint_t                    seg;        /* segment being read */
+    uint32_t                      prefer;     /* replica asked first (0:
+                                                 placement order) */
+    size_t                        read_buf;   /* upstream buffer of each
+                                                 read (0: the location's) */
+
+    /* striped GET (ngx_plinth_stripe.c): the main request's stripes, or
+     * the stripe a reader serves */
+    void                         *stripes;
 
     /* batch GET (ngx_plinth_s3_batch.c): the request's state, or the
      * entry a batch entry's reader serves; the data buffers of finished
@@ -582,6 +596,14 @@ ngx_int_t ngx_http_plinth_batch_get(ngx_http_request_t *r,
 ngx_int_t ngx_http_plinth_batch_entry(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 
+/* ngx_plinth_stripe.c */
+ngx_uint_t ngx_http_plinth_stripe_wanted(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_stripe_start(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+void ngx_http_plinth_stripe_sample(ngx_http_plinth_ctx_t *rctx,
+    ngx_http_plinth_sr_ctx_t *sctx);
+
 /* ngx_plinth_s3_delete.c */
 ngx_int_t ngx_http_plinth_delete_objects(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
@@ -629,6 +651,8 @@ ngx_int_t ngx_http_plinth_list_multipart_uploads(ngx_http_request_t *r,
 ngx_int_t ngx_http_plinth_fanout_put(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx, void (*done)(ngx_http_request_t *r));
 ngx_int_t ngx_http_plinth_read_start(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_read_child(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 ngx_int_t ngx_http_plinth_sr_header_filter(ngx_http_request_t *r,
     ngx_http_plinth_sr_ctx_t *sctx);

@@ -55,6 +55,7 @@ static ngx_int_t ngx_http_plinth_read_part(ngx_http_request_t *r,
 static ngx_int_t ngx_http_plinth_read_sr_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
 static void ngx_http_plinth_read_wev(ngx_http_request_t *r);
+static void ngx_http_plinth_read_child_wev(ngx_http_request_t *r);
 static void ngx_http_plinth_served(ngx_http_plinth_ctx_t *ctx,
     uint32_t node);
 static void ngx_http_plinth_set_bad(ngx_http_plinth_ctx_t *ctx,
@@ -439,10 +440,24 @@ ngx_http_plinth_read_part(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
         return NGX_ERROR;
     }
 
-    /* replicas in placement order, those repaird found offline last */
+    /* replicas in placement order (a stripe's chosen one first), those
+     * repaird found offline last */
+    if (ctx->prefer && ctx->attempts == 0
+        && !ngx_http_plinth_is_bad(ctx, ctx->prefer)
+        && !ngx_http_plinth_health_offline(ctx->prefer))
+    {
+        for (i = 0; i < seg->nnodes; i++) {
+            if (seg->nodes[i] == ctx->prefer) {
+                sctx->nodes[sctx->nnodes++] = ctx->prefer;
+                break;
+            }
+        }
+    }
+
     for (i = 0; i < seg->nnodes; i++) {
         if (!ngx_http_plinth_is_bad(ctx, seg->nodes[i])
-            && !ngx_http_plinth_health_offline(seg->nodes[i]))
+            && !ngx_http_plinth_health_offline(seg->nodes[i])
+            && (sctx->nnodes == 0 || seg->nodes[i] != sctx->nodes[0]))
         {
             sctx->nodes[sctx->nnodes++] = seg->nodes[i];
         }
@@ -469,6 +484,8 @@ ngx_http_plinth_read_part(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
 
     sctx->get = 1;
     sctx->expect = to - from;
+    sctx->started = ngx_current_msec;
+    sctx->bufsize = ctx->read_buf;
     sctx->range.data = ngx_pnalloc(r->pool, sizeof("bytes=-") - 1
                                             + 2 * NGX_OFF_T_LEN);
     if (sctx->range.data == NULL) {
@@ -498,7 +515,7 @@ ngx_http_plinth_sr_header_filter(ngx_http_request_t *r,
     ngx_http_plinth_sr_ctx_t *sctx)
 {
     ngx_int_t               rc;
-    ngx_http_plinth_ctx_t  *ctx;
+    ngx_http_plinth_ctx_t  *ctx, *mctx;
 
     ctx = sctx->parent;
     sctx->status = r->headers_out.status;
@@ -538,6 +555,15 @@ ngx_http_plinth_sr_header_filter(ngx_http_request_t *r,
         if (rc == NGX_ERROR || rc > NGX_OK) {
             return NGX_ERROR;
         }
+
+        if (ctx->kind == NGX_PLINTH_CTX_STRIPE) {
+            /* a striped GET's first stripe: the other stripes may start */
+            mctx = ngx_http_get_module_ctx(r->main, ngx_http_plinth_module);
+            mctx->headers_sent = 1;
+            if (ngx_http_post_request(r->main, NULL) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
     }
 
     return NGX_OK;
@@ -570,6 +596,13 @@ ngx_http_plinth_sr_body_filter(ngx_http_request_t *r,
         if (cl->buf->last_in_chain) {
             sctx->complete = 1;
         }
+    }
+
+    if (sctx->parent->kind == NGX_PLINTH_CTX_STRIPE
+        && sctx->received == sctx->expect)
+    {
+        /* every byte of the stripe is here (maybe not yet sent) */
+        ngx_http_plinth_stripe_sample(sctx->parent, sctx);
     }
 
     return NGX_OK;
@@ -634,6 +667,53 @@ ngx_http_plinth_read_sr_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 }
 
 
+/*
+ * A reader of its own: a subrequest to the S3 location whose ctx names
+ * what to read (a batch GET's entry, a striped GET's stripe), served by
+ * ngx_http_plinth_s3_handler with GetObject's read loop. Its output is
+ * ordered by nginx's postpone filter among its siblings'; its reads are
+ * its children, so a resumed read stays in its place.
+ */
+ngx_int_t
+ngx_http_plinth_read_child(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
+{
+    /* the reader owns this reference until it finalizes */
+    r->main->count++;
+
+    if (ngx_http_plinth_read_start(r, ctx) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "plinth: %V/%V: no replica to read",
+                      &ctx->bucket, &ctx->key);
+        ngx_http_plinth_finalize(r, NGX_ERROR);
+        return NGX_DONE;
+    }
+
+    r->write_event_handler = ngx_http_plinth_read_child_wev;
+
+    return NGX_DONE;
+}
+
+
+/*
+ * A reader is woken when its turn to send comes (the postpone filter made
+ * it the connection's active request) and when one of its reads ends. Its
+ * output waiting behind it (a read still running) is passed the turn
+ * first: nothing else would wake that read.
+ */
+static void
+ngx_http_plinth_read_child_wev(ngx_http_request_t *r)
+{
+    if (r == r->connection->data && r->postponed
+        && ngx_http_output_filter(r, NULL) == NGX_ERROR)
+    {
+        ngx_http_plinth_finalize(r, NGX_ERROR);
+        return;
+    }
+
+    ngx_http_plinth_read_wev(r);
+}
+
+
 /* The main request, woken when a part ends: finish, resume, or fail. */
 static void
 ngx_http_plinth_read_wev(ngx_http_request_t *r)
@@ -676,7 +756,7 @@ ngx_http_plinth_read_wev(ngx_http_request_t *r)
 
     r->write_event_handler = ngx_http_request_empty_handler;
 
-    if (!ctx->headers_sent) {
+    if (!ctx->headers_sent && r == r->main) {
         ngx_http_plinth_error(r, NGX_PLINTH_ERR_SERVICE_UNAVAILABLE,
                               "No replica of the object is reachable.");
         return;

@@ -194,6 +194,20 @@ static ngx_command_t  ngx_http_plinth_commands[] = {
       offsetof(ngx_http_plinth_main_conf_t, batch_window),
       NULL },
 
+    { ngx_string("plinth_stripe_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, stripe_size),
+      NULL },
+
+    { ngx_string("plinth_stripe_window"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, stripe_window),
+      NULL },
+
     { ngx_string("plinth_blob_location"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_plinth_blob_location,
@@ -545,6 +559,8 @@ ngx_http_plinth_create_main_conf(ngx_conf_t *cf)
     pmcf->max_object_size = NGX_CONF_UNSET;
     pmcf->straggler_timeout = NGX_CONF_UNSET_MSEC;
     pmcf->batch_window = NGX_CONF_UNSET;
+    pmcf->stripe_size = NGX_CONF_UNSET_SIZE;
+    pmcf->stripe_window = NGX_CONF_UNSET;
     pmcf->health_refresh = NGX_CONF_UNSET_MSEC;
     pmcf->key_cache = NGX_CONF_UNSET_MSEC;
     pmcf->usage_flush = NGX_CONF_UNSET_MSEC;
@@ -573,6 +589,23 @@ ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf)
     if (pmcf->batch_window < 1 || pmcf->batch_window > 256) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "plinth_batch_window must be 1 to 256");
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_conf_init_size_value(pmcf->stripe_size, 1024 * 1024);
+    ngx_conf_init_value(pmcf->stripe_window, 4);
+
+    if (pmcf->stripe_window < 1 || pmcf->stripe_window > 64) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "plinth_stripe_window must be 1 to 64");
+        return NGX_CONF_ERROR;
+    }
+
+    if (pmcf->stripe_size && (pmcf->stripe_size < 64 * 1024
+                              || pmcf->stripe_size > 64 * 1024 * 1024))
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "plinth_stripe_size must be 0 (off) or 64k to 64m");
         return NGX_CONF_ERROR;
     }
     ngx_conf_init_msec_value(pmcf->health_refresh, 3000);

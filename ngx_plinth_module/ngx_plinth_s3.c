@@ -562,6 +562,10 @@ ngx_http_plinth_s3_handler(ngx_http_request_t *r)
         if (ctx && ctx->kind == NGX_PLINTH_CTX_BATCH_ENTRY) {
             return ngx_http_plinth_batch_entry(r, ctx);
         }
+        /* a striped GET's stripe (ngx_plinth_stripe.c): its reader */
+        if (ctx && ctx->kind == NGX_PLINTH_CTX_STRIPE) {
+            return ngx_http_plinth_read_child(r, ctx);
+        }
         return NGX_HTTP_NOT_FOUND;
     }
 

@@ -966,7 +966,11 @@ ngx_http_plinth_get_done(ngx_http_request_t *r, void *data, PGresult *res,
         return;
     }
 
-    if (ngx_http_plinth_read_start(r, ctx) != NGX_OK) {
+    rc = ngx_http_plinth_stripe_wanted(r, ctx)
+         ? ngx_http_plinth_stripe_start(r, ctx)
+         : ngx_http_plinth_read_start(r, ctx);
+
+    if (rc != NGX_OK) {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
     }
 }

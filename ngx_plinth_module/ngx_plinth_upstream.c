@@ -225,6 +225,7 @@ static ngx_int_t
 ngx_http_plinth_upstream_init_peer(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us)
 {
+    ngx_http_upstream_t          *u;
     ngx_http_plinth_sr_ctx_t     *sctx;
     ngx_http_plinth_peer_data_t  *pd;
 
@@ -255,6 +256,34 @@ ngx_http_plinth_upstream_init_peer(ngx_http_request_t *r,
     r->upstream->peer.save_session = ngx_http_plinth_upstream_save_session;
 #endif
     r->upstream->peer.tries = sctx->nnodes;
+
+    if (sctx->bufsize) {
+        /* a stripe's read: a buffer that holds the whole stripe, so the
+         * read runs ahead of its turn to send (proxy_buffering off reads
+         * only while the buffer has room); nginx allocates
+         * proxy_buffer_size only when none is there yet */
+        u = r->upstream;
+        u->buffer.start = ngx_palloc(r->pool, sctx->bufsize);
+        if (u->buffer.start == NULL) {
+            return NGX_ERROR;
+        }
+        u->buffer.pos = u->buffer.start;
+        u->buffer.last = u->buffer.start;
+        u->buffer.end = u->buffer.start + sctx->bufsize;
+        u->buffer.temporary = 1;
+        u->buffer.tag = u->output.tag;
+
+        /* what nginx does along with allocating it */
+        if (ngx_list_init(&u->headers_in.headers, r->pool, 8,
+                          sizeof(ngx_table_elt_t))
+            != NGX_OK
+            || ngx_list_init(&u->headers_in.trailers, r->pool, 2,
+                             sizeof(ngx_table_elt_t))
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
 
     return NGX_OK;
 }
