@@ -21,7 +21,8 @@
  * tar answer's length; it also reports objects and objects/s.
  *
  * Prints one JSON line per run: ops, errors, ops/s, MB/s (10^6 bytes of
- * object data), latency p50/p95/p99/max in ms, the client's CPU seconds
+ * object data), latency p50/p95/p99/max in ms, for GET and batch the time
+ * to the first byte of the answer (ttfb_ms), the client's CPU seconds
  * (getrusage), and, for every --cpu-pid NAME=PID, the CPU seconds used by
  * that process and its descendants (/proc/PID/stat, before and after), and
  * for every --rss-pid NAME=PID the RSS of the process and its descendants
@@ -97,6 +98,8 @@ static struct pidspec cpu_pids[MAX_PIDS], rss_pids[MAX_PIDS];
 static int n_cpu_pids, n_rss_pids;
 static double *lat;                 /* latencies of the measured phase, ms */
 static uint64_t n_lat;
+static double *ttfb;                /* GET, batch: time to the first byte, ms */
+static uint64_t n_ttfb;
 static uint64_t n_ops, n_err, n_bytes, n_list_keys, n_list, n_objects;
 static uint64_t seq_put;
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
@@ -626,6 +629,12 @@ static uint64_t run_phase(CURLM *m, struct slot *slots, enum op base,
                 }
                 if (n_lat < MAX_LAT)
                     lat[n_lat++] = lat_ms;
+                curl_off_t first_us;
+                if (ok && (s->op == OP_GET || s->op == OP_BATCH)
+                    && n_ttfb < MAX_LAT
+                    && curl_easy_getinfo(s->easy, CURLINFO_STARTTRANSFER_TIME_T,
+                                         &first_us) == CURLE_OK)
+                    ttfb[n_ttfb++] = first_us / 1000.0;
             }
             curl_multi_remove_handle(m, s->easy);
             s->busy = 0;
@@ -650,12 +659,17 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static double pct_of(const double *v, uint64_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    uint64_t i = (uint64_t)(p / 100.0 * (double)(n - 1) + 0.5);
+    return v[i];
+}
+
 static double pct(double p)
 {
-    if (n_lat == 0)
-        return 0;
-    uint64_t i = (uint64_t)(p / 100.0 * (double)(n_lat - 1) + 0.5);
-    return lat[i];
+    return pct_of(lat, n_lat, p);
 }
 
 static void json_str(const char *s)
@@ -809,7 +823,8 @@ int main(int argc, char **argv)
     rng ^= (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);
     pattern = malloc(PATTERN_SIZE);
     lat = malloc(sizeof(double) * MAX_LAT);
-    if (!pattern || !lat)
+    ttfb = malloc(sizeof(double) * MAX_LAT);
+    if (!pattern || !lat || !ttfb)
         die("out of memory");
     for (size_t i = 0; i < PATTERN_SIZE; i += 8) {
         uint64_t r = rnd();
@@ -887,6 +902,15 @@ int main(int argc, char **argv)
                n_list_keys, el > 0 ? n_list_keys / el : 0,
                list_done && !n_err ? "true" : "false");
     }
+    if (n_ttfb) {
+        /* curl's CURLINFO_STARTTRANSFER_TIME: request start (connection
+         * reuse included) to the first byte of the answer */
+        qsort(ttfb, n_ttfb, sizeof *ttfb, cmp_double);
+        printf(",\"ttfb_ms\":{\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f,"
+               "\"max\":%.3f}", pct_of(ttfb, n_ttfb, 50),
+               pct_of(ttfb, n_ttfb, 95), pct_of(ttfb, n_ttfb, 99),
+               ttfb[n_ttfb - 1]);
+    }
     if (base == OP_GET || base == OP_BATCH)
         printf(",\"batch\":%d,\"objects\":%" PRIu64 ",\"objects_per_s\":%.1f",
                base == OP_BATCH ? O.batch : 1, n_objects,
@@ -922,6 +946,7 @@ int main(int argc, char **argv)
     curl_multi_cleanup(m);
     curl_global_cleanup();
     free(lat);
+    free(ttfb);
     free(pattern);
     return n_err ? 1 : 0;
 }

@@ -13,6 +13,14 @@
  * publishes its own into its slot after every request, and the scrape
  * adds the slots up.
  *
+ * The zone has no layout version, on purpose: nginx hands a reload the
+ * old zone only when its name and size are unchanged, and a reload cannot
+ * bring a new layout of the same size, because the master re-opens the
+ * module while the old cycle still holds it (dlopen returns the loaded
+ * copy: new module code needs a restart or a binary upgrade, whose new
+ * master makes its zones afresh). A size change (a new operation, node or
+ * status slot) gives a new, zeroed zone.
+ *
  * Served by `plinth_metrics;` in a location, in the text exposition
  * format 0.0.4 (t/44-metrics.t checks it with promtool).
  */

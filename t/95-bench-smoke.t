@@ -95,6 +95,10 @@ is($j->{bytes}, 4096 * $j->{ops}, 'put: bytes = 4 KiB x ops') if $j;
     '--size', '4K', '--keys', 50, '--concurrency', 4, '--ops', 300, '--duration', 5]);
 is($rc, 0, 'get: exits 0');
 sane('get', $j, bytes => 1);
+ok($j->{ttfb_ms} && $j->{ttfb_ms}{p50} > 0 && $j->{ttfb_ms}{p50} <= $j->{ttfb_ms}{p99}
+   && $j->{ttfb_ms}{p99} <= $j->{ttfb_ms}{max}
+   && $j->{ttfb_ms}{max} <= $j->{lat_ms}{max} + 0.5,
+   'get: time to first byte p50 <= p99 <= max, within the latencies');
 
 ($rc, $j) = run_json([@base, '--bucket', 'smoke', '--workload', 'mixed',
     '--mix', '60:30:10', '--list-max', 20, '--size', '4K', '--keys', 50,
