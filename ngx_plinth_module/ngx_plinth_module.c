@@ -593,7 +593,7 @@ ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     ngx_conf_init_size_value(pmcf->stripe_size, 1024 * 1024);
-    ngx_conf_init_value(pmcf->stripe_window, 4);
+    ngx_conf_init_value(pmcf->stripe_window, 6);
 
     if (pmcf->stripe_window < 1 || pmcf->stripe_window > 64) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
