@@ -318,23 +318,8 @@ static size_t on_write(char *buf, size_t size, size_t nmemb, void *ud)
 static void client_init(struct client *c, int id)
 {
     c->id = id;
-    c->easy = curl_easy_init();
-    if (!c->easy)
-        die("curl_easy_init failed");
-    CURL *e = c->easy;
-    curl_easy_setopt(e, CURLOPT_PRIVATE, c);
-    curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
-    curl_easy_setopt(e, CURLOPT_READDATA, c);
-    curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
-    curl_easy_setopt(e, CURLOPT_SEEKDATA, c);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(O.op_timeout * 1000));
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    CURL *e = c->easy = s3_easy_new(c, on_read, on_seek, on_write, c->errbuf,
+                                    O.op_timeout, die);
     s3_sign(e, O.access_key, O.secret_key, O.region, &c->hdrs);
     c->hdrs = curl_slist_append(c->hdrs, "Expect:");
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hdrs);

@@ -397,23 +397,8 @@ static int list_next(const char *xml)
 
 static void slot_init(struct slot *s)
 {
-    s->easy = curl_easy_init();
-    if (!s->easy)
-        die("curl_easy_init failed");
-    CURL *e = s->easy;
-    curl_easy_setopt(e, CURLOPT_PRIVATE, s);
-    curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
-    curl_easy_setopt(e, CURLOPT_READDATA, s);
-    curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
-    curl_easy_setopt(e, CURLOPT_SEEKDATA, s);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(O.op_timeout * 1000));
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    CURL *e = s->easy = s3_easy_new(s, on_read, on_seek, on_write, s->errbuf,
+                                    O.op_timeout, die);
     if (!O.no_sign)
         s3_sign(e, O.access_key, O.secret_key, O.region, &s->hdrs);
     /* no 100-continue round trip before the body */

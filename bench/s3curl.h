@@ -31,6 +31,37 @@ static inline int s3_loopback(const char *ep)
 }
 
 /*
+ * A new easy handle for one client's requests, reused for each of them:
+ * ud (its CURLOPT_PRIVATE) gets the body callbacks, errbuf the error
+ * text; no signals, TCP_NODELAY, HTTP only, timeout_s a request, 5 s to
+ * connect. Dies (through die_fn) if libcurl cannot make one.
+ */
+static inline CURL *s3_easy_new(void *ud, curl_read_callback rd,
+                                curl_seek_callback sk,
+                                curl_write_callback wr, char *errbuf,
+                                double timeout_s, void (*die_fn)(const char *,
+                                                                 ...))
+{
+    CURL *e = curl_easy_init();
+    if (!e)
+        die_fn("curl_easy_init failed");
+    curl_easy_setopt(e, CURLOPT_PRIVATE, ud);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, rd);
+    curl_easy_setopt(e, CURLOPT_READDATA, ud);
+    curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, sk);
+    curl_easy_setopt(e, CURLOPT_SEEKDATA, ud);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, wr);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, ud);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout_s * 1000));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    return e;
+}
+
+/*
  * Sign every request of easy handle e with SigV4 under the key given;
  * the x-amz-content-sha256 header is appended to *hdrs (set it on the
  * handle with CURLOPT_HTTPHEADER after adding your own). The strings are
