@@ -822,8 +822,10 @@ ngx_http_plinth_put_answer(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
 
 /*
  * A copy that landed after the commit is recorded as well, best effort:
- * if this fails (or the request is gone first), repair finds the object
- * under-replicated and the blob an orphan, and sets both right.
+ * if this fails (or, for a part, the request is gone first), repair finds
+ * the object under-replicated and the blob an orphan, and sets both
+ * right. A version's goes to the worker's batch (see the top of this
+ * file); a part's (UploadPart) is one statement, known by its blob.
  */
 void
 ngx_http_plinth_put_add_node(ngx_http_request_t *r,
@@ -832,7 +834,6 @@ ngx_http_plinth_put_add_node(ngx_http_request_t *r,
     u_char      *n;
     const char  *params[2];
 
-    /* a version's: batched (above); a part (UploadPart) by its blob */
     if (ctx->upload_id.len == 0) {
         ngx_http_plinth_late_queue(ngx_atoof(ctx->version_id.data,
                                              ctx->version_id.len),
@@ -841,10 +842,7 @@ ngx_http_plinth_put_add_node(ngx_http_request_t *r,
     }
 
     n = ngx_pnalloc(r->pool, NGX_INT32_LEN + 1);
-    params[0] = (char *) ngx_http_plinth_cstr(r->pool,
-                                             ctx->upload_id.len
-                                             ? &ctx->blob_id
-                                             : &ctx->version_id);
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->blob_id);
     if (n == NULL || params[0] == NULL) {
         return;
     }
@@ -852,10 +850,8 @@ ngx_http_plinth_put_add_node(ngx_http_request_t *r,
     *ngx_sprintf(n, "%uD", node) = '\0';
     params[1] = (char *) n;
 
-    (void) ngx_http_plinth_pg(r, ctx->upload_id.len
-                                 ? NGX_PLINTH_SQL_PART_ADD_NODE
-                                 : NGX_PLINTH_SQL_PUT_ADD_NODE,
-                              2, params, ngx_http_plinth_put_node_added);
+    (void) ngx_http_plinth_pg(r, NGX_PLINTH_SQL_PART_ADD_NODE, 2, params,
+                              ngx_http_plinth_put_node_added);
 }
 
 
@@ -981,11 +977,10 @@ ngx_http_plinth_late_flush(void)
 
     /* the pool copies the parameters */
     pool = ngx_create_pool(1024, ngx_cycle->log);
-    if (pool == NULL) {
-        return;
-    }
 
-    v = ngx_http_plinth_late_arrays(pool, ngx_http_plinth_late, n, &nodes);
+    v = pool ? ngx_http_plinth_late_arrays(pool, ngx_http_plinth_late, n,
+                                           &nodes)
+             : NULL;
 
     if (v) {
         params[0] = (char *) v;
@@ -1006,7 +1001,9 @@ ngx_http_plinth_late_flush(void)
                       "will find them", n);
     }
 
-    ngx_destroy_pool(pool);
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
 }
 
 
