@@ -316,6 +316,10 @@ struct ngx_http_plinth_ctx_s {
     uint32_t                      late_nodes[NGX_PLINTH_MAX_TARGETS];
     ngx_uint_t                    nlate;      /* acknowledged after commit */
     unsigned                      committed:1;
+    unsigned                      put_open:1; /* commit not sent yet */
+    /* other versions' late replicas carried by this PUT's commit */
+    void                         *late_carried;
+    ngx_uint_t                    nlate_carried;
     ngx_http_plinth_sr_ctx_t     *puts[NGX_PLINTH_MAX_TARGETS];
     ngx_event_t                   straggler_ev;
     ngx_uint_t                    state;

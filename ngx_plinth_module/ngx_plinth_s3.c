@@ -325,15 +325,13 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "plinth_put_begin_c($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9 },
     [NGX_PLINTH_SQL_PUT_COMMIT] =
     { "plinth_put_commit",
-      "SELECT plinth_put_commit($1, $2::integer[], $3::boolean, $4, $5, $6)",
-      6 },
+      "SELECT plinth_put_commit($1, $2::integer[], $3::boolean, $4, $5, $6, "
+      "$7::bigint[], $8::integer[])", 8 },
     [NGX_PLINTH_SQL_PUT_ABORT] =
     { "plinth_put_abort", "SELECT plinth_put_abort($1, $2::integer[])", 2 },
     [NGX_PLINTH_SQL_PUT_ADD_NODE] =
     { "plinth_put_add_node",
-      "UPDATE versions SET nodes = nodes || $2::integer "
-      "WHERE version_id = $1 AND state = 'committed' "
-      "AND NOT ($2::integer = ANY (nodes))", 2 },
+      "SELECT plinth_put_add_nodes($1::bigint[], $2::integer[], true)", 2 },
     [NGX_PLINTH_SQL_GET] =
     { "plinth_get",
       "SELECT o.deleted, v.version_id, replace(v.blob_id::text, '-', ''), "

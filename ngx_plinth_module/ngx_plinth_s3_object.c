@@ -14,6 +14,34 @@
 #include "ngx_plinth.h"
 
 
+/*
+ * Late replicas. A replica acknowledged after the W-th (a straggler, about
+ * a third of small PUTs) is recorded after the commit. Rather than one
+ * transaction each, this worker gathers them (version, node) and they ride
+ * on the next PUT commit it sends (plinth_put_commit's last two arguments,
+ * sql/023), which applies them in its transaction without waiting for a
+ * row lock. When no PUT of this worker is about to commit, or after
+ * NGX_PLINTH_LATE_WAIT ms, or when NGX_PLINTH_LATE_MAX are waiting, they go
+ * as one statement of their own (plinth_put_add_nodes). Best effort, as
+ * before: a record lost (worker exit, failed commit whose request went
+ * away, row busy) leaves the version under-replicated and the copy an
+ * orphan, which repaird sets right.
+ */
+#define NGX_PLINTH_LATE_MAX     64
+#define NGX_PLINTH_LATE_WAIT    50      /* ms */
+
+typedef struct {
+    int64_t                       version;
+    uint32_t                      node;
+} ngx_http_plinth_late_t;
+
+static ngx_http_plinth_late_t     ngx_http_plinth_late[NGX_PLINTH_LATE_MAX];
+static ngx_uint_t                 ngx_http_plinth_nlate;
+/* this worker's PUTs that sent their begin but not their commit yet */
+static ngx_uint_t                 ngx_http_plinth_puts_open;
+static ngx_event_t                ngx_http_plinth_late_ev;
+
+
 static void ngx_http_plinth_put_body_done(ngx_http_request_t *r);
 static void ngx_http_plinth_put_object_begin(ngx_http_request_t *r);
 static void ngx_http_plinth_put_begun(ngx_http_request_t *r, void *data,
@@ -25,6 +53,16 @@ static void ngx_http_plinth_put_aborted(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 static void ngx_http_plinth_put_node_added(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_put_open(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx);
+static void ngx_http_plinth_put_close(void *data);
+static void ngx_http_plinth_late_queue(int64_t version, uint32_t node);
+static void ngx_http_plinth_late_flush(void);
+static void ngx_http_plinth_late_expire(ngx_event_t *ev);
+static void ngx_http_plinth_late_flushed(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc);
+static u_char *ngx_http_plinth_late_arrays(ngx_pool_t *pool,
+    ngx_http_plinth_late_t *late, ngx_uint_t n, u_char **nodes);
 static u_char *ngx_http_plinth_nodes_param(ngx_pool_t *pool, uint32_t *nodes,
     ngx_uint_t n);
 static void ngx_http_plinth_get_done(ngx_http_request_t *r, void *data,
@@ -231,7 +269,11 @@ ngx_http_plinth_put_object_begin(ngx_http_request_t *r)
         != NGX_OK)
     {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
     }
+
+    /* its commit is to come: late replicas may wait for it */
+    ngx_http_plinth_put_open(r, ctx);
 }
 
 
@@ -597,9 +639,11 @@ ngx_http_plinth_put_nodes(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
 static void
 ngx_http_plinth_put_quorum(ngx_http_request_t *r)
 {
-    const char                *params[6];
+    size_t                     size;
+    const char                *params[8];
     ngx_uint_t                 quorum;
     ngx_http_plinth_ctx_t     *ctx;
+    ngx_http_plinth_late_t    *late;
     ngx_plinth_pg_handler_pt   handler;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
@@ -612,9 +656,40 @@ ngx_http_plinth_put_quorum(ngx_http_request_t *r)
         || ngx_http_plinth_checksum_params(r, ctx, &params[4], &params[5])
            != NGX_OK)
     {
+        ngx_http_plinth_put_close(ctx);
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
+
+    /* the commit carries the late replicas waiting in this worker */
+    params[6] = "{}";
+    params[7] = "{}";
+
+    if (quorum && ngx_http_plinth_nlate) {
+        size = ngx_http_plinth_nlate * sizeof(ngx_http_plinth_late_t);
+        late = ngx_palloc(r->pool, size);
+        if (late) {
+            ngx_memcpy(late, ngx_http_plinth_late, size);
+            params[6] = (char *) ngx_http_plinth_late_arrays(r->pool, late,
+                                                ngx_http_plinth_nlate,
+                                                (u_char **) &params[7]);
+        }
+
+        if (late && params[6]) {
+            ctx->late_carried = late;
+            ctx->nlate_carried = ngx_http_plinth_nlate;
+            ngx_http_plinth_nlate = 0;
+            if (ngx_http_plinth_late_ev.timer_set) {
+                ngx_del_timer(&ngx_http_plinth_late_ev);
+            }
+
+        } else {
+            params[6] = "{}";
+            params[7] = "{}";
+        }
+    }
+
+    ngx_http_plinth_put_close(ctx);
 
     handler = quorum ? ngx_http_plinth_put_committed
                      : ngx_http_plinth_put_aborted;
@@ -622,7 +697,7 @@ ngx_http_plinth_put_quorum(ngx_http_request_t *r)
     if (ngx_http_plinth_pg(r, handler == ngx_http_plinth_put_committed
                               ? NGX_PLINTH_SQL_PUT_COMMIT
                               : NGX_PLINTH_SQL_PUT_ABORT,
-                           handler == ngx_http_plinth_put_committed ? 6 : 2,
+                           handler == ngx_http_plinth_put_committed ? 8 : 2,
                            params, handler)
         != NGX_OK)
     {
@@ -660,14 +735,23 @@ static void
 ngx_http_plinth_put_committed(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc)
 {
-    ngx_http_plinth_ctx_t  *ctx;
+    ngx_uint_t               i;
+    ngx_http_plinth_ctx_t   *ctx;
+    ngx_http_plinth_late_t  *late;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
 
     if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        /* the late replicas it carried were not recorded: later */
+        late = ctx->late_carried;
+        for (i = 0; i < ctx->nlate_carried; i++) {
+            ngx_http_plinth_late_queue(late[i].version, late[i].node);
+        }
+        ctx->nlate_carried = 0;
+
         ngx_http_plinth_pg_error(r, res, rc);
         return;
     }
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
 
     /* a conditional write that did not hold is garbage already */
     if (ngx_strcmp(PQgetvalue(res, 0, 0), "PreconditionFailed") == 0) {
@@ -738,8 +822,10 @@ ngx_http_plinth_put_answer(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
 
 /*
  * A copy that landed after the commit is recorded as well, best effort:
- * if this fails (or the request is gone first), repair finds the object
- * under-replicated and the blob an orphan, and sets both right.
+ * if this fails (or, for a part, the request is gone first), repair finds
+ * the object under-replicated and the blob an orphan, and sets both
+ * right. A version's goes to the worker's batch (see the top of this
+ * file); a part's (UploadPart) is one statement, known by its blob.
  */
 void
 ngx_http_plinth_put_add_node(ngx_http_request_t *r,
@@ -748,12 +834,15 @@ ngx_http_plinth_put_add_node(ngx_http_request_t *r,
     u_char      *n;
     const char  *params[2];
 
-    /* a part (UploadPart) is known by its blob, a version by its id */
+    if (ctx->upload_id.len == 0) {
+        ngx_http_plinth_late_queue(ngx_atoof(ctx->version_id.data,
+                                             ctx->version_id.len),
+                                   node);
+        return;
+    }
+
     n = ngx_pnalloc(r->pool, NGX_INT32_LEN + 1);
-    params[0] = (char *) ngx_http_plinth_cstr(r->pool,
-                                             ctx->upload_id.len
-                                             ? &ctx->blob_id
-                                             : &ctx->version_id);
+    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->blob_id);
     if (n == NULL || params[0] == NULL) {
         return;
     }
@@ -761,10 +850,8 @@ ngx_http_plinth_put_add_node(ngx_http_request_t *r,
     *ngx_sprintf(n, "%uD", node) = '\0';
     params[1] = (char *) n;
 
-    (void) ngx_http_plinth_pg(r, ctx->upload_id.len
-                                 ? NGX_PLINTH_SQL_PART_ADD_NODE
-                                 : NGX_PLINTH_SQL_PUT_ADD_NODE,
-                              2, params, ngx_http_plinth_put_node_added);
+    (void) ngx_http_plinth_pg(r, NGX_PLINTH_SQL_PART_ADD_NODE, 2, params,
+                              ngx_http_plinth_put_node_added);
 }
 
 
@@ -779,6 +866,189 @@ ngx_http_plinth_put_node_added(ngx_http_request_t *r, void *data,
                       "plinth: could not record a late replica; repair "
                       "will find it");
     }
+}
+
+
+/*
+ * A PUT of this worker sent its begin: its commit will come (late
+ * replicas wait for it) until ngx_http_plinth_put_close(), called when
+ * the commit or abort is sent, or when the request goes first (an error
+ * of the begin, a client gone).
+ */
+static void
+ngx_http_plinth_put_open(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return;
+    }
+
+    cln->handler = ngx_http_plinth_put_close;
+    cln->data = ctx;
+
+    ctx->put_open = 1;
+    ngx_http_plinth_puts_open++;
+}
+
+
+static void
+ngx_http_plinth_put_close(void *data)
+{
+    ngx_http_plinth_ctx_t *ctx = data;
+
+    if (!ctx->put_open) {
+        return;
+    }
+
+    ctx->put_open = 0;
+    ngx_http_plinth_puts_open--;
+
+    if (ngx_http_plinth_puts_open == 0 && ngx_http_plinth_nlate) {
+        ngx_http_plinth_late_flush();
+    }
+}
+
+
+static void
+ngx_http_plinth_late_queue(int64_t version, uint32_t node)
+{
+    ngx_event_t  *ev;
+
+    if (version <= 0) {
+        return;
+    }
+
+    if (ngx_http_plinth_nlate == NGX_PLINTH_LATE_MAX) {
+        ngx_http_plinth_late_flush();
+    }
+
+    ngx_http_plinth_late[ngx_http_plinth_nlate].version = version;
+    ngx_http_plinth_late[ngx_http_plinth_nlate].node = node;
+    ngx_http_plinth_nlate++;
+
+    /* no commit of this worker to ride on: now */
+    if (ngx_http_plinth_puts_open == 0 || ngx_exiting || ngx_terminate
+        || ngx_quit)
+    {
+        ngx_http_plinth_late_flush();
+        return;
+    }
+
+    ev = &ngx_http_plinth_late_ev;
+
+    if (!ev->timer_set) {
+        ev->handler = ngx_http_plinth_late_expire;
+        ev->data = ev;
+        ev->log = ngx_cycle->log;
+        ev->cancelable = 1;
+        ngx_add_timer(ev, NGX_PLINTH_LATE_WAIT);
+    }
+}
+
+
+static void
+ngx_http_plinth_late_expire(ngx_event_t *ev)
+{
+    ngx_http_plinth_late_flush();
+}
+
+
+/* The late replicas waiting, as one statement of their own. */
+static void
+ngx_http_plinth_late_flush(void)
+{
+    u_char      *v, *nodes;
+    ngx_uint_t   n;
+    ngx_pool_t  *pool;
+    const char  *params[2];
+
+    n = ngx_http_plinth_nlate;
+    ngx_http_plinth_nlate = 0;
+
+    if (ngx_http_plinth_late_ev.timer_set) {
+        ngx_del_timer(&ngx_http_plinth_late_ev);
+    }
+
+    if (n == 0) {
+        return;
+    }
+
+    /* the pool copies the parameters */
+    pool = ngx_create_pool(1024, ngx_cycle->log);
+
+    v = pool ? ngx_http_plinth_late_arrays(pool, ngx_http_plinth_late, n,
+                                           &nodes)
+             : NULL;
+
+    if (v) {
+        params[0] = (char *) v;
+        params[1] = (char *) nodes;
+
+        if (ngx_plinth_pg_background(ngx_cycle->log,
+                                     NGX_PLINTH_SQL_PUT_ADD_NODE, 2, params,
+                                     ngx_http_plinth_late_flushed, NULL)
+            != NGX_OK)
+        {
+            v = NULL;
+        }
+    }
+
+    if (v == NULL) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "plinth: could not record %ui late replicas; repair "
+                      "will find them", n);
+    }
+
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
+}
+
+
+static void
+ngx_http_plinth_late_flushed(ngx_http_request_t *r, void *data,
+    PGresult *res, ngx_int_t rc)
+{
+    if (rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "plinth: could not record late replicas; repair "
+                      "will find them");
+    }
+}
+
+
+/* "{v1,v2,...}" of the versions (the result) and "{n1,n2,...}" (*nodes) */
+static u_char *
+ngx_http_plinth_late_arrays(ngx_pool_t *pool, ngx_http_plinth_late_t *late,
+    ngx_uint_t n, u_char **nodes)
+{
+    u_char      *v, *p, *q;
+    ngx_uint_t   i;
+
+    v = ngx_pnalloc(pool, 3 + n * (NGX_INT64_LEN + 1));
+    q = ngx_pnalloc(pool, 3 + n * (NGX_INT32_LEN + 1));
+    if (v == NULL || q == NULL) {
+        return NULL;
+    }
+
+    *nodes = q;
+    p = v;
+    *p++ = '{';
+    *q++ = '{';
+
+    for (i = 0; i < n; i++) {
+        p = ngx_sprintf(p, i ? ",%L" : "%L", late[i].version);
+        q = ngx_sprintf(q, i ? ",%uD" : "%uD", late[i].node);
+    }
+
+    *p++ = '}';
+    *p = '\0';
+    *q++ = '}';
+    *q = '\0';
+
+    return v;
 }
 
 
