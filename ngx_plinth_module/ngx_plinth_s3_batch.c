@@ -38,6 +38,11 @@
  * at most that many entries' buffers are held. If every replica of an
  * entry fails after the archive has begun, the connection is cut: the
  * client sees fewer bytes than Content-Length (a truncated tar).
+ *
+ * Small entries (at most plinth_batch_multi_max bytes from one segment)
+ * have no reader of their own unless they need one: they are read many
+ * at a time, one POST /blobs/multi per data node per round, and sent from
+ * the main request (the multi-reads, at the end of this file).
  */
 
 #include "ngx_plinth.h"
