@@ -140,6 +140,7 @@ struct ngx_http_plinth_batch_s {
     ngx_array_t                  *groups;     /* group *, in order */
     ngx_uint_t                    gfreed;     /* first group not freed */
     size_t                        held;       /* bytes of answers held */
+    unsigned                      held_wait:1;  /* the pump waits for them */
 };
 
 
@@ -966,6 +967,7 @@ ngx_http_plinth_batch_header(ngx_http_request_t *r,
 static void
 ngx_http_plinth_batch_wev(ngx_http_request_t *r)
 {
+    size_t                    held;
     ngx_int_t                 rc;
     ngx_buf_t                *buf;
     ngx_chain_t              *cl;
@@ -984,6 +986,8 @@ ngx_http_plinth_batch_wev(ngx_http_request_t *r)
         return;
     }
 
+again:
+
     /* the entries whose readers are done (their bytes are out) */
     while (b->head < b->next
            && (b->entries[b->head].sr == NULL
@@ -993,6 +997,8 @@ ngx_http_plinth_batch_wev(ngx_http_request_t *r)
     }
 
     ngx_http_plinth_batch_free(r, b);
+
+    b->held_wait = 0;
 
     if (ngx_http_plinth_batch_pump(r, ctx, b) != NGX_OK) {
         ngx_http_plinth_finalize(r, NGX_ERROR);
@@ -1007,6 +1013,16 @@ ngx_http_plinth_batch_wev(ngx_http_request_t *r)
     {
         ngx_http_plinth_finalize(r, NGX_ERROR);
         return;
+    }
+
+    if (b->held_wait) {
+        /* the pump waits for answers to be sent: if this output took
+         * the last of them, no event would come to say so */
+        held = b->held;
+        ngx_http_plinth_batch_free(r, b);
+        if (b->held < held) {
+            goto again;
+        }
     }
 
     if (b->next < b->n || b->head < b->n) {
@@ -1084,7 +1100,12 @@ ngx_http_plinth_batch_pump(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
         if (b->next >= b->round_end && ngx_http_plinth_batch_small(b, e)) {
             if (b->held >= 2 * NGX_PLINTH_BATCH_ROUND_BYTES) {
                 /* the answers read so far are not all sent yet: a write
-                 * event, or a reader's end, wakes us */
+                 * event, a reader's end, or the output just after this
+                 * (ngx_http_plinth_batch_wev) wakes us */
+                b->held_wait = 1;
+                ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                               "plinth batch: %uz bytes of multi-read "
+                               "answers not sent yet, waiting", b->held);
                 return NGX_OK;
             }
             if (ngx_http_plinth_batch_round(r, ctx, b) != NGX_OK) {
@@ -1403,8 +1424,9 @@ ngx_http_plinth_batch_free(ngx_http_request_t *r, ngx_http_plinth_batch_t *b)
  * checked, through a reader as before, which tries the other replicas
  * first (a missing or corrupt copy is reported to repaird here, as GET's
  * reads report it). An answer is freed once every byte taken from it has
- * been sent; rounds are planned only while less than two rounds of
- * answers are held.
+ * been sent; a round is planned only while less than two rounds' worth
+ * of answers (2 x NGX_PLINTH_BATCH_ROUND_BYTES) are held, and the pump
+ * waits for sends otherwise (ngx_http_plinth_batch_wev wakes it).
  */
 
 static ngx_uint_t

@@ -582,3 +582,42 @@ is($get, 10, 'one GET per entry');
 --- http_config
 plinth_batch_multi_max 2m;
 --- nginx_t_fails: plinth_batch_multi_max must be 0 to 1m
+
+
+
+=== TEST 22: a slow client: 1,200 small entries (5 rounds of multi-reads) read at about 4 MB/s through a 64 KiB socket buffer; the rounds wait for the answers before them to be sent, and every byte arrives in order
+--- timeout: 120
+--- check
+use Socket qw(SOL_SOCKET SO_RCVBUF pack_sockaddr_in inet_aton PF_INET SOCK_STREAM);
+my @keys = map { "ten/" . (1 + $_ % 40) } 0 .. 1199;
+my $json = main::json_str({ entries => [map { { key => $keys[$_], name => "s$_" } } 0 .. $#keys] });
+my $req = { method => 'POST', uri => '/bat?batch', body => $json, version => 'HTTP/1.1',
+            headers => [['Content-Type', 'application/json'], ['Connection', 'close']] };
+Plinth::Test::_sign($req, $cluster);
+my $bytes = Plinth::Test::_build_request($req, $cluster->port);
+socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+setsockopt($s, SOL_SOCKET, SO_RCVBUF, 65536) or die "SO_RCVBUF: $!";
+connect($s, pack_sockaddr_in($cluster->port, inet_aton('127.0.0.1'))) or die "connect: $!";
+binmode $s;
+my $off = 0;
+while ($off < length $bytes) {
+    my $n = syswrite($s, $bytes, length($bytes) - $off, $off);
+    die "write: $!" unless defined $n;
+    $off += $n;
+}
+my ($got, $t0) = ('', time);
+while (time < $t0 + 100) {
+    my $n = sysread($s, $got, 65536, length $got);
+    last unless $n;
+    select undef, undef, undef, 0.015;
+}
+close $s;
+my ($head, $body) = split /\r\n\r\n/, $got, 2;
+like($head, qr{^HTTP/1\.1 200 }, 'status 200');
+my ($len) = $head =~ /^Content-Length: (\d+)/mi;
+is(length($body // ''), $len, 'every byte of Content-Length');
+my $t = main::untar($body // '');
+ok(!$t->{error}, 'tarfile reads it') or diag $t->{error};
+is(scalar @{ $t->{entries} // [] }, 1200, '1,200 entries');
+my $bad = grep { $t->{entries}[$_][0] ne "s$_" || $t->{entries}[$_][2] ne md5_hex($::BODY{"/bat/$keys[$_]"}) } 0 .. 1199;
+is($bad, 0, 'every entry in its place, byte-identical');
