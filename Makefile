@@ -73,7 +73,7 @@ $(PROTO_C) $(PROTO_H): proto/plinth.proto
 
 module: $(B)/ngx_plinth_module.so
 
-$(B)/ngx_plinth_module.so: config scripts/build-module.sh scripts/nginx-ubsan.ignore $(wildcard ngx_plinth_module/*.[ch])
+$(B)/ngx_plinth_module.so: config scripts/build-module.sh scripts/nginx-ubsan.ignore $(wildcard ngx_plinth_module/*.[ch]) $(PROTO_C) $(PROTO_H)
 	PLINTH_BUILD=$(B) PLINTH_SAN=$(SAN) PLINTH_SAN_CC=$(CC) \
 	    PLINTH_SAN_CFLAGS="$(SAN_FLAGS) -g -O1" \
 	    PLINTH_SAN_LDFLAGS="$(SAN_FLAGS)" ./scripts/build-module.sh
@@ -138,7 +138,7 @@ FUZZ_CFLAGS  := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 -g -O1 $(WARN) -Ifuzz
 FUZZ_TARGETS := sigv4_authorization sigv4_presigned sigv4_canonical chunked \
                 crc ring blockfile dn_config rd_config proto xml dn_http \
-                lifecycle batch
+                lifecycle batch multi
 FUZZ_BINS    := $(addprefix $(B)/fuzz/,$(FUZZ_TARGETS))
 SIGV4_SRC    := ngx_plinth_module/ngx_plinth_sigv4.c ngx_plinth_module/ngx_plinth_sigv4.h
 
@@ -213,6 +213,12 @@ $(B)/fuzz/batch: fuzz/batch.c fuzz/fuzz.h fuzz/fuzz_libxml.h $(BATCH_SRC)
 	    $(shell pkg-config --cflags libxml-2.0 jansson) -o $@ $< \
 	    ngx_plinth_module/ngx_plinth_batch_parse.c \
 	    $(shell pkg-config --libs libxml-2.0 jansson)
+
+# multi: the gateway's walk of a data node's multi-read answer.
+$(B)/fuzz/multi: fuzz/multi.c fuzz/fuzz.h ngx_plinth_module/ngx_plinth_multi.c ngx_plinth_module/ngx_plinth_multi.h $(PROTO_C) $(PROTO_H)
+	mkdir -p $(B)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(B)/proto -Ingx_plinth_module -o $@ $< \
+	    ngx_plinth_module/ngx_plinth_multi.c $(PROTO_C) -lprotobuf-c
 
 # dn_http includes datanode/http.c (its parsers are static).
 $(B)/fuzz/dn_http: fuzz/dn_http.c fuzz/fuzz.h $(DATANODE_SRCS) $(DATANODE_HDRS) $(PROTO_C) $(PROTO_H)

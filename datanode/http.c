@@ -43,6 +43,13 @@
 #define PLINTH_DN_READ_CHUNK   (256 * 1024)
 #define PLINTH_DN_BLOCK_FOOTER (UINT64_MAX - 1)
 #define PLINTH_DN_PROTO_TYPE   "application/x-protobuf"
+#define PLINTH_DN_MULTI_TYPE   "application/x-plinth-multi"
+/* POST /blobs/multi: items, data bytes in all, request body */
+#define PLINTH_DN_MULTI_ITEMS  1024
+#define PLINTH_DN_MULTI_BYTES  (16 * 1024 * 1024)
+#define PLINTH_DN_MULTI_BODY   (256 * 1024)
+/* a MultiReadEntry header packs into less than this */
+#define PLINTH_DN_MULTI_HDR    64
 
 typedef enum {
     PLINTH_DN_ROUTE_NONE = 0,
@@ -53,7 +60,8 @@ typedef enum {
     PLINTH_DN_ROUTE_HEALTH,
     PLINTH_DN_ROUTE_PULL,       /* POST /blobs/<id>/pull?from=host:port */
     PLINTH_DN_ROUTE_SCRUB,      /* GET /scrub?after=<id>&limit=<n> */
-    PLINTH_DN_ROUTE_METRICS     /* GET /metrics (Prometheus) */
+    PLINTH_DN_ROUTE_METRICS,    /* GET /metrics (Prometheus) */
+    PLINTH_DN_ROUTE_MULTI       /* POST /blobs/multi (MultiReadRequest) */
 } plinth_dn_route;
 
 /* Per request, from the first call to the completed callback. */
@@ -72,6 +80,9 @@ typedef struct {
     int               inited;       /* the access handler has seen it */
     int               target_long;  /* request target too long to check */
     char              target[PLINTH_HOP_TARGET_MAX + 1];  /* path?query */
+    uint8_t          *body;         /* POST /blobs/multi: its body */
+    size_t            body_len;
+    int               body_over;    /* longer than PLINTH_DN_MULTI_BODY */
 } plinth_dn_req;
 
 /* State of one GET body, owned by its MHD response. */
@@ -132,6 +143,10 @@ static enum MHD_Result plinth_dn_health(plinth_dn_http *h,
     struct MHD_Connection *c, plinth_dn_req *r);
 static enum MHD_Result plinth_dn_pull(plinth_dn_http *h,
     struct MHD_Connection *c, plinth_dn_req *r);
+static enum MHD_Result plinth_dn_multi(plinth_dn_http *h,
+    struct MHD_Connection *c, plinth_dn_req *r);
+static void plinth_dn_multi_body(plinth_dn_req *r, const char *data,
+    size_t len);
 static enum MHD_Result plinth_dn_scrub(plinth_dn_http *h,
     struct MHD_Connection *c, plinth_dn_req *r);
 static int plinth_dn_range_parse(const char *v, uint64_t size,
@@ -194,6 +209,8 @@ plinth_dn_http_access(void *cls, struct MHD_Connection *c, const char *url,
         plinth_dn_metrics_bytes_in(*upload_size);
         if (r->put != NULL) {
             plinth_dn_put_body(r, upload_data, *upload_size);
+        } else if (r->route == PLINTH_DN_ROUTE_MULTI && r->status == 0) {
+            plinth_dn_multi_body(r, upload_data, *upload_size);
         }
         *upload_size = 0;
         return MHD_YES;
@@ -244,6 +261,7 @@ plinth_dn_http_completed(void *cls, struct MHD_Connection *c,
         + (double) (now.tv_nsec - r->start.tv_nsec) / 1e9,
         toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
 
+    free(r->body);
     free(r);
     *con_cls = NULL;
     __atomic_sub_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);
@@ -396,6 +414,11 @@ plinth_dn_route_parse(plinth_dn_req *r, const char *url)
         r->route = PLINTH_DN_ROUTE_SCRUB;
         return;
     }
+    if (strcmp(url, "/blobs/multi") == 0) {
+        /* not 32 hex digits: never a blob id */
+        r->route = PLINTH_DN_ROUTE_MULTI;
+        return;
+    }
     if (strncmp(url, "/blobs/", 7) != 0) {
         return;
     }
@@ -445,7 +468,7 @@ plinth_dn_http_first(plinth_dn_http *h, struct MHD_Connection *c,
                                      "no such resource");
     }
 
-    if (r->route == PLINTH_DN_ROUTE_PULL
+    if (r->route == PLINTH_DN_ROUTE_PULL || r->route == PLINTH_DN_ROUTE_MULTI
         ? strcmp(r->method, "POST") != 0
         : !get && !(blob && (strcmp(r->method, "PUT") == 0
                              || strcmp(r->method, "DELETE") == 0)))
@@ -454,7 +477,8 @@ plinth_dn_http_first(plinth_dn_http *h, struct MHD_Connection *c,
                                         "method not allowed here");
         if (resp == NULL || MHD_add_response_header(resp, "Allow",
                 blob ? "GET, HEAD, PUT, DELETE"
-                : r->route == PLINTH_DN_ROUTE_PULL ? "POST"
+                : r->route == PLINTH_DN_ROUTE_PULL
+                  || r->route == PLINTH_DN_ROUTE_MULTI ? "POST"
                 : "GET, HEAD") != MHD_YES)
         {
             return MHD_NO;
@@ -464,7 +488,8 @@ plinth_dn_http_first(plinth_dn_http *h, struct MHD_Connection *c,
 
     if (r->route != PLINTH_DN_ROUTE_LIST && r->route != PLINTH_DN_ROUTE_HEALTH
         && r->route != PLINTH_DN_ROUTE_SCRUB
-        && r->route != PLINTH_DN_ROUTE_METRICS && !r->id_ok)
+        && r->route != PLINTH_DN_ROUTE_METRICS
+        && r->route != PLINTH_DN_ROUTE_MULTI && !r->id_ok)
     {
         return plinth_dn_reply_error(c, r, MHD_HTTP_BAD_REQUEST, "bad_id",
                    "blob id must be 32 lower-case hex digits");
@@ -507,6 +532,8 @@ plinth_dn_http_answer(plinth_dn_http *h, struct MHD_Connection *c,
         return plinth_dn_pull(h, c, r);
     case PLINTH_DN_ROUTE_SCRUB:
         return plinth_dn_scrub(h, c, r);
+    case PLINTH_DN_ROUTE_MULTI:
+        return plinth_dn_multi(h, c, r);
     default:
         return MHD_NO;
     }
@@ -1791,4 +1818,258 @@ plinth_dn_scrub(plinth_dn_http *h, struct MHD_Connection *c,
                   "scrubbed %llu blobs, %zu corrupt",
                   (unsigned long long) s.checked, s.l.n);
     return plinth_dn_reply(c, r, MHD_HTTP_OK, resp);
+}
+
+
+/* POST /blobs/multi: keep the body (a MultiReadRequest), capped. */
+static void
+plinth_dn_multi_body(plinth_dn_req *r, const char *data, size_t len)
+{
+    uint8_t  *p;
+
+    if (r->body_over) {
+        return;
+    }
+    if (len > PLINTH_DN_MULTI_BODY - r->body_len) {
+        r->body_over = 1;
+        return;
+    }
+
+    p = realloc(r->body, r->body_len + len);
+    if (p == NULL) {
+        r->body_over = 1;
+        return;
+    }
+    memcpy(p + r->body_len, data, len);
+    r->body = p;
+    r->body_len += len;
+}
+
+
+/* One frame's header at out: u32 LE length, then the MultiReadEntry. */
+static size_t
+plinth_dn_multi_frame(uint8_t *out, uint32_t index, const char *code,
+    uint64_t length, uint64_t size)
+{
+    Plinth__MultiReadEntry  e = PLINTH__MULTI_READ_ENTRY__INIT;
+    size_t                  n;
+
+    e.index = index;
+    e.code = (char *) code;
+    e.length = length;
+    e.size = size;
+    n = protobuf_c_message_pack(&e.base, out + 4);
+    out[0] = (uint8_t) n;
+    out[1] = (uint8_t) (n >> 8);
+    out[2] = (uint8_t) (n >> 16);
+    out[3] = (uint8_t) (n >> 24);
+    return 4 + n;
+}
+
+
+/*
+ * Read bytes [offset, offset + length) of one blob into out, every block
+ * they touch checked against its XXH3 first. *code stays "" on success.
+ */
+static void
+plinth_dn_multi_item(plinth_dn_http *h, plinth_dn_req *r,
+    const Plinth__MultiReadItem *it, uint8_t *out, uint8_t **blk,
+    size_t *blk_size, const char **code, uint64_t *size)
+{
+    plinth_dn_blob   b;
+    plinth_dn_rc     rc;
+    uint32_t         bs;
+    uint64_t         idx, first, last, from, to, bstart;
+    size_t           blen;
+    uint8_t         *nb;
+    int              brc;
+
+    *size = 0;
+    rc = plinth_dn_blob_open(h->store, it->id, &b);
+    if (rc != PLINTH_DN_OK) {
+        if (rc == PLINTH_DN_CORRUPT) {
+            plinth_dn_corrupt(h->store, r->ridp, it->id,
+                              PLINTH_DN_BLOCK_FOOTER);
+            *code = "corrupt";
+        } else {
+            *code = rc == PLINTH_DN_NOT_FOUND ? "not_found" : "io_error";
+        }
+        return;
+    }
+
+    *size = b.meta.t.size;
+    if (it->offset >= b.meta.t.size
+        || it->length > b.meta.t.size - it->offset)
+    {
+        *code = "bad_range";
+        plinth_dn_blob_close(&b);
+        return;
+    }
+
+    bs = b.meta.t.block_size;
+    if (*blk_size < bs) {
+        nb = realloc(*blk, bs);
+        if (nb == NULL) {
+            *code = "io_error";
+            plinth_dn_blob_close(&b);
+            return;
+        }
+        *blk = nb;
+        *blk_size = bs;
+    }
+
+    first = it->offset / bs;
+    last = (it->offset + it->length - 1) / bs;
+
+    for (idx = first; idx <= last; idx++) {
+        brc = blockfile_read_block(b.fd, &b.meta, idx, *blk, &blen);
+        if (brc != BLOCKFILE_OK) {
+            if (brc == BLOCKFILE_ECORRUPT) {
+                plinth_dn_corrupt(h->store, r->ridp, it->id, idx);
+                *code = "corrupt";
+            } else {
+                plinth_dn_log(PLINTH_DN_LOG_ERROR, r->ridp, it->id,
+                              "read error in block %llu: %s",
+                              (unsigned long long) idx, strerror(errno));
+                *code = "io_error";
+            }
+            plinth_dn_blob_close(&b);
+            return;
+        }
+
+        bstart = idx * bs;
+        from = it->offset > bstart ? it->offset - bstart : 0;
+        to = it->offset + it->length - bstart;
+        if (to > blen) {
+            to = blen;
+        }
+        if (from >= to) {
+            /* a block shorter than the footer said: not the blob */
+            plinth_dn_corrupt(h->store, r->ridp, it->id, idx);
+            *code = "corrupt";
+            plinth_dn_blob_close(&b);
+            return;
+        }
+        memcpy(out + (bstart + from - it->offset), *blk + from, to - from);
+    }
+
+    plinth_dn_blob_close(&b);
+}
+
+
+/*
+ * POST /blobs/multi: a MultiReadRequest body; the answer is one frame per
+ * item (proto/plinth.proto, MultiReadEntry). A missing, corrupt or out of
+ * range item gets its code and no data; the others are served. A body
+ * that does not parse, has no items or more than PLINTH_DN_MULTI_ITEMS,
+ * a bad id, an empty range or more than PLINTH_DN_MULTI_BYTES in all is
+ * 400 and nothing is read.
+ */
+static enum MHD_Result
+plinth_dn_multi(plinth_dn_http *h, struct MHD_Connection *c,
+    plinth_dn_req *r)
+{
+    Plinth__MultiReadRequest  *req;
+    Plinth__MultiReadItem     *it;
+    struct MHD_Response       *resp;
+    const char                *code;
+    uint64_t                   total, size;
+    uint8_t                   *out, *blk;
+    size_t                     i, pos, blk_size, cap;
+    enum MHD_Result            ret;
+
+    if (r->body_over) {
+        return plinth_dn_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
+                   "bad_request", "multi-read body over %d bytes",
+                   PLINTH_DN_MULTI_BODY);
+    }
+
+    req = plinth__multi_read_request__unpack(NULL, r->body_len,
+                                             r->body ? r->body
+                                                     : (uint8_t *) "");
+    if (req == NULL) {
+        return plinth_dn_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
+                   "bad_request", "malformed multi-read body");
+    }
+
+    if (req->n_items == 0 || req->n_items > PLINTH_DN_MULTI_ITEMS) {
+        plinth__multi_read_request__free_unpacked(req, NULL);
+        return plinth_dn_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
+                   "bad_request", "a multi-read names 1 to %d blobs",
+                   PLINTH_DN_MULTI_ITEMS);
+    }
+
+    total = 0;
+    for (i = 0; i < req->n_items; i++) {
+        it = req->items[i];
+        if (!plinth_dn_id_valid(it->id)) {
+            plinth__multi_read_request__free_unpacked(req, NULL);
+            return plinth_dn_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
+                       "bad_id", "blob id must be 32 lower-case hex digits");
+        }
+        if (it->length == 0 || it->length > PLINTH_DN_MULTI_BYTES
+            || total + it->length > PLINTH_DN_MULTI_BYTES)
+        {
+            plinth__multi_read_request__free_unpacked(req, NULL);
+            return plinth_dn_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
+                       "bad_request", "a multi-read item wants 1 byte or "
+                       "more, and all of them %d bytes at most",
+                       PLINTH_DN_MULTI_BYTES);
+        }
+        total += it->length;
+    }
+
+    cap = (size_t) total + req->n_items * (4 + PLINTH_DN_MULTI_HDR);
+    out = malloc(cap);
+    if (out == NULL) {
+        plinth__multi_read_request__free_unpacked(req, NULL);
+        return plinth_dn_reply_rc(c, r, PLINTH_DN_ENOMEM);
+    }
+
+    blk = NULL;
+    blk_size = 0;
+    pos = 0;
+
+    for (i = 0; i < req->n_items; i++) {
+        it = req->items[i];
+        code = "";
+
+        /* the data goes after the biggest header, then moves up to it */
+        plinth_dn_multi_item(h, r, it, out + pos + 4 + PLINTH_DN_MULTI_HDR,
+                             &blk, &blk_size, &code, &size);
+
+        if (code[0] == '\0') {
+            size_t  hl;
+
+            hl = plinth_dn_multi_frame(out + pos, (uint32_t) i, "",
+                                       it->length, size);
+            memmove(out + pos + hl, out + pos + 4 + PLINTH_DN_MULTI_HDR,
+                    (size_t) it->length);
+            pos += hl + (size_t) it->length;
+            plinth_dn_metrics_bytes_out((size_t) it->length);
+
+        } else {
+            plinth_dn_log(PLINTH_DN_LOG_WARN, r->ridp, it->id,
+                          "multi-read item %zu: %s", i, code);
+            pos += plinth_dn_multi_frame(out + pos, (uint32_t) i, code, 0,
+                                         size);
+        }
+    }
+
+    free(blk);
+    plinth__multi_read_request__free_unpacked(req, NULL);
+
+    resp = MHD_create_response_from_buffer(pos, out, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(out);
+        return MHD_NO;
+    }
+    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                PLINTH_DN_MULTI_TYPE) != MHD_YES)
+    {
+        MHD_destroy_response(resp);
+        return MHD_NO;
+    }
+    ret = plinth_dn_reply(c, r, MHD_HTTP_OK, resp);
+    return ret;
 }

@@ -74,6 +74,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     round_trip(&plinth__blob_list__descriptor, data, size);
     round_trip(&plinth__node_health__descriptor, data, size);
     round_trip(&plinth__error__descriptor, data, size);
+    round_trip(&plinth__multi_read_request__descriptor, data, size);
+    round_trip(&plinth__multi_read_entry__descriptor, data, size);
 
     /* the typed entry points, reading fields as the readers do */
 

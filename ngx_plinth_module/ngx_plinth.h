@@ -62,6 +62,9 @@ typedef struct {
     ngx_int_t                     batch_window;  /* entries read at once */
     size_t                        stripe_size;   /* striped GET; 0: off */
     ngx_int_t                     stripe_window; /* stripes read at once */
+    size_t                        batch_multi_max;  /* batch entries up to
+                                                 this read many per data-node
+                                                 request; 0: off */
     ngx_msec_t                    health_refresh;  /* 0: not read */
     ngx_msec_t                    key_cache;  /* 0: keys not cached */
     ngx_uint_t                    auth;       /* NGX_PLINTH_AUTH_* */
@@ -250,6 +253,8 @@ typedef struct {
     unsigned                      accepted:1; /* GET: 2xx of the right size */
     unsigned                      complete:1; /* saw last_in_chain */
     unsigned                      finished:1; /* post_subrequest ran */
+    void                         *multi;      /* batch GET's multi-read
+                                                 (ngx_plinth_s3_batch.c) */
 } ngx_http_plinth_sr_ctx_t;
 
 
@@ -599,6 +604,10 @@ ngx_int_t ngx_http_plinth_batch_get(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
 ngx_int_t ngx_http_plinth_batch_entry(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
+ngx_int_t ngx_http_plinth_batch_multi_header(ngx_http_request_t *r,
+    ngx_http_plinth_sr_ctx_t *sctx);
+ngx_int_t ngx_http_plinth_batch_multi_body(ngx_http_request_t *r,
+    ngx_http_plinth_sr_ctx_t *sctx, ngx_chain_t *in);
 
 /* ngx_plinth_stripe.c */
 ngx_uint_t ngx_http_plinth_stripe_wanted(ngx_http_request_t *r,

@@ -208,6 +208,13 @@ static ngx_command_t  ngx_http_plinth_commands[] = {
       offsetof(ngx_http_plinth_main_conf_t, stripe_window),
       NULL },
 
+    { ngx_string("plinth_batch_multi_max"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, batch_multi_max),
+      NULL },
+
     { ngx_string("plinth_blob_location"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_plinth_blob_location,
@@ -561,6 +568,7 @@ ngx_http_plinth_create_main_conf(ngx_conf_t *cf)
     pmcf->batch_window = NGX_CONF_UNSET;
     pmcf->stripe_size = NGX_CONF_UNSET_SIZE;
     pmcf->stripe_window = NGX_CONF_UNSET;
+    pmcf->batch_multi_max = NGX_CONF_UNSET_SIZE;
     pmcf->health_refresh = NGX_CONF_UNSET_MSEC;
     pmcf->key_cache = NGX_CONF_UNSET_MSEC;
     pmcf->usage_flush = NGX_CONF_UNSET_MSEC;
@@ -585,6 +593,13 @@ ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(pmcf->pg.query_timeout, 10000);
     ngx_conf_init_msec_value(pmcf->straggler_timeout, 1000);
     ngx_conf_init_value(pmcf->batch_window, 8);
+    ngx_conf_init_size_value(pmcf->batch_multi_max, 64 * 1024);
+
+    if (pmcf->batch_multi_max > 1024 * 1024) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "plinth_batch_multi_max must be 0 to 1m");
+        return NGX_CONF_ERROR;
+    }
 
     if (pmcf->batch_window < 1 || pmcf->batch_window > 256) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
@@ -1041,6 +1056,10 @@ ngx_http_plinth_header_filter(ngx_http_request_t *r)
         if (sctx && sctx->kind == NGX_PLINTH_CTX_REQUEST && sctx->get) {
             return ngx_http_plinth_sr_header_filter(r, sctx);
         }
+
+        if (sctx && sctx->kind == NGX_PLINTH_CTX_REQUEST && sctx->multi) {
+            return ngx_http_plinth_batch_multi_header(r, sctx);
+        }
     }
 
     return ngx_http_next_header_filter(r);
@@ -1061,6 +1080,10 @@ ngx_http_plinth_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
             if (rc == NGX_DONE) {
                 return NGX_OK;
             }
+        }
+
+        if (sctx && sctx->kind == NGX_PLINTH_CTX_REQUEST && sctx->multi) {
+            return ngx_http_plinth_batch_multi_body(r, sctx, in);
         }
     }
 

@@ -38,16 +38,38 @@
  * at most that many entries' buffers are held. If every replica of an
  * entry fails after the archive has begun, the connection is cut: the
  * client sees fewer bytes than Content-Length (a truncated tar).
+ *
+ * Small entries (at most plinth_batch_multi_max bytes from one segment)
+ * have no reader of their own unless they need one: they are read many
+ * at a time, one POST /blobs/multi per data node per round, and sent from
+ * the main request (the multi-reads, at the end of this file).
  */
 
 #include "ngx_plinth.h"
 #include <libxml/parser.h>
 #include "ngx_plinth_batch_parse.h"
+#include "ngx_plinth_multi.h"
+#include "plinth.pb-c.h"
 
 
 #define NGX_PLINTH_BATCH_MAX_BODY     (16 * 1024 * 1024)
 #define NGX_PLINTH_TAR_BLOCK          512
 #define NGX_PLINTH_TAR_MAX_OCTAL_SIZE 077777777777LL
+
+/* multi-reads (POST /blobs/multi): per data-node request, per round of
+ * them, and the rounds' answers held at once (the data node takes 1024
+ * items and 16 MiB) */
+#define NGX_PLINTH_BATCH_GROUP_ITEMS  256
+#define NGX_PLINTH_BATCH_GROUP_BYTES  (1024 * 1024)
+#define NGX_PLINTH_BATCH_ROUND_GROUPS 16
+#define NGX_PLINTH_BATCH_ROUND_ITEMS  1024
+#define NGX_PLINTH_BATCH_ROUND_BYTES  (2 * 1024 * 1024)
+/* frame overhead per item in an answer: length prefix and header */
+#define NGX_PLINTH_BATCH_FRAME_MAX    (4 + 64)
+
+
+typedef struct ngx_http_plinth_batch_s        ngx_http_plinth_batch_t;
+typedef struct ngx_http_plinth_batch_group_s  ngx_http_plinth_batch_group_t;
 
 
 typedef struct {
@@ -71,10 +93,35 @@ typedef struct {
     ngx_http_plinth_ctx_t        *rctx;       /* the reader's ctx */
     unsigned                      read:1;     /* the reader finished */
     unsigned                      freed:1;    /* its buffers given back */
+
+    /* a small entry: read with others in one multi-read */
+    ngx_http_plinth_batch_group_t *group;
+    u_char                       *mdata;      /* its checked bytes, or NULL */
+    ngx_buf_t                    *mbuf;       /* ... as sent to the client */
+    uint32_t                      mbad;       /* the node that failed it */
 } ngx_http_plinth_batch_entry_t;
 
 
-typedef struct {
+/* One multi-read: small entries read from one data node in one request. */
+struct ngx_http_plinth_batch_group_s {
+    ngx_http_plinth_batch_t      *b;
+    ngx_http_request_t           *r;          /* the batch (main) request */
+    uint32_t                      node;
+    ngx_uint_t                   *idx;        /* entries, in request order */
+    ngx_uint_t                    n;
+    ngx_uint_t                    seen;       /* frames read */
+    size_t                        bytes;      /* data bytes asked for */
+    u_char                       *buf;        /* the answer */
+    size_t                        len;
+    size_t                        cap;
+    u_char                       *proxy_buf;
+    ngx_uint_t                    status;
+    unsigned                      failed:1;
+    unsigned                      done:1;
+};
+
+
+struct ngx_http_plinth_batch_s {
     ngx_http_plinth_batch_entry_t *entries;
     ngx_uint_t                    n;
     ngx_uint_t                    next;       /* first entry not started */
@@ -85,7 +132,16 @@ typedef struct {
     unsigned                      trailer:1;
     u_char                       *body;
     size_t                        body_len;
-} ngx_http_plinth_batch_t;
+
+    /* multi-reads: entries of at most multi_max bytes, planned in rounds */
+    size_t                        multi_max;  /* 0: off */
+    ngx_uint_t                    round_end;  /* first entry not planned */
+    ngx_uint_t                    pending;    /* multi-reads in flight */
+    ngx_array_t                  *groups;     /* group *, in order */
+    ngx_uint_t                    gfreed;     /* first group not freed */
+    size_t                        held;       /* bytes of answers held */
+    unsigned                      held_wait:1;  /* the pump waits for them */
+};
 
 
 static u_char  ngx_http_plinth_tar_zero[2 * NGX_PLINTH_TAR_BLOCK];
@@ -117,6 +173,14 @@ static ngx_int_t ngx_http_plinth_batch_read_done(ngx_http_request_t *r,
 static void ngx_http_plinth_batch_entry_wev(ngx_http_request_t *r);
 static void ngx_http_plinth_batch_free(ngx_http_request_t *r,
     ngx_http_plinth_batch_t *b);
+static ngx_uint_t ngx_http_plinth_batch_small(ngx_http_plinth_batch_t *b,
+    ngx_http_plinth_batch_entry_t *e);
+static ngx_int_t ngx_http_plinth_batch_round(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_http_plinth_batch_t *b);
+static ngx_int_t ngx_http_plinth_batch_multi(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_http_plinth_batch_group_t *g);
+static ngx_int_t ngx_http_plinth_batch_multi_done(ngx_http_request_t *r,
+    void *data, ngx_int_t rc);
 
 
 ngx_int_t
@@ -614,6 +678,18 @@ ngx_http_plinth_batch_meta(ngx_http_request_t *r, void *data, PGresult *res,
     b->window = ((ngx_http_plinth_main_conf_t *)
                  ngx_http_get_module_main_conf(r, ngx_http_plinth_module))
                 ->batch_window;
+    b->multi_max = ((ngx_http_plinth_main_conf_t *)
+                    ngx_http_get_module_main_conf(r, ngx_http_plinth_module))
+                   ->batch_multi_max;
+
+    if (b->multi_max) {
+        b->groups = ngx_array_create(r->pool, 4,
+                                     sizeof(ngx_http_plinth_batch_group_t *));
+        if (b->groups == NULL) {
+            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+    }
 
     r->headers_out.status = NGX_HTTP_OK;
     r->headers_out.content_length_n = total;
@@ -891,6 +967,7 @@ ngx_http_plinth_batch_header(ngx_http_request_t *r,
 static void
 ngx_http_plinth_batch_wev(ngx_http_request_t *r)
 {
+    size_t                    held;
     ngx_int_t                 rc;
     ngx_buf_t                *buf;
     ngx_chain_t              *cl;
@@ -909,6 +986,8 @@ ngx_http_plinth_batch_wev(ngx_http_request_t *r)
         return;
     }
 
+again:
+
     /* the entries whose readers are done (their bytes are out) */
     while (b->head < b->next
            && (b->entries[b->head].sr == NULL
@@ -919,18 +998,31 @@ ngx_http_plinth_batch_wev(ngx_http_request_t *r)
 
     ngx_http_plinth_batch_free(r, b);
 
+    b->held_wait = 0;
+
     if (ngx_http_plinth_batch_pump(r, ctx, b) != NGX_OK) {
         ngx_http_plinth_finalize(r, NGX_ERROR);
         return;
     }
 
     /* the turn goes on: the held output up to the next reader is sent
-     * and that reader woken (nothing else wakes it) */
-    if (r == r->connection->data && r->postponed
+     * and that reader woken (nothing else wakes it); and what the socket
+     * did not take is retried (multi-read answers wait for it) */
+    if (r == r->connection->data && (r->postponed || r->out)
         && ngx_http_output_filter(r, NULL) == NGX_ERROR)
     {
         ngx_http_plinth_finalize(r, NGX_ERROR);
         return;
+    }
+
+    if (b->held_wait) {
+        /* the pump waits for answers to be sent: if this output took
+         * the last of them, no event would come to say so */
+        held = b->held;
+        ngx_http_plinth_batch_free(r, b);
+        if (b->held < held) {
+            goto again;
+        }
     }
 
     if (b->next < b->n || b->head < b->n) {
@@ -998,7 +1090,31 @@ ngx_http_plinth_batch_pump(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     ngx_http_plinth_batch_entry_t  *e, *prev;
 
     while (b->next < b->n && b->next - b->head < b->window) {
+        if (b->pending) {
+            /* a round of multi-reads in flight: its end wakes us */
+            return NGX_OK;
+        }
+
         e = &b->entries[b->next];
+
+        if (b->next >= b->round_end && ngx_http_plinth_batch_small(b, e)) {
+            if (b->held >= 2 * NGX_PLINTH_BATCH_ROUND_BYTES) {
+                /* the answers read so far are not all sent yet: a write
+                 * event, a reader's end, or the output just after this
+                 * (ngx_http_plinth_batch_wev) wakes us */
+                b->held_wait = 1;
+                ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                               "plinth batch: %uz bytes of multi-read "
+                               "answers not sent yet, waiting", b->held);
+                return NGX_OK;
+            }
+            if (ngx_http_plinth_batch_round(r, ctx, b) != NGX_OK) {
+                return NGX_ERROR;
+            }
+            if (b->pending) {
+                return NGX_OK;
+            }
+        }
 
         /* the padding after the previous entry's data */
         pad = 0;
@@ -1015,11 +1131,41 @@ ngx_http_plinth_batch_pump(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
             return NGX_ERROR;
         }
 
+        if (e->mdata) {
+            /* read and checked by its multi-read: its bytes follow the
+             * header, from the main request (in order, as a header) */
+            ngx_buf_t    *db;
+            ngx_chain_t  *dl;
+
+            db = ngx_calloc_buf(r->pool);
+            dl = ngx_alloc_chain_link(r->pool);
+            if (db == NULL || dl == NULL) {
+                return NGX_ERROR;
+            }
+            db->memory = 1;
+            db->pos = e->mdata;
+            db->last = e->mdata + (e->end - e->start);
+            dl->buf = db;
+            dl->next = NULL;
+            cl->next = dl;
+            e->mbuf = db;
+        }
+
         if (ngx_http_output_filter(r, cl) == NGX_ERROR) {
             return NGX_ERROR;
         }
 
         b->next++;
+
+        if (e->mdata) {
+            /* one read, its bytes egress (as a reader's end counts it) */
+            ngx_http_plinth_usage_record_read(r, &e->bucket, &e->key,
+                                              e->end - e->start);
+            if (b->head == b->next - 1) {
+                b->head++;
+            }
+            continue;
+        }
 
         if (e->err != NGX_PLINTH_ERR_MAX || e->end == e->start) {
             if (e->err == NGX_PLINTH_ERR_MAX) {
@@ -1064,6 +1210,26 @@ ngx_http_plinth_batch_start(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     rctx->obj.size = e->size;
     rctx->obj.segs = e->segs;
     rctx->obj.nsegs = e->nsegs;
+
+    if (e->mbad && e->nsegs == 1 && e->segs[0].nnodes > 1) {
+        /* its multi-read's node failed it (and was reported): the other
+         * replicas, in their order, as GET's next tries */
+        ngx_uint_t             i;
+        ngx_plinth_segment_t  *seg;
+
+        seg = ngx_palloc(r->pool, sizeof(ngx_plinth_segment_t));
+        if (seg == NULL) {
+            return NGX_ERROR;
+        }
+        *seg = e->segs[0];
+        seg->nnodes = 0;
+        for (i = 0; i < e->segs[0].nnodes; i++) {
+            if (e->segs[0].nodes[i] != e->mbad) {
+                seg->nodes[seg->nnodes++] = e->segs[0].nodes[i];
+            }
+        }
+        rctx->obj.segs = seg;
+    }
     rctx->start = e->start;
     rctx->end = e->end;
     rctx->headers_sent = 1;     /* the archive's headers are out */
@@ -1186,6 +1352,40 @@ ngx_http_plinth_batch_free(ngx_http_request_t *r, ngx_http_plinth_batch_t *b)
     u_char                        **buf;
     ngx_uint_t                      i;
     ngx_http_plinth_batch_entry_t  *e;
+    ngx_http_plinth_batch_group_t **gs;
+
+    /* multi-read answers, once every byte taken from them is sent */
+    gs = b->groups ? b->groups->elts : NULL;
+
+    while (gs && b->gfreed < b->groups->nelts) {
+        ngx_http_plinth_batch_group_t  *g = gs[b->gfreed];
+
+        if (!g->done || g->idx[g->n - 1] >= b->next) {
+            break;
+        }
+
+        for (i = 0; i < g->n; i++) {
+            e = &b->entries[g->idx[i]];
+            if (e->mbuf && e->mbuf->pos != e->mbuf->last) {
+                break;
+            }
+        }
+
+        if (i < g->n) {
+            break;
+        }
+
+        if (g->buf) {
+            ngx_pfree(r->pool, g->buf);
+            b->held -= g->cap;
+            g->buf = NULL;
+        }
+        if (g->proxy_buf) {
+            ngx_pfree(r->pool, g->proxy_buf);
+            g->proxy_buf = NULL;
+        }
+        b->gfreed++;
+    }
 
     if (r->out) {
         return;
@@ -1205,4 +1405,428 @@ ngx_http_plinth_batch_free(ngx_http_request_t *r, ngx_http_plinth_batch_t *b)
             ngx_pfree(r->pool, buf[i]);
         }
     }
+}
+
+
+
+/*
+ * Multi-reads. An entry of at most plinth_batch_multi_max bytes from one
+ * segment is "small": rather than a reader of its own (a subrequest, and
+ * a data-node request, per entry), the small entries of the next round
+ * (up to NGX_PLINTH_BATCH_ROUND_* entries and bytes) are grouped by the
+ * replica a GET would try first, and each group is read with one
+ * POST /blobs/multi to that node: one background subrequest whose answer
+ * is kept in memory (ngx_http_plinth_batch_multi_body). The data node
+ * checks every block before it sends an item's bytes and gives each item
+ * its own status. When the round's answers are in, the entries are sent
+ * in request order from the main request: a small entry's bytes from its
+ * group's answer, or, when its multi-read did not return it whole and
+ * checked, through a reader as before, which tries the other replicas
+ * first (a missing or corrupt copy is reported to repaird here, as GET's
+ * reads report it). An answer is freed once every byte taken from it has
+ * been sent; a round is planned only while less than two rounds' worth
+ * of answers (2 x NGX_PLINTH_BATCH_ROUND_BYTES) are held, and the pump
+ * waits for sends otherwise (ngx_http_plinth_batch_wev wakes it).
+ */
+
+static ngx_uint_t
+ngx_http_plinth_batch_small(ngx_http_plinth_batch_t *b,
+    ngx_http_plinth_batch_entry_t *e)
+{
+    return b->multi_max
+           && e->err == NGX_PLINTH_ERR_MAX
+           && e->end > e->start
+           && (size_t) (e->end - e->start) <= b->multi_max
+           && e->nsegs == 1
+           && e->segs[0].nnodes > 0
+           && e->segs[0].blob_id.len == 32;
+}
+
+
+/* The replica a GET tries first: in placement order, online ones first. */
+static uint32_t
+ngx_http_plinth_batch_first_node(ngx_plinth_segment_t *seg)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < seg->nnodes; i++) {
+        if (!ngx_http_plinth_health_offline(seg->nodes[i])) {
+            return seg->nodes[i];
+        }
+    }
+
+    return seg->nodes[0];
+}
+
+
+static ngx_int_t
+ngx_http_plinth_batch_round(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
+    ngx_http_plinth_batch_t *b)
+{
+    size_t                          len, total;
+    uint32_t                        node;
+    ngx_uint_t                      i, k, ng;
+    ngx_http_plinth_batch_entry_t  *e;
+    ngx_http_plinth_batch_group_t  *g, *gs[NGX_PLINTH_BATCH_ROUND_GROUPS],
+                                  **slot;
+
+    ng = 0;
+    total = 0;
+
+    for (i = b->next;
+         i < b->n && i - b->next < NGX_PLINTH_BATCH_ROUND_ITEMS;
+         i++)
+    {
+        e = &b->entries[i];
+
+        if (!ngx_http_plinth_batch_small(b, e)) {
+            continue;
+        }
+
+        len = (size_t) (e->end - e->start);
+        node = ngx_http_plinth_batch_first_node(&e->segs[0]);
+
+        g = NULL;
+        for (k = 0; k < ng; k++) {
+            if (gs[k]->node == node) {
+                g = gs[k];
+                break;
+            }
+        }
+
+        if (total + len > NGX_PLINTH_BATCH_ROUND_BYTES
+            || (g == NULL && ng == NGX_PLINTH_BATCH_ROUND_GROUPS)
+            || (g && (g->n == NGX_PLINTH_BATCH_GROUP_ITEMS
+                      || g->bytes + len > NGX_PLINTH_BATCH_GROUP_BYTES)))
+        {
+            if (ng) {
+                break;      /* the next round starts here */
+            }
+        }
+
+        if (g == NULL) {
+            g = ngx_pcalloc(r->pool, sizeof(ngx_http_plinth_batch_group_t));
+            if (g == NULL) {
+                return NGX_ERROR;
+            }
+            g->idx = ngx_palloc(r->pool, NGX_PLINTH_BATCH_GROUP_ITEMS
+                                         * sizeof(ngx_uint_t));
+            if (g->idx == NULL) {
+                return NGX_ERROR;
+            }
+            g->b = b;
+            g->r = r;
+            g->node = node;
+            gs[ng++] = g;
+        }
+
+        g->idx[g->n++] = i;
+        g->bytes += len;
+        total += len;
+        e->group = g;
+    }
+
+    b->round_end = i;
+
+    for (k = 0; k < ng; k++) {
+        slot = ngx_array_push(b->groups);
+        if (slot == NULL) {
+            return NGX_ERROR;
+        }
+        *slot = gs[k];
+
+        if (ngx_http_plinth_batch_multi(r, ctx, gs[k]) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        b->pending++;
+    }
+
+    return NGX_OK;
+}
+
+
+/* One group's POST /blobs/multi: a background subrequest, body in memory. */
+static ngx_int_t
+ngx_http_plinth_batch_multi(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
+    ngx_http_plinth_batch_group_t *g)
+{
+    size_t                          len;
+    u_char                         *body;
+    ngx_str_t                       uri;
+    ngx_buf_t                      *buf;
+    ngx_uint_t                      i;
+    ngx_chain_t                    *cl;
+    ngx_http_request_t             *sr;
+    ngx_plinth_segment_t           *seg;
+    ngx_http_request_body_t        *rb;
+    ngx_http_plinth_sr_ctx_t       *sctx;
+    ngx_http_post_subrequest_t     *ps;
+    ngx_http_plinth_batch_entry_t  *e;
+    ngx_http_plinth_main_conf_t    *pmcf;
+    Plinth__MultiReadRequest        req = PLINTH__MULTI_READ_REQUEST__INIT;
+    Plinth__MultiReadItem          *items, **ptrs;
+
+    static ngx_str_t  multi = ngx_string("multi");
+    static ngx_str_t  post = ngx_string("POST");
+
+    items = ngx_palloc(r->pool, g->n * sizeof(Plinth__MultiReadItem));
+    ptrs = ngx_palloc(r->pool, g->n * sizeof(Plinth__MultiReadItem *));
+    if (items == NULL || ptrs == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < g->n; i++) {
+        e = &g->b->entries[g->idx[i]];
+        seg = &e->segs[0];
+
+        plinth__multi_read_item__init(&items[i]);
+        items[i].id = (char *) ngx_http_plinth_cstr(r->pool, &seg->blob_id);
+        if (items[i].id == NULL) {
+            return NGX_ERROR;
+        }
+        items[i].offset = (uint64_t) (seg->blob_offset + e->start
+                                      - seg->offset);
+        items[i].length = (uint64_t) (e->end - e->start);
+        ptrs[i] = &items[i];
+    }
+
+    req.n_items = g->n;
+    req.items = ptrs;
+
+    len = protobuf_c_message_get_packed_size(&req.base);
+    body = ngx_palloc(r->pool, len);
+    buf = ngx_calloc_buf(r->pool);
+    cl = ngx_alloc_chain_link(r->pool);
+    rb = ngx_pcalloc(r->pool, sizeof(ngx_http_request_body_t));
+    sctx = ngx_pcalloc(r->pool, sizeof(ngx_http_plinth_sr_ctx_t));
+    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
+    uri.len = pmcf->blob_location.len + multi.len;
+    uri.data = ngx_pnalloc(r->pool, uri.len);
+    if (body == NULL || buf == NULL || cl == NULL || rb == NULL
+        || sctx == NULL || ps == NULL || uri.data == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    (void) protobuf_c_message_pack(&req.base, body);
+
+    buf->memory = 1;
+    buf->pos = body;
+    buf->last = body + len;
+    buf->last_buf = 1;
+    cl->buf = buf;
+    cl->next = NULL;
+    rb->bufs = cl;
+
+    ngx_memcpy(ngx_cpymem(uri.data, pmcf->blob_location.data,
+                          pmcf->blob_location.len),
+               multi.data, multi.len);
+
+    sctx->parent = ctx;
+    sctx->nodes[0] = g->node;
+    sctx->nnodes = 1;
+    sctx->multi = g;
+
+    ps->handler = ngx_http_plinth_batch_multi_done;
+    ps->data = g;
+
+    if (ngx_http_subrequest(r, &uri, NULL, &sr, ps,
+                            NGX_HTTP_SUBREQUEST_BACKGROUND)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    sctx->sr = sr;
+    ngx_http_set_ctx(sr, sctx, ngx_http_plinth_module);
+
+    sr->method = NGX_HTTP_POST;
+    sr->method_name = post;
+    sr->request_body = rb;
+    sr->headers_in.content_length = NULL;
+    sr->headers_in.content_length_n = (off_t) len;
+    sr->headers_in.transfer_encoding = NULL;
+    sr->headers_in.chunked = 0;
+
+    return NGX_OK;
+}
+
+
+/* The multi-read's answer status: only a 200 of a plausible size is kept. */
+ngx_int_t
+ngx_http_plinth_batch_multi_header(ngx_http_request_t *r,
+    ngx_http_plinth_sr_ctx_t *sctx)
+{
+    off_t                           len;
+    ngx_http_plinth_batch_group_t  *g = sctx->multi;
+
+    g->status = r->headers_out.status;
+    len = r->headers_out.content_length_n;
+
+    if (g->status != NGX_HTTP_OK || len <= 0
+        || (size_t) len > g->bytes + g->n * NGX_PLINTH_BATCH_FRAME_MAX)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "plinth: multi-read of %ui blobs from data node %uD "
+                      "answered %ui (length %O): read one by one",
+                      g->n, g->node, g->status, len);
+        g->failed = 1;
+        return NGX_OK;
+    }
+
+    g->buf = ngx_palloc(g->r->pool, (size_t) len);
+    if (g->buf == NULL) {
+        g->failed = 1;
+        return NGX_OK;
+    }
+
+    g->cap = (size_t) len;
+    g->b->held += g->cap;
+
+    return NGX_OK;
+}
+
+
+/* Its bytes go to the group's buffer, never to the client. */
+ngx_int_t
+ngx_http_plinth_batch_multi_body(ngx_http_request_t *r,
+    ngx_http_plinth_sr_ctx_t *sctx, ngx_chain_t *in)
+{
+    size_t                          size;
+    ngx_chain_t                    *cl;
+    ngx_http_plinth_batch_group_t  *g = sctx->multi;
+
+    for (cl = in; cl; cl = cl->next) {
+        if (ngx_buf_in_memory(cl->buf)) {
+            size = cl->buf->last - cl->buf->pos;
+
+            if (!g->failed && g->buf && size <= g->cap - g->len) {
+                ngx_memcpy(g->buf + g->len, cl->buf->pos, size);
+                g->len += size;
+
+            } else if (size) {
+                g->failed = 1;
+            }
+
+            cl->buf->pos = cl->buf->last;
+        }
+
+        if (cl->buf->in_file) {
+            g->failed = 1;      /* never: the answer is not buffered */
+            cl->buf->file_pos = cl->buf->file_last;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* One frame of the answer: the entry's bytes, or why not. */
+static int
+ngx_http_plinth_batch_frame(void *arg, uint32_t index, const char *code,
+    const unsigned char *data, uint64_t length, uint64_t size)
+{
+    ngx_http_plinth_batch_group_t  *g = arg;
+
+    ngx_http_plinth_batch_entry_t  *e;
+
+    if (index != g->seen || index >= g->n) {
+        return 1;       /* out of order: the rest is read one by one */
+    }
+
+    g->seen++;
+    e = &g->b->entries[g->idx[index]];
+
+    if (code[0] == '\0' && data
+        && length == (uint64_t) (e->end - e->start))
+    {
+        e->mdata = (u_char *) data;
+        return 0;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, g->r->connection->log, 0,
+                  "plinth: data node %uD answered \"%s\" for blob %V "
+                  "(batch entry %V/%V): reading it from another replica",
+                  g->node, code, &e->segs[0].blob_id, &e->bucket, &e->key);
+
+    e->mbad = g->node;
+    ngx_http_plinth_metrics_node_error(g->node);
+
+    /* as GET's reads report a 404 or a 500 of a replica */
+    if (ngx_strcmp(code, "not_found") == 0) {
+        ngx_http_plinth_report_bad_replica(g->r->connection->log,
+                                           &e->segs[0].blob_id, g->node,
+                                           "missing");
+
+    } else if (ngx_strcmp(code, "corrupt") == 0
+               || ngx_strcmp(code, "io_error") == 0)
+    {
+        ngx_http_plinth_report_bad_replica(g->r->connection->log,
+                                           &e->segs[0].blob_id, g->node,
+                                           "corrupt");
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_plinth_batch_multi_done(ngx_http_request_t *r, void *data,
+    ngx_int_t rc)
+{
+    ngx_http_plinth_batch_group_t *g = data;
+
+    ngx_uint_t                      i;
+    ngx_http_plinth_batch_entry_t  *e;
+
+    if (g->done) {
+        return NGX_OK;
+    }
+
+    g->done = 1;
+    g->b->pending--;
+
+    if (r->upstream && r->upstream->buffer.start) {
+        g->proxy_buf = r->upstream->buffer.start;
+    }
+
+    if (!g->failed && g->status == NGX_HTTP_OK && g->buf
+        && g->len == g->cap && rc != NGX_ERROR
+        && rc < NGX_HTTP_SPECIAL_RESPONSE)
+    {
+        if (plinth_multi_parse(g->buf, g->len, ngx_http_plinth_batch_frame,
+                               g)
+            != 0)
+        {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "plinth: multi-read answer of data node %uD does "
+                          "not parse after %ui of %ui frames", g->node,
+                          g->seen, g->n);
+        }
+
+    } else if (!g->failed) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "plinth: multi-read of %ui blobs from data node %uD "
+                      "ended after %uz of %uz bytes: read one by one",
+                      g->n, g->node, g->len, g->cap);
+        g->failed = 1;
+    }
+
+    if (g->seen < g->n) {
+        ngx_http_plinth_metrics_node_error(g->node);
+
+        for (i = g->seen; i < g->n; i++) {
+            e = &g->b->entries[g->idx[i]];
+            e->mbad = g->node;
+        }
+    }
+
+    /* a background subrequest does not wake its parent itself */
+    if (ngx_http_post_request(g->r, NULL) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }

@@ -77,6 +77,24 @@ sub snapshot {
     return join "\n", map { join '|', map { $_ // '' } @$_ } @rows;
 }
 
+# data-node requests logged since the last call: "POST /blobs/multi" lines
+# and single blob GETs, over every node
+our %NODE_LOG_OFF;
+sub node_requests {
+    my ($multi, $get) = (0, 0);
+    for my $i (1 .. cluster()->nodes) {
+        my $path = cluster()->dir . "/logs/node$i.log";
+        open my $fh, '<', $path or next;
+        seek $fh, $NODE_LOG_OFF{$i} // 0, 0;
+        while (my $l = <$fh>) {
+            $multi++ if $l =~ m{"msg":"POST /blobs/multi 200 };
+            $get++ if $l =~ m{"msg":"GET /blobs/[0-9a-f]{32} 20[06] };
+        }
+        $NODE_LOG_OFF{$i} = tell $fh;
+    }
+    return ($multi, $get);
+}
+
 run_tests();
 
 __DATA__
@@ -448,3 +466,158 @@ for (1 .. 150) {    # the gateway flushes every 5 s (plinth_usage_flush's defaul
 is_deeply($reads, { k1 => 2, k2 => 1 }, 'object_access: k1 read twice, k2 once');
 is($egress->[0], 3000 * 2 + 100, 'cost_egress: the bytes of every entry (a range counts its 100)');
 is($egress->[1], 3, 'cost_egress: three reads');
+
+
+
+=== TEST 16: small entries are read many at a time (POST /blobs/multi): 400 entries of 10 KiB, a few data-node requests, every byte right
+--- timeout: 120
+--- check
+for my $i (1 .. 40) {
+    main::put("/bat/ten/$i", random_bytes(10 * 1024 + $i));
+}
+main::node_requests();
+my @keys = map { "ten/" . (1 + $_ % 40) } 0 .. 399;
+my $r = main::batch('bat', main::json_str({ entries => [map { { key => $keys[$_], name => "t$_" } } 0 .. $#keys] }));
+is($r->{status}, 200, 'status 200');
+is(length $r->{body}, $r->{headers}{'content-length'}, 'every byte of Content-Length');
+my $t = main::untar($r->{body});
+ok(!$t->{error}, 'tarfile reads it') or diag $t->{error};
+is(scalar @{ $t->{entries} // [] }, 400, '400 entries');
+my $bad = grep { $t->{entries}[$_][0] ne "t$_" || $t->{entries}[$_][2] ne md5_hex($::BODY{"/bat/$keys[$_]"}) } 0 .. 399;
+is($bad, 0, 'every entry in its place, byte-identical');
+my ($multi, $get) = main::node_requests();
+cmp_ok($multi, '>=', 1, "read through multi-reads ($multi)");
+cmp_ok($multi, '<=', 12, 'a few of them (two rounds, one per node)');
+is($get, 0, 'no single blob GET');
+
+
+
+=== TEST 17: a small entry whose first replica is corrupt: its multi-read says so, it is read from another replica, byte-identical, and reported
+--- timeout: 60
+--- check
+main::put('/bat/srot', random_bytes(10_000));
+my ($blob, @nodes) = main::blob_of('bat', 'srot');
+ok($blob && @nodes >= 2, "placed on @nodes");
+main::flip_byte($cluster->blob_path($nodes[0], $blob), 10);
+main::node_requests();
+my $r = main::batch('bat', main::json_str({ entries => [
+    { key => 'small/1' }, { key => 'srot' }, { key => 'small/2' } ] }));
+is($r->{status}, 200, 'status 200');
+my $t = main::untar($r->{body});
+ok(!$t->{error}, 'tarfile reads it') or diag $t->{error};
+is($t->{entries}[0][2], md5_hex($::BODY{'/bat/small/1'}), 'the entry before it intact');
+is($t->{entries}[1][2], md5_hex($::BODY{'/bat/srot'}), 'byte-identical despite the corrupt first replica');
+is($t->{entries}[2][2], md5_hex($::BODY{'/bat/small/2'}), 'the entry after it intact');
+my ($multi, $get) = main::node_requests();
+cmp_ok($multi, '>=', 1, 'multi-reads were used');
+is($get, 1, 'one single GET: the corrupt entry, from another replica');
+--- error_log
+answered "corrupt"
+reading it from another replica
+
+
+
+=== TEST 18: a small entry whose blob is missing on its first node: read from another replica
+--- timeout: 60
+--- check
+main::put('/bat/sgone', random_bytes(20_000));
+my ($blob, @nodes) = main::blob_of('bat', 'sgone');
+ok(unlink($cluster->blob_path($nodes[0], $blob)), "blob removed from node $nodes[0]");
+my $r = main::batch('bat', main::json_str({ entries => [
+    { key => 'sgone' }, { key => 'small/3' } ] }));
+is($r->{status}, 200, 'status 200');
+my $t = main::untar($r->{body});
+ok(!$t->{error}, 'tarfile reads it') or diag $t->{error};
+is($t->{entries}[0][2], md5_hex($::BODY{'/bat/sgone'}), 'byte-identical from another replica');
+is($t->{entries}[1][2], md5_hex($::BODY{'/bat/small/3'}), 'the next entry intact');
+--- error_log
+answered "not_found"
+
+
+
+=== TEST 19: small and large entries mixed (multipart, 1 MiB, ranges, empty, errors), window 3: order, bytes and Content-Length kept
+--- http_config
+plinth_batch_window 3;
+--- timeout: 90
+--- check
+my @e = ({ key => 'ten/1' }, { key => 'big' }, { key => 'ten/2' }, { key => 'mp', name => 'mp1' },
+         { key => 'small/4', range => 'bytes=10-99', name => 'r1' }, { key => 'empty' }, { key => 'nope' },
+         { key => 'big', range => 'bytes=-5000', name => 'bigtail' }, (map { { key => "ten/$_" } } 3 .. 30),
+         { key => 'mp', range => 'bytes=5242870-5242899', name => 'mpedge' }, { key => 'ten/31' });
+my $r = main::batch('bat', main::json_str({ entries => \@e, continueOnError => JSON::PP::true() }));
+is($r->{status}, 200, 'status 200');
+is(length $r->{body}, $r->{headers}{'content-length'}, 'every byte of Content-Length');
+my $t = main::untar($r->{body});
+ok(!$t->{error}, 'tarfile reads it') or diag $t->{error};
+my @want = ($::BODY{'/bat/ten/1'}, $::BODY{'/bat/big'}, $::BODY{'/bat/ten/2'}, $::BODY{'/bat/mp'},
+            substr($::BODY{'/bat/small/4'}, 10, 90), '', undef, substr($::BODY{'/bat/big'}, -5000),
+            (map { $::BODY{"/bat/ten/$_"} } 3 .. 30), substr($::BODY{'/bat/mp'}, 5242870, 30),
+            $::BODY{'/bat/ten/31'});
+is(scalar @{ $t->{entries} // [] }, scalar @want, 'every entry');
+my $bad = grep { defined $want[$_] && ($t->{entries}[$_][2] // '') ne md5_hex($want[$_]) } 0 .. $#want;
+is($bad, 0, 'every entry byte-identical, in order');
+is($t->{entries}[6][0], 'nope.error', 'the missing key as nope.error');
+
+
+
+=== TEST 20: plinth_batch_multi_max 0 turns multi-reads off (one read per entry, as before)
+--- http_config
+plinth_batch_multi_max 0;
+--- timeout: 60
+--- check
+main::node_requests();
+my @keys = map { "ten/$_" } 1 .. 10;
+my $r = main::batch('bat', main::json_str({ entries => [map { { key => $_ } } @keys] }));
+is($r->{status}, 200, 'status 200');
+my $t = main::untar($r->{body});
+my $bad = grep { ($t->{entries}[$_][2] // '') ne md5_hex($::BODY{"/bat/$keys[$_]"}) } 0 .. $#keys;
+is($bad, 0, 'every entry byte-identical');
+my ($multi, $get) = main::node_requests();
+is($multi, 0, 'no multi-read');
+is($get, 10, 'one GET per entry');
+
+
+
+=== TEST 21: plinth_batch_multi_max over 1m is refused by nginx -t
+--- http_config
+plinth_batch_multi_max 2m;
+--- nginx_t_fails: plinth_batch_multi_max must be 0 to 1m
+
+
+
+=== TEST 22: a slow client: 1,200 small entries (5 rounds of multi-reads) read at about 4 MB/s through a 64 KiB socket buffer; the rounds wait for the answers before them to be sent, and every byte arrives in order
+--- timeout: 120
+--- check
+use Socket qw(SOL_SOCKET SO_RCVBUF pack_sockaddr_in inet_aton PF_INET SOCK_STREAM);
+my @keys = map { "ten/" . (1 + $_ % 40) } 0 .. 1199;
+my $json = main::json_str({ entries => [map { { key => $keys[$_], name => "s$_" } } 0 .. $#keys] });
+my $req = { method => 'POST', uri => '/bat?batch', body => $json, version => 'HTTP/1.1',
+            headers => [['Content-Type', 'application/json'], ['Connection', 'close']] };
+Plinth::Test::_sign($req, $cluster);
+my $bytes = Plinth::Test::_build_request($req, $cluster->port);
+socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+setsockopt($s, SOL_SOCKET, SO_RCVBUF, 65536) or die "SO_RCVBUF: $!";
+connect($s, pack_sockaddr_in($cluster->port, inet_aton('127.0.0.1'))) or die "connect: $!";
+binmode $s;
+my $off = 0;
+while ($off < length $bytes) {
+    my $n = syswrite($s, $bytes, length($bytes) - $off, $off);
+    die "write: $!" unless defined $n;
+    $off += $n;
+}
+my ($got, $t0) = ('', time);
+while (time < $t0 + 100) {
+    my $n = sysread($s, $got, 65536, length $got);
+    last unless $n;
+    select undef, undef, undef, 0.015;
+}
+close $s;
+my ($head, $body) = split /\r\n\r\n/, $got, 2;
+like($head, qr{^HTTP/1\.1 200 }, 'status 200');
+my ($len) = $head =~ /^Content-Length: (\d+)/mi;
+is(length($body // ''), $len, 'every byte of Content-Length');
+my $t = main::untar($body // '');
+ok(!$t->{error}, 'tarfile reads it') or diag $t->{error};
+is(scalar @{ $t->{entries} // [] }, 1200, '1,200 entries');
+my $bad = grep { $t->{entries}[$_][0] ne "s$_" || $t->{entries}[$_][2] ne md5_hex($::BODY{"/bat/$keys[$_]"}) } 0 .. 1199;
+is($bad, 0, 'every entry in its place, byte-identical');

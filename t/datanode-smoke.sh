@@ -335,6 +335,48 @@ is "$(grep -ao '[0-9a-f]\{32\}' "$T/list" | tr '\n' ' ')" "$C " "list after=B li
 is "$(status "$U/blobs?limit=0")" 400 "list limit=0 -> 400"
 is "$(status "$U/blobs?after=xyz")" 400 "list bad after -> 400"
 
+# ---------------------------------------------------------------- multi-read
+# POST /blobs/multi: many ranges in one request (batch GET's small
+# entries), each checked against its block checksums before it is sent
+MR=(perl t/multi-read.pl)
+F=ffff0000000000000000000000000006
+head -c 7000 /dev/urandom >"$T/f"
+is "$(status -X PUT --data-binary @"$T/f" "$U/blobs/$F")" 201 "PUT a blob to rot"
+flip "$(path_of "$D" "$F")" 100
+md5() { md5sum | cut -d' ' -f1; }
+"${MR[@]}" encode "$B:0:5000" "$F:0:7000" "dddd0000000000000000000000000009:0:10" \
+    "$A:1048570:20" "$B:4990:20" "$C:0:2500000" >"$T/mr.in"
+"${CURL[@]}" -D "$T/h" -o "$T/mr.out" -X POST --data-binary @"$T/mr.in" "$U/blobs/multi"
+is "$(grep -c '^HTTP/1.1 200 ' "$T/h")/$(header Content-Type "$T/h")" 1/application/x-plinth-multi \
+   "multi-read -> 200 application/x-plinth-multi"
+"${MR[@]}" decode <"$T/mr.out" >"$T/mr.txt"
+is "$(wc -l <"$T/mr.txt")" 6 "multi-read: one frame per item"
+is "$(sed -n 1p "$T/mr.txt")" "0 ok 5000 5000 $(md5 <"$T/small")" "multi-read: a whole blob, right bytes"
+is "$(sed -n 2p "$T/mr.txt" | cut -d' ' -f1-3)" "1 corrupt 0" "multi-read: a rotten blob -> corrupt, no data"
+is "$(sed -n 3p "$T/mr.txt" | cut -d' ' -f1-3)" "2 not_found 0" "multi-read: a missing blob -> not_found"
+is "$(sed -n 4p "$T/mr.txt")" "3 ok 20 3145728 $(dd if="$T/a" bs=1 skip=1048570 count=20 status=none | md5)" \
+   "multi-read: a range across a block edge, right bytes"
+is "$(sed -n 5p "$T/mr.txt" | cut -d' ' -f1-4)" "4 bad_range 0 5000" "multi-read: a range past the end -> bad_range"
+is "$(sed -n 6p "$T/mr.txt")" "5 ok 2500000 2500000 $(md5 <"$T/c")" "multi-read: items after failures still served"
+printf 'not a protobuf \377\377\377' >"$T/mr.bad"
+"${CURL[@]}" -D "$T/h" -o /dev/null -X POST --data-binary @"$T/mr.bad" "$U/blobs/multi"
+is "$(grep -c ' 400 ' "$T/h")/$(header X-Plinth-Error "$T/h")" 1/bad_request "multi-read: malformed body -> 400 bad_request"
+is "$(status -X POST --data-binary '' "$U/blobs/multi")" 400 "multi-read: no items -> 400"
+"${MR[@]}" encode $(for i in $(seq 1 1025); do echo "$B:0:1"; done) >"$T/mr.many"
+is "$(status -X POST --data-binary @"$T/mr.many" "$U/blobs/multi")" 400 "multi-read: 1025 items -> 400"
+"${MR[@]}" encode "$B:0:0" >"$T/mr.zero"
+is "$(status -X POST --data-binary @"$T/mr.zero" "$U/blobs/multi")" 400 "multi-read: an empty range -> 400"
+"${MR[@]}" encode "XYZ:0:1" >"$T/mr.id"
+"${CURL[@]}" -D "$T/h" -o /dev/null -X POST --data-binary @"$T/mr.id" "$U/blobs/multi"
+is "$(header X-Plinth-Error "$T/h")" bad_id "multi-read: a bad id -> 400 bad_id"
+"${MR[@]}" encode "$A:0:3145728" "$C:0:2500000" "$A:0:3145728" "$C:0:2500000" "$A:0:3145728" \
+    "$C:0:2500000" "$A:0:3145728" >"$T/mr.big"
+is "$(status -X POST --data-binary @"$T/mr.big" "$U/blobs/multi")" 400 "multi-read: over 16 MiB in all -> 400"
+is "$(status "$U/blobs/multi")" 405 "multi-read: GET -> 405"
+is "$("${RAWCURL[@]}" -o /dev/null -w '%{http_code}' -X POST --data-binary @"$T/mr.in" "$U/blobs/multi")" 403 \
+   "multi-read: unsigned -> 403"
+is "$(status -X DELETE "$U/blobs/$F")" 204 "rotten blob deleted"
+
 # ---------------------------------------------------------------- keep-alive
 "${CURL[@]}" -v -o /dev/null -o /dev/null "$U/health" "$U/blobs/$B/info" 2>"$T/kv"
 ok "$(grep -q 'Re-using existing connection' "$T/kv" && echo 1)" "keep-alive: second request reuses the connection"
