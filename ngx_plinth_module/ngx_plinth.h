@@ -602,8 +602,6 @@ ngx_int_t ngx_http_plinth_copy_object(ngx_http_request_t *r,
 /* ngx_plinth_s3_batch.c */
 ngx_int_t ngx_http_plinth_batch_get(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx);
-ngx_int_t ngx_http_plinth_batch_entry(ngx_http_request_t *r,
-    ngx_http_plinth_ctx_t *ctx);
 ngx_int_t ngx_http_plinth_batch_multi_header(ngx_http_request_t *r,
     ngx_http_plinth_sr_ctx_t *sctx);
 ngx_int_t ngx_http_plinth_batch_multi_body(ngx_http_request_t *r,

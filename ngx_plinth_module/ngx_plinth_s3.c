@@ -555,13 +555,12 @@ ngx_http_plinth_s3_handler(ngx_http_request_t *r)
     const ngx_http_plinth_route_t *route;
 
     if (r != r->main) {
-        /* a batch GET's entry (ngx_plinth_s3_batch.c): its reader */
         ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
-        if (ctx && ctx->kind == NGX_PLINTH_CTX_BATCH_ENTRY) {
-            return ngx_http_plinth_batch_entry(r, ctx);
-        }
-        /* a striped GET's stripe (ngx_plinth_stripe.c): its reader */
-        if (ctx && ctx->kind == NGX_PLINTH_CTX_STRIPE) {
+        /* a batch GET's entry (ngx_plinth_s3_batch.c) or a striped GET's
+         * stripe (ngx_plinth_stripe.c): its reader */
+        if (ctx && (ctx->kind == NGX_PLINTH_CTX_BATCH_ENTRY
+                    || ctx->kind == NGX_PLINTH_CTX_STRIPE))
+        {
             return ngx_http_plinth_read_child(r, ctx);
         }
         return NGX_HTTP_NOT_FOUND;

@@ -170,7 +170,6 @@ static ngx_int_t ngx_http_plinth_batch_start(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx, ngx_http_plinth_batch_entry_t *e);
 static ngx_int_t ngx_http_plinth_batch_read_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
-static void ngx_http_plinth_batch_entry_wev(ngx_http_request_t *r);
 static void ngx_http_plinth_batch_free(ngx_http_request_t *r,
     ngx_http_plinth_batch_t *b);
 static ngx_uint_t ngx_http_plinth_batch_small(ngx_http_plinth_batch_t *b,
@@ -1187,7 +1186,8 @@ ngx_http_plinth_batch_pump(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
 }
 
 
-/* The entry's reader: a subrequest to the S3 location, served below. */
+/* The entry's reader: a subrequest to the S3 location, served by
+ * ngx_http_plinth_read_child (ngx_plinth_fanout.c). */
 static ngx_int_t
 ngx_http_plinth_batch_start(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     ngx_http_plinth_batch_entry_t *e)
@@ -1260,52 +1260,6 @@ ngx_http_plinth_batch_start(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     e->rctx = rctx;
 
     return NGX_OK;
-}
-
-
-static ngx_http_event_handler_pt  ngx_http_plinth_batch_read_wev;
-
-
-/* The content handler of an entry's reader (ngx_http_plinth_s3_handler). */
-ngx_int_t
-ngx_http_plinth_batch_entry(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
-{
-    /* the reader owns this reference until it finalizes */
-    r->main->count++;
-
-    if (ngx_http_plinth_read_start(r, ctx) != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "plinth: batch entry %V/%V: no replica to read",
-                      &ctx->bucket, &ctx->key);
-        ngx_http_plinth_finalize(r, NGX_ERROR);
-        return NGX_DONE;
-    }
-
-    /* GetObject's read loop, behind a step of our own (below) */
-    ngx_http_plinth_batch_read_wev = r->write_event_handler;
-    r->write_event_handler = ngx_http_plinth_batch_entry_wev;
-
-    return NGX_DONE;
-}
-
-
-/*
- * A reader is woken when its turn to send comes (the postpone filter made
- * it the connection's active request) and when one of its reads ends. Its
- * output waiting behind it (a read still running) is passed the turn
- * first: nothing else would wake that read.
- */
-static void
-ngx_http_plinth_batch_entry_wev(ngx_http_request_t *r)
-{
-    if (r == r->connection->data && r->postponed
-        && ngx_http_output_filter(r, NULL) == NGX_ERROR)
-    {
-        ngx_http_plinth_finalize(r, NGX_ERROR);
-        return;
-    }
-
-    ngx_http_plinth_batch_read_wev(r);
 }
 
 
