@@ -396,6 +396,8 @@ ngx_int_t ngx_http_plinth_pg(ngx_http_request_t *r, ngx_uint_t stmt,
     ngx_uint_t nparams, const char *const *values,
     ngx_plinth_pg_handler_pt handler);
 u_char *ngx_http_plinth_cstr(ngx_pool_t *pool, ngx_str_t *s);
+ngx_int_t ngx_http_plinth_cstrs(ngx_pool_t *pool, const char **params,
+    ngx_uint_t n, ...);
 ngx_uint_t ngx_http_plinth_parse_nodes(u_char *p, size_t len,
     uint32_t *nodes);
 void ngx_http_plinth_read_request_body(ngx_http_request_t *r,

@@ -1650,6 +1650,36 @@ ngx_http_plinth_cstr(ngx_pool_t *pool, ngx_str_t *s)
 }
 
 
+/*
+ * Statement parameters: params[0 .. n-1] = NUL-terminated copies of the n
+ * ngx_str_t * that follow. NGX_ERROR if memory ran out.
+ */
+ngx_int_t
+ngx_http_plinth_cstrs(ngx_pool_t *pool, const char **params, ngx_uint_t n,
+    ...)
+{
+    va_list      args;
+    ngx_uint_t   i;
+    ngx_int_t    rc;
+
+    rc = NGX_OK;
+    va_start(args, n);
+
+    for (i = 0; i < n; i++) {
+        params[i] = (char *) ngx_http_plinth_cstr(pool,
+                                                  va_arg(args, ngx_str_t *));
+        if (params[i] == NULL) {
+            rc = NGX_ERROR;
+            break;
+        }
+    }
+
+    va_end(args);
+
+    return rc;
+}
+
+
 ngx_int_t
 ngx_http_plinth_copy_value(ngx_pool_t *pool, PGresult *res, int row, int col,
     ngx_str_t *out)

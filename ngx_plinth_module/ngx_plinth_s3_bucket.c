@@ -51,8 +51,7 @@ ngx_http_plinth_list_buckets(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
-    if (params[0] == NULL) {
+    if (ngx_http_plinth_cstrs(r->pool, params, 1, &ctx->identity) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -143,9 +142,9 @@ ngx_http_plinth_create_bucket(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
-    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
-    if (params[0] == NULL || params[1] == NULL) {
+    if (ngx_http_plinth_cstrs(r->pool, params, 2, &ctx->bucket, &ctx->identity)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -160,9 +159,9 @@ ngx_http_plinth_delete_bucket(ngx_http_request_t *r,
 {
     const char  *params[2];
 
-    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
-    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
-    if (params[0] == NULL || params[1] == NULL) {
+    if (ngx_http_plinth_cstrs(r->pool, params, 2, &ctx->bucket, &ctx->identity)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -218,8 +217,7 @@ ngx_http_plinth_head_bucket(ngx_http_request_t *r,
 {
     const char  *params[1];
 
-    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
-    if (params[0] == NULL) {
+    if (ngx_http_plinth_cstrs(r->pool, params, 1, &ctx->bucket) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -649,9 +647,9 @@ ngx_http_plinth_get_bucket_versioning(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
-    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
-    if (params[0] == NULL || params[1] == NULL) {
+    if (ngx_http_plinth_cstrs(r->pool, params, 2, &ctx->bucket, &ctx->identity)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

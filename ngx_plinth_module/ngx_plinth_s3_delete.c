@@ -96,12 +96,12 @@ ngx_http_plinth_delete_body(ngx_http_request_t *r)
         return;
     }
 
-    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
-    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
     params[2] = (char *) keys;
     params[3] = (char *) vids;
 
-    if (params[0] == NULL || params[1] == NULL
+    if (ngx_http_plinth_cstrs(r->pool, params, 2, &ctx->bucket,
+                              &ctx->identity)
+           != NGX_OK
         || ngx_plinth_pg_query(r, NGX_PLINTH_SQL_DELETE_OBJECTS, 4, params,
                                ngx_http_plinth_objects_deleted, d)
            != NGX_OK)

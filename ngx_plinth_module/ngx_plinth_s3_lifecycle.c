@@ -52,9 +52,9 @@ ngx_http_plinth_lifecycle_query(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
-    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
-    if (params[0] == NULL || params[1] == NULL) {
+    if (ngx_http_plinth_cstrs(r->pool, params, 2, &ctx->bucket, &ctx->identity)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -214,11 +214,11 @@ ngx_http_plinth_lifecycle_owned(ngx_http_request_t *r, void *data,
         return;
     }
 
-    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
-    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
     params[2] = (char *) body->xml;
 
-    if (params[0] == NULL || params[1] == NULL
+    if (ngx_http_plinth_cstrs(r->pool, params, 2, &ctx->bucket,
+                              &ctx->identity)
+           != NGX_OK
         || ngx_http_plinth_pg(r, NGX_PLINTH_SQL_SET_LIFECYCLE, 11, params,
                               ngx_http_plinth_lifecycle_done)
            != NGX_OK)

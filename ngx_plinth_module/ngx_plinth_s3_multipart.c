@@ -947,13 +947,9 @@ ngx_http_plinth_abort_multipart_upload(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
-    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->key);
-    params[2] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->upload_id);
-    params[3] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
-
-    if (params[0] == NULL || params[1] == NULL || params[2] == NULL
-        || params[3] == NULL)
+    if (ngx_http_plinth_cstrs(r->pool, params, 4, &ctx->bucket, &ctx->key,
+                              &ctx->upload_id, &ctx->identity)
+        != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -1064,15 +1060,12 @@ ngx_http_plinth_list_parts(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
     *ngx_sprintf(marker, "%i", ml->marker) = '\0';
     *ngx_sprintf(max, "%i", ml->max) = '\0';
 
-    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
-    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->key);
-    params[2] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->upload_id);
-    params[3] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
     params[4] = (char *) marker;
     params[5] = (char *) max;
 
-    if (params[0] == NULL || params[1] == NULL || params[2] == NULL
-        || params[3] == NULL)
+    if (ngx_http_plinth_cstrs(r->pool, params, 4, &ctx->bucket, &ctx->key,
+                              &ctx->upload_id, &ctx->identity)
+        != NGX_OK)
     {
         return NGX_ERROR;
     }

@@ -1098,12 +1098,13 @@ ngx_http_plinth_get_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
         ctx->part_number = n;
     }
 
-    params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
-    params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->key);
-    params[2] = ctx->vid.len ? (char *) ctx->vid.data : NULL;
-    if (params[0] == NULL || params[1] == NULL) {
+    if (ngx_http_plinth_cstrs(r->pool, params, 2, &ctx->bucket, &ctx->key)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
+
+    params[2] = ctx->vid.len ? (char *) ctx->vid.data : NULL;
 
     return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_GET, 3, params,
                               ngx_http_plinth_get_done);
