@@ -20,10 +20,11 @@
  * /bucket?batch) of --batch random keys (each --size bytes) and checks the
  * tar answer's length; it also reports objects and objects/s.
  *
- * Prints one JSON line per run: ops, errors, ops/s, MB/s (10^6 bytes of
- * object data), latency p50/p95/p99/max in ms, for GET and batch the time
- * to the first byte of the answer (ttfb_ms), the client's CPU seconds
- * (getrusage), and, for every --cpu-pid NAME=PID, the CPU seconds used by
+ * Prints one JSON line per run: ops, errors, retries (requests sent again
+ * after a kept-alive connection closed under them: retry_stale), ops/s,
+ * MB/s (10^6 bytes of object data), latency p50/p95/p99/max in ms, for
+ * GET and batch the time to the first byte of the answer (ttfb_ms), the
+ * client's CPU seconds (getrusage), and, for every --cpu-pid NAME=PID, the CPU seconds used by
  * that process and its descendants (/proc/PID/stat, before and after), and
  * for every --rss-pid NAME=PID the RSS of the process and its descendants
  * (--rss-children NAME=PID: its descendants only, e.g. nginx's workers
@@ -87,6 +88,7 @@ struct slot {
     char url[8192];
     char errbuf[CURL_ERROR_SIZE];
     int busy;
+    int retried;           /* this operation was sent again once */
 };
 
 struct pidspec { char name[64]; long pid; double cpu0, cpu1;
@@ -101,6 +103,7 @@ static uint64_t n_lat;
 static double *ttfb;                /* GET, batch: time to the first byte, ms */
 static uint64_t n_ttfb;
 static uint64_t n_ops, n_err, n_bytes, n_list_keys, n_list, n_objects;
+static uint64_t n_retries;          /* operations sent again (see retry_stale) */
 static uint64_t seq_put;
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
 static int err_printed;
@@ -416,6 +419,7 @@ static void slot_start(CURLM *m, struct slot *s, enum op op, uint64_t idx)
     s->body_len = 0;
     s->lbuf_len = 0;
     s->errbuf[0] = 0;
+    s->retried = 0;
     curl_easy_setopt(e, CURLOPT_UPLOAD, 0L);
     curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
@@ -516,6 +520,36 @@ static unsigned count_keys(const char *xml)
     return n;
 }
 
+/*
+ * A request that failed on a kept-alive connection before any byte of an
+ * answer came back (the server closed the idle connection as the request
+ * went out: nginx does this to idle connections when a reload retires a
+ * worker) was never served; like the AWS SDKs, send it once more on a new
+ * connection. Every operation here is idempotent (GET, PUT of the same
+ * bytes, LIST, batch GET). Counted as "retries" in the JSON line.
+ */
+static int retry_stale(CURLM *m, struct slot *s, CURLcode res, long code)
+{
+    long connects = -1;
+    if (s->retried || code != 0
+        || (res != CURLE_SEND_ERROR && res != CURLE_RECV_ERROR
+            && res != CURLE_GOT_NOTHING))
+        return 0;
+    if (curl_easy_getinfo(s->easy, CURLINFO_NUM_CONNECTS, &connects) != CURLE_OK
+        || connects != 0)
+        return 0;              /* a new connection failed: a real error */
+    curl_multi_remove_handle(m, s->easy);
+    s->got = 0;
+    s->body_off = 0;
+    s->lbuf_len = 0;
+    s->errbuf[0] = 0;
+    s->retried = 1;
+    n_retries++;
+    curl_easy_setopt(s->easy, CURLOPT_FRESH_CONNECT, 1L);
+    curl_multi_add_handle(m, s->easy);
+    return 1;
+}
+
 /* One phase: up to max_ops operations or until duration, conc at once.
  * measure: record latencies and counters. Returns errors. */
 static uint64_t run_phase(CURLM *m, struct slot *slots, enum op base,
@@ -563,6 +597,9 @@ static uint64_t run_phase(CURLM *m, struct slot *slots, enum op base,
             double lat_ms = (now() - s->t0) * 1000;
             long code = 0;
             curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
+            if (retry_stale(m, s, msg->data.result, code))
+                continue;
+            curl_easy_setopt(s->easy, CURLOPT_FRESH_CONNECT, 0L);
             int ok = msg->data.result == CURLE_OK && code >= 200 && code < 300;
             if (s->op == OP_CREATE && code == 409 && s->lbuf
                 && strstr(s->lbuf, "BucketAlreadyOwnedByYou"))
@@ -870,11 +907,11 @@ int main(int argc, char **argv)
     json_str(O.label);
     printf(",\"workload\":\"%s\",\"size\":%" PRIu64 ",\"concurrency\":%d,"
            "\"signed\":%s,\"ops\":%" PRIu64 ",\"errors\":%" PRIu64
-           ",\"seconds\":%.3f,\"ops_per_s\":%.1f,\"mb_per_s\":%.2f,"
+           ",\"retries\":%" PRIu64 ",\"seconds\":%.3f,\"ops_per_s\":%.1f,\"mb_per_s\":%.2f,"
            "\"bytes\":%" PRIu64 ",\"lat_ms\":{\"p50\":%.3f,\"p95\":%.3f,"
            "\"p99\":%.3f,\"max\":%.3f,\"mean\":%.3f},\"client_cpu_s\":%.3f",
            O.workload, O.size, O.conc, O.no_sign ? "false" : "true",
-           n_ops, n_err, el, el > 0 ? n_ops / el : 0,
+           n_ops, n_err, n_retries, el, el > 0 ? n_ops / el : 0,
            el > 0 ? n_bytes / el / 1e6 : 0, n_bytes, pct(50), pct(95),
            pct(99), n_lat ? lat[n_lat - 1] : 0, mean, ccpu);
     if (n_list)
