@@ -278,7 +278,7 @@ test: all unit bench-tools fuzz-build
 ifeq ($(SAN),1)
 	scripts/san-test.sh $(B)
 else
-	prove t/*.t
+	scripts/prove-all.sh $(B)
 endif
 
 run: deps all
