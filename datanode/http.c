@@ -737,9 +737,29 @@ plinth_dn_get_body(plinth_dn_http *h, struct MHD_Connection *c,
         return plinth_dn_reply_rc(c, r, rc);
     }
 
-    resp = MHD_create_response_from_callback(len,
-               bs < PLINTH_DN_READ_CHUNK ? bs : PLINTH_DN_READ_CHUNK,
-               plinth_dn_body_read, body, plinth_dn_body_free);
+    if ((start + len - 1) / bs == body->loaded && body->rate == 0) {
+        /*
+         * The whole body lies in the block just read and verified (a
+         * blob of one block, or a stripe or range within one): MHD sends
+         * it from that buffer (sendmsg), with no response buffer of its
+         * own to allocate, clear and copy into. The buffer is freed with
+         * the response. A throttled node keeps the chunked reader.
+         */
+        struct MHD_IoVec  iov;
+
+        iov.iov_base = body->buf + (start - body->loaded * bs);
+        iov.iov_len = (size_t) len;
+        resp = MHD_create_response_from_iovec(&iov, 1, plinth_dn_body_free,
+                                              body);
+        if (resp != NULL) {
+            plinth_dn_metrics_bytes_out(len);
+        }
+
+    } else {
+        resp = MHD_create_response_from_callback(len,
+                   bs < PLINTH_DN_READ_CHUNK ? bs : PLINTH_DN_READ_CHUNK,
+                   plinth_dn_body_read, body, plinth_dn_body_free);
+    }
     if (resp == NULL) {
         plinth_dn_body_free(body);
         return MHD_NO;
