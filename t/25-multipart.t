@@ -90,17 +90,6 @@ sub mp_object {
     return join '', @bodies;
 }
 
-# the parts of the current version of a key: [[blob, [nodes]], ...]
-sub part_placement {
-    my ($bucket, $key) = @_;
-    my @rows = cluster()->psql(
-        "SELECT replace(vp.blob_id::text, '-', ''), "
-      . "array_to_string(vp.nodes, ',') FROM version_parts vp "
-      . "JOIN objects o USING (version_id) "
-      . "JOIN buckets b ON b.bucket_id = o.bucket_id "
-      . "WHERE b.name = '$bucket' AND o.key = '$key' ORDER BY vp.part_number");
-    return map { [$_->[0], [split /,/, $_->[1]]] } @rows;
-}
 
 sub garbage_count {
     my ($reason) = @_;

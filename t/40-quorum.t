@@ -10,20 +10,8 @@ use Time::HiRes qw(sleep time);
 # that byte (t/94-striped-get.t covers the same with striped reads).
 cluster_options(http_extra => 'plinth_stripe_size 0;');
 
-# where the current version of a key lives: (blob id, [node ids]); node
-# ids are 1..N in the cluster file, as are the harness's indexes
-sub placement {
-    my ($bucket, $key) = @_;
-    my @rows = cluster()->psql(
-        "SELECT replace(v.blob_id::text, '-', ''), "
-      . "array_to_string(v.nodes, ',') FROM versions v "
-      . "JOIN objects o USING (version_id) "
-      . "JOIN buckets b ON b.bucket_id = o.bucket_id "
-      . "WHERE b.name = '$bucket' AND o.key = '$key' AND NOT o.deleted");
-    return unless @rows;
-    return ($rows[0][0], [ split /,/, $rows[0][1] ]);
-}
-
+# placement() (Plinth::Test): node ids are 1..N in the cluster file, as
+# are the harness's indexes
 sub put_ok {
     my ($uri, $body) = @_;
     my $r = s3_request(PUT => $uri, body => $body);

@@ -8,15 +8,10 @@ use lib 't/lib';
 use Plinth::Test;
 use Time::HiRes qw(sleep);
 
-sub placement {
-    my ($key) = @_;
-    my @rows = cluster()->psql(
-        "SELECT replace(v.blob_id::text, '-', ''), "
-      . "array_to_string(v.nodes, ',') FROM versions v "
-      . "JOIN objects o USING (version_id) "
-      . "JOIN buckets b ON b.bucket_id = o.bucket_id "
-      . "WHERE b.name = 'gwhealth' AND o.key = '$key' AND NOT o.deleted");
-    return ($rows[0][0], [ sort split /,/, $rows[0][1] ]);
+# this file's bucket; the nodes sorted
+sub gw_placement {
+    my ($blob, $nodes) = placement('gwhealth', $_[0]);
+    return ($blob, [ sort @$nodes ]);
 }
 
 sub set_health {
@@ -35,7 +30,7 @@ sub put_many {
     for my $i (1 .. $n) {
         my $r = s3_request(PUT => "/gwhealth/$prefix$i", body => "body $prefix$i");
         die "PUT: $r->{status} $r->{body}" unless $r->{status} == 200;
-        my (undef, $nodes) = placement("$prefix$i");
+        my (undef, $nodes) = gw_placement("$prefix$i");
         $nodes{join ',', @$nodes}++;
     }
     return \%nodes;
@@ -161,7 +156,7 @@ is_deeply(\@got, ["$first:missing"], 'repair_queue: the missing replica, on the 
 === TEST 5: a read that finds every replica missing queues each one as missing
 --- check
 s3_request(PUT => '/gwhealth/gone', body => 'soon gone');
-my ($blob, $nodes) = placement('gone');
+my ($blob, $nodes) = gw_placement('gone');
 unlink cluster()->blob_path($_, $blob) or die "unlink: $!" for @$nodes;
 my $r = s3_request(GET => '/gwhealth/gone');
 is($r->{status}, 503, 'no replica: 503');
@@ -176,7 +171,7 @@ is_deeply(\@got, \@want, 'repair_queue: every replica, missing');
 --- check
 my $body = random_bytes(300_000);
 s3_request(PUT => '/gwhealth/rot', body => $body);
-my ($blob, $nodes) = placement('rot');
+my ($blob, $nodes) = gw_placement('rot');
 main::flip_byte(cluster()->blob_path($_, $blob), 10) for @$nodes;
 my $r = s3_request(GET => '/gwhealth/rot');
 is($r->{status}, 503, 'every replica corrupt in its first block: 503, no byte sent');

@@ -59,16 +59,6 @@ sub put {
     return $r;
 }
 
-sub blob_of {
-    my ($bucket, $key) = @_;
-    my @r = cluster()->psql(
-        "SELECT replace(v.blob_id::text, '-', ''), array_to_string(v.nodes, ',') "
-      . "FROM objects o JOIN versions v USING (version_id) "
-      . "JOIN buckets b ON b.bucket_id = o.bucket_id "
-      . "WHERE b.name = '$bucket' AND o.key = '$key'");
-    return ($r[0][0], split /,/, $r[0][1]);
-}
-
 sub snapshot {
     my @rows = cluster()->psql(
         "SELECT b.name, (SELECT string_agg(v.key || ':' || v.state, ',' "
@@ -256,7 +246,8 @@ like($t->{entries}[3][6], qr/^InvalidRange\n/, 'small/2.error: InvalidRange');
 --- timeout: 60
 --- check
 main::put('/bat/rot', random_bytes(200_000));
-my ($blob, @nodes) = main::blob_of('bat', 'rot');
+my ($blob, $pl) = main::placement('bat', 'rot');
+my @nodes = @$pl;
 ok($blob && @nodes >= 2, "placed on @nodes");
 main::flip_byte($cluster->blob_path($nodes[0], $blob), 10);
 my $r = main::batch('bat', main::json_str({ entries => [
@@ -389,7 +380,8 @@ plinth_batch_window 0;
 --- timeout: 60
 --- check
 main::put('/bat/allrot', random_bytes(300_000));
-my ($blob, @nodes) = main::blob_of('bat', 'allrot');
+my ($blob, $pl) = main::placement('bat', 'allrot');
+my @nodes = @$pl;
 main::flip_byte($cluster->blob_path($_, $blob), 10) for @nodes;
 my $r = main::batch('bat', main::json_str({ entries => [
     { key => 'small/1' }, { key => 'allrot' }, { key => 'small/2' } ] }));
@@ -496,7 +488,8 @@ is($get, 0, 'no single blob GET');
 --- timeout: 60
 --- check
 main::put('/bat/srot', random_bytes(10_000));
-my ($blob, @nodes) = main::blob_of('bat', 'srot');
+my ($blob, $pl) = main::placement('bat', 'srot');
+my @nodes = @$pl;
 ok($blob && @nodes >= 2, "placed on @nodes");
 main::flip_byte($cluster->blob_path($nodes[0], $blob), 10);
 main::node_requests();
@@ -521,7 +514,8 @@ reading it from another replica
 --- timeout: 60
 --- check
 main::put('/bat/sgone', random_bytes(20_000));
-my ($blob, @nodes) = main::blob_of('bat', 'sgone');
+my ($blob, $pl) = main::placement('bat', 'sgone');
+my @nodes = @$pl;
 ok(unlink($cluster->blob_path($nodes[0], $blob)), "blob removed from node $nodes[0]");
 my $r = main::batch('bat', main::json_str({ entries => [
     { key => 'sgone' }, { key => 'small/3' } ] }));

@@ -23,17 +23,6 @@ sub put_ok {
     return $r;
 }
 
-sub placement {
-    my ($bucket, $key) = @_;
-    my @rows = cluster()->psql(
-        "SELECT replace(v.blob_id::text, '-', ''), "
-      . "array_to_string(v.nodes, ',') FROM versions v "
-      . "JOIN objects o USING (version_id) "
-      . "JOIN buckets b ON b.bucket_id = o.bucket_id "
-      . "WHERE b.name = '$bucket' AND o.key = '$key' AND NOT o.deleted");
-    return ($rows[0][0], [ split /,/, $rows[0][1] ]);
-}
-
 # the access log line of the last request for $key
 sub last_access {
     my ($key) = @_;

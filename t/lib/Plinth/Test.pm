@@ -91,7 +91,7 @@ use Time::HiRes qw(sleep time);
 our @EXPORT = qw(run_tests cluster cluster_options s3_request raw_request
     aws random_bytes md5_hex done_testing note explain subtest BAIL_OUT
     sign_request presign_url sign_chunked client_credentials checksum_base64
-    racing_requests flip_byte);
+    racing_requests flip_byte placement part_placement);
 
 # Test::More functions Test::Base does not pass on
 *checksum_base64 = \&Plinth::SigV4::checksum_base64;
@@ -292,6 +292,32 @@ sub racing_requests {
         close $s;
     }
     return @codes;
+}
+
+# placement($bucket, $key) -> ($blob_hex, [node ids]): where the current
+# version of an object lives (its blob id without dashes and versions.nodes
+# in its order); an empty list if the key has no current version.
+# part_placement($bucket, $key) -> ([$blob_hex, [node ids]], ...): the same
+# for each part of a multipart object, in part order.
+sub placement {
+    my @rows = _current_blobs('versions', @_, '');
+    return unless @rows;
+    return ($rows[0][0], [ split /,/, $rows[0][1] ]);
+}
+
+sub part_placement {
+    return map { [$_->[0], [ split /,/, $_->[1] ]] }
+        _current_blobs('version_parts', @_, ' ORDER BY x.part_number');
+}
+
+sub _current_blobs {
+    my ($table, $bucket, $key, $order) = @_;
+    return cluster()->psql(
+        "SELECT replace(x.blob_id::text, '-', ''), "
+      . "array_to_string(x.nodes, ',') FROM $table x "
+      . "JOIN objects o USING (version_id) "
+      . "JOIN buckets b ON b.bucket_id = o.bucket_id "
+      . "WHERE b.name = '$bucket' AND o.key = '$key' AND NOT o.deleted$order");
 }
 
 # flip_byte($path, $offset): inverts one byte of a file in place (a blob
