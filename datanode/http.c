@@ -716,8 +716,13 @@ plinth_dn_get_body(plinth_dn_http *h, struct MHD_Connection *c,
         status = MHD_HTTP_OK;
     }
 
+    /* a block buffer no larger than the blob: a 4 KiB blob needs no
+     * 1 MiB allocation (an mmap and munmap each time) */
     body = calloc(1, sizeof(*body));
-    if (body == NULL || (body->buf = malloc(bs)) == NULL) {
+    if (body == NULL
+        || (body->buf = malloc(b->meta.t.size < bs ? (size_t) b->meta.t.size
+                                                   : bs)) == NULL)
+    {
         free(body);
         plinth_dn_blob_close(b);
         return plinth_dn_reply_rc(c, r, PLINTH_DN_ENOMEM);
