@@ -41,13 +41,15 @@
 /*
  * Each connection's libmicrohttpd memory pool (headers, and the read
  * buffer a PUT body arrives through). libmicrohttpd clears the whole pool
- * at the end of every request, so its size is a cost per request: at
- * 256 KiB that memset was 21% of a data node's CPU under 4 KiB GETs. A/B,
- * 8 clients: 128 KiB cut the nodes' CPU per 4 KiB GET from 0.131 to 0.112
- * ms with PUT 1 MiB unchanged (86 against 84 MB/s); 64 KiB cut it to
- * 0.100 ms but PUT 1 MiB lost about 8% (smaller reads of the body).
+ * at the end of every request, so its size is also a cost per request: at
+ * 256 KiB that memset was 21% of a data node's CPU under 4 KiB GETs.
+ * Measured and not kept (A/B, 8 clients): 128 KiB cut the nodes' CPU per
+ * 4 KiB GET from 0.131 to 0.112 ms, but a 64 MiB PUT (1 client) fell from
+ * 90-95 to 84-85 MB/s with the nodes' CPU per PUT up from 302-311 to
+ * 327-339 ms (smaller reads of the body); 64 KiB was cheaper still for
+ * GETs (0.100 ms) and slower for PUTs. Large PUTs keep the larger pool.
  */
-#define PLINTH_DN_CONN_MEMORY     (128 * 1024)
+#define PLINTH_DN_CONN_MEMORY     (256 * 1024)
 
 static int plinth_dn_test_config(const char *path);
 static int plinth_dn_run(plinth_dn_config *cf);
