@@ -24,9 +24,10 @@
  * after a kept-alive connection closed under them: retry_stale), ops/s,
  * MB/s (10^6 bytes of object data), latency p50/p95/p99/max in ms, for
  * GET and batch the time to the first byte of the answer (ttfb_ms), the
- * client's CPU seconds (getrusage), and, for every --cpu-pid NAME=PID, the CPU seconds used by
- * that process and its descendants (/proc/PID/stat, before and after), and
- * for every --rss-pid NAME=PID the RSS of the process and its descendants
+ * client's CPU seconds (getrusage), and, for every --cpu-pid NAME=PID, the
+ * CPU seconds used by that process and its descendants (/proc/PID/stat,
+ * before and after), and for every --rss-pid NAME=PID the RSS of the
+ * process and its descendants
  * (--rss-children NAME=PID: its descendants only, e.g. nginx's workers
  * without the master) at the start, the end and the highest sampled
  * (every 20 ms).
@@ -103,7 +104,7 @@ static uint64_t n_lat;
 static double *ttfb;                /* GET, batch: time to the first byte, ms */
 static uint64_t n_ttfb;
 static uint64_t n_ops, n_err, n_bytes, n_list_keys, n_list, n_objects;
-static uint64_t n_retries;          /* operations sent again (see retry_stale) */
+static uint64_t n_retries;          /* sent again: retry_stale */
 static uint64_t seq_put;
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
 static int err_printed;
@@ -409,17 +410,24 @@ static void slot_init(struct slot *s)
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->hdrs);
 }
 
+/* what one attempt of an operation received and sent so far */
+static void slot_attempt_reset(struct slot *s)
+{
+    s->got = 0;
+    s->body_off = 0;
+    s->lbuf_len = 0;
+    s->errbuf[0] = 0;
+}
+
 static void slot_start(CURLM *m, struct slot *s, enum op op, uint64_t idx)
 {
     CURL *e = s->easy;
     char key[256];
     s->op = op;
-    s->got = 0;
-    s->body_off = 0;
     s->body_len = 0;
-    s->lbuf_len = 0;
-    s->errbuf[0] = 0;
     s->retried = 0;
+    slot_attempt_reset(s);
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 0L);
     curl_easy_setopt(e, CURLOPT_UPLOAD, 0L);
     curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
@@ -539,10 +547,7 @@ static int retry_stale(CURLM *m, struct slot *s, CURLcode res, long code)
         || connects != 0)
         return 0;              /* a new connection failed: a real error */
     curl_multi_remove_handle(m, s->easy);
-    s->got = 0;
-    s->body_off = 0;
-    s->lbuf_len = 0;
-    s->errbuf[0] = 0;
+    slot_attempt_reset(s);
     s->retried = 1;
     n_retries++;
     curl_easy_setopt(s->easy, CURLOPT_FRESH_CONNECT, 1L);
@@ -599,7 +604,6 @@ static uint64_t run_phase(CURLM *m, struct slot *slots, enum op base,
             curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
             if (retry_stale(m, s, msg->data.result, code))
                 continue;
-            curl_easy_setopt(s->easy, CURLOPT_FRESH_CONNECT, 0L);
             int ok = msg->data.result == CURLE_OK && code >= 200 && code < 300;
             if (s->op == OP_CREATE && code == 409 && s->lbuf
                 && strstr(s->lbuf, "BucketAlreadyOwnedByYou"))
@@ -907,7 +911,8 @@ int main(int argc, char **argv)
     json_str(O.label);
     printf(",\"workload\":\"%s\",\"size\":%" PRIu64 ",\"concurrency\":%d,"
            "\"signed\":%s,\"ops\":%" PRIu64 ",\"errors\":%" PRIu64
-           ",\"retries\":%" PRIu64 ",\"seconds\":%.3f,\"ops_per_s\":%.1f,\"mb_per_s\":%.2f,"
+           ",\"retries\":%" PRIu64 ",\"seconds\":%.3f,\"ops_per_s\":%.1f,"
+           "\"mb_per_s\":%.2f,"
            "\"bytes\":%" PRIu64 ",\"lat_ms\":{\"p50\":%.3f,\"p95\":%.3f,"
            "\"p99\":%.3f,\"max\":%.3f,\"mean\":%.3f},\"client_cpu_s\":%.3f",
            O.workload, O.size, O.conc, O.no_sign ? "false" : "true",

@@ -759,7 +759,6 @@ plinth_dn_get_body(plinth_dn_http *h, struct MHD_Connection *c,
         if (resp != NULL) {
             plinth_dn_metrics_bytes_out(len);
         }
-
     } else {
         resp = MHD_create_response_from_callback(len,
                    bs < PLINTH_DN_READ_CHUNK ? bs : PLINTH_DN_READ_CHUNK,
