@@ -343,6 +343,9 @@ rd_loop(rd_ctx *x)
                 __atomic_store_n(&x->stats.misplaced, -1, __ATOMIC_RELAXED);
                 __atomic_store_n(&x->stats.under_replicated, -1,
                                  __ATOMIC_RELAXED);
+                rd_log(RD_LOG_INFO, "cluster file applied: misplaced and "
+                       "under-replicated counts are -1 until the next full "
+                       "pass");
             }
         }
 

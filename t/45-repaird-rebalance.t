@@ -149,8 +149,9 @@ is($failed, 0, "no GET failed while it drained ($rounds rounds)");
 $c->remove_node(1);
 $c->reload_nginx;
 $c->reload_repaird(1);
-# the reload resets the count to -1 until a full pass ends: on a loaded
-# machine (CI: 2 cores) that pass once took longer than 30 s
+# the reload (applied when reload_repaird returns) resets the count to -1
+# until a full pass ends: on a loaded machine (CI: 2 cores) that pass once
+# took longer than 30 s
 wait_for(sub { (metrics()->{plinth_objects_under_replicated} // -1) == 0 }, 90,
     'a repair pass after node 1 left');
 is(metrics()->{plinth_objects_under_replicated}, 0,

@@ -1196,11 +1196,22 @@ sub remove_node {
 }
 
 # SIGHUP: repaird re-reads the cluster file.
+# SIGHUP, then wait until repaird has applied it (it does so between its
+# steps): what is read afterwards is not the state from before the reload.
 sub reload_repaird {
     my ($self, $i) = @_;
-    my $pid = $self->_alive_name('repaird' . ($i // 1))
-        or croak "reload_repaird: repaird" . ($i // 1) . " is not running";
+    $i //= 1;
+    my $pid = $self->_alive_name("repaird$i")
+        or croak "reload_repaird: repaird$i is not running";
+    my $log = $self->repaird_log($i);
+    my $off = -s $log || 0;
     kill 'HUP', $pid;
+    my $deadline = time + 60;
+    until ($self->error_log_since($off, $log) =~ /cluster file applied/) {
+        croak "reload_repaird: repaird$i did not apply the reload in 60 s"
+            if time > $deadline;
+        sleep 0.05;
+    }
     return $self;
 }
 
