@@ -86,7 +86,7 @@ sub node4_files {
     return (scalar(() = glob "$d/objects/*/*/*"), scalar(() = glob "$d/tmp/*"));
 }
 
-sub placement {
+sub disk_placement {
     my ($key) = @_;
     my ($row) = $::CL->psql("SELECT array_to_string(v.nodes, ','), replace(v.blob_id::text, '-', '') "
         . "FROM versions v JOIN buckets b USING (bucket_id) WHERE b.name = 'disk' "
@@ -164,7 +164,7 @@ my $moved = () = $log =~ /goes to data node \d+ in place of node 4/g;
 ok($with507 >= 1, "node 4 refused $refused of the writes, $with507 of them with a 507 the gateway saw");
 is($moved, $refused, 'each refused copy went to another node');
 for my $k (sort keys %::OBJ) {
-    my ($nodes) = placement($k);
+    my ($nodes) = disk_placement($k);
     is("@$nodes", '1 2 3', "$k: 3 copies, on nodes 1-3");
     my $g = s3_request(GET => "/disk/$k", timeout => 60);
     is(md5_hex($g->{body}), $::OBJ{$k}, "$k reads back byte-exact");
@@ -203,7 +203,7 @@ sleep 2.5;    # every worker's plinth_health_refresh (1s here)
 my $log0 = $cluster->error_log_size;
 for my $n (1 .. 4) {
     is(s3_request(PUT => "/disk/small$n", body => "small $n" x 100)->{status}, 200, "small$n: 200");
-    my ($nodes) = placement("small$n");
+    my ($nodes) = disk_placement("small$n");
     ok(!grep({ $_ == 4 } @$nodes) && @$nodes == 3, "small$n: 3 copies, none on node 4 (@$nodes)");
 }
 unlike($cluster->error_log_since($log0), qr/data node 4 refused/, 'node 4 was not even tried');
@@ -223,7 +223,7 @@ my @on4;
 for my $n (1 .. 12) {
     my $body = "on node 4 maybe, $n " x 50;
     is(s3_request(PUT => "/disk/ro$n", body => $body)->{status}, 200, "ro$n: 200");
-    my ($nodes, $blob) = placement("ro$n");
+    my ($nodes, $blob) = disk_placement("ro$n");
     push @on4, ["ro$n", $blob, md5_hex($body)] if grep { $_ == 4 } @$nodes;
 }
 ok(@on4 >= 2, scalar(@on4) . ' of them have a copy on node 4');
@@ -241,14 +241,14 @@ ok(eval { wait_for(sub { node_health_row() eq 'online t' }, 20, 'repaird to reco
 my $log0 = $cluster->error_log_size;
 my $early = 'written before the gateways know';
 is(s3_request(PUT => '/disk/early', body => $early)->{status}, 200, 'a write at once: 200');
-my ($en) = placement('early');
+my ($en) = disk_placement('early');
 ok(!grep({ $_ == 4 } @$en) && @$en == 3, "3 copies, none on node 4 (@$en)");
 is(s3_request(GET => '/disk/early')->{body}, $early, 'it reads back');
 sleep 2.5;    # every worker's plinth_health_refresh (1s here)
 for my $n (1 .. 6) {
     my $body = "while read-only $n" x 20;
     is(s3_request(PUT => "/disk/rw$n", body => $body)->{status}, 200, "rw$n: 200");
-    my ($nodes) = placement("rw$n");
+    my ($nodes) = disk_placement("rw$n");
     ok(!grep({ $_ == 4 } @$nodes) && @$nodes == 3, "rw$n: 3 copies, none on node 4 (@$nodes)");
     is(s3_request(GET => "/disk/rw$n")->{body}, $body, "rw$n reads back");
 }
