@@ -184,18 +184,25 @@ $(B)/fuzz/proto: fuzz/proto.c fuzz/fuzz.h $(PROTO_C) $(PROTO_H)
 	mkdir -p $(B)/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(B)/proto -o $@ $< $(PROTO_C) -lprotobuf-c
 
-$(B)/fuzz/xml: fuzz/xml.c fuzz/fuzz.h fuzz/fuzz_libxml.h
-	mkdir -p $(B)/fuzz
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags libxml-2.0) \
-	    -o $@ $< $(shell pkg-config --libs libxml-2.0)
+# xml, lifecycle and batch link the gateway's pure body parsers.
+XML_SRC := ngx_plinth_module/ngx_plinth_s3_parse.c \
+           ngx_plinth_module/ngx_plinth_s3_parse.h \
+           ngx_plinth_module/ngx_plinth_pgarray.h \
+           ngx_plinth_module/ngx_plinth_xmlread.h
 
-# lifecycle and batch link the gateway's pure body parsers.
+$(B)/fuzz/xml: fuzz/xml.c fuzz/fuzz.h fuzz/fuzz_alloc.h fuzz/fuzz_libxml.h $(XML_SRC)
+	mkdir -p $(B)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ingx_plinth_module \
+	    $(shell pkg-config --cflags libxml-2.0) -o $@ $< \
+	    ngx_plinth_module/ngx_plinth_s3_parse.c \
+	    $(shell pkg-config --libs libxml-2.0)
+
 LIFECYCLE_SRC := ngx_plinth_module/ngx_plinth_lifecycle_parse.c \
                  ngx_plinth_module/ngx_plinth_lifecycle_parse.h \
                  ngx_plinth_module/ngx_plinth_pgarray.h \
                  ngx_plinth_module/ngx_plinth_xmlread.h
 
-$(B)/fuzz/lifecycle: fuzz/lifecycle.c fuzz/fuzz.h fuzz/fuzz_libxml.h $(LIFECYCLE_SRC)
+$(B)/fuzz/lifecycle: fuzz/lifecycle.c fuzz/fuzz.h fuzz/fuzz_alloc.h fuzz/fuzz_libxml.h $(LIFECYCLE_SRC)
 	mkdir -p $(B)/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ingx_plinth_module \
 	    $(shell pkg-config --cflags libxml-2.0) -o $@ $< \
@@ -207,7 +214,7 @@ BATCH_SRC := ngx_plinth_module/ngx_plinth_batch_parse.c \
              ngx_plinth_module/ngx_plinth_pgarray.h \
              ngx_plinth_module/ngx_plinth_xmlread.h
 
-$(B)/fuzz/batch: fuzz/batch.c fuzz/fuzz.h fuzz/fuzz_libxml.h $(BATCH_SRC)
+$(B)/fuzz/batch: fuzz/batch.c fuzz/fuzz.h fuzz/fuzz_alloc.h fuzz/fuzz_libxml.h $(BATCH_SRC)
 	mkdir -p $(B)/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ingx_plinth_module \
 	    $(shell pkg-config --cflags libxml-2.0 jansson) -o $@ $< \

@@ -24,37 +24,13 @@
 #include <libxml/parser.h>
 
 #include "fuzz.h"
+#include "fuzz_alloc.h"
 #include "fuzz_libxml.h"
 #include "ngx_plinth_batch_parse.h"
 #include "ngx_plinth_pgarray.h"
 
 
 #define FUZZ_MAX_KEY  1024      /* NGX_PLINTH_MAX_KEY_LEN */
-
-typedef struct {
-    void   **p;
-    size_t   n;
-    size_t   cap;
-} fuzz_allocs_t;
-
-
-static void *
-fuzz_alloc(void *ctx, size_t size)
-{
-    fuzz_allocs_t  *a = ctx;
-
-    if (a->n == a->cap) {
-        a->cap = a->cap ? 2 * a->cap : 64;
-        a->p = realloc(a->p, a->cap * sizeof(void *));
-        FUZZ_ASSERT(a->p != NULL);
-    }
-
-    a->p[a->n] = malloc(size ? size : 1);
-    FUZZ_ASSERT(a->p[a->n] != NULL);
-
-    return a->p[a->n++];
-}
-
 
 /* ngx_http_plinth_vid_valid(): "null" or 32 lowercase hex digits */
 static unsigned
@@ -214,10 +190,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     || rc == PLINTH_BATCH_INVALID_ARGUMENT);
     }
 
-    for (i = 0; i < a.n; i++) {
-        free(a.p[i]);
-    }
-    free(a.p);
+    fuzz_allocs_free(&a);
 
     /* the range parser alone, on the whole input */
     memset(&one, 0, sizeof(one));

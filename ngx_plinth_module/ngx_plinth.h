@@ -22,12 +22,13 @@
 #include <ngx_http.h>
 #include <ngx_md5.h>
 #include <openssl/evp.h>
-#include <libxml/tree.h>
+#include <libxml/parser.h>
 
 #include "ngx_plinth_pg.h"
 #include "ngx_plinth_ring.h"
 #include "ngx_plinth_cluster.h"
 #include "ngx_plinth_pgarray.h"
+#include "ngx_plinth_s3_parse.h"
 
 
 #define NGX_PLINTH_MAX_RF            7
@@ -532,7 +533,6 @@ enum {
 
 extern const char  *ngx_http_plinth_cks_names[];
 extern const char  *ngx_http_plinth_cks_headers[];
-extern const char  *ngx_http_plinth_cks_algorithms[];
 
 ngx_uint_t ngx_http_plinth_checksum_alg(const u_char *name, size_t len);
 ngx_uint_t ngx_http_plinth_checksum_alg_name(const u_char *name, size_t len);
@@ -700,12 +700,11 @@ ngx_int_t ngx_http_plinth_check_content_md5(ngx_http_request_t *r,
     const u_char *digest);
 ngx_int_t ngx_http_plinth_check_body_md5(ngx_http_request_t *r,
     const u_char *body, size_t len);
-u_char *ngx_plinth_pg_array_node(u_char *p, xmlNodePtr node);
 /* one element of a PostgreSQL array literal (ngx_plinth_pgarray.h) */
 #define ngx_plinth_pg_array_elem(p, s, len)  plinth_pg_array_elem(p, s, len)
-ngx_uint_t ngx_http_plinth_xml_is(xmlNodePtr node, const char *name);
-xmlDocPtr ngx_http_plinth_xml_parse(ngx_http_request_t *r, u_char *xml,
-    size_t len);
+void *ngx_http_plinth_pool_alloc(void *pool, size_t size);
+void ngx_http_plinth_parse_error(ngx_http_request_t *r,
+    plinth_parse_err_e rc, const char *message, int dtd);
 
 /* ngx_plinth_upstream.c */
 char *ngx_http_plinth_cluster(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

@@ -45,14 +45,6 @@ static const char  *plinth_batch_xml_fields[] = {
 };
 
 
-static int
-plinth_batch_xml_is(xmlNodePtr node, const char *name)
-{
-    return node->type == XML_ELEMENT_NODE
-           && xmlStrcmp(node->name, (const xmlChar *) name) == 0;
-}
-
-
 /* A copy of len bytes at s, NUL-terminated, in out; 0: no memory. */
 static int
 plinth_batch_copy(const plinth_batch_conf_t *conf, const void *s, size_t len,
@@ -158,7 +150,7 @@ plinth_batch_parse_xml(const unsigned char *body, size_t len,
     ret = PLINTH_BATCH_MALFORMED;
     root = xmlDocGetRootElement(doc);
 
-    if (root == NULL || !plinth_batch_xml_is(root, "Batch")) {
+    if (root == NULL || !plinth_xml_is(root, "Batch")) {
         goto done;
     }
 
@@ -167,9 +159,9 @@ plinth_batch_parse_xml(const unsigned char *body, size_t len,
         if (node->type != XML_ELEMENT_NODE) {
             continue;
         }
-        if (plinth_batch_xml_is(node, "Entry")) {
+        if (plinth_xml_is(node, "Entry")) {
             n++;
-        } else if (plinth_batch_xml_is(node, "ContinueOnError")) {
+        } else if (plinth_xml_is(node, "ContinueOnError")) {
             text = xmlNodeGetContent(node);
             if (text && xmlStrcmp(text, (xmlChar *) "true") == 0) {
                 *continue_on_error = 1;
@@ -200,7 +192,7 @@ plinth_batch_parse_xml(const unsigned char *body, size_t len,
     i = 0;
     for (node = root->children; node; node = node->next) {
         if (node->type != XML_ELEMENT_NODE
-            || !plinth_batch_xml_is(node, "Entry"))
+            || !plinth_xml_is(node, "Entry"))
         {
             continue;
         }
@@ -213,7 +205,7 @@ plinth_batch_parse_xml(const unsigned char *body, size_t len,
             }
 
             for (f = 0; f < PLINTH_BATCH_FIELDS; f++) {
-                if (plinth_batch_xml_is(fnode, plinth_batch_xml_fields[f])) {
+                if (plinth_xml_is(fnode, plinth_batch_xml_fields[f])) {
                     break;
                 }
             }

@@ -444,10 +444,7 @@ const char  *ngx_http_plinth_cks_names[] = {
     "", "crc32", "crc32c", "sha1", "sha256", "crc64nvme", NULL
 };
 
-/* as S3 names them in x-amz-checksum-algorithm and XML elements */
-const char  *ngx_http_plinth_cks_algorithms[] = {
-    "", "CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME", NULL
-};
+/* as S3 names them: plinth_cks_algorithms (ngx_plinth_s3_parse.c) */
 
 const char  *ngx_http_plinth_cks_headers[] = {
     "", "x-amz-checksum-crc32", "x-amz-checksum-crc32c",

@@ -39,14 +39,6 @@ typedef struct {
 } plinth_lc_rule_t;
 
 
-static int
-plinth_lc_is(xmlNodePtr node, const char *name)
-{
-    return node->type == XML_ELEMENT_NODE
-           && xmlStrcmp(node->name, (const xmlChar *) name) == 0;
-}
-
-
 /*
  * A Days value: decimal digits, at most 9 of them (S3's schema: an
  * integer). PLINTH_LC_NONE when it is not one.
@@ -142,7 +134,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
     nrules = 0;
 
     root = xmlDocGetRootElement(doc);
-    if (root == NULL || !plinth_lc_is(root, "LifecycleConfiguration")) {
+    if (root == NULL || !plinth_xml_is(root, "LifecycleConfiguration")) {
         goto failed;
     }
 
@@ -150,7 +142,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
         if (n->type != XML_ELEMENT_NODE) {
             continue;
         }
-        if (!plinth_lc_is(n, "Rule")) {
+        if (!plinth_xml_is(n, "Rule")) {
             goto failed;
         }
         nrules++;
@@ -185,7 +177,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                 continue;
             }
 
-            if (plinth_lc_is(n, "ID")) {
+            if (plinth_xml_is(n, "ID")) {
                 ru->id = plinth_lc_text(n, ru->id, &dup);
                 if (ru->id && xmlStrlen(ru->id) > 255) {
                     err = PLINTH_LC_INVALID_ARGUMENT;
@@ -194,7 +186,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                     goto failed;
                 }
 
-            } else if (plinth_lc_is(n, "Status")) {
+            } else if (plinth_xml_is(n, "Status")) {
                 if (status++) {
                     goto failed;
                 }
@@ -209,14 +201,14 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                 }
                 xmlFree(text);
 
-            } else if (plinth_lc_is(n, "Prefix")) {
+            } else if (plinth_xml_is(n, "Prefix")) {
                 /* the legacy form: Prefix directly in the Rule */
                 if (filter++) {
                     goto failed;
                 }
                 ru->prefix = xmlNodeGetContent(n);
 
-            } else if (plinth_lc_is(n, "Filter")) {
+            } else if (plinth_xml_is(n, "Filter")) {
                 if (filter++) {
                     goto failed;
                 }
@@ -224,12 +216,12 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                     if (m->type != XML_ELEMENT_NODE) {
                         continue;
                     }
-                    if (plinth_lc_is(m, "Prefix")) {
+                    if (plinth_xml_is(m, "Prefix")) {
                         ru->prefix = plinth_lc_text(m, ru->prefix, &dup);
-                    } else if (plinth_lc_is(m, "Tag")
-                               || plinth_lc_is(m, "And")
-                               || plinth_lc_is(m, "ObjectSizeGreaterThan")
-                               || plinth_lc_is(m, "ObjectSizeLessThan"))
+                    } else if (plinth_xml_is(m, "Tag")
+                               || plinth_xml_is(m, "And")
+                               || plinth_xml_is(m, "ObjectSizeGreaterThan")
+                               || plinth_xml_is(m, "ObjectSizeLessThan"))
                     {
                         err = PLINTH_LC_NOT_IMPLEMENTED;
                         *message = "Lifecycle filters other than Prefix "
@@ -240,7 +232,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                     }
                 }
 
-            } else if (plinth_lc_is(n, "Transition")) {
+            } else if (plinth_xml_is(n, "Transition")) {
                 action = 1;
                 days = PLINTH_LC_NONE;
                 cls = NULL;
@@ -249,7 +241,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                     if (m->type != XML_ELEMENT_NODE) {
                         continue;
                     }
-                    if (plinth_lc_is(m, "Days")) {
+                    if (plinth_xml_is(m, "Days")) {
                         if (k++) {
                             goto failed_cls;
                         }
@@ -260,9 +252,9 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                                        "be a nonnegative integer";
                             goto failed_cls;
                         }
-                    } else if (plinth_lc_is(m, "StorageClass")) {
+                    } else if (plinth_xml_is(m, "StorageClass")) {
                         cls = plinth_lc_text(m, cls, &dup);
-                    } else if (plinth_lc_is(m, "Date")) {
+                    } else if (plinth_xml_is(m, "Date")) {
                         err = PLINTH_LC_NOT_IMPLEMENTED;
                         *message = "Transition by Date is not supported; "
                                    "use Days.";
@@ -307,7 +299,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                 xmlFree(cls);
                 goto failed;
 
-            } else if (plinth_lc_is(n, "Expiration")) {
+            } else if (plinth_xml_is(n, "Expiration")) {
                 if (ru->expire != PLINTH_LC_NONE) {
                     goto failed;
                 }
@@ -316,7 +308,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                     if (m->type != XML_ELEMENT_NODE) {
                         continue;
                     }
-                    if (plinth_lc_is(m, "Days")
+                    if (plinth_xml_is(m, "Days")
                         && ru->expire == PLINTH_LC_NONE)
                     {
                         ru->expire = plinth_lc_days(m);
@@ -326,8 +318,8 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                                        "be a positive integer";
                             goto failed;
                         }
-                    } else if (plinth_lc_is(m, "Date")
-                               || plinth_lc_is(m,
+                    } else if (plinth_xml_is(m, "Date")
+                               || plinth_xml_is(m,
                                       "ExpiredObjectDeleteMarker"))
                     {
                         err = PLINTH_LC_NOT_IMPLEMENTED;
@@ -341,7 +333,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                     goto failed;
                 }
 
-            } else if (plinth_lc_is(n, "NoncurrentVersionExpiration")) {
+            } else if (plinth_xml_is(n, "NoncurrentVersionExpiration")) {
                 if (ru->noncurrent != PLINTH_LC_NONE) {
                     goto failed;
                 }
@@ -350,7 +342,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                     if (m->type != XML_ELEMENT_NODE) {
                         continue;
                     }
-                    if (plinth_lc_is(m, "NoncurrentDays")
+                    if (plinth_xml_is(m, "NoncurrentDays")
                         && ru->noncurrent == PLINTH_LC_NONE)
                     {
                         ru->noncurrent = plinth_lc_days(m);
@@ -361,7 +353,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                                        "must be a positive integer";
                             goto failed;
                         }
-                    } else if (plinth_lc_is(m, "NewerNoncurrentVersions")) {
+                    } else if (plinth_xml_is(m, "NewerNoncurrentVersions")) {
                         err = PLINTH_LC_NOT_IMPLEMENTED;
                         *message = "NewerNoncurrentVersions is not "
                                    "supported.";
@@ -374,8 +366,8 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                     goto failed;
                 }
 
-            } else if (plinth_lc_is(n, "NoncurrentVersionTransition")
-                       || plinth_lc_is(n, "AbortIncompleteMultipartUpload"))
+            } else if (plinth_xml_is(n, "NoncurrentVersionTransition")
+                       || plinth_xml_is(n, "AbortIncompleteMultipartUpload"))
             {
                 err = PLINTH_LC_NOT_IMPLEMENTED;
                 *message = "Lifecycle actions other than Transition, "

@@ -348,14 +348,6 @@ ngx_http_plinth_batch_bucket(ngx_http_request_t *r, void *data,
 }
 
 
-/* aligned: the parser puts its items (int64_t, size_t) there too */
-static void *
-ngx_http_plinth_batch_alloc(void *pool, size_t size)
-{
-    return ngx_palloc(pool, size);
-}
-
-
 static unsigned
 ngx_http_plinth_batch_vid(const unsigned char *p, size_t len)
 {
@@ -387,7 +379,7 @@ ngx_http_plinth_batch_parse(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     conf.xml_options = NGX_PLINTH_XML_PARSE_OPTIONS;
     conf.max_key = NGX_PLINTH_MAX_KEY_LEN;
     conf.vid_valid = ngx_http_plinth_batch_vid;
-    conf.alloc = ngx_http_plinth_batch_alloc;
+    conf.alloc = ngx_http_plinth_pool_alloc;
     conf.ctx = r->pool;
 
     rc = plinth_batch_parse(b->body, b->body_len, &conf, &items, &n, &coe,

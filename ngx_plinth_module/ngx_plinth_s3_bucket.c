@@ -7,7 +7,6 @@
  */
 
 #include "ngx_plinth.h"
-#include <libxml/parser.h>
 
 
 
@@ -630,8 +629,6 @@ typedef struct {
 static void ngx_http_plinth_versioning_got(ngx_http_request_t *r,
     void *data, PGresult *res, ngx_int_t rc);
 static void ngx_http_plinth_versioning_body(ngx_http_request_t *r);
-static const char *ngx_http_plinth_versioning_parse(ngx_http_request_t *r,
-    u_char *xml, size_t len);
 static void ngx_http_plinth_versions_done(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 
@@ -714,9 +711,11 @@ ngx_http_plinth_put_bucket_versioning(ngx_http_request_t *r,
 static void
 ngx_http_plinth_versioning_body(ngx_http_request_t *r)
 {
+    int                     dtd;
     u_char                 *xml;
     size_t                  len;
-    const char             *params[3];
+    const char             *params[3], *message;
+    plinth_parse_err_e      rc;
     ngx_http_plinth_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
@@ -737,8 +736,11 @@ ngx_http_plinth_versioning_body(ngx_http_request_t *r)
         return;
     }
 
-    params[2] = ngx_http_plinth_versioning_parse(r, xml, len);
-    if (params[2] == NULL) {
+    /* the status, Enabled or Suspended */
+    rc = plinth_versioning_parse(xml, len, NGX_PLINTH_XML_PARSE_OPTIONS,
+                                 &params[2], &message, &dtd);
+    if (rc != PLINTH_PARSE_OK) {
+        ngx_http_plinth_parse_error(r, rc, message, dtd);
         return;
     }
 
@@ -752,99 +754,6 @@ ngx_http_plinth_versioning_body(ngx_http_request_t *r)
     {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
     }
-}
-
-
-/*
- * <VersioningConfiguration><Status>Enabled|Suspended</Status>
- * [<MfaDelete>Disabled</MfaDelete>]</VersioningConfiguration>: the status,
- * or NULL once answered (MalformedXML; MFA delete is not supported).
- */
-static const char *
-ngx_http_plinth_versioning_parse(ngx_http_request_t *r, u_char *xml,
-    size_t len)
-{
-    xmlChar      *text;
-    xmlDocPtr     doc;
-    xmlNodePtr    root, n;
-    const char   *status;
-    ngx_uint_t    mfa, seen;
-
-    doc = ngx_http_plinth_xml_parse(r, xml, len);
-    if (doc == NULL) {
-        ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
-        return NULL;
-    }
-
-    status = NULL;
-    mfa = 0;
-    seen = 0;
-    root = xmlDocGetRootElement(doc);
-
-    if (root == NULL || !ngx_http_plinth_xml_is(root, "VersioningConfiguration"))
-    {
-        goto malformed;
-    }
-
-    for (n = root->children; n; n = n->next) {
-        if (n->type != XML_ELEMENT_NODE) {
-            continue;
-        }
-
-        if (ngx_http_plinth_xml_is(n, "Status")) {
-            if (seen++) {
-                goto malformed;
-            }
-            text = xmlNodeGetContent(n);
-            if (text && xmlStrcmp(text, (xmlChar *) "Enabled") == 0) {
-                status = "Enabled";
-            } else if (text && xmlStrcmp(text, (xmlChar *) "Suspended") == 0) {
-                status = "Suspended";
-            }
-            xmlFree(text);
-            if (status == NULL) {
-                goto malformed;
-            }
-            continue;
-        }
-
-        if (ngx_http_plinth_xml_is(n, "MfaDelete")) {
-            text = xmlNodeGetContent(n);
-            if (text && xmlStrcmp(text, (xmlChar *) "Enabled") == 0) {
-                mfa = 1;
-            } else if (text == NULL
-                       || xmlStrcmp(text, (xmlChar *) "Disabled") != 0)
-            {
-                xmlFree(text);
-                goto malformed;
-            }
-            xmlFree(text);
-            continue;
-        }
-
-        goto malformed;
-    }
-
-    xmlFreeDoc(doc);
-
-    if (mfa) {
-        ngx_http_plinth_error(r, NGX_PLINTH_ERR_NOT_IMPLEMENTED,
-                              "MFA delete is not supported.");
-        return NULL;
-    }
-
-    if (status == NULL) {
-        ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
-    }
-
-    return status;
-
-malformed:
-
-    xmlFreeDoc(doc);
-    ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
-
-    return NULL;
 }
 
 

@@ -15,10 +15,9 @@
  */
 
 #include "ngx_plinth.h"
-#include <libxml/parser.h>
+#include "ngx_plinth_s3_parse.h"
 
 
-#define NGX_PLINTH_DELETE_MAX_KEYS  1000
 #define NGX_PLINTH_DELETE_MAX_XML   (2 * 1024 * 1024)
 
 
@@ -28,9 +27,6 @@ typedef struct {
 
 
 static void ngx_http_plinth_delete_body(ngx_http_request_t *r);
-static ngx_int_t ngx_http_plinth_delete_parse(ngx_http_request_t *r,
-    u_char *xml, size_t len, ngx_http_plinth_delete_t *d, u_char **keys,
-    u_char **vids);
 static void ngx_http_plinth_objects_deleted(ngx_http_request_t *r,
     void *data, PGresult *res, ngx_int_t rc);
 
@@ -54,10 +50,12 @@ ngx_http_plinth_delete_objects(ngx_http_request_t *r,
 static void
 ngx_http_plinth_delete_body(ngx_http_request_t *r)
 {
-    u_char                    *xml, *keys, *vids;
+    int                        dtd;
+    u_char                    *xml;
     size_t                     len;
-    ngx_int_t                  rc;
     const char                *params[4];
+    plinth_parse_err_e         rc;
+    plinth_delete_doc_t        doc;
     ngx_http_plinth_ctx_t     *ctx;
     ngx_http_plinth_delete_t  *d;
 
@@ -88,16 +86,17 @@ ngx_http_plinth_delete_body(ngx_http_request_t *r)
         return;
     }
 
-    rc = ngx_http_plinth_delete_parse(r, xml, len, d, &keys, &vids);
-    if (rc != NGX_OK) {
-        if (rc == NGX_ERROR) {
-            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        }
+    /* the keys and their version ids: two text[] literals */
+    rc = plinth_delete_parse(xml, len, NGX_PLINTH_XML_PARSE_OPTIONS,
+                             ngx_http_plinth_pool_alloc, r->pool, &doc, &dtd);
+    if (rc != PLINTH_PARSE_OK) {
+        ngx_http_plinth_parse_error(r, rc, NULL, dtd);
         return;
     }
 
-    params[2] = (char *) keys;
-    params[3] = (char *) vids;
+    d->quiet = doc.quiet;
+    params[2] = doc.keys;
+    params[3] = doc.vids;
 
     if (ngx_http_plinth_cstrs(r->pool, params, 2, &ctx->bucket,
                               &ctx->identity)
@@ -108,147 +107,6 @@ ngx_http_plinth_delete_body(ngx_http_request_t *r)
     {
         ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
     }
-}
-
-
-/*
- * The keys and their version ids as two PostgreSQL text[] literals, in the
- * client's order (NULL where an Object names no VersionId).
- */
-static ngx_int_t
-ngx_http_plinth_delete_parse(ngx_http_request_t *r, u_char *xml, size_t len,
-    ngx_http_plinth_delete_t *d, u_char **keys, u_char **vids)
-{
-    u_char      *p, *v;
-    size_t       size, vsize;
-    xmlChar     *text;
-    ngx_int_t    rc;
-    xmlDocPtr    doc;
-    xmlNodePtr   root, obj, f, knode, vnode;
-    ngx_uint_t   count;
-
-    doc = ngx_http_plinth_xml_parse(r, xml, len);
-    if (doc == NULL) {
-        ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
-        return NGX_DECLINED;
-    }
-
-    rc = NGX_DECLINED;
-    root = xmlDocGetRootElement(doc);
-
-    if (root == NULL || !ngx_http_plinth_xml_is(root, "Delete")) {
-        goto malformed;
-    }
-
-    count = 0;
-    size = 3;
-    vsize = 3;
-
-    for (obj = root->children; obj; obj = obj->next) {
-        if (obj->type != XML_ELEMENT_NODE) {
-            continue;
-        }
-
-        if (ngx_http_plinth_xml_is(obj, "Quiet")) {
-            text = xmlNodeGetContent(obj);
-            d->quiet = (text && xmlStrcmp(text, (xmlChar *) "true") == 0);
-            xmlFree(text);
-            continue;
-        }
-
-        if (!ngx_http_plinth_xml_is(obj, "Object")) {
-            goto malformed;
-        }
-
-        knode = NULL;
-        vnode = NULL;
-        for (f = obj->children; f; f = f->next) {
-            if (ngx_http_plinth_xml_is(f, "Key")) {
-                if (knode) {
-                    goto malformed;
-                }
-                knode = f;
-
-            } else if (ngx_http_plinth_xml_is(f, "VersionId")) {
-                if (vnode) {
-                    goto malformed;
-                }
-                vnode = f;
-            }
-        }
-
-        if (knode == NULL) {
-            goto malformed;
-        }
-
-        text = xmlNodeGetContent(knode);
-        size += (text ? 2 * (size_t) xmlStrlen(text) : 0) + 3;
-        xmlFree(text);
-
-        text = vnode ? xmlNodeGetContent(vnode) : NULL;
-        vsize += (text ? 2 * (size_t) xmlStrlen(text) : 4) + 3;
-        xmlFree(text);
-
-        count++;
-    }
-
-    if (count == 0 || count > NGX_PLINTH_DELETE_MAX_KEYS) {
-        goto malformed;
-    }
-
-    *keys = ngx_pnalloc(r->pool, size + 1);
-    *vids = ngx_pnalloc(r->pool, vsize + 1);
-    if (*keys == NULL || *vids == NULL) {
-        rc = NGX_ERROR;
-        goto done;
-    }
-
-    p = *keys;
-    *p++ = '{';
-    v = *vids;
-    *v++ = '{';
-
-    for (obj = root->children; obj; obj = obj->next) {
-        if (!ngx_http_plinth_xml_is(obj, "Object")) {
-            continue;
-        }
-
-        knode = NULL;
-        vnode = NULL;
-        for (f = obj->children; f; f = f->next) {
-            if (ngx_http_plinth_xml_is(f, "Key")) {
-                knode = f;
-            } else if (ngx_http_plinth_xml_is(f, "VersionId")) {
-                vnode = f;
-            }
-        }
-
-        if (p[-1] != '{') {
-            *p++ = ',';
-            *v++ = ',';
-        }
-
-        p = ngx_plinth_pg_array_node(p, knode);
-        v = ngx_plinth_pg_array_node(v, vnode);
-    }
-
-    *p++ = '}';
-    *p = '\0';
-    *v++ = '}';
-    *v = '\0';
-
-    rc = NGX_OK;
-    goto done;
-
-malformed:
-
-    ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
-
-done:
-
-    xmlFreeDoc(doc);
-
-    return rc;
 }
 
 

@@ -228,13 +228,6 @@ ngx_http_plinth_lifecycle_owned(ngx_http_request_t *r, void *data,
 }
 
 
-static void *
-ngx_http_plinth_lifecycle_alloc(void *pool, size_t size)
-{
-    return ngx_pnalloc(pool, size);
-}
-
-
 /*
  * Parses the document (ngx_plinth_lifecycle_parse.c) into the PostgreSQL
  * array literals params[3..10] of plinth_set_lifecycle. NGX_DECLINED once
@@ -251,7 +244,7 @@ ngx_http_plinth_lifecycle_parse(ngx_http_request_t *r, u_char *xml,
     ngx_plinth_err_e   err;
 
     rc = plinth_lifecycle_parse(xml, len, NGX_PLINTH_XML_PARSE_OPTIONS,
-                                ngx_http_plinth_lifecycle_alloc, r->pool,
+                                ngx_http_plinth_pool_alloc, r->pool,
                                 arrays, &message);
 
     switch (rc) {

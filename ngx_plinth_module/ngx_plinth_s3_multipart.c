@@ -14,15 +14,12 @@
  */
 
 #include "ngx_plinth.h"
-
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-
+#include "ngx_plinth_s3_parse.h"
 
 
 /* 10,000 parts of about 100 bytes of XML each, with room to spare */
 #define NGX_PLINTH_MPU_MAX_XML   (4 * 1024 * 1024)
-#define NGX_PLINTH_MPU_MAX_PARTS 10000
+#define NGX_PLINTH_MPU_MAX_PARTS PLINTH_MPU_MAX_PARTS
 
 
 typedef struct {
@@ -53,8 +50,6 @@ static ngx_int_t ngx_http_plinth_mpu_checksum_args(ngx_http_request_t *r,
 static void ngx_http_plinth_complete_body(ngx_http_request_t *r);
 static void ngx_http_plinth_complete_checksums(ngx_http_request_t *r,
     void *data, PGresult *res, ngx_int_t rc);
-static ngx_int_t ngx_http_plinth_complete_parse(ngx_http_request_t *r,
-    u_char *xml, size_t len, u_char **parts, u_char **etags, u_char **cks);
 static void ngx_http_plinth_completed(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 static void ngx_http_plinth_mpu_aborted(ngx_http_request_t *r, void *data,
@@ -231,7 +226,7 @@ ngx_http_plinth_mpu_created(ngx_http_request_t *r, void *data, PGresult *res,
     if (ngx_http_plinth_mpu_checksum_args(r, &alg, &type) == NGX_OK && alg) {
         a = ngx_http_plinth_checksum_alg_name((u_char *) alg,
                                               ngx_strlen(alg));
-        v.data = (u_char *) ngx_http_plinth_cks_algorithms[a];
+        v.data = (u_char *) plinth_cks_algorithms[a];
         v.len = ngx_strlen(v.data);
         t.data = (u_char *) type;
         t.len = ngx_strlen(type);
@@ -479,33 +474,6 @@ ngx_http_plinth_complete_multipart_upload(ngx_http_request_t *r,
 }
 
 
-/* A Part's <ChecksumCRC32> (and the others): its algorithm, or 0. */
-static ngx_uint_t
-ngx_http_plinth_complete_checksum(xmlNodePtr f)
-{
-    size_t      len;
-    ngx_uint_t  a;
-
-    if (f->type != XML_ELEMENT_NODE
-        || xmlStrncmp(f->name, (xmlChar *) "Checksum", 8) != 0)
-    {
-        return NGX_PLINTH_CKS_NONE;
-    }
-
-    len = xmlStrlen(f->name) - 8;
-    a = ngx_http_plinth_checksum_alg_name(f->name + 8, len);
-
-    /* element names are case-sensitive: ChecksumCRC32, not Checksumcrc32 */
-    if (a == NGX_PLINTH_CKS_NONE
-        || ngx_strcmp(f->name + 8, ngx_http_plinth_cks_algorithms[a]) != 0)
-    {
-        return NGX_PLINTH_CKS_NONE;
-    }
-
-    return a;
-}
-
-
 /* CompleteMultipartUpload between its two statements */
 typedef struct {
     const char                   *params[11];
@@ -518,10 +486,12 @@ typedef struct {
 static void
 ngx_http_plinth_complete_body(ngx_http_request_t *r)
 {
-    u_char                      *xml, *parts, *etags, *cks;
+    int                          dtd;
+    u_char                      *xml;
     size_t                       len;
-    ngx_int_t                    rc;
-    const char                  *q[6];
+    const char                  *q[6], *message;
+    plinth_parse_err_e           rc;
+    plinth_complete_doc_t        doc;
     ngx_http_plinth_ctx_t       *ctx;
     ngx_http_plinth_complete_t  *c;
 
@@ -542,11 +512,12 @@ ngx_http_plinth_complete_body(ngx_http_request_t *r)
         return;
     }
 
-    rc = ngx_http_plinth_complete_parse(r, xml, len, &parts, &etags, &cks);
-    if (rc != NGX_OK) {
-        if (rc == NGX_ERROR) {
-            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        }
+    /* the part numbers, ETags and checksums: three array literals */
+    rc = plinth_complete_parse(xml, len, NGX_PLINTH_XML_PARSE_OPTIONS,
+                               ngx_http_plinth_pool_alloc, r->pool, &doc,
+                               &message, &dtd);
+    if (rc != PLINTH_PARSE_OK) {
+        ngx_http_plinth_parse_error(r, rc, message, dtd);
         return;
     }
 
@@ -559,8 +530,8 @@ ngx_http_plinth_complete_body(ngx_http_request_t *r)
     c->params[0] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->bucket);
     c->params[1] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->key);
     c->params[2] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->upload_id);
-    c->params[3] = (char *) parts;
-    c->params[4] = (char *) etags;
+    c->params[3] = doc.parts;
+    c->params[4] = doc.etags;
     c->params[5] = (char *) ngx_http_plinth_cstr(r->pool, &ctx->identity);
     c->params[6] = ctx->if_none_match ? "true" : "false";
     c->params[7] = ctx->if_match.len ? (char *) ctx->if_match.data : NULL;
@@ -578,7 +549,7 @@ ngx_http_plinth_complete_body(ngx_http_request_t *r)
     q[2] = c->params[2];
     q[3] = c->params[5];
     q[4] = c->params[3];
-    q[5] = (char *) cks;
+    q[5] = doc.cks;
 
     if (ngx_plinth_pg_query(r, NGX_PLINTH_SQL_MPU_PART_CHECKSUMS, 6, q,
                             ngx_http_plinth_complete_checksums, c)
@@ -680,170 +651,6 @@ ngx_http_plinth_complete_checksums(ngx_http_request_t *r, void *data,
 }
 
 
-/*
- * <CompleteMultipartUpload><Part><PartNumber>1</PartNumber>
- * <ETag>"..."</ETag><ChecksumCRC32>...</ChecksumCRC32></Part>...
- * </CompleteMultipartUpload>, in the client's order, as three PostgreSQL
- * array literals (integer[], text[], text[] with NULL where a part names
- * no checksum): the database checks order, existence, ETags, sizes and
- * checksums. Namespaces and other elements of a Part are ignored.
- * NGX_DECLINED after an error answer.
- */
-static ngx_int_t
-ngx_http_plinth_complete_parse(ngx_http_request_t *r, u_char *xml,
-    size_t len, u_char **parts, u_char **etags, u_char **cks)
-{
-    u_char      *pp, *ep, *cp;
-    size_t       plen, elen;
-    xmlChar     *text;
-    ngx_int_t    n, rc;
-    xmlDocPtr    doc;
-    xmlNodePtr   root, part, f, pnode, enode, cnode;
-    ngx_uint_t   count, a;
-
-    doc = ngx_http_plinth_xml_parse(r, xml, len);
-    if (doc == NULL) {
-        ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
-        return NGX_DECLINED;
-    }
-
-    rc = NGX_DECLINED;
-    root = xmlDocGetRootElement(doc);
-
-    if (root == NULL
-        || !ngx_http_plinth_xml_is(root, "CompleteMultipartUpload"))
-    {
-        goto malformed;
-    }
-
-    count = 0;
-    plen = 2;
-    elen = 2;
-
-    for (part = root->children; part; part = part->next) {
-        if (part->type != XML_ELEMENT_NODE) {
-            continue;
-        }
-        if (!ngx_http_plinth_xml_is(part, "Part")) {
-            goto malformed;
-        }
-        count++;
-        plen += NGX_INT_T_LEN + 1;
-        for (f = part->children; f; f = f->next) {
-            if (ngx_http_plinth_xml_is(f, "ETag")
-                || ngx_http_plinth_complete_checksum(f))
-            {
-                text = xmlNodeGetContent(f);
-                /* each byte may be escaped, plus quotes and a comma */
-                elen += (text ? 2 * xmlStrlen(text) : 0) + 3;
-                xmlFree(text);
-            }
-        }
-        elen += 5;      /* NULL, for a part without a checksum */
-    }
-
-    if (count == 0 || count > NGX_PLINTH_MPU_MAX_PARTS) {
-        goto malformed;
-    }
-
-    *parts = ngx_pnalloc(r->pool, plen + 1);
-    *etags = ngx_pnalloc(r->pool, elen + 1);
-    *cks = ngx_pnalloc(r->pool, elen + 1);
-    if (*parts == NULL || *etags == NULL || *cks == NULL) {
-        rc = NGX_ERROR;
-        goto done;
-    }
-
-    pp = *parts;
-    ep = *etags;
-    cp = *cks;
-    *pp++ = '{';
-    *ep++ = '{';
-    *cp++ = '{';
-
-    for (part = root->children; part; part = part->next) {
-        if (part->type != XML_ELEMENT_NODE) {
-            continue;
-        }
-
-        pnode = NULL;
-        enode = NULL;
-        cnode = NULL;
-
-        for (f = part->children; f; f = f->next) {
-            if (ngx_http_plinth_xml_is(f, "PartNumber")) {
-                if (pnode) {
-                    goto malformed;
-                }
-                pnode = f;
-
-            } else if (ngx_http_plinth_xml_is(f, "ETag")) {
-                if (enode) {
-                    goto malformed;
-                }
-                enode = f;
-
-            } else if ((a = ngx_http_plinth_complete_checksum(f))) {
-                if (cnode) {
-                    goto malformed;
-                }
-                cnode = f;
-            }
-        }
-
-        if (pnode == NULL || enode == NULL) {
-            goto malformed;
-        }
-
-        text = xmlNodeGetContent(pnode);
-        n = text ? ngx_atoi(text, xmlStrlen(text)) : NGX_ERROR;
-        xmlFree(text);
-
-        if (n == NGX_ERROR) {
-            goto malformed;
-        }
-
-        if (n < 1 || n > NGX_PLINTH_MPU_MAX_PARTS) {
-            ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT,
-                                  "Part number must be an integer between 1 "
-                                  "and 10000, inclusive");
-            goto done;
-        }
-
-        if (pp[-1] != '{') {
-            *pp++ = ',';
-            *ep++ = ',';
-            *cp++ = ',';
-        }
-
-        pp = ngx_sprintf(pp, "%i", n);
-
-        ep = ngx_plinth_pg_array_node(ep, enode);
-        cp = ngx_plinth_pg_array_node(cp, cnode);
-    }
-
-    *pp++ = '}';
-    *pp = '\0';
-    *ep++ = '}';
-    *ep = '\0';
-    *cp++ = '}';
-    *cp = '\0';
-
-    rc = NGX_OK;
-    goto done;
-
-malformed:
-
-    ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, NULL);
-
-done:
-
-    xmlFreeDoc(doc);
-
-    return rc;
-}
-
-
 static void
 ngx_http_plinth_completed(ngx_http_request_t *r, void *data, PGresult *res,
     ngx_int_t rc)
@@ -921,11 +728,11 @@ ngx_http_plinth_completed(ngx_http_request_t *r, void *data, PGresult *res,
 
     if (c && c->alg != NGX_PLINTH_CKS_NONE) {
         ngx_plinth_xml_lit(&x, "<Checksum");
-        ngx_plinth_xml_lit(&x, ngx_http_plinth_cks_algorithms[c->alg]);
+        ngx_plinth_xml_lit(&x, plinth_cks_algorithms[c->alg]);
         ngx_plinth_xml_lit(&x, ">");
         ngx_plinth_xml_text(&x, c->checksum.data, c->checksum.len);
         ngx_plinth_xml_lit(&x, "</Checksum");
-        ngx_plinth_xml_lit(&x, ngx_http_plinth_cks_algorithms[c->alg]);
+        ngx_plinth_xml_lit(&x, plinth_cks_algorithms[c->alg]);
         ngx_plinth_xml_lit(&x, "><ChecksumType>");
         ngx_plinth_xml_lit(&x, c->type);
         ngx_plinth_xml_lit(&x, "</ChecksumType>");

@@ -9,7 +9,6 @@
 #include "ngx_plinth.h"
 #include <libxml/parser.h>
 
-#include "ngx_plinth_xmlread.h"
 
 
 #define NGX_PLINTH_XML_CHUNK  8192
@@ -256,56 +255,51 @@ ngx_http_plinth_read_body(ngx_http_request_t *r, size_t max, size_t *len)
 }
 
 
-/*
- * Parses a request's XML document (DeleteObjects, CompleteMultipartUpload,
- * PutBucketVersioning). NULL when it is not well-formed or has a DTD
- * (plinth_xml_read(), ngx_plinth_xmlread.h, shared with the nginx-free
- * parsers). fuzz/xml.c mirrors this: keep them in step.
- */
-xmlDocPtr
-ngx_http_plinth_xml_parse(ngx_http_request_t *r, u_char *xml, size_t len)
+/* Memory for the pure body parsers (ngx_plinth_s3_parse.h and the
+ * others): from the request's pool, aligned. */
+void *
+ngx_http_plinth_pool_alloc(void *pool, size_t size)
 {
-    int        dtd;
-    xmlDocPtr  doc;
+    return ngx_palloc(pool, size);
+}
 
-    doc = plinth_xml_read(xml, len, NGX_PLINTH_XML_PARSE_OPTIONS, &dtd);
-    if (doc == NULL && dtd) {
+
+/*
+ * Answers a pure body parser's error (ngx_plinth_s3_parse.h): its S3 error
+ * with message (NULL: the code's own), or 500 when memory ran out. A
+ * document with a DTD is refused as malformed, and logged.
+ */
+void
+ngx_http_plinth_parse_error(ngx_http_request_t *r, plinth_parse_err_e rc,
+    const char *message, int dtd)
+{
+    ngx_plinth_err_e  err;
+
+    if (dtd) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "plinth: an XML body with a DTD refused");
     }
 
-    return doc;
-}
+    switch (rc) {
 
+    case PLINTH_PARSE_INTERNAL:
+        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
 
-ngx_uint_t
-ngx_http_plinth_xml_is(xmlNodePtr node, const char *name)
-{
-    return node->type == XML_ELEMENT_NODE
-           && xmlStrcmp(node->name, (const xmlChar *) name) == 0;
-}
+    case PLINTH_PARSE_INVALID_ARGUMENT:
+        err = NGX_PLINTH_ERR_INVALID_ARGUMENT;
+        break;
 
+    case PLINTH_PARSE_NOT_IMPLEMENTED:
+        err = NGX_PLINTH_ERR_NOT_IMPLEMENTED;
+        break;
 
-/*
- * Appends an element's text as one element of a PostgreSQL array literal;
- * no element (node NULL) is SQL NULL. p must have room for twice the
- * text's length plus 4 bytes.
- */
-u_char *
-ngx_plinth_pg_array_node(u_char *p, xmlNodePtr node)
-{
-    xmlChar  *text;
-
-    if (node == NULL) {
-        return ngx_cpymem(p, "NULL", 4);
+    default: /* PLINTH_PARSE_MALFORMED_XML */
+        err = NGX_PLINTH_ERR_MALFORMED_XML;
+        break;
     }
 
-    text = xmlNodeGetContent(node);
-    p = ngx_plinth_pg_array_elem(p, text ? text : (xmlChar *) "",
-                                 text ? (size_t) xmlStrlen(text) : 0);
-    xmlFree(text);
-
-    return p;
+    ngx_http_plinth_error(r, err, message);
 }
 
 

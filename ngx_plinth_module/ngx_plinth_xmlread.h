@@ -48,4 +48,13 @@ plinth_xml_read(const unsigned char *xml, size_t len, int options, int *dtd)
     return doc;
 }
 
+
+/* Whether node is the element name (names are case-sensitive). */
+static inline int
+plinth_xml_is(xmlNodePtr node, const char *name)
+{
+    return node->type == XML_ELEMENT_NODE
+           && xmlStrcmp(node->name, (const xmlChar *) name) == 0;
+}
+
 #endif /* PLINTH_XMLREAD_H */
