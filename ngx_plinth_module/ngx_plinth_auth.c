@@ -54,6 +54,26 @@ typedef struct {
 static ngx_http_plinth_key_t  *ngx_http_plinth_keys;
 
 
+/*
+ * SigV4 signing keys, per worker. A signing key depends only on the
+ * secret, the date, the region and the service, so a client signs with the
+ * same one all day: its four HMACs are made once, not on every request.
+ * Direct-mapped by a hash of the four; an entry is used only when all four
+ * are the same bytes (each held with its length); fields longer than 255
+ * bytes, or together longer than a slot, are not cached.
+ */
+#define NGX_PLINTH_SIGNING_KEYS  64
+#define NGX_PLINTH_SCOPE_MAX     256
+
+typedef struct {
+    u_char                        scope[NGX_PLINTH_SCOPE_MAX];
+    size_t                        len;
+    u_char                        key[32];
+} ngx_http_plinth_signing_key_t;
+
+static ngx_http_plinth_signing_key_t  *ngx_http_plinth_signing_keys;
+
+
 static void ngx_http_plinth_auth_key_done(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 static void ngx_http_plinth_auth_known(ngx_http_request_t *r,
@@ -65,6 +85,8 @@ static void ngx_http_plinth_auth_fail(ngx_http_request_t *r,
 static ngx_int_t ngx_http_plinth_auth_verify(ngx_http_request_t *r,
     ngx_http_plinth_auth_t *a, ngx_str_t *secret);
 static void ngx_http_plinth_sha256_cleanup(void *data);
+static plinth_sigv4_rc_t ngx_http_plinth_signing_key(ngx_str_t *secret,
+    plinth_sigv4_auth_t *auth, u_char key[32]);
 
 
 #define ngx_plinth_sv(s)  (plinth_sv_str_t) { (s)->data, (s)->len }
@@ -400,8 +422,7 @@ ngx_http_plinth_auth_verify(ngx_http_request_t *r, ngx_http_plinth_auth_t *a,
     req.payload_hash = ngx_plinth_sv(&a->payload_hash);
     req.flags = a->auth.presigned ? PLINTH_SIGV4_PRESIGNED : 0;
 
-    rc = plinth_sigv4_signing_key(ngx_plinth_sv(secret), a->auth.date,
-                                  a->auth.region, a->auth.service, key);
+    rc = ngx_http_plinth_signing_key(secret, &a->auth, key);
     if (rc != PLINTH_SIGV4_OK) {
         ngx_http_plinth_auth_fail(r, rc, a->auth.presigned);
         return NGX_DECLINED;
@@ -574,6 +595,72 @@ static void
 ngx_http_plinth_sha256_cleanup(void *data)
 {
     EVP_MD_CTX_free(data);
+}
+
+
+/* The signing key of secret for auth's scope, from the cache or made. */
+static plinth_sigv4_rc_t
+ngx_http_plinth_signing_key(ngx_str_t *secret, plinth_sigv4_auth_t *auth,
+    u_char key[32])
+{
+    u_char                         scope[NGX_PLINTH_SCOPE_MAX], *p;
+    size_t                         len, i;
+    plinth_sv_str_t                f[4];
+    plinth_sigv4_rc_t              rc;
+    ngx_http_plinth_signing_key_t  *k;
+
+    f[0] = ngx_plinth_sv(secret);
+    f[1] = auth->date;
+    f[2] = auth->region;
+    f[3] = auth->service;
+
+    len = 0;
+    for (i = 0; i < 4; i++) {
+        if (f[i].len > 255) {
+            len = NGX_PLINTH_SCOPE_MAX + 1;
+            break;
+        }
+        len += 1 + f[i].len;
+    }
+
+    if (len > NGX_PLINTH_SCOPE_MAX) {
+        return plinth_sigv4_signing_key(f[0], f[1], f[2], f[3], key);
+    }
+
+    p = scope;
+    for (i = 0; i < 4; i++) {
+        *p++ = (u_char) f[i].len;
+        p = ngx_cpymem(p, f[i].data, f[i].len);
+    }
+
+    if (ngx_http_plinth_signing_keys == NULL) {
+        ngx_http_plinth_signing_keys = ngx_calloc(NGX_PLINTH_SIGNING_KEYS
+                                       * sizeof(ngx_http_plinth_signing_key_t),
+                                       ngx_cycle->log);
+    }
+
+    k = NULL;
+    if (ngx_http_plinth_signing_keys) {
+        k = &ngx_http_plinth_signing_keys[ngx_hash_key(scope, len)
+                                          % NGX_PLINTH_SIGNING_KEYS];
+        if (k->len == len && ngx_memcmp(k->scope, scope, len) == 0) {
+            ngx_memcpy(key, k->key, 32);
+            ngx_explicit_memzero(scope, len);
+            return PLINTH_SIGV4_OK;
+        }
+    }
+
+    rc = plinth_sigv4_signing_key(f[0], f[1], f[2], f[3], key);
+
+    if (rc == PLINTH_SIGV4_OK && k) {
+        ngx_memcpy(k->scope, scope, len);
+        k->len = len;
+        ngx_memcpy(k->key, key, 32);
+    }
+
+    ngx_explicit_memzero(scope, len);
+
+    return rc;
 }
 
 

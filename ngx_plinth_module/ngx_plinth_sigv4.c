@@ -7,13 +7,22 @@
  * fixed array on the stack (PLINTH_SIGV4_MAX_QUERY_PARAMS entries, 8 KB)
  * with heapsort, comparing the encoded forms lazily, byte by byte, so no
  * encoded copy is ever made.
+ *
+ * Hashing: OpenSSL 3 looks SHA-256 and HMAC up by name in its providers on
+ * every HMAC() and every EVP_sha256() digest (3.8 and 1.1 us a call here,
+ * against 1.2 and 0.3 us with what was fetched once), and a request's
+ * check makes five HMACs and a digest. So SHA-256 and an HMAC-SHA256
+ * context are fetched once per process and reused. Not thread-safe: the
+ * gateway's workers, the unit tests and the fuzz targets each use it from
+ * one thread.
  */
 
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #include "ngx_plinth_sigv4.h"
 
@@ -1464,17 +1473,59 @@ plinth_sigv4_canonical_request(const plinth_sigv4_request_t *req,
 
 /* hashing and signing */
 
+static EVP_MD       *plinth_sigv4_md;     /* SHA-256, fetched once */
+static EVP_MAC_CTX  *plinth_sigv4_mac;    /* HMAC-SHA256, keyed per call */
+
+
+static const EVP_MD *
+plinth_sigv4_sha256_md(void)
+{
+    if (plinth_sigv4_md == NULL) {
+        plinth_sigv4_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    }
+
+    return plinth_sigv4_md ? plinth_sigv4_md : EVP_sha256();
+}
+
+
 static plinth_sigv4_rc_t
 plinth_sigv4_hmac(const unsigned char *key, size_t klen, const void *data,
     size_t len, unsigned char out[32])
 {
-    unsigned int  olen;
+    size_t       olen;
+    EVP_MAC     *mac;
+    OSSL_PARAM   params[2];
 
     if (data == NULL) {
         data = "";
     }
 
-    if (HMAC(EVP_sha256(), key, (int) klen, data, len, out, &olen) == NULL
+    if (plinth_sigv4_mac == NULL) {
+        mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        if (mac == NULL) {
+            return PLINTH_SIGV4_ERR_CRYPTO;
+        }
+
+        plinth_sigv4_mac = EVP_MAC_CTX_new(mac);
+        EVP_MAC_free(mac);      /* the context keeps its own reference */
+
+        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                     (char *) "SHA256", 0);
+        params[1] = OSSL_PARAM_construct_end();
+
+        if (plinth_sigv4_mac == NULL
+            || EVP_MAC_CTX_set_params(plinth_sigv4_mac, params) != 1)
+        {
+            EVP_MAC_CTX_free(plinth_sigv4_mac);
+            plinth_sigv4_mac = NULL;
+            return PLINTH_SIGV4_ERR_CRYPTO;
+        }
+    }
+
+    /* a new key starts a new MAC in the same context */
+    if (EVP_MAC_init(plinth_sigv4_mac, key, klen, NULL) != 1
+        || EVP_MAC_update(plinth_sigv4_mac, data, len) != 1
+        || EVP_MAC_final(plinth_sigv4_mac, out, &olen, 32) != 1
         || olen != 32)
     {
         return PLINTH_SIGV4_ERR_CRYPTO;
@@ -1493,7 +1544,8 @@ plinth_sigv4_sha256(const void *data, size_t len, unsigned char out[32])
         data = "";
     }
 
-    if (EVP_Digest(data, len, out, &olen, EVP_sha256(), NULL) != 1
+    if (EVP_Digest(data, len, out, &olen, plinth_sigv4_sha256_md(), NULL)
+        != 1
         || olen != 32)
     {
         return PLINTH_SIGV4_ERR_CRYPTO;
@@ -1506,7 +1558,7 @@ plinth_sigv4_sha256(const void *data, size_t len, unsigned char out[32])
 plinth_sigv4_rc_t
 plinth_sigv4_sha256_init(EVP_MD_CTX *ctx)
 {
-    if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+    if (EVP_DigestInit_ex(ctx, plinth_sigv4_sha256_md(), NULL) != 1) {
         return PLINTH_SIGV4_ERR_CRYPTO;
     }
 
