@@ -187,6 +187,7 @@ $(B)/fuzz/proto: fuzz/proto.c fuzz/fuzz.h $(PROTO_C) $(PROTO_H)
 # xml, lifecycle and batch link the gateway's pure body parsers.
 XML_SRC := ngx_plinth_module/ngx_plinth_s3_parse.c \
            ngx_plinth_module/ngx_plinth_s3_parse.h \
+           ngx_plinth_module/ngx_plinth_parse.h \
            ngx_plinth_module/ngx_plinth_pgarray.h \
            ngx_plinth_module/ngx_plinth_xmlread.h
 
@@ -199,6 +200,7 @@ $(B)/fuzz/xml: fuzz/xml.c fuzz/fuzz.h fuzz/fuzz_alloc.h fuzz/fuzz_libxml.h $(XML
 
 LIFECYCLE_SRC := ngx_plinth_module/ngx_plinth_lifecycle_parse.c \
                  ngx_plinth_module/ngx_plinth_lifecycle_parse.h \
+                 ngx_plinth_module/ngx_plinth_parse.h \
                  ngx_plinth_module/ngx_plinth_pgarray.h \
                  ngx_plinth_module/ngx_plinth_xmlread.h
 
@@ -211,6 +213,7 @@ $(B)/fuzz/lifecycle: fuzz/lifecycle.c fuzz/fuzz.h fuzz/fuzz_alloc.h fuzz/fuzz_li
 
 BATCH_SRC := ngx_plinth_module/ngx_plinth_batch_parse.c \
              ngx_plinth_module/ngx_plinth_batch_parse.h \
+             ngx_plinth_module/ngx_plinth_parse.h \
              ngx_plinth_module/ngx_plinth_pgarray.h \
              ngx_plinth_module/ngx_plinth_xmlread.h
 

@@ -134,7 +134,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char           *message;
     fuzz_allocs_t         a;
     plinth_batch_conf_t   conf;
-    plinth_batch_err_e    rc;
+    plinth_parse_err_e    rc;
     plinth_batch_item_t  *items, *it, one;
 
     /* the body as the gateway reads it: NUL-terminated, length without */
@@ -153,7 +153,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     rc = plinth_batch_parse(body, size, &conf, &items, &n, &coe, &message);
 
-    if (rc == PLINTH_BATCH_OK) {
+    if (rc == PLINTH_PARSE_OK) {
         FUZZ_ASSERT(n >= 1 && n <= PLINTH_BATCH_MAX_ENTRIES);
         FUZZ_ASSERT(items != NULL && message == NULL);
         FUZZ_ASSERT(coe == 0 || coe == 1);
@@ -185,9 +185,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_arrays(items, n);
 
     } else {
-        FUZZ_ASSERT(rc == PLINTH_BATCH_MALFORMED
-                    || rc == PLINTH_BATCH_KEY_TOO_LONG
-                    || rc == PLINTH_BATCH_INVALID_ARGUMENT);
+        FUZZ_ASSERT(rc == PLINTH_PARSE_MALFORMED_XML
+                    || rc == PLINTH_PARSE_KEY_TOO_LONG
+                    || rc == PLINTH_PARSE_INVALID_ARGUMENT);
     }
 
     fuzz_allocs_free(&a);

@@ -26,12 +26,12 @@
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char             *arrays[PLINTH_LC_ARRAYS];
-    size_t            k, n, first;
-    uint8_t          *xml;
-    const char       *message;
-    fuzz_allocs_t     a;
-    plinth_lc_err_e   rc;
+    char               *arrays[PLINTH_LC_ARRAYS];
+    size_t              k, n, first;
+    uint8_t            *xml;
+    const char         *message;
+    fuzz_allocs_t       a;
+    plinth_parse_err_e  rc;
 
     /* the body as the gateway reads it: NUL-terminated, length without */
     xml = malloc(size + 1);
@@ -45,7 +45,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                 | XML_PARSE_NOWARNING,
                                 fuzz_alloc, &a, arrays, &message);
 
-    if (rc == PLINTH_LC_OK) {
+    if (rc == PLINTH_PARSE_OK) {
         FUZZ_ASSERT(a.n == PLINTH_LC_ARRAYS);
         first = 0;
         for (k = 0; k < PLINTH_LC_ARRAYS; k++) {
@@ -60,11 +60,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_ASSERT(message == NULL);
 
     } else {
-        FUZZ_ASSERT(rc == PLINTH_LC_MALFORMED_XML
-                    || rc == PLINTH_LC_INVALID_ARGUMENT
-                    || rc == PLINTH_LC_NOT_IMPLEMENTED
-                    || rc == PLINTH_LC_INVALID_REQUEST
-                    || rc == PLINTH_LC_INVALID_STORAGE_CLASS);
+        FUZZ_ASSERT(rc == PLINTH_PARSE_MALFORMED_XML
+                    || rc == PLINTH_PARSE_INVALID_ARGUMENT
+                    || rc == PLINTH_PARSE_NOT_IMPLEMENTED
+                    || rc == PLINTH_PARSE_INVALID_REQUEST
+                    || rc == PLINTH_PARSE_INVALID_STORAGE_CLASS);
     }
 
     fuzz_allocs_free(&a);

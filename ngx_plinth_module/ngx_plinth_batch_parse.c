@@ -69,7 +69,7 @@ plinth_batch_copy(const plinth_batch_conf_t *conf, const void *s, size_t len,
  * One entry from its members (data NULL: absent), validated; the error
  * when one is wrong.
  */
-static plinth_batch_err_e
+static plinth_parse_err_e
 plinth_batch_fill(const plinth_batch_conf_t *conf, plinth_batch_item_t *e,
     plinth_batch_str_t *f, const char **message)
 {
@@ -78,11 +78,11 @@ plinth_batch_fill(const plinth_batch_conf_t *conf, plinth_batch_item_t *e,
 
     if (f[PLINTH_BF_KEY].data == NULL || f[PLINTH_BF_KEY].len == 0) {
         *message = "Every entry needs a non-empty key.";
-        return PLINTH_BATCH_MALFORMED;
+        return PLINTH_PARSE_MALFORMED_XML;
     }
     if (f[PLINTH_BF_KEY].len > conf->max_key) {
         *message = NULL;
-        return PLINTH_BATCH_KEY_TOO_LONG;
+        return PLINTH_PARSE_KEY_TOO_LONG;
     }
     e->key = f[PLINTH_BF_KEY];
 
@@ -91,7 +91,7 @@ plinth_batch_fill(const plinth_batch_conf_t *conf, plinth_batch_item_t *e,
         e->bucket.len = 0;
     } else if (f[PLINTH_BF_BUCKET].len == 0) {
         *message = "An entry's bucket must be a bucket name.";
-        return PLINTH_BATCH_MALFORMED;
+        return PLINTH_PARSE_MALFORMED_XML;
     } else {
         e->bucket = f[PLINTH_BF_BUCKET];
     }
@@ -99,7 +99,7 @@ plinth_batch_fill(const plinth_batch_conf_t *conf, plinth_batch_item_t *e,
     if (f[PLINTH_BF_VID].data) {
         if (!conf->vid_valid(f[PLINTH_BF_VID].data, f[PLINTH_BF_VID].len)) {
             *message = "Invalid version id specified";
-            return PLINTH_BATCH_INVALID_ARGUMENT;
+            return PLINTH_PARSE_INVALID_ARGUMENT;
         }
         e->vid = f[PLINTH_BF_VID];
     }
@@ -110,7 +110,7 @@ plinth_batch_fill(const plinth_batch_conf_t *conf, plinth_batch_item_t *e,
                || f[PLINTH_BF_NAME].len > PLINTH_BATCH_MAX_NAME)
     {
         *message = "An entry's name must have 1 to 4096 bytes.";
-        return PLINTH_BATCH_MALFORMED;
+        return PLINTH_PARSE_MALFORMED_XML;
     } else {
         e->name = f[PLINTH_BF_NAME];
     }
@@ -121,14 +121,14 @@ plinth_batch_fill(const plinth_batch_conf_t *conf, plinth_batch_item_t *e,
     {
         *message = "A batch entry's range must be \"bytes=first-last\", "
                    "\"bytes=first-\" or \"bytes=-suffix\".";
-        return PLINTH_BATCH_INVALID_ARGUMENT;
+        return PLINTH_PARSE_INVALID_ARGUMENT;
     }
 
-    return PLINTH_BATCH_OK;
+    return PLINTH_PARSE_OK;
 }
 
 
-static plinth_batch_err_e
+static plinth_parse_err_e
 plinth_batch_parse_xml(const unsigned char *body, size_t len,
     const plinth_batch_conf_t *conf, plinth_batch_item_t **items, size_t *nitems,
     unsigned *continue_on_error, const char **message)
@@ -138,16 +138,16 @@ plinth_batch_parse_xml(const unsigned char *body, size_t len,
     xmlDocPtr            doc;
     xmlNodePtr           root, node, fnode;
     plinth_batch_str_t   fields[PLINTH_BATCH_FIELDS];
-    plinth_batch_err_e   ret, rc;
+    plinth_parse_err_e   ret, rc;
     plinth_batch_item_t *entries;
 
     /* not well-formed, or with a DTD (ngx_plinth_xmlread.h) */
     doc = plinth_xml_read(body, len, conf->xml_options, NULL);
     if (doc == NULL) {
-        return PLINTH_BATCH_MALFORMED;
+        return PLINTH_PARSE_MALFORMED_XML;
     }
 
-    ret = PLINTH_BATCH_MALFORMED;
+    ret = PLINTH_PARSE_MALFORMED_XML;
     root = xmlDocGetRootElement(doc);
 
     if (root == NULL || !plinth_xml_is(root, "Batch")) {
@@ -184,7 +184,7 @@ plinth_batch_parse_xml(const unsigned char *body, size_t len,
 
     entries = conf->alloc(conf->ctx, n * sizeof(plinth_batch_item_t));
     if (entries == NULL) {
-        ret = PLINTH_BATCH_INTERNAL;
+        ret = PLINTH_PARSE_INTERNAL;
         goto done;
     }
     memset(entries, 0, n * sizeof(plinth_batch_item_t));
@@ -220,14 +220,14 @@ plinth_batch_parse_xml(const unsigned char *body, size_t len,
                                    &fields[f]))
             {
                 xmlFree(text);
-                ret = PLINTH_BATCH_INTERNAL;
+                ret = PLINTH_PARSE_INTERNAL;
                 goto done;
             }
             xmlFree(text);
         }
 
         rc = plinth_batch_fill(conf, &entries[i++], fields, message);
-        if (rc != PLINTH_BATCH_OK) {
+        if (rc != PLINTH_PARSE_OK) {
             ret = rc;
             goto done;
         }
@@ -235,7 +235,7 @@ plinth_batch_parse_xml(const unsigned char *body, size_t len,
 
     *items = entries;
     *nitems = n;
-    ret = PLINTH_BATCH_OK;
+    ret = PLINTH_PARSE_OK;
 
 done:
 
@@ -244,7 +244,7 @@ done:
 }
 
 
-plinth_batch_err_e
+plinth_parse_err_e
 plinth_batch_parse(const unsigned char *body, size_t len,
     const plinth_batch_conf_t *conf, plinth_batch_item_t **items, size_t *nitems,
     unsigned *continue_on_error, const char **message)
@@ -254,7 +254,7 @@ plinth_batch_parse(const unsigned char *body, size_t len,
     const char           *field;
     json_error_t          error;
     plinth_batch_str_t    fields[PLINTH_BATCH_FIELDS];
-    plinth_batch_err_e    ret, rc;
+    plinth_parse_err_e    ret, rc;
     plinth_batch_item_t  *entries;
 
     *message = NULL;
@@ -280,10 +280,10 @@ plinth_batch_parse(const unsigned char *body, size_t len,
                       &error);
     if (root == NULL) {
         *message = "The batch request body is not valid JSON.";
-        return PLINTH_BATCH_MALFORMED;
+        return PLINTH_PARSE_MALFORMED_XML;
     }
 
-    ret = PLINTH_BATCH_MALFORMED;
+    ret = PLINTH_PARSE_MALFORMED_XML;
 
     if (!json_is_object(root)) {
         *message = "The batch request body must be a JSON object.";
@@ -320,7 +320,7 @@ plinth_batch_parse(const unsigned char *body, size_t len,
 
     entries = conf->alloc(conf->ctx, n * sizeof(plinth_batch_item_t));
     if (entries == NULL) {
-        ret = PLINTH_BATCH_INTERNAL;
+        ret = PLINTH_PARSE_INTERNAL;
         goto done;
     }
     memset(entries, 0, n * sizeof(plinth_batch_item_t));
@@ -358,13 +358,13 @@ plinth_batch_parse(const unsigned char *body, size_t len,
             if (!plinth_batch_copy(conf, json_string_value(v),
                                    json_string_length(v), &fields[f]))
             {
-                ret = PLINTH_BATCH_INTERNAL;
+                ret = PLINTH_PARSE_INTERNAL;
                 goto done;
             }
         }
 
         rc = plinth_batch_fill(conf, &entries[i], fields, message);
-        if (rc != PLINTH_BATCH_OK) {
+        if (rc != PLINTH_PARSE_OK) {
             ret = rc;
             goto done;
         }
@@ -372,7 +372,7 @@ plinth_batch_parse(const unsigned char *body, size_t len,
 
     *items = entries;
     *nitems = n;
-    ret = PLINTH_BATCH_OK;
+    ret = PLINTH_PARSE_OK;
 
 done:
 

@@ -10,10 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ngx_plinth_parse.h"
+
 #define PLINTH_BATCH_MAX_ENTRIES  10000
 #define PLINTH_BATCH_MAX_NAME     4096
 
-typedef void *(*plinth_batch_alloc_pt)(void *ctx, size_t size);
 typedef unsigned (*plinth_batch_vid_pt)(const unsigned char *p, size_t len);
 
 typedef struct {
@@ -31,19 +32,11 @@ typedef struct {
     unsigned            suffix:1;
 } plinth_batch_item_t;
 
-typedef enum {
-    PLINTH_BATCH_OK = 0,
-    PLINTH_BATCH_MALFORMED,         /* S3's MalformedXML */
-    PLINTH_BATCH_KEY_TOO_LONG,
-    PLINTH_BATCH_INVALID_ARGUMENT,
-    PLINTH_BATCH_INTERNAL           /* an allocation failed */
-} plinth_batch_err_e;
-
 typedef struct {
     int                    xml_options;  /* libxml2's, for an XML body */
     size_t                 max_key;      /* NGX_PLINTH_MAX_KEY_LEN */
     plinth_batch_vid_pt    vid_valid;    /* a version id Plinth accepts */
-    plinth_batch_alloc_pt  alloc;        /* aligned: the items, their strings */
+    plinth_parse_alloc_pt  alloc;        /* aligned: the items, their strings */
     void                  *ctx;
 } plinth_batch_conf_t;
 
@@ -53,7 +46,7 @@ typedef struct {
  * (1 to 10,000) at *items, and *continue_on_error. On an error, *message
  * is the message of the answer or NULL (the code's default).
  */
-plinth_batch_err_e plinth_batch_parse(const unsigned char *body, size_t len,
+plinth_parse_err_e plinth_batch_parse(const unsigned char *body, size_t len,
     const plinth_batch_conf_t *conf, plinth_batch_item_t **items, size_t *n,
     unsigned *continue_on_error, const char **message);
 

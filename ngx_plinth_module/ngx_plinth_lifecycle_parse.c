@@ -106,30 +106,30 @@ plinth_lc_decimal(unsigned char *p, long v)
 }
 
 
-plinth_lc_err_e
+plinth_parse_err_e
 plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
-    plinth_lc_alloc_pt alloc, void *ctx, char *arrays[PLINTH_LC_ARRAYS],
+    plinth_parse_alloc_pt alloc, void *ctx, char *arrays[PLINTH_LC_ARRAYS],
     const char **message)
 {
     unsigned char     *p[PLINTH_LC_ARRAYS];
-    size_t             size, nrules, i, j, k;
-    xmlChar           *text, *cls;
-    xmlDocPtr          doc;
-    xmlNodePtr         root, rule, n, m;
-    long               days, *slot, maxt;
-    unsigned           dup, status, filter, action;
-    plinth_lc_err_e    err;
-    plinth_lc_rule_t  *rules, *ru;
+    size_t              size, nrules, i, j, k;
+    xmlChar            *text, *cls;
+    xmlDocPtr           doc;
+    xmlNodePtr          root, rule, n, m;
+    long                days, *slot, maxt;
+    unsigned            dup, status, filter, action;
+    plinth_parse_err_e  err;
+    plinth_lc_rule_t   *rules, *ru;
 
     *message = NULL;
 
     /* not well-formed, or with a DTD (ngx_plinth_xmlread.h) */
     doc = plinth_xml_read(xml, len, options, NULL);
     if (doc == NULL) {
-        return PLINTH_LC_MALFORMED_XML;
+        return PLINTH_PARSE_MALFORMED_XML;
     }
 
-    err = PLINTH_LC_MALFORMED_XML;
+    err = PLINTH_PARSE_MALFORMED_XML;
     rules = NULL;
     nrules = 0;
 
@@ -154,7 +154,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
 
     rules = calloc(nrules, sizeof(plinth_lc_rule_t));
     if (rules == NULL) {
-        err = PLINTH_LC_INTERNAL;
+        err = PLINTH_PARSE_INTERNAL;
         goto failed;
     }
 
@@ -180,7 +180,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
             if (plinth_xml_is(n, "ID")) {
                 ru->id = plinth_lc_text(n, ru->id, &dup);
                 if (ru->id && xmlStrlen(ru->id) > 255) {
-                    err = PLINTH_LC_INVALID_ARGUMENT;
+                    err = PLINTH_PARSE_INVALID_ARGUMENT;
                     *message = "ID length should not exceed allowed limit "
                                "of 255";
                     goto failed;
@@ -223,7 +223,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                                || plinth_xml_is(m, "ObjectSizeGreaterThan")
                                || plinth_xml_is(m, "ObjectSizeLessThan"))
                     {
-                        err = PLINTH_LC_NOT_IMPLEMENTED;
+                        err = PLINTH_PARSE_NOT_IMPLEMENTED;
                         *message = "Lifecycle filters other than Prefix "
                                    "are not supported.";
                         goto failed;
@@ -247,7 +247,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                         }
                         days = plinth_lc_days(m);
                         if (days == PLINTH_LC_NONE) {
-                            err = PLINTH_LC_INVALID_ARGUMENT;
+                            err = PLINTH_PARSE_INVALID_ARGUMENT;
                             *message = "'Days' for Transition action must "
                                        "be a nonnegative integer";
                             goto failed_cls;
@@ -255,7 +255,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                     } else if (plinth_xml_is(m, "StorageClass")) {
                         cls = plinth_lc_text(m, cls, &dup);
                     } else if (plinth_xml_is(m, "Date")) {
-                        err = PLINTH_LC_NOT_IMPLEMENTED;
+                        err = PLINTH_PARSE_NOT_IMPLEMENTED;
                         *message = "Transition by Date is not supported; "
                                    "use Days.";
                         goto failed_cls;
@@ -277,17 +277,17 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                 } else if (xmlStrcmp(cls, (xmlChar *) "DEEP_ARCHIVE") == 0) {
                     slot = &ru->deep;
                 } else if (xmlStrcmp(cls, (xmlChar *) "STANDARD") == 0) {
-                    err = PLINTH_LC_INVALID_ARGUMENT;
+                    err = PLINTH_PARSE_INVALID_ARGUMENT;
                     *message = "'StorageClass' of a Transition must be "
                                "different from STANDARD";
                     goto failed_cls;
                 } else {
-                    err = PLINTH_LC_INVALID_STORAGE_CLASS;
+                    err = PLINTH_PARSE_INVALID_STORAGE_CLASS;
                     goto failed_cls;
                 }
                 xmlFree(cls);
                 if (*slot != PLINTH_LC_NONE) {
-                    err = PLINTH_LC_INVALID_ARGUMENT;
+                    err = PLINTH_PARSE_INVALID_ARGUMENT;
                     *message = "'StorageClass' must be different for "
                                "'Transition' actions in same 'Rule'";
                     goto failed;
@@ -313,7 +313,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                     {
                         ru->expire = plinth_lc_days(m);
                         if (ru->expire <= 0) {
-                            err = PLINTH_LC_INVALID_ARGUMENT;
+                            err = PLINTH_PARSE_INVALID_ARGUMENT;
                             *message = "'Days' for Expiration action must "
                                        "be a positive integer";
                             goto failed;
@@ -322,7 +322,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                                || plinth_xml_is(m,
                                       "ExpiredObjectDeleteMarker"))
                     {
-                        err = PLINTH_LC_NOT_IMPLEMENTED;
+                        err = PLINTH_PARSE_NOT_IMPLEMENTED;
                         *message = "Expiration supports Days only.";
                         goto failed;
                     } else {
@@ -347,14 +347,14 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
                     {
                         ru->noncurrent = plinth_lc_days(m);
                         if (ru->noncurrent <= 0) {
-                            err = PLINTH_LC_INVALID_ARGUMENT;
+                            err = PLINTH_PARSE_INVALID_ARGUMENT;
                             *message = "'NoncurrentDays' for "
                                        "NoncurrentVersionExpiration action "
                                        "must be a positive integer";
                             goto failed;
                         }
                     } else if (plinth_xml_is(m, "NewerNoncurrentVersions")) {
-                        err = PLINTH_LC_NOT_IMPLEMENTED;
+                        err = PLINTH_PARSE_NOT_IMPLEMENTED;
                         *message = "NewerNoncurrentVersions is not "
                                    "supported.";
                         goto failed;
@@ -369,7 +369,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
             } else if (plinth_xml_is(n, "NoncurrentVersionTransition")
                        || plinth_xml_is(n, "AbortIncompleteMultipartUpload"))
             {
-                err = PLINTH_LC_NOT_IMPLEMENTED;
+                err = PLINTH_PARSE_NOT_IMPLEMENTED;
                 *message = "Lifecycle actions other than Transition, "
                            "Expiration and NoncurrentVersionExpiration are "
                            "not supported.";
@@ -389,7 +389,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
         }
 
         if (!action) {
-            err = PLINTH_LC_INVALID_REQUEST;
+            err = PLINTH_PARSE_INVALID_REQUEST;
             *message = "At least one action needs to be specified in a rule";
             goto failed;
         }
@@ -403,7 +403,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
             || (ru->glacier != PLINTH_LC_NONE && ru->deep != PLINTH_LC_NONE
                 && ru->deep <= ru->glacier))
         {
-            err = PLINTH_LC_INVALID_ARGUMENT;
+            err = PLINTH_PARSE_INVALID_ARGUMENT;
             *message = "'Days' of a Transition to a colder class must be "
                        "greater than those of a Transition to a warmer one";
             goto failed;
@@ -418,7 +418,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
             maxt = ru->deep;
         }
         if (ru->expire != PLINTH_LC_NONE && maxt >= ru->expire) {
-            err = PLINTH_LC_INVALID_ARGUMENT;
+            err = PLINTH_PARSE_INVALID_ARGUMENT;
             *message = "'Days' in the Expiration action must be greater "
                        "than 'Days' in the Transition action";
             goto failed;
@@ -429,7 +429,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
     for (i = 0; i < nrules; i++) {
         for (j = i + 1; rules[i].id && j < nrules; j++) {
             if (rules[j].id && xmlStrcmp(rules[i].id, rules[j].id) == 0) {
-                err = PLINTH_LC_INVALID_ARGUMENT;
+                err = PLINTH_PARSE_INVALID_ARGUMENT;
                 *message = "Rule ID must be unique. Found same ID for more "
                            "than one rule";
                 goto failed;
@@ -447,7 +447,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
     for (k = 0; k < PLINTH_LC_ARRAYS; k++) {
         p[k] = alloc(ctx, (k < 2 ? size : 12 * nrules) + 3);
         if (p[k] == NULL) {
-            err = PLINTH_LC_INTERNAL;
+            err = PLINTH_PARSE_INTERNAL;
             goto failed;
         }
         arrays[k] = (char *) p[k];
@@ -497,7 +497,7 @@ plinth_lifecycle_parse(const unsigned char *xml, size_t len, int options,
     free(rules);
     xmlFreeDoc(doc);
 
-    return PLINTH_LC_OK;
+    return PLINTH_PARSE_OK;
 
 failed:
 

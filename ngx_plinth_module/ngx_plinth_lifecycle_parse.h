@@ -9,20 +9,11 @@
 
 #include <stddef.h>
 
+#include "ngx_plinth_parse.h"
+
 #define PLINTH_LIFECYCLE_MAX_RULES  1000
 #define PLINTH_LC_ARRAYS            8
 
-typedef void *(*plinth_lc_alloc_pt)(void *ctx, size_t size);
-
-typedef enum {
-    PLINTH_LC_OK = 0,
-    PLINTH_LC_MALFORMED_XML,
-    PLINTH_LC_INVALID_ARGUMENT,
-    PLINTH_LC_NOT_IMPLEMENTED,
-    PLINTH_LC_INVALID_REQUEST,
-    PLINTH_LC_INVALID_STORAGE_CLASS,
-    PLINTH_LC_INTERNAL              /* an allocation failed */
-} plinth_lc_err_e;
 
 /*
  * Parses <LifecycleConfiguration><Rule>...</Rule>...</...> (len bytes at
@@ -33,8 +24,8 @@ typedef enum {
  * memory from alloc(ctx, size). On an error, *message is S3's message for
  * it or NULL (the code's default), and arrays[] is not to be used.
  */
-plinth_lc_err_e plinth_lifecycle_parse(const unsigned char *xml, size_t len,
-    int options, plinth_lc_alloc_pt alloc, void *ctx,
+plinth_parse_err_e plinth_lifecycle_parse(const unsigned char *xml, size_t len,
+    int options, plinth_parse_alloc_pt alloc, void *ctx,
     char *arrays[PLINTH_LC_ARRAYS], const char **message);
 
 #endif /* PLINTH_LIFECYCLE_PARSE_H */

@@ -371,7 +371,7 @@ ngx_http_plinth_batch_parse(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     size_t                          n, i;
     unsigned                        coe;
     const char                     *message;
-    plinth_batch_err_e              rc;
+    plinth_parse_err_e              rc;
     plinth_batch_conf_t             conf;
     plinth_batch_item_t            *items, *it;
     ngx_http_plinth_batch_entry_t  *e;
@@ -385,24 +385,12 @@ ngx_http_plinth_batch_parse(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     rc = plinth_batch_parse(b->body, b->body_len, &conf, &items, &n, &coe,
                             &message);
 
-    switch (rc) {
-
-    case PLINTH_BATCH_OK:
-        break;
-
-    case PLINTH_BATCH_INTERNAL:
+    if (rc == PLINTH_PARSE_INTERNAL) {
         return NGX_ERROR;
+    }
 
-    case PLINTH_BATCH_KEY_TOO_LONG:
-        ngx_http_plinth_error(r, NGX_PLINTH_ERR_KEY_TOO_LONG, message);
-        return NGX_DECLINED;
-
-    case PLINTH_BATCH_INVALID_ARGUMENT:
-        ngx_http_plinth_error(r, NGX_PLINTH_ERR_INVALID_ARGUMENT, message);
-        return NGX_DECLINED;
-
-    default: /* PLINTH_BATCH_MALFORMED */
-        ngx_http_plinth_error(r, NGX_PLINTH_ERR_MALFORMED_XML, message);
+    if (rc != PLINTH_PARSE_OK) {
+        ngx_http_plinth_parse_error(r, rc, message, 0);
         return NGX_DECLINED;
     }
 

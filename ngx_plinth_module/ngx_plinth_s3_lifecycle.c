@@ -237,50 +237,23 @@ static ngx_int_t
 ngx_http_plinth_lifecycle_parse(ngx_http_request_t *r, u_char *xml,
     size_t len, const char **params)
 {
-    char              *arrays[PLINTH_LC_ARRAYS];
-    ngx_uint_t         k;
-    const char        *message;
-    plinth_lc_err_e    rc;
-    ngx_plinth_err_e   err;
+    char               *arrays[PLINTH_LC_ARRAYS];
+    ngx_uint_t          k;
+    const char         *message;
+    plinth_parse_err_e  rc;
 
     rc = plinth_lifecycle_parse(xml, len, NGX_PLINTH_XML_PARSE_OPTIONS,
                                 ngx_http_plinth_pool_alloc, r->pool,
                                 arrays, &message);
 
-    switch (rc) {
-
-    case PLINTH_LC_OK:
-        for (k = 0; k < PLINTH_LC_ARRAYS; k++) {
-            params[3 + k] = arrays[k];
-        }
-        return NGX_OK;
-
-    case PLINTH_LC_INTERNAL:
-        ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    if (rc != PLINTH_PARSE_OK) {
+        ngx_http_plinth_parse_error(r, rc, message, 0);
         return NGX_DECLINED;
-
-    case PLINTH_LC_INVALID_ARGUMENT:
-        err = NGX_PLINTH_ERR_INVALID_ARGUMENT;
-        break;
-
-    case PLINTH_LC_NOT_IMPLEMENTED:
-        err = NGX_PLINTH_ERR_NOT_IMPLEMENTED;
-        break;
-
-    case PLINTH_LC_INVALID_REQUEST:
-        err = NGX_PLINTH_ERR_INVALID_REQUEST;
-        break;
-
-    case PLINTH_LC_INVALID_STORAGE_CLASS:
-        err = NGX_PLINTH_ERR_INVALID_STORAGE_CLASS;
-        break;
-
-    default: /* PLINTH_LC_MALFORMED_XML */
-        err = NGX_PLINTH_ERR_MALFORMED_XML;
-        break;
     }
 
-    ngx_http_plinth_error(r, err, message);
+    for (k = 0; k < PLINTH_LC_ARRAYS; k++) {
+        params[3 + k] = arrays[k];
+    }
 
-    return NGX_DECLINED;
+    return NGX_OK;
 }

@@ -12,19 +12,10 @@
 
 #include <stddef.h>
 
+#include "ngx_plinth_parse.h"
+
 #define PLINTH_DELETE_MAX_KEYS  1000
 #define PLINTH_MPU_MAX_PARTS    10000
-
-/* memory for the array literals; NULL when it cannot be had */
-typedef void *(*plinth_parse_alloc_pt)(void *ctx, size_t size);
-
-typedef enum {
-    PLINTH_PARSE_OK = 0,
-    PLINTH_PARSE_MALFORMED_XML,
-    PLINTH_PARSE_INVALID_ARGUMENT,
-    PLINTH_PARSE_NOT_IMPLEMENTED,
-    PLINTH_PARSE_INTERNAL           /* an allocation failed */
-} plinth_parse_err_e;
 
 /* the flexible checksums as S3 names them in XML elements and
  * x-amz-checksum-algorithm, indexed by NGX_PLINTH_CKS_* (ngx_plinth.h) */

@@ -265,7 +265,7 @@ ngx_http_plinth_pool_alloc(void *pool, size_t size)
 
 
 /*
- * Answers a pure body parser's error (ngx_plinth_s3_parse.h): its S3 error
+ * Answers a pure body parser's error (ngx_plinth_parse.h): its S3 error
  * with message (NULL: the code's own), or 500 when memory ran out. A
  * document with a DTD is refused as malformed, and logged.
  */
@@ -292,6 +292,18 @@ ngx_http_plinth_parse_error(ngx_http_request_t *r, plinth_parse_err_e rc,
 
     case PLINTH_PARSE_NOT_IMPLEMENTED:
         err = NGX_PLINTH_ERR_NOT_IMPLEMENTED;
+        break;
+
+    case PLINTH_PARSE_INVALID_REQUEST:
+        err = NGX_PLINTH_ERR_INVALID_REQUEST;
+        break;
+
+    case PLINTH_PARSE_INVALID_STORAGE_CLASS:
+        err = NGX_PLINTH_ERR_INVALID_STORAGE_CLASS;
+        break;
+
+    case PLINTH_PARSE_KEY_TOO_LONG:
+        err = NGX_PLINTH_ERR_KEY_TOO_LONG;
         break;
 
     default: /* PLINTH_PARSE_MALFORMED_XML */
