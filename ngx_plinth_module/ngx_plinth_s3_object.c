@@ -1104,7 +1104,13 @@ ngx_http_plinth_get_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
         return NGX_ERROR;
     }
 
-    params[2] = ctx->vid.len ? (char *) ctx->vid.data : NULL;
+    if (ctx->vid.len == 0) {
+        ctx->get_current = 1;
+        return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_GET_CURRENT, 2, params,
+                                  ngx_http_plinth_get_done);
+    }
+
+    params[2] = (char *) ctx->vid.data;
 
     return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_GET, 3, params,
                               ngx_http_plinth_get_done);
@@ -1115,6 +1121,7 @@ static void
 ngx_http_plinth_get_done(ngx_http_request_t *r, void *data, PGresult *res,
     ngx_int_t rc)
 {
+    const char             *params[3];
     ngx_http_plinth_ctx_t  *ctx;
     ngx_plinth_object_t    *obj;
 
@@ -1128,6 +1135,23 @@ ngx_http_plinth_get_done(ngx_http_request_t *r, void *data, PGresult *res,
 
     if (PQntuples(res) == 0) {
         ngx_http_plinth_error(r, NGX_PLINTH_ERR_NO_SUCH_BUCKET, NULL);
+        return;
+    }
+
+    if (ctx->get_current && !PQgetisnull(res, 0, PQfnumber(res, "mp_parts")))
+    {
+        /* multipart: asked again with the statement that has its parts */
+        ctx->get_current = 0;
+        params[2] = NULL;
+
+        if (ngx_http_plinth_cstrs(r->pool, params, 2, &ctx->bucket, &ctx->key)
+               != NGX_OK
+            || ngx_http_plinth_pg(r, NGX_PLINTH_SQL_GET, 3, params,
+                                  ngx_http_plinth_get_done)
+               != NGX_OK)
+        {
+            ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        }
         return;
     }
 
