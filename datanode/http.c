@@ -1892,92 +1892,116 @@ plinth_dn_multi_frame(uint8_t *out, uint32_t index, const char *code,
 
 
 /*
- * Read bytes [offset, offset + length) of one blob into out, every block
- * they touch checked against its XXH3 first. *code stays "" on success.
+ * Item index's frame at out (its header, then bytes [offset, offset +
+ * length) of its blob, every block they touch checked against its XXH3
+ * first), or, when it cannot be served, a frame of its code and no data.
+ * Returns the frame's length. A block the range covers whole is read
+ * straight into its place in the frame (no copy through *blk); a failed
+ * item's bytes are left behind its error frame and never sent.
  */
-static void
-plinth_dn_multi_item(plinth_dn_http *h, plinth_dn_req *r,
+static size_t
+plinth_dn_multi_item(plinth_dn_http *h, plinth_dn_req *r, uint32_t index,
     const Plinth__MultiReadItem *it, uint8_t *out, uint8_t **blk,
-    size_t *blk_size, const char **code, uint64_t *size)
+    size_t *blk_size)
 {
     plinth_dn_blob   b;
     plinth_dn_rc     rc;
+    const char      *code;
     uint32_t         bs;
-    uint64_t         idx, first, last, from, to, bstart;
-    size_t           blen;
-    uint8_t         *nb;
-    int              brc;
+    uint64_t         idx, first, last, from, to, bstart, size, n;
+    size_t           hl, blen;
+    uint8_t         *data, *dst, *nb;
+    int              brc, whole;
 
-    *size = 0;
+    size = 0;
     rc = plinth_dn_blob_open(h->store, it->id, &b);
     if (rc != PLINTH_DN_OK) {
         if (rc == PLINTH_DN_CORRUPT) {
             plinth_dn_corrupt(h->store, r->ridp, it->id,
                               PLINTH_DN_BLOCK_FOOTER);
-            *code = "corrupt";
+            code = "corrupt";
         } else {
-            *code = rc == PLINTH_DN_NOT_FOUND ? "not_found" : "io_error";
+            code = rc == PLINTH_DN_NOT_FOUND ? "not_found" : "io_error";
         }
-        return;
+        goto failed;
     }
 
-    *size = b.meta.t.size;
-    if (it->offset >= b.meta.t.size
-        || it->length > b.meta.t.size - it->offset)
-    {
-        *code = "bad_range";
-        plinth_dn_blob_close(&b);
-        return;
+    size = b.meta.t.size;
+    if (it->offset >= size || it->length > size - it->offset) {
+        code = "bad_range";
+        goto failed_open;
     }
 
+    hl = plinth_dn_multi_frame(out, index, "", it->length, size);
+    data = out + hl;
     bs = b.meta.t.block_size;
-    if (*blk_size < bs) {
-        nb = realloc(*blk, bs);
-        if (nb == NULL) {
-            *code = "io_error";
-            plinth_dn_blob_close(&b);
-            return;
-        }
-        *blk = nb;
-        *blk_size = bs;
-    }
-
     first = it->offset / bs;
     last = (it->offset + it->length - 1) / bs;
 
     for (idx = first; idx <= last; idx++) {
-        brc = blockfile_read_block(b.fd, &b.meta, idx, *blk, &blen);
+        bstart = idx * bs;
+        n = size - bstart < bs ? size - bstart : bs;
+        from = it->offset > bstart ? it->offset - bstart : 0;
+        to = it->offset + it->length - bstart;
+        if (to > n) {
+            to = n;
+        }
+
+        whole = (from == 0 && to == n);
+
+        if (whole) {
+            dst = data + (bstart - it->offset);
+
+        } else {
+            if (*blk_size < bs) {
+                nb = realloc(*blk, bs);
+                if (nb == NULL) {
+                    code = "io_error";
+                    goto failed_open;
+                }
+                *blk = nb;
+                *blk_size = bs;
+            }
+            dst = *blk;
+        }
+
+        brc = blockfile_read_block(b.fd, &b.meta, idx, dst, &blen);
         if (brc != BLOCKFILE_OK) {
             if (brc == BLOCKFILE_ECORRUPT) {
                 plinth_dn_corrupt(h->store, r->ridp, it->id, idx);
-                *code = "corrupt";
+                code = "corrupt";
             } else {
                 plinth_dn_log(PLINTH_DN_LOG_ERROR, r->ridp, it->id,
                               "read error in block %llu: %s",
                               (unsigned long long) idx, strerror(errno));
-                *code = "io_error";
+                code = "io_error";
             }
-            plinth_dn_blob_close(&b);
-            return;
+            goto failed_open;
         }
 
-        bstart = idx * bs;
-        from = it->offset > bstart ? it->offset - bstart : 0;
-        to = it->offset + it->length - bstart;
-        if (to > blen) {
-            to = blen;
-        }
-        if (from >= to) {
+        if (blen != n || from >= to) {
             /* a block shorter than the footer said: not the blob */
             plinth_dn_corrupt(h->store, r->ridp, it->id, idx);
-            *code = "corrupt";
-            plinth_dn_blob_close(&b);
-            return;
+            code = "corrupt";
+            goto failed_open;
         }
-        memcpy(out + (bstart + from - it->offset), *blk + from, to - from);
+
+        if (!whole) {
+            memcpy(data + (bstart + from - it->offset), *blk + from,
+                   to - from);
+        }
     }
 
     plinth_dn_blob_close(&b);
+    plinth_dn_metrics_bytes_out((size_t) it->length);
+    return hl + (size_t) it->length;
+
+failed_open:
+    plinth_dn_blob_close(&b);
+failed:
+    plinth_dn_log(PLINTH_DN_LOG_WARN, r->ridp, it->id,
+                  "multi-read item %u: %s", index, code);
+    return plinth_dn_multi_frame(out, index, code, 0, size);
 }
 
 
@@ -1996,8 +2020,7 @@ plinth_dn_multi(plinth_dn_http *h, struct MHD_Connection *c,
     Plinth__MultiReadRequest  *req;
     Plinth__MultiReadItem     *it;
     struct MHD_Response       *resp;
-    const char                *code;
-    uint64_t                   total, size;
+    uint64_t                   total;
     uint8_t                   *out, *blk;
     size_t                     i, pos, blk_size, cap;
     enum MHD_Result            ret;
@@ -2055,29 +2078,8 @@ plinth_dn_multi(plinth_dn_http *h, struct MHD_Connection *c,
     pos = 0;
 
     for (i = 0; i < req->n_items; i++) {
-        it = req->items[i];
-        code = "";
-
-        /* the data goes after the biggest header, then moves up to it */
-        plinth_dn_multi_item(h, r, it, out + pos + 4 + PLINTH_DN_MULTI_HDR,
-                             &blk, &blk_size, &code, &size);
-
-        if (code[0] == '\0') {
-            size_t  hl;
-
-            hl = plinth_dn_multi_frame(out + pos, (uint32_t) i, "",
-                                       it->length, size);
-            memmove(out + pos + hl, out + pos + 4 + PLINTH_DN_MULTI_HDR,
-                    (size_t) it->length);
-            pos += hl + (size_t) it->length;
-            plinth_dn_metrics_bytes_out((size_t) it->length);
-
-        } else {
-            plinth_dn_log(PLINTH_DN_LOG_WARN, r->ridp, it->id,
-                          "multi-read item %zu: %s", i, code);
-            pos += plinth_dn_multi_frame(out + pos, (uint32_t) i, code, 0,
-                                         size);
-        }
+        pos += plinth_dn_multi_item(h, r, (uint32_t) i, req->items[i],
+                                    out + pos, &blk, &blk_size);
     }
 
     free(blk);
