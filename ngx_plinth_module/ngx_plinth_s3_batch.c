@@ -246,7 +246,7 @@ ngx_http_plinth_batch_bucket(ngx_http_request_t *r, void *data,
 {
     u_char                   *buckets, *keys, *vids, *p, *q, *v;
     size_t                    bsize, ksize, vsize;
-    ngx_uint_t                i;
+    ngx_uint_t                i, any_vid;
     const char               *params[4];
     ngx_http_plinth_ctx_t    *ctx;
     ngx_http_plinth_batch_t  *b;
@@ -307,6 +307,7 @@ ngx_http_plinth_batch_bucket(ngx_http_request_t *r, void *data,
     p = buckets;
     q = keys;
     v = vids;
+    any_vid = 0;
     *p++ = '{';
     *q++ = '{';
     *v++ = '{';
@@ -324,6 +325,7 @@ ngx_http_plinth_batch_bucket(ngx_http_request_t *r, void *data,
         if (b->entries[i].vid.len) {
             v = ngx_plinth_pg_array_elem(v, b->entries[i].vid.data,
                                          b->entries[i].vid.len);
+            any_vid = 1;
         } else {
             v = ngx_cpymem(v, "NULL", 4);
         }
@@ -338,8 +340,11 @@ ngx_http_plinth_batch_bucket(ngx_http_request_t *r, void *data,
     params[2] = (char *) keys;
     params[3] = (char *) vids;
 
+    /* no version named: the statement without the versions branch */
     if (params[0] == NULL
-        || ngx_http_plinth_pg(r, NGX_PLINTH_SQL_BATCH_GET, 4, params,
+        || ngx_http_plinth_pg(r, any_vid ? NGX_PLINTH_SQL_BATCH_GET
+                                         : NGX_PLINTH_SQL_BATCH_GET_CURRENT,
+                              any_vid ? 4 : 3, params,
                               ngx_http_plinth_batch_meta)
            != NGX_OK)
     {

@@ -615,3 +615,32 @@ ok(!$t->{error}, 'tarfile reads it') or diag $t->{error};
 is(scalar @{ $t->{entries} // [] }, 1200, '1,200 entries');
 my $bad = grep { $t->{entries}[$_][0] ne "s$_" || $t->{entries}[$_][2] ne md5_hex($::BODY{"/bat/$keys[$_]"}) } 0 .. 1199;
 is($bad, 0, 'every entry in its place, byte-identical');
+
+
+
+=== TEST 23: plinth_batch_get_current (sql/026, a batch naming no version) answers exactly as plinth_batch_get with no version ids: every key of three buckets, a missing key, a missing bucket, as the owner and as anonymous
+--- check
+my $c = $cluster;
+my ($owner) = map { $_->[0] } $c->psql("SELECT owner_id FROM buckets WHERE name = 'bat'");
+my @pairs = map { [$_->[0], $_->[1]] } $c->psql(
+    "SELECT b.name, o.key FROM objects o JOIN buckets b USING (bucket_id) "
+  . "WHERE b.name IN ('bat', 'batv', 'batu2') ORDER BY b.name, o.key");
+cmp_ok(scalar(@pairs), '>', 20, scalar(@pairs) . ' keys');
+push @pairs, ['bat', 'nope'], ['no-such-bucket-here', 'x'];
+my $arr = sub { '{' . join(',', map { my $s = $_; $s =~ s/(["\\])/\\$1/g; "\"$s\"" } @_) . '}' };
+my $b = $arr->(map { $_->[0] } @pairs);
+my $k = $arr->(map { $_->[1] } @pairs);
+my $n = scalar @pairs;
+for my $caller ("'$owner'", 'NULL') {
+    my ($row) = $c->psql(
+        "WITH f AS (SELECT * FROM plinth_batch_get($caller, '$b', '$k', array_fill(NULL::text, ARRAY[$n]))), "
+      . "c AS (SELECT * FROM plinth_batch_get_current($caller, '$b', '$k')) "
+      . "SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM c), "
+      . "(SELECT count(*) FROM ((TABLE f EXCEPT ALL TABLE c) UNION ALL (TABLE c EXCEPT ALL TABLE f)) d), "
+      . "(SELECT string_agg(DISTINCT coalesce(code, 'ok'), ',' ORDER BY coalesce(code, 'ok')) FROM c)");
+    my ($nf, $nc, $diff, $codes) = @$row;
+    cmp_ok($nf, '>=', $n, "caller $caller: a row or more per entry ($nf)");
+    is($nc, $nf, "caller $caller: as many rows");
+    is($diff, 0, "caller $caller: the same rows");
+    like($codes, $caller eq 'NULL' ? qr/AccessDenied/ : qr/NoSuchBucket.*NoSuchKey.*ok/, "caller $caller: codes $codes");
+}
