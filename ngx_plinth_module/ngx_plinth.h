@@ -283,8 +283,6 @@ struct ngx_http_plinth_ctx_s {
     ngx_str_t                     vid;        /* S3 version id: ?versionId=,
                                                  or the version written */
     unsigned                      versioned:1;  /* bucket ever versioned */
-    unsigned                      get_current:1;  /* GET: asked with
-                                                 NGX_PLINTH_SQL_GET_CURRENT */
     ngx_str_t                     marker_vid; /* an error about a delete
                                                  marker names it */
     ngx_str_t                     want_sha256;  /* x-amz-content-sha256 */

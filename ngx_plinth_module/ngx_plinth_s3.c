@@ -305,6 +305,22 @@ static const char  *ngx_http_plinth_unsupported[] = {
     "to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 /* one row per NGX_PLINTH_SQL_*, by name: the order does not matter */
+/*
+ * The columns both GET statements answer: the first nine by position (see
+ * ngx_http_plinth_get_done), the rest by name. x-amz-checksum-mode reads
+ * cks_*; versioning vid and versioned.
+ */
+#define NGX_PLINTH_SQL_GET_COLUMNS                                            \
+    "SELECT o.deleted, v.version_id, replace(v.blob_id::text, '-', ''), "     \
+    "v.size, v.etag, v.content_type, v.meta, "                                \
+    "array_to_string(v.nodes, ','), extract(epoch FROM v.ts)::bigint, "       \
+    "b.owner_id, b.acl AS bucket_acl, v.acl AS object_acl, "                  \
+    "v.parts AS mp_parts, v.checksum_alg AS cks_alg, v.checksum AS cks, "     \
+    "v.checksum_type AS cks_type, "                                           \
+    "b.versioning <> 'Unversioned' AS versioned, "                            \
+    "coalesce(v.vid, 'null') AS vid, v.storage_class AS sclass"
+
+
 const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
     [NGX_PLINTH_SQL_BUCKET_CREATE] =
     { "plinth_bucket_create",
@@ -334,24 +350,17 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "SELECT plinth_put_add_nodes($1::bigint[], $2::integer[], true)", 2 },
     [NGX_PLINTH_SQL_GET] =
     { "plinth_get",
-      "SELECT o.deleted, v.version_id, replace(v.blob_id::text, '-', ''), "
-      "v.size, v.etag, v.content_type, v.meta, "
-      "array_to_string(v.nodes, ','), extract(epoch FROM v.ts)::bigint, "
-      "b.owner_id, b.acl AS bucket_acl, v.acl AS object_acl, "
-      /* multipart: one row per part, found by name (PQfnumber) */
-      "v.parts AS mp_parts, vp.part_number AS seg_part, "
+      NGX_PLINTH_SQL_GET_COLUMNS ", "
+      /* multipart: one row per segment of each part, found by name */
+      "vp.part_number AS seg_part, "
       "replace(vp.blob_id::text, '-', '') AS seg_blob, "
       "vp.part_offset AS seg_offset, vp.size AS seg_size, "
       "vp.blob_offset AS seg_blob_offset, "
       "array_to_string(vp.nodes, ',') AS seg_nodes, "
-      /* x-amz-checksum-mode: the object's, or the part's for partNumber */
-      "v.checksum_alg AS cks_alg, v.checksum AS cks, "
-      "v.checksum_type AS cks_type, vp.checksum_alg AS seg_cks_alg, "
-      "vp.checksum AS seg_cks, "
-      /* versioning: the version served, by S3 id ($3: NULL, the current) */
-      "b.versioning <> 'Unversioned' AS versioned, "
-      "coalesce(v.vid, 'null') AS vid, v.storage_class AS sclass "
+      /* x-amz-checksum-mode with partNumber: the part's */
+      "vp.checksum_alg AS seg_cks_alg, vp.checksum AS seg_cks "
       "FROM buckets b "
+      /* versioning: the version served, by S3 id ($3: NULL, the current) */
       "LEFT JOIN LATERAL ("
       "(SELECT o.version_id, o.deleted FROM objects o "
       "WHERE $3::text IS NULL AND o.bucket_id = b.bucket_id AND o.key = $2) "
@@ -368,22 +377,14 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
     /*
      * GET and HEAD without a version id, the common case, in the plan
      * PostgreSQL starts fastest: no version branch, no parts join and no
-     * sort. Its first nine columns and its names are NGX_PLINTH_SQL_GET's;
-     * it has no seg_* columns. A multipart version (mp_parts not NULL) is
-     * asked again with NGX_PLINTH_SQL_GET for its segments. Measured:
-     * executor start-up was 35% of PostgreSQL's CPU per GET.
+     * sort. NGX_PLINTH_SQL_GET's columns without the seg_* ones; a
+     * multipart version (mp_parts not NULL) is asked again with
+     * NGX_PLINTH_SQL_GET for its segments. Measured: executor start-up
+     * was 35% of PostgreSQL's CPU per GET.
      */
     [NGX_PLINTH_SQL_GET_CURRENT] =
     { "plinth_get_current",
-      "SELECT o.deleted, v.version_id, replace(v.blob_id::text, '-', ''), "
-      "v.size, v.etag, v.content_type, v.meta, "
-      "array_to_string(v.nodes, ','), extract(epoch FROM v.ts)::bigint, "
-      "b.owner_id, b.acl AS bucket_acl, v.acl AS object_acl, "
-      "v.parts AS mp_parts, "
-      "v.checksum_alg AS cks_alg, v.checksum AS cks, "
-      "v.checksum_type AS cks_type, "
-      "b.versioning <> 'Unversioned' AS versioned, "
-      "coalesce(v.vid, 'null') AS vid, v.storage_class AS sclass "
+      NGX_PLINTH_SQL_GET_COLUMNS " "
       "FROM buckets b "
       "LEFT JOIN objects o ON o.bucket_id = b.bucket_id AND o.key = $2 "
       "LEFT JOIN versions v ON v.version_id = o.version_id "

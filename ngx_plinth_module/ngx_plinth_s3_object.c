@@ -65,6 +65,8 @@ static u_char *ngx_http_plinth_late_arrays(ngx_pool_t *pool,
     ngx_http_plinth_late_t *late, ngx_uint_t n, u_char **nodes);
 static u_char *ngx_http_plinth_nodes_param(ngx_pool_t *pool, uint32_t *nodes,
     ngx_uint_t n);
+static ngx_int_t ngx_http_plinth_get_query(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_uint_t stmt);
 static void ngx_http_plinth_get_done(ngx_http_request_t *r, void *data,
     PGresult *res, ngx_int_t rc);
 static ngx_int_t ngx_http_plinth_parse_range(ngx_http_request_t *r,
@@ -1070,9 +1072,8 @@ ngx_http_plinth_put_aborted(ngx_http_request_t *r, void *data, PGresult *res,
 ngx_int_t
 ngx_http_plinth_get_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
 {
-    ngx_int_t    n;
-    ngx_str_t    v;
-    const char  *params[3];
+    ngx_int_t  n;
+    ngx_str_t  v;
 
     if (ngx_http_plinth_version_arg(r, ctx) != NGX_OK) {
         return NGX_OK;
@@ -1098,22 +1099,33 @@ ngx_http_plinth_get_object(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx)
         ctx->part_number = n;
     }
 
+    return ngx_http_plinth_get_query(r, ctx, ctx->vid.len
+                                             ? NGX_PLINTH_SQL_GET
+                                             : NGX_PLINTH_SQL_GET_CURRENT);
+}
+
+
+/*
+ * GET's metadata: NGX_PLINTH_SQL_GET_CURRENT (bucket, key) for the current
+ * version of anything but a multipart object, NGX_PLINTH_SQL_GET (bucket,
+ * key, version id or NULL) for the rest.
+ */
+static ngx_int_t
+ngx_http_plinth_get_query(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
+    ngx_uint_t stmt)
+{
+    const char  *params[3];
+
     if (ngx_http_plinth_cstrs(r->pool, params, 2, &ctx->bucket, &ctx->key)
         != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    if (ctx->vid.len == 0) {
-        ctx->get_current = 1;
-        return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_GET_CURRENT, 2, params,
-                                  ngx_http_plinth_get_done);
-    }
+    params[2] = ctx->vid.len ? (char *) ctx->vid.data : NULL;
 
-    params[2] = (char *) ctx->vid.data;
-
-    return ngx_http_plinth_pg(r, NGX_PLINTH_SQL_GET, 3, params,
-                              ngx_http_plinth_get_done);
+    return ngx_http_plinth_pg(r, stmt, stmt == NGX_PLINTH_SQL_GET ? 3 : 2,
+                              params, ngx_http_plinth_get_done);
 }
 
 
@@ -1121,7 +1133,6 @@ static void
 ngx_http_plinth_get_done(ngx_http_request_t *r, void *data, PGresult *res,
     ngx_int_t rc)
 {
-    const char             *params[3];
     ngx_http_plinth_ctx_t  *ctx;
     ngx_plinth_object_t    *obj;
 
@@ -1138,18 +1149,12 @@ ngx_http_plinth_get_done(ngx_http_request_t *r, void *data, PGresult *res,
         return;
     }
 
-    if (ctx->get_current && !PQgetisnull(res, 0, PQfnumber(res, "mp_parts")))
+    if (PQfnumber(res, "seg_part") < 0
+        && !PQgetisnull(res, 0, PQfnumber(res, "mp_parts")))
     {
-        /* multipart: asked again with the statement that has its parts */
-        ctx->get_current = 0;
-        params[2] = NULL;
-
-        if (ngx_http_plinth_cstrs(r->pool, params, 2, &ctx->bucket, &ctx->key)
-               != NGX_OK
-            || ngx_http_plinth_pg(r, NGX_PLINTH_SQL_GET, 3, params,
-                                  ngx_http_plinth_get_done)
-               != NGX_OK)
-        {
+        /* multipart, found by NGX_PLINTH_SQL_GET_CURRENT (no seg_* columns):
+         * asked again with the statement that has its parts */
+        if (ngx_http_plinth_get_query(r, ctx, NGX_PLINTH_SQL_GET) != NGX_OK) {
             ngx_http_plinth_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         }
         return;
