@@ -184,45 +184,33 @@ $(B)/fuzz/proto: fuzz/proto.c fuzz/fuzz.h $(PROTO_C) $(PROTO_H)
 	mkdir -p $(B)/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(B)/proto -o $@ $< $(PROTO_C) -lprotobuf-c
 
-# xml, lifecycle and batch link the gateway's pure body parsers.
-XML_SRC := ngx_plinth_module/ngx_plinth_s3_parse.c \
-           ngx_plinth_module/ngx_plinth_s3_parse.h \
-           ngx_plinth_module/ngx_plinth_parse.h \
-           ngx_plinth_module/ngx_plinth_pgarray.h \
-           ngx_plinth_module/ngx_plinth_xmlread.h
+# xml, lifecycle and batch link the gateway's pure body parsers: each
+# target's own parser ($(1)) and the libraries it parses with ($(2)).
+PARSE_HDRS := ngx_plinth_module/ngx_plinth_parse.h \
+              ngx_plinth_module/ngx_plinth_pgarray.h \
+              ngx_plinth_module/ngx_plinth_xmlread.h \
+              fuzz/fuzz.h fuzz/fuzz_alloc.h fuzz/fuzz_libxml.h
 
-$(B)/fuzz/xml: fuzz/xml.c fuzz/fuzz.h fuzz/fuzz_alloc.h fuzz/fuzz_libxml.h $(XML_SRC)
+define parser_fuzzer
 	mkdir -p $(B)/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ingx_plinth_module \
-	    $(shell pkg-config --cflags libxml-2.0) -o $@ $< \
-	    ngx_plinth_module/ngx_plinth_s3_parse.c \
-	    $(shell pkg-config --libs libxml-2.0)
+	    $(shell pkg-config --cflags $(2)) -o $@ $< \
+	    ngx_plinth_module/$(1).c \
+	    $(shell pkg-config --libs $(2))
+endef
 
-LIFECYCLE_SRC := ngx_plinth_module/ngx_plinth_lifecycle_parse.c \
-                 ngx_plinth_module/ngx_plinth_lifecycle_parse.h \
-                 ngx_plinth_module/ngx_plinth_parse.h \
-                 ngx_plinth_module/ngx_plinth_pgarray.h \
-                 ngx_plinth_module/ngx_plinth_xmlread.h
+$(B)/fuzz/xml: fuzz/xml.c ngx_plinth_module/ngx_plinth_s3_parse.c \
+    ngx_plinth_module/ngx_plinth_s3_parse.h $(PARSE_HDRS)
+	$(call parser_fuzzer,ngx_plinth_s3_parse,libxml-2.0)
 
-$(B)/fuzz/lifecycle: fuzz/lifecycle.c fuzz/fuzz.h fuzz/fuzz_alloc.h fuzz/fuzz_libxml.h $(LIFECYCLE_SRC)
-	mkdir -p $(B)/fuzz
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ingx_plinth_module \
-	    $(shell pkg-config --cflags libxml-2.0) -o $@ $< \
-	    ngx_plinth_module/ngx_plinth_lifecycle_parse.c \
-	    $(shell pkg-config --libs libxml-2.0)
+$(B)/fuzz/lifecycle: fuzz/lifecycle.c \
+    ngx_plinth_module/ngx_plinth_lifecycle_parse.c \
+    ngx_plinth_module/ngx_plinth_lifecycle_parse.h $(PARSE_HDRS)
+	$(call parser_fuzzer,ngx_plinth_lifecycle_parse,libxml-2.0)
 
-BATCH_SRC := ngx_plinth_module/ngx_plinth_batch_parse.c \
-             ngx_plinth_module/ngx_plinth_batch_parse.h \
-             ngx_plinth_module/ngx_plinth_parse.h \
-             ngx_plinth_module/ngx_plinth_pgarray.h \
-             ngx_plinth_module/ngx_plinth_xmlread.h
-
-$(B)/fuzz/batch: fuzz/batch.c fuzz/fuzz.h fuzz/fuzz_alloc.h fuzz/fuzz_libxml.h $(BATCH_SRC)
-	mkdir -p $(B)/fuzz
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ingx_plinth_module \
-	    $(shell pkg-config --cflags libxml-2.0 jansson) -o $@ $< \
-	    ngx_plinth_module/ngx_plinth_batch_parse.c \
-	    $(shell pkg-config --libs libxml-2.0 jansson)
+$(B)/fuzz/batch: fuzz/batch.c ngx_plinth_module/ngx_plinth_batch_parse.c \
+    ngx_plinth_module/ngx_plinth_batch_parse.h $(PARSE_HDRS)
+	$(call parser_fuzzer,ngx_plinth_batch_parse,libxml-2.0 jansson)
 
 # multi: the gateway's walk of a data node's multi-read answer.
 $(B)/fuzz/multi: fuzz/multi.c fuzz/fuzz.h ngx_plinth_module/ngx_plinth_multi.c ngx_plinth_module/ngx_plinth_multi.h $(PROTO_C) $(PROTO_H)
