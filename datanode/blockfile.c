@@ -287,6 +287,28 @@ blockfile_writer_free(blockfile_writer *w)
 }
 
 
+/* Decode the trailer at buf and check it against a file of fsize bytes. */
+static int
+blockfile_trailer_check(const uint8_t *buf, uint64_t fsize,
+    blockfile_trailer *t)
+{
+    int  rc;
+
+    rc = blockfile_trailer_decode(buf, t);
+    if (rc != BLOCKFILE_OK) {
+        return rc;
+    }
+
+    if (t->size > fsize
+        || fsize - t->size != blockfile_footer_size(t->size, t->block_size))
+    {
+        return BLOCKFILE_ECORRUPT;
+    }
+
+    return BLOCKFILE_OK;
+}
+
+
 /*
  * Read and decode only the trailer of an open blob file, and check that
  * the file has the size the trailer implies. Cheap (one fstat, one
@@ -315,18 +337,7 @@ blockfile_read_trailer(int fd, blockfile_trailer *t)
         return rc;
     }
 
-    rc = blockfile_trailer_decode(buf, t);
-    if (rc != BLOCKFILE_OK) {
-        return rc;
-    }
-
-    if (t->size > fsize
-        || fsize - t->size != blockfile_footer_size(t->size, t->block_size))
-    {
-        return BLOCKFILE_ECORRUPT;
-    }
-
-    return BLOCKFILE_OK;
+    return blockfile_trailer_check(buf, fsize, t);
 }
 
 
@@ -338,18 +349,52 @@ blockfile_read_trailer(int fd, blockfile_trailer *t)
 int
 blockfile_open(int fd, blockfile_meta *m)
 {
+    struct stat  st;
+
+    m->block_xxh3 = NULL;
+    if (fstat(fd, &st) != 0) {
+        return BLOCKFILE_EIO;
+    }
+    return blockfile_open_size(fd, (uint64_t) st.st_size, m);
+}
+
+
+/*
+ * blockfile_open() for a caller that has the file's size already (from
+ * its own fstat). One pread of the file's last BLOCKFILE_TAIL bytes holds
+ * the trailer and, for a blob of up to (BLOCKFILE_TAIL - 48) / 8 blocks,
+ * the whole footer; a longer footer costs a second pread.
+ */
+int
+blockfile_open_size(int fd, uint64_t fsize, blockfile_meta *m)
+{
     blockfile_trailer   t;
-    uint8_t            *footer;
-    size_t              len;
+    uint8_t             tail[BLOCKFILE_TAIL], *footer;
+    size_t              len, n;
     int                 rc;
 
     m->block_xxh3 = NULL;
-    rc = blockfile_read_trailer(fd, &t);
+    if (fsize < BLOCKFILE_TRAILER_SIZE) {
+        return BLOCKFILE_ECORRUPT;
+    }
+
+    n = fsize < sizeof(tail) ? (size_t) fsize : sizeof(tail);
+    rc = blockfile_pread_full(fd, tail, n, fsize - n);
+    if (rc != BLOCKFILE_OK) {
+        return rc;
+    }
+
+    rc = blockfile_trailer_check(tail + n - BLOCKFILE_TRAILER_SIZE, fsize,
+                                 &t);
     if (rc != BLOCKFILE_OK) {
         return rc;
     }
 
     len = (size_t) blockfile_footer_size(t.size, t.block_size);
+    if (len <= n) {
+        return blockfile_footer_decode(tail + n - len, len, m);
+    }
+
     footer = malloc(len);
     if (footer == NULL) {
         return BLOCKFILE_ENOMEM;

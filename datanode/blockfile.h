@@ -46,6 +46,8 @@
 #define BLOCKFILE_TRAILER_SIZE  48
 #define BLOCKFILE_MIN_BLOCK     4096u
 #define BLOCKFILE_MAX_BLOCK     (64u * 1024 * 1024)
+/* bytes blockfile_open_size() reads from a file's end in its first pread */
+#define BLOCKFILE_TAIL          512
 
 /* Return codes. BLOCKFILE_EIO leaves errno as the failing call set it. */
 #define BLOCKFILE_OK            0
@@ -103,6 +105,7 @@ void blockfile_writer_free(blockfile_writer *w);
 
 int blockfile_read_trailer(int fd, blockfile_trailer *t);
 int blockfile_open(int fd, blockfile_meta *m);
+int blockfile_open_size(int fd, uint64_t fsize, blockfile_meta *m);
 int blockfile_read_block(int fd, const blockfile_meta *m, uint64_t index,
     void *buf, size_t *len);
 int blockfile_verify(int fd, const blockfile_meta *m, void *buf,

@@ -78,6 +78,7 @@ struct plinth_dn_store_s {
     uint64_t          capacity;
     uint64_t          reserve;
     int               lock_fd;
+    int               objects_fd;     /* objects/, for openat */
     pthread_mutex_t   mutex;
     uint64_t          blob_count;     /* under mutex */
     uint64_t          blob_bytes;     /* under mutex */
@@ -162,6 +163,7 @@ plinth_dn_store_open(const char *dir, uint32_t block_size, uint64_t capacity,
     s->capacity = capacity;
     s->reserve = reserve;
     s->lock_fd = -1;
+    s->objects_fd = -1;
     pthread_mutex_init(&s->mutex, NULL);
     s->group_commit = 0;
     pthread_mutex_init(&s->gc_mutex, NULL);
@@ -185,7 +187,11 @@ plinth_dn_store_open(const char *dir, uint32_t block_size, uint64_t capacity,
         goto failed;
     }
 
+    /* reads open a blob by its name under objects/ (openat): three
+     * names to look up, not the data directory's whole path each time */
+    snprintf(path, sizeof(path), "%s/objects", dir);
     if (plinth_dn_mkdir_sync("objects", dir) != 0
+        || (s->objects_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0
         || plinth_dn_mkdir_sync("tmp", dir) != 0
         || plinth_dn_clean_tmp(s) != 0
         || plinth_dn_store_walk(s, NULL, plinth_dn_scan_cb, s) != 0)
@@ -211,6 +217,9 @@ plinth_dn_store_close(plinth_dn_store *s)
     }
     if (s->lock_fd >= 0) {
         close(s->lock_fd);
+    }
+    if (s->objects_fd >= 0) {
+        close(s->objects_fd);
     }
     pthread_mutex_destroy(&s->mutex);
     pthread_mutex_destroy(&s->gc_mutex);
@@ -484,19 +493,20 @@ plinth_dn_put_abort(plinth_dn_put *p)
 plinth_dn_rc
 plinth_dn_blob_open(plinth_dn_store *s, const char *id, plinth_dn_blob *b)
 {
-    char         path[PATH_MAX];
+    char         name[3 + 3 + PLINTH_DN_ID_LEN + 1];
     struct stat  st;
     int          rc;
 
     b->meta.block_xxh3 = NULL;
-    plinth_dn_blob_path(s, id, 3, path);
-    b->fd = open(path, O_RDONLY | O_CLOEXEC);
+    snprintf(name, sizeof(name), "%.2s/%.2s/%s", id, id + 2, id);
+    b->fd = openat(s->objects_fd, name, O_RDONLY | O_CLOEXEC);
     if (b->fd < 0) {
         return errno == ENOENT ? PLINTH_DN_NOT_FOUND : PLINTH_DN_EIO;
     }
 
-    rc = fstat(b->fd, &st) == 0 ? blockfile_open(b->fd, &b->meta)
-                                : BLOCKFILE_EIO;
+    rc = fstat(b->fd, &st) == 0
+         ? blockfile_open_size(b->fd, (uint64_t) st.st_size, &b->meta)
+         : BLOCKFILE_EIO;
     if (rc == BLOCKFILE_OK) {
         b->mtime = st.st_mtime;
         return PLINTH_DN_OK;

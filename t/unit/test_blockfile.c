@@ -43,7 +43,10 @@ int
 main(void)
 {
     static const uint64_t  sizes[] = {
-        0, 1, BS - 1, BS, BS + 1, 3 * BS + 7
+        0, 1, BS - 1, BS, BS + 1, 3 * BS + 7,
+        /* footers of 512 bytes (all in blockfile_open's first pread,
+         * BLOCKFILE_TAIL) and of 568 (a second pread for the rest) */
+        57 * BS + 1, 64 * BS + 5
     };
     size_t                 i;
 
@@ -52,7 +55,7 @@ main(void)
         return 1;
     }
 
-    printf("1..53\n");
+    printf("1..61\n");
     test_trailer_round_trip();
     test_footer_round_trip();
     for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
@@ -65,8 +68,8 @@ main(void)
     if (rmdir(test_dir) != 0) {
         fprintf(stderr, "# rmdir %s: %s\n", test_dir, strerror(errno));
     }
-    if (test_n != 53) {
-        printf("# planned 53 tests, ran %d\n", test_n);
+    if (test_n != 61) {
+        printf("# planned 61 tests, ran %d\n", test_n);
         return 1;
     }
     return test_failed ? 1 : 0;
