@@ -40,16 +40,20 @@
 #define PLINTH_DN_CONN_LIMIT      1024
 /*
  * Each connection's libmicrohttpd memory pool (headers, and the read
- * buffer a PUT body arrives through). libmicrohttpd clears the whole pool
- * at the end of every request, so its size is also a cost per request: at
- * 256 KiB that memset was 21% of a data node's CPU under 4 KiB GETs.
- * Measured and not kept (A/B, 8 clients): 128 KiB cut the nodes' CPU per
- * 4 KiB GET from 0.131 to 0.112 ms, but a 64 MiB PUT (1 client) fell from
- * 90-95 to 84-85 MB/s with the nodes' CPU per PUT up from 302-311 to
- * 327-339 ms (smaller reads of the body); 64 KiB was cheaper still for
- * GETs (0.100 ms) and slower for PUTs. Large PUTs keep the larger pool.
+ * buffer a PUT body arrives through: about half the pool). libmicrohttpd
+ * clears the whole pool at the end of every request, so its size is also
+ * a cost per request: at 256 KiB that memset was 21% of a data node's CPU
+ * under 4 KiB GETs. Smaller pools cost large PUTs more reads and used to
+ * cost them as many writes; since store.c gathers a large body into
+ * 512 KiB writes (PLINTH_DN_PUT_GATHER), 128 KiB costs them nothing
+ * measurable. Measured (A/B, two clusters per build, gathering on):
+ *
+ *   pool      nodes' CPU per 4 KiB GET   64 MiB PUT, 1 client
+ *   256 KiB   0.109-0.119 ms             74-90 MB/s
+ *   128 KiB   0.097-0.105 ms             77-94 MB/s
+ *    64 KiB   0.088-0.098 ms             77-91 MB/s, nodes' CPU +20-35%
  */
-#define PLINTH_DN_CONN_MEMORY     (256 * 1024)
+#define PLINTH_DN_CONN_MEMORY     (128 * 1024)
 
 static int plinth_dn_test_config(const char *path);
 static int plinth_dn_run(plinth_dn_config *cf);

@@ -62,6 +62,9 @@
 #include "log.h"
 #include "store.h"
 
+/* a large or chunked put's body is written in units of this (put_write) */
+#define PLINTH_DN_PUT_GATHER  (512 * 1024)
+
 typedef struct plinth_dn_gc_wait_s  plinth_dn_gc_wait;
 
 /* A put waiting for its directory's fsync (on the waiter's stack). */
@@ -103,6 +106,8 @@ struct plinth_dn_put_s {
     uint64_t           fs_left;       /* reserved disk bytes not written */
     uint64_t           cap_held;      /* reserved capacity bytes */
     blockfile_writer   w;
+    uint8_t           *pend;          /* body bytes not yet written */
+    size_t             npend;
 };
 
 typedef struct {
@@ -113,6 +118,7 @@ typedef struct {
     void               *arg;
 } plinth_dn_walk_ctx;
 
+static plinth_dn_rc plinth_dn_put_flush(plinth_dn_put *p);
 static int plinth_dn_mkdir_p(const char *dir);
 static int plinth_dn_fsync_dir(const char *dir);
 static int plinth_dn_sync_leaf(plinth_dn_store *s, const char *dir);
@@ -428,14 +434,67 @@ plinth_dn_put_begin(plinth_dn_store *s, const char *id, int64_t expected,
 }
 
 
-/* Append body bytes. On any error the caller must put_abort(). */
+/*
+ * Append body bytes. On any error the caller must put_abort().
+ *
+ * The body arrives in pieces of libmicrohttpd's read buffer, half its
+ * connection pool (main.c: tens of KiB). A large or chunked body is
+ * gathered into PLINTH_DN_PUT_GATHER bytes and written in those units, so
+ * a 64 MiB put costs 128 writes, not a few thousand. A body known to be
+ * smaller is written as it comes (one piece, as a rule).
+ */
 plinth_dn_rc
 plinth_dn_put_write(plinth_dn_put *p, const void *data, size_t len)
 {
+    plinth_dn_rc  rc;
+    size_t        n;
+
     if (blockfile_writer_update(&p->w, data, len) != BLOCKFILE_OK) {
         return PLINTH_DN_ENOMEM;
     }
-    return plinth_dn_write_all(p, data, len, 1);
+
+    if (p->expected >= 0 && p->expected <= PLINTH_DN_PUT_GATHER) {
+        return plinth_dn_write_all(p, data, len, 1);
+    }
+
+    if (p->pend == NULL) {
+        p->pend = malloc(PLINTH_DN_PUT_GATHER);
+        if (p->pend == NULL) {
+            return PLINTH_DN_ENOMEM;
+        }
+    }
+
+    while (len > 0) {
+        n = PLINTH_DN_PUT_GATHER - p->npend;
+        n = len < n ? len : n;
+        memcpy(p->pend + p->npend, data, n);
+        p->npend += n;
+        data = (const uint8_t *) data + n;
+        len -= n;
+
+        if (p->npend == PLINTH_DN_PUT_GATHER) {
+            rc = plinth_dn_put_flush(p);
+            if (rc != PLINTH_DN_OK) {
+                return rc;
+            }
+        }
+    }
+    return PLINTH_DN_OK;
+}
+
+
+/* Write the gathered body bytes. */
+static plinth_dn_rc
+plinth_dn_put_flush(plinth_dn_put *p)
+{
+    plinth_dn_rc  rc;
+
+    if (p->npend == 0) {
+        return PLINTH_DN_OK;
+    }
+    rc = plinth_dn_write_all(p, p->pend, p->npend, 1);
+    p->npend = 0;
+    return rc;
 }
 
 
@@ -481,6 +540,7 @@ plinth_dn_put_abort(plinth_dn_put *p)
     }
     plinth_dn_release(p);
     blockfile_writer_free(&p->w);
+    free(p->pend);
     free(p);
 }
 
@@ -797,6 +857,11 @@ plinth_dn_put_sync(plinth_dn_put *p, plinth_dn_blob *b)
     size_t              len;
     plinth_dn_rc        rc;
     int                 fd;
+
+    rc = plinth_dn_put_flush(p);
+    if (rc != PLINTH_DN_OK) {
+        return rc;
+    }
 
     footer = blockfile_writer_finish(&p->w, &t, &len);
     if (footer == NULL) {
