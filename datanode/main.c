@@ -49,7 +49,7 @@
  * measurable. Measured (A/B, two clusters per build, gathering on):
  *
  *   pool      nodes' CPU per 4 KiB GET   64 MiB PUT, 1 client
- *   256 KiB   0.109-0.119 ms             74-90 MB/s
+ *   256 KiB   0.109-0.119 ms             74-98 MB/s
  *   128 KiB   0.097-0.105 ms             77-94 MB/s
  *    64 KiB   0.088-0.098 ms             77-91 MB/s, nodes' CPU +20-35%
  */

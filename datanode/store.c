@@ -65,6 +65,11 @@
 /* a large or chunked put's body is written in units of this (put_write) */
 #define PLINTH_DN_PUT_GATHER  (512 * 1024)
 
+/* a blob's name under objects/: ab/cd/<id> (printf arguments: id, id + 2,
+ * id); plinth_dn_blob_open opens it there, plinth_dn_blob_path prefixes
+ * the data directory */
+#define PLINTH_DN_BLOB_NAME   "%.2s/%.2s/%s"
+
 typedef struct plinth_dn_gc_wait_s  plinth_dn_gc_wait;
 
 /* A put waiting for its directory's fsync (on the waiter's stack). */
@@ -558,7 +563,7 @@ plinth_dn_blob_open(plinth_dn_store *s, const char *id, plinth_dn_blob *b)
     int          rc;
 
     b->meta.block_xxh3 = NULL;
-    snprintf(name, sizeof(name), "%.2s/%.2s/%s", id, id + 2, id);
+    snprintf(name, sizeof(name), PLINTH_DN_BLOB_NAME, id, id + 2, id);
     b->fd = openat(s->objects_fd, name, O_RDONLY | O_CLOEXEC);
     if (b->fd < 0) {
         return errno == ENOENT ? PLINTH_DN_NOT_FOUND : PLINTH_DN_EIO;
@@ -1034,7 +1039,7 @@ plinth_dn_blob_path(plinth_dn_store *s, const char *id, int depth, char *buf)
 {
     static const char  *fmt[] = {
         "%s/objects", "%s/objects/%.2s", "%s/objects/%.2s/%.2s",
-        "%s/objects/%.2s/%.2s/%s"
+        ("%s/objects/" PLINTH_DN_BLOB_NAME)
     };
 
     return snprintf(buf, PATH_MAX, fmt[depth], s->root, id, id + 2, id);
