@@ -21,6 +21,9 @@
 
 #include "blockfile.h"
 
+/* blockfile_tail_decode(): the footer starts before the bytes it was given */
+#define BLOCKFILE_MORE  1
+
 static void blockfile_put_u32(uint8_t *p, uint32_t v);
 static void blockfile_put_u64(uint8_t *p, uint64_t v);
 static uint32_t blockfile_get_u32(const uint8_t *p);
@@ -360,6 +363,37 @@ blockfile_open(int fd, blockfile_meta *m)
 
 
 /*
+ * Decode the trailer at the end of tail, the file's last n bytes (fsize
+ * in all), and the footer when it lies within them. BLOCKFILE_MORE: the
+ * footer starts before tail (*t holds the checked trailer).
+ */
+static int
+blockfile_tail_decode(const uint8_t *tail, size_t n, uint64_t fsize,
+    blockfile_trailer *t, blockfile_meta *m)
+{
+    size_t  len;
+    int     rc;
+
+    m->block_xxh3 = NULL;
+    if (n < BLOCKFILE_TRAILER_SIZE) {
+        return BLOCKFILE_ECORRUPT;
+    }
+
+    rc = blockfile_trailer_check(tail + n - BLOCKFILE_TRAILER_SIZE, fsize, t);
+    if (rc != BLOCKFILE_OK) {
+        return rc;
+    }
+
+    len = (size_t) blockfile_footer_size(t->size, t->block_size);
+    if (len > n) {
+        return BLOCKFILE_MORE;
+    }
+
+    return blockfile_footer_decode(tail + n - len, len, m);
+}
+
+
+/*
  * blockfile_open() for a caller that has the file's size already (from
  * its own fstat). One pread of the file's last BLOCKFILE_TAIL bytes holds
  * the trailer and, for a blob of up to (BLOCKFILE_TAIL - 48) / 8 blocks,
@@ -384,17 +418,12 @@ blockfile_open_size(int fd, uint64_t fsize, blockfile_meta *m)
         return rc;
     }
 
-    rc = blockfile_trailer_check(tail + n - BLOCKFILE_TRAILER_SIZE, fsize,
-                                 &t);
-    if (rc != BLOCKFILE_OK) {
+    rc = blockfile_tail_decode(tail, n, fsize, &t, m);
+    if (rc != BLOCKFILE_MORE) {
         return rc;
     }
 
     len = (size_t) blockfile_footer_size(t.size, t.block_size);
-    if (len <= n) {
-        return blockfile_footer_decode(tail + n - len, len, m);
-    }
-
     footer = malloc(len);
     if (footer == NULL) {
         return BLOCKFILE_ENOMEM;
@@ -407,6 +436,41 @@ blockfile_open_size(int fd, uint64_t fsize, blockfile_meta *m)
 
     free(footer);
     return rc;
+}
+
+
+/*
+ * blockfile_open() for a blob file read whole into memory (file, fsize
+ * bytes): the trailer and footer are decoded and checked from there, with
+ * no I/O. Use blockfile_block_mem() for its blocks.
+ */
+int
+blockfile_open_mem(const uint8_t *file, uint64_t fsize, blockfile_meta *m)
+{
+    blockfile_trailer  t;
+    int                rc;
+
+    rc = blockfile_tail_decode(file, (size_t) fsize, fsize, &t, m);
+
+    /* never BLOCKFILE_MORE: the trailer check bounds the footer by fsize */
+    return rc == BLOCKFILE_MORE ? BLOCKFILE_ECORRUPT : rc;
+}
+
+
+/* Where block index starts and its length. BLOCKFILE_EIO past the end. */
+static int
+blockfile_block_span(const blockfile_meta *m, uint64_t index, uint64_t *off,
+    size_t *len)
+{
+    if (index >= m->t.block_count) {
+        errno = EINVAL;
+        return BLOCKFILE_EIO;
+    }
+
+    *off = index * m->t.block_size;
+    *len = m->t.size - *off < m->t.block_size ? (size_t) (m->t.size - *off)
+                                              : m->t.block_size;
+    return BLOCKFILE_OK;
 }
 
 
@@ -424,14 +488,10 @@ blockfile_read_block(int fd, const blockfile_meta *m, uint64_t index,
     size_t    n;
     int       rc;
 
-    if (index >= m->t.block_count) {
-        errno = EINVAL;
-        return BLOCKFILE_EIO;
+    rc = blockfile_block_span(m, index, &off, &n);
+    if (rc != BLOCKFILE_OK) {
+        return rc;
     }
-
-    off = index * m->t.block_size;
-    n = m->t.size - off < m->t.block_size ? (size_t) (m->t.size - off)
-                                          : m->t.block_size;
 
     rc = blockfile_pread_full(fd, buf, n, off);
     if (rc != BLOCKFILE_OK) {
@@ -442,6 +502,35 @@ blockfile_read_block(int fd, const blockfile_meta *m, uint64_t index,
         return BLOCKFILE_ECORRUPT;
     }
 
+    *len = n;
+    return BLOCKFILE_OK;
+}
+
+
+/*
+ * blockfile_read_block() for a file blockfile_open_mem() decoded: check
+ * block index where it lies in file; *data points at it, *len is its
+ * length. BLOCKFILE_OK or BLOCKFILE_ECORRUPT (*data must then not be
+ * used); BLOCKFILE_EIO (EINVAL) past the last block.
+ */
+int
+blockfile_block_mem(const blockfile_meta *m, const uint8_t *file,
+    uint64_t index, const uint8_t **data, size_t *len)
+{
+    uint64_t  off;
+    size_t    n;
+    int       rc;
+
+    rc = blockfile_block_span(m, index, &off, &n);
+    if (rc != BLOCKFILE_OK) {
+        return rc;
+    }
+
+    if (blockfile_hash(file + off, n) != m->block_xxh3[index]) {
+        return BLOCKFILE_ECORRUPT;
+    }
+
+    *data = file + off;
     *len = n;
     return BLOCKFILE_OK;
 }

@@ -106,8 +106,12 @@ void blockfile_writer_free(blockfile_writer *w);
 int blockfile_read_trailer(int fd, blockfile_trailer *t);
 int blockfile_open(int fd, blockfile_meta *m);
 int blockfile_open_size(int fd, uint64_t fsize, blockfile_meta *m);
+int blockfile_open_mem(const uint8_t *file, uint64_t fsize,
+    blockfile_meta *m);
 int blockfile_read_block(int fd, const blockfile_meta *m, uint64_t index,
     void *buf, size_t *len);
+int blockfile_block_mem(const blockfile_meta *m, const uint8_t *file,
+    uint64_t index, const uint8_t **data, size_t *len);
 int blockfile_verify(int fd, const blockfile_meta *m, void *buf,
     uint64_t *bad_block);
 void blockfile_meta_free(blockfile_meta *m);

@@ -50,6 +50,8 @@
 #define PLINTH_DN_MULTI_BODY   (256 * 1024)
 /* a MultiReadEntry header packs into less than this */
 #define PLINTH_DN_MULTI_HDR    64
+/* a multi-read item within a blob's first this many bytes: one pread */
+#define PLINTH_DN_SMALL_READ   (64 * 1024)
 
 typedef enum {
     PLINTH_DN_ROUTE_NONE = 0,
@@ -1895,26 +1897,47 @@ plinth_dn_multi_frame(uint8_t *out, uint32_t index, const char *code,
  * Item index's frame at out (its header, then bytes [offset, offset +
  * length) of its blob, every block they touch checked against its XXH3
  * first), or, when it cannot be served, a frame of its code and no data.
- * Returns the frame's length. A block the range covers whole is read
- * straight into its place in the frame (no copy through *blk); a failed
- * item's bytes are left behind its error frame and never sent.
+ * Returns the frame's length. An item whose bytes end within the first
+ * PLINTH_DN_SMALL_READ bytes of its blob (a small object, the usual batch
+ * entry) is read with one pread of the whole file into *small
+ * (plinth_dn_blob_open_small) and copied from there; otherwise a block
+ * the range covers whole is read straight into its place in the frame (no
+ * copy through *blk). A failed item's bytes are left behind its error
+ * frame and never sent.
  */
 static size_t
 plinth_dn_multi_item(plinth_dn_http *h, plinth_dn_req *r, uint32_t index,
     const Plinth__MultiReadItem *it, uint8_t *out, uint8_t **blk,
-    size_t *blk_size)
+    size_t *blk_size, uint8_t **small)
 {
     plinth_dn_blob   b;
     plinth_dn_rc     rc;
     const char      *code;
+    const uint8_t   *src;
     uint32_t         bs;
     uint64_t         idx, first, last, from, to, bstart, size, n;
-    size_t           hl, blen;
+    size_t           hl, blen, flen;
     uint8_t         *data, *dst, *nb;
     int              brc, whole;
 
     size = 0;
-    rc = plinth_dn_blob_open(h->store, it->id, &b);
+    flen = 0;
+
+    if (it->offset + it->length <= PLINTH_DN_SMALL_READ - BLOCKFILE_TAIL
+        && *small == NULL)
+    {
+        *small = malloc(PLINTH_DN_SMALL_READ);   /* NULL: read as others */
+    }
+
+    if (it->offset + it->length <= PLINTH_DN_SMALL_READ - BLOCKFILE_TAIL
+        && *small != NULL)
+    {
+        rc = plinth_dn_blob_open_small(h->store, it->id, &b, *small,
+                                       PLINTH_DN_SMALL_READ, &flen);
+    } else {
+        rc = plinth_dn_blob_open(h->store, it->id, &b);
+    }
+
     if (rc != PLINTH_DN_OK) {
         if (rc == PLINTH_DN_CORRUPT) {
             plinth_dn_corrupt(h->store, r->ridp, it->id,
@@ -1949,23 +1972,30 @@ plinth_dn_multi_item(plinth_dn_http *h, plinth_dn_req *r, uint32_t index,
 
         whole = (from == 0 && to == n);
 
-        if (whole) {
-            dst = data + (bstart - it->offset);
+        if (flen) {
+            brc = blockfile_block_mem(&b.meta, *small, idx, &src, &blen);
 
         } else {
-            if (*blk_size < bs) {
-                nb = realloc(*blk, bs);
-                if (nb == NULL) {
-                    code = "io_error";
-                    goto failed_open;
+            if (whole) {
+                dst = data + (bstart - it->offset);
+
+            } else {
+                if (*blk_size < bs) {
+                    nb = realloc(*blk, bs);
+                    if (nb == NULL) {
+                        code = "io_error";
+                        goto failed_open;
+                    }
+                    *blk = nb;
+                    *blk_size = bs;
                 }
-                *blk = nb;
-                *blk_size = bs;
+                dst = *blk;
             }
-            dst = *blk;
+
+            brc = blockfile_read_block(b.fd, &b.meta, idx, dst, &blen);
+            src = dst;
         }
 
-        brc = blockfile_read_block(b.fd, &b.meta, idx, dst, &blen);
         if (brc != BLOCKFILE_OK) {
             if (brc == BLOCKFILE_ECORRUPT) {
                 plinth_dn_corrupt(h->store, r->ridp, it->id, idx);
@@ -1986,8 +2016,8 @@ plinth_dn_multi_item(plinth_dn_http *h, plinth_dn_req *r, uint32_t index,
             goto failed_open;
         }
 
-        if (!whole) {
-            memcpy(data + (bstart + from - it->offset), *blk + from,
+        if (flen || !whole) {
+            memcpy(data + (bstart + from - it->offset), src + from,
                    to - from);
         }
     }
@@ -2021,7 +2051,7 @@ plinth_dn_multi(plinth_dn_http *h, struct MHD_Connection *c,
     Plinth__MultiReadItem     *it;
     struct MHD_Response       *resp;
     uint64_t                   total;
-    uint8_t                   *out, *blk;
+    uint8_t                   *out, *blk, *small;
     size_t                     i, pos, blk_size, cap;
     enum MHD_Result            ret;
 
@@ -2075,14 +2105,16 @@ plinth_dn_multi(plinth_dn_http *h, struct MHD_Connection *c,
 
     blk = NULL;
     blk_size = 0;
+    small = NULL;
     pos = 0;
 
     for (i = 0; i < req->n_items; i++) {
         pos += plinth_dn_multi_item(h, r, (uint32_t) i, req->items[i],
-                                    out + pos, &blk, &blk_size);
+                                    out + pos, &blk, &blk_size, &small);
     }
 
     free(blk);
+    free(small);
     plinth__multi_read_request__free_unpacked(req, NULL);
 
     resp = MHD_create_response_from_buffer(pos, out, MHD_RESPMEM_MUST_FREE);

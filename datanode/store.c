@@ -145,6 +145,8 @@ static plinth_dn_rc plinth_dn_put_link(plinth_dn_put *p, plinth_dn_blob *b);
 static plinth_dn_rc plinth_dn_put_existing(plinth_dn_put *p,
     plinth_dn_blob *b);
 static uint64_t plinth_dn_file_size(int fd);
+static int plinth_dn_blob_fd(plinth_dn_store *s, const char *id);
+static plinth_dn_rc plinth_dn_blob_meta(plinth_dn_blob *b);
 static int plinth_dn_walk_level(plinth_dn_walk_ctx *w, char *path,
     int depth, int on_path);
 static int plinth_dn_walk_visit(plinth_dn_walk_ctx *w, const char *path,
@@ -558,16 +560,76 @@ plinth_dn_put_abort(plinth_dn_put *p)
 plinth_dn_rc
 plinth_dn_blob_open(plinth_dn_store *s, const char *id, plinth_dn_blob *b)
 {
-    char         name[3 + 3 + PLINTH_DN_ID_LEN + 1];
-    struct stat  st;
-    int          rc;
-
     b->meta.block_xxh3 = NULL;
-    snprintf(name, sizeof(name), PLINTH_DN_BLOB_NAME, id, id + 2, id);
-    b->fd = openat(s->objects_fd, name, O_RDONLY | O_CLOEXEC);
+    b->fd = plinth_dn_blob_fd(s, id);
     if (b->fd < 0) {
         return errno == ENOENT ? PLINTH_DN_NOT_FOUND : PLINTH_DN_EIO;
     }
+
+    return plinth_dn_blob_meta(b);
+}
+
+
+/*
+ * plinth_dn_blob_open() for a blob the caller expects to be small: one
+ * pread of up to cap bytes from the file's start. When the file is shorter
+ * than cap it is now whole in buf: *flen is its size, the footer was
+ * checked from there (blockfile_open_mem: read its blocks with
+ * blockfile_block_mem), the file is closed already (b->fd is -1) and
+ * b->mtime is 0 (no fstat). Else, and when those bytes do not decode (the
+ * regular open then decides what the file is), *flen is 0 and b is what
+ * plinth_dn_blob_open() gives. Open, fstat, two preads and close become
+ * open, one pread and close.
+ */
+plinth_dn_rc
+plinth_dn_blob_open_small(plinth_dn_store *s, const char *id,
+    plinth_dn_blob *b, uint8_t *buf, size_t cap, size_t *flen)
+{
+    ssize_t  n;
+
+    *flen = 0;
+    b->meta.block_xxh3 = NULL;
+    b->mtime = 0;
+    b->fd = plinth_dn_blob_fd(s, id);
+    if (b->fd < 0) {
+        return errno == ENOENT ? PLINTH_DN_NOT_FOUND : PLINTH_DN_EIO;
+    }
+
+    do {
+        n = pread(b->fd, buf, cap, 0);
+    } while (n < 0 && errno == EINTR);
+
+    if (n >= 0 && (size_t) n < cap
+        && blockfile_open_mem(buf, (uint64_t) n, &b->meta) == BLOCKFILE_OK)
+    {
+        close(b->fd);
+        b->fd = -1;
+        *flen = (size_t) n;
+        return PLINTH_DN_OK;
+    }
+
+    return plinth_dn_blob_meta(b);
+}
+
+
+/* Blob id's file under objects/, opened for reading; -1 and errno. */
+static int
+plinth_dn_blob_fd(plinth_dn_store *s, const char *id)
+{
+    char  name[3 + 3 + PLINTH_DN_ID_LEN + 1];
+
+    snprintf(name, sizeof(name), PLINTH_DN_BLOB_NAME, id, id + 2, id);
+    return openat(s->objects_fd, name, O_RDONLY | O_CLOEXEC);
+}
+
+
+/* The rest of an open: fstat, then the trailer and footer. Closes b if
+ * they fail. */
+static plinth_dn_rc
+plinth_dn_blob_meta(plinth_dn_blob *b)
+{
+    struct stat  st;
+    int          rc;
 
     rc = fstat(b->fd, &st) == 0
          ? blockfile_open_size(b->fd, (uint64_t) st.st_size, &b->meta)

@@ -76,6 +76,8 @@ void plinth_dn_put_abort(plinth_dn_put *p);
 
 plinth_dn_rc plinth_dn_blob_open(plinth_dn_store *s, const char *id,
     plinth_dn_blob *b);
+plinth_dn_rc plinth_dn_blob_open_small(plinth_dn_store *s, const char *id,
+    plinth_dn_blob *b, uint8_t *buf, size_t cap, size_t *flen);
 void plinth_dn_blob_close(plinth_dn_blob *b);
 plinth_dn_rc plinth_dn_blob_delete(plinth_dn_store *s, const char *id);
 

@@ -14,7 +14,10 @@
  * Checked: a decoded trailer re-encodes to the same 48 bytes; decode
  * results are consistent (block_count = ceil(size / block_size)); verify's
  * buffer is exactly min(block_size, size) bytes (blockfile_read_block
- * never reads more than one block, the last one short).
+ * never reads more than one block, the last one short); the file read
+ * whole into memory (blockfile_open_mem, blockfile_block_mem: a data
+ * node's small reads) gets the same verdict, footer and blocks as the
+ * file read through its descriptor.
  */
 
 #define _GNU_SOURCE
@@ -97,13 +100,14 @@ fixup(uint8_t *f, size_t len, unsigned flags)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int                 rc;
-    size_t              len, flen, blen;
+    int                 rc, mrc;
+    size_t              len, flen, blen, n, mn;
     uint8_t            *file, *footer, out[BLOCKFILE_TRAILER_SIZE], *buf;
-    uint64_t            bad;
+    const uint8_t      *mp;
+    uint64_t            bad, i;
     unsigned            flags;
     fuzz_in_t           in = { data, size };
-    blockfile_meta      m;
+    blockfile_meta      m, mm;
     blockfile_trailer   t;
 
     flags = fuzz_u8(&in);
@@ -159,6 +163,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_ASSERT(pwrite(memfd, file, len, 0) == (ssize_t) len);
 
     rc = blockfile_open(memfd, &m);
+    mrc = blockfile_open_mem(file, len, &mm);
+    FUZZ_ASSERT(mrc == rc);
 
     if (rc == BLOCKFILE_OK) {
         flen = (size_t) blockfile_footer_size(m.t.size, m.t.block_size);
@@ -167,6 +173,27 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         blen = m.t.size < m.t.block_size ? (size_t) m.t.size
                                          : m.t.block_size;
         buf = fuzz_dup("", blen);
+
+        FUZZ_ASSERT(mm.t.size == m.t.size
+                    && mm.t.block_size == m.t.block_size
+                    && mm.t.block_count == m.t.block_count
+                    && mm.t.xxh3 == m.t.xxh3
+                    && mm.t.footer_xxh3 == m.t.footer_xxh3
+                    && memcmp(mm.block_xxh3, m.block_xxh3,
+                              m.t.block_count * 8) == 0);
+
+        for (i = 0; i < m.t.block_count; i++) {
+            rc = blockfile_read_block(memfd, &m, i, buf, &n);
+            mrc = blockfile_block_mem(&mm, file, i, &mp, &mn);
+            FUZZ_ASSERT(mrc == rc);
+            FUZZ_ASSERT(rc != BLOCKFILE_OK
+                        || (mn == n && memcmp(mp, buf, n) == 0));
+        }
+
+        FUZZ_ASSERT(blockfile_block_mem(&mm, file, m.t.block_count, &mp,
+                                        &mn) == BLOCKFILE_EIO);
+        blockfile_meta_free(&mm);
+
         bad = 0;
         rc = blockfile_verify(memfd, &m, buf, &bad);
         FUZZ_ASSERT(rc == BLOCKFILE_OK || rc == BLOCKFILE_ECORRUPT);

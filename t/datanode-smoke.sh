@@ -369,13 +369,18 @@ is "$(sed -n 6p "$T/mr.txt")" "5 ok 2500000 2500000 $(md5 <"$T/c")" "multi-read:
 # a range that holds one block whole and parts of the blocks either side
 # (the whole block is read straight into the answer, the parts through a
 # block buffer), and a corrupt blob after it: its frame replaces the bytes
-"${MR[@]}" encode "$A:1048000:1100000" "$F:0:7000" "$B:0:5000" >"$T/mr.mix"
+# (and a range within the first 64 KiB of that 3 MiB blob: the node's
+# one-pread read of a small blob finds the file longer and reads it as
+# any other)
+"${MR[@]}" encode "$A:1048000:1100000" "$F:0:7000" "$B:0:5000" "$A:100:1000" >"$T/mr.mix"
 "${CURL[@]}" -o "$T/mr.mixout" -X POST --data-binary @"$T/mr.mix" "$U/blobs/multi"
 "${MR[@]}" decode <"$T/mr.mixout" >"$T/mr.mixtxt"
 is "$(sed -n 1p "$T/mr.mixtxt")" "0 ok 1100000 3145728 $(dd if="$T/a" bs=1000 skip=1048 count=1100 status=none | md5)" \
    "multi-read: a range over a whole block and two parts, right bytes"
 is "$(sed -n 2p "$T/mr.mixtxt" | cut -d' ' -f1-3)" "1 corrupt 0" "multi-read: ... a rotten blob after it -> corrupt, no data"
 is "$(sed -n 3p "$T/mr.mixtxt")" "2 ok 5000 5000 $(md5 <"$T/small")" "multi-read: ... and the next item right after its frame"
+is "$(sed -n 4p "$T/mr.mixtxt")" "3 ok 1000 3145728 $(dd if="$T/a" bs=100 skip=1 count=10 status=none | md5)" \
+   "multi-read: a range near the start of a large blob, right bytes"
 printf 'not a protobuf \377\377\377' >"$T/mr.bad"
 "${CURL[@]}" -D "$T/h" -o /dev/null -X POST --data-binary @"$T/mr.bad" "$U/blobs/multi"
 is "$(grep -c ' 400 ' "$T/h")/$(header X-Plinth-Error "$T/h")" 1/bad_request "multi-read: malformed body -> 400 bad_request"

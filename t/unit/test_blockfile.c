@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "blockfile.h"
@@ -30,6 +31,8 @@ static uint8_t *make_data(uint64_t size, unsigned seed);
 static int write_blob(const char *path, const uint8_t *data, uint64_t size,
     blockfile_trailer *t);
 static int open_meta(const char *path, blockfile_meta *m, int *fdp);
+static int mem_meta(const char *path, uint8_t **file, blockfile_meta *m);
+static int mem_corrupt(const char *path);
 static void flip_byte(const char *path, uint64_t off);
 static void test_trailer_round_trip(void);
 static void test_footer_round_trip(void);
@@ -55,7 +58,7 @@ main(void)
         return 1;
     }
 
-    printf("1..61\n");
+    printf("1..72\n");
     test_trailer_round_trip();
     test_footer_round_trip();
     for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
@@ -68,8 +71,8 @@ main(void)
     if (rmdir(test_dir) != 0) {
         fprintf(stderr, "# rmdir %s: %s\n", test_dir, strerror(errno));
     }
-    if (test_n != 61) {
-        printf("# planned 61 tests, ran %d\n", test_n);
+    if (test_n != 72) {
+        printf("# planned 72 tests, ran %d\n", test_n);
         return 1;
     }
     return test_failed ? 1 : 0;
@@ -138,8 +141,9 @@ test_size(uint64_t size)
 {
     char               path[256];
     blockfile_trailer  t;
-    blockfile_meta     m;
-    uint8_t           *data, buf[BS];
+    blockfile_meta     m, mm;
+    uint8_t           *data, *file, buf[BS];
+    const uint8_t     *p;
     uint64_t           i, count, bad;
     size_t             n;
     int                fd, good = 1;
@@ -175,6 +179,23 @@ test_size(uint64_t size)
     ok(blockfile_verify(fd, &m, buf, &bad) == BLOCKFILE_OK,
        "size %llu: whole file verifies", (unsigned long long) size);
 
+    /* the same file read whole into memory (a data node's small reads) */
+    good = mem_meta(path, &file, &mm) == BLOCKFILE_OK
+           && mm.t.size == size && mm.t.block_count == count
+           && memcmp(mm.block_xxh3, m.block_xxh3, count * 8) == 0;
+    for (i = 0; good && i < count; i++) {
+        good = blockfile_block_mem(&mm, file, i, &p, &n) == BLOCKFILE_OK
+               && n == (i + 1 < count ? BS : size - i * BS)
+               && memcmp(p, data + i * BS, n) == 0;
+    }
+    ok(good && blockfile_block_mem(&mm, file, count, &p, &n) == BLOCKFILE_EIO,
+       "size %llu: read whole into memory: the same footer, every block "
+       "checks, none past the last", (unsigned long long) size);
+    if (file != NULL) {
+        blockfile_meta_free(&mm);
+        free(file);
+    }
+
     blockfile_meta_free(&m);
     close(fd);
     unlink(path);
@@ -188,8 +209,9 @@ test_flip(void)
 {
     char               path[256];
     blockfile_trailer  t;
-    blockfile_meta     m;
-    uint8_t           *data, buf[BS];
+    blockfile_meta     m, mm;
+    uint8_t           *data, *file, buf[BS];
+    const uint8_t     *p;
     uint64_t           bad = 0;
     size_t             n;
     int                fd;
@@ -208,6 +230,14 @@ test_flip(void)
        "flip: the block holding the byte is corrupt");
     ok(blockfile_verify(fd, &m, buf, &bad) == BLOCKFILE_ECORRUPT && bad == 2,
        "flip: verify reports block 2");
+    ok(mem_meta(path, &file, &mm) == BLOCKFILE_OK
+       && blockfile_block_mem(&mm, file, 1, &p, &n) == BLOCKFILE_OK
+       && blockfile_block_mem(&mm, file, 2, &p, &n) == BLOCKFILE_ECORRUPT,
+       "flip: read whole into memory, block 2 is corrupt and block 1 not");
+    if (file != NULL) {
+        blockfile_meta_free(&mm);
+        free(file);
+    }
 
     blockfile_meta_free(&m);
     close(fd);
@@ -245,7 +275,7 @@ test_garbled_trailer(void)
     uint8_t               *data;
     uint64_t               size = 2 * BS + 5, base;
     size_t                 i;
-    int                    fd, rc;
+    int                    fd, rc, mem = 1;
 
     snprintf(path, sizeof(path), "%s/garbled", test_dir);
     data = make_data(size, 3);
@@ -263,6 +293,7 @@ test_garbled_trailer(void)
         if (rc == BLOCKFILE_OK) {
             blockfile_meta_free(&m);
         }
+        mem &= mem_corrupt(path);
         if (fd >= 0) {
             close(fd);
         }
@@ -274,6 +305,9 @@ test_garbled_trailer(void)
     ok(open_meta(path, &m, &fd) == BLOCKFILE_ECORRUPT,
        "garbled checksum array is corrupt");
     close(fd);
+    mem &= mem_corrupt(path);
+    ok(mem, "garbled trailers and checksum array: corrupt read whole into "
+       "memory too");
     unlink(path);
     free(data);
 }
@@ -290,7 +324,7 @@ test_truncated(void)
     uint64_t           size = 2 * BS + 5, full;
     uint64_t           cuts[4];
     size_t             i;
-    int                fd;
+    int                fd, mem = 1;
 
     snprintf(path, sizeof(path), "%s/trunc", test_dir);
     data = make_data(size, 5);
@@ -313,8 +347,10 @@ test_truncated(void)
         if (fd >= 0) {
             close(fd);
         }
+        mem &= mem_corrupt(path);
         unlink(path);
     }
+    ok(mem, "cut files: corrupt read whole into memory too");
     free(data);
 }
 
@@ -403,6 +439,50 @@ open_meta(const char *path, blockfile_meta *m, int *fdp)
         return BLOCKFILE_EIO;
     }
     return blockfile_open(*fdp, m);
+}
+
+
+/* Read path whole into *file (malloc'd, NULL on failure), then
+ * blockfile_open_mem(). */
+static int
+mem_meta(const char *path, uint8_t **file, blockfile_meta *m)
+{
+    struct stat  st;
+    int          fd;
+
+    *file = NULL;
+    m->block_xxh3 = NULL;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0
+        || (*file = malloc((size_t) st.st_size + 1)) == NULL
+        || pread(fd, *file, (size_t) st.st_size, 0) != st.st_size)
+    {
+        if (fd >= 0) {
+            close(fd);
+        }
+        free(*file);
+        *file = NULL;
+        return BLOCKFILE_EIO;
+    }
+    close(fd);
+    return blockfile_open_mem(*file, (uint64_t) st.st_size, m);
+}
+
+
+/* Whether path, read whole into memory, is BLOCKFILE_ECORRUPT there. */
+static int
+mem_corrupt(const char *path)
+{
+    uint8_t         *file;
+    blockfile_meta   m;
+    int              rc;
+
+    rc = mem_meta(path, &file, &m);
+    if (rc == BLOCKFILE_OK) {
+        blockfile_meta_free(&m);
+    }
+    free(file);
+    return rc == BLOCKFILE_ECORRUPT;
 }
 
 
