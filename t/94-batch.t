@@ -618,9 +618,11 @@ is($bad, 0, 'every entry in its place, byte-identical');
 
 
 
-=== TEST 23: plinth_batch_get_current (sql/026, a batch naming no version) answers exactly as plinth_batch_get with no version ids: every key of three buckets, a missing key, a missing bucket, as the owner and as anonymous
+=== TEST 23: plinth_batch_get_current (sql/026, 027: a batch naming no version) answers exactly as plinth_batch_get with no version ids: every key of three buckets (a delete marker among them), a missing key, a missing bucket, as the owner and as anonymous
 --- check
 my $c = $cluster;
+main::put('/batv/gone', 'deleted next');
+is(s3_request(DELETE => '/batv/gone')->{status}, 204, 'a delete marker in batv');
 my ($owner) = map { $_->[0] } $c->psql("SELECT owner_id FROM buckets WHERE name = 'bat'");
 my @pairs = map { [$_->[0], $_->[1]] } $c->psql(
     "SELECT b.name, o.key FROM objects o JOIN buckets b USING (bucket_id) "
@@ -643,4 +645,7 @@ for my $caller ("'$owner'", 'NULL') {
     is($nc, $nf, "caller $caller: as many rows");
     is($diff, 0, "caller $caller: the same rows");
     like($codes, $caller eq 'NULL' ? qr/AccessDenied/ : qr/NoSuchBucket.*NoSuchKey.*ok/, "caller $caller: codes $codes");
+    my ($gone) = map { $_->[0] } $c->psql(
+        "SELECT code FROM plinth_batch_get_current($caller, '{batv}', '{gone}')");
+    is($gone, $caller eq 'NULL' ? 'AccessDenied' : 'NoSuchKey', "caller $caller: the delete marker's key is $gone");
 }
