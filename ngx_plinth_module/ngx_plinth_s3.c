@@ -394,7 +394,7 @@ const ngx_plinth_pg_stmt_t  ngx_http_plinth_stmts[NGX_PLINTH_SQL_MAX] = {
       "SELECT idx, code, vid, blob, size, etag, nodes, mtime, mp_parts, "
       "seg_part, seg_blob, seg_offset, seg_size, seg_blob_offset, seg_nodes "
       "FROM plinth_batch_get($1, $2::text[], $3::text[], $4::text[])", 4 },
-    /* sql/026: the same for a batch that names no version */
+    /* sql/026, 027: the same for a batch that names no version */
     [NGX_PLINTH_SQL_BATCH_GET_CURRENT] =
     { "plinth_batch_get_current",
       "SELECT idx, code, vid, blob, size, etag, nodes, mtime, mp_parts, "
