@@ -55,6 +55,13 @@ sub run_json {
         or diag explain $j;
     opendir(my $dh, $dir) or die "$dir: $!";
     is(scalar(grep { !/^\./ } readdir $dh), 0, 'and leaves no file behind');
+
+    # --keep 1 (bench/run): its files stay for the caller to remove
+    ($rc, $j) = run_json([$fsyncbench, '--dir', $dir, '--threads', 2,
+        '--duration', '0.5', '--ops', 50, '--keep', 1]);
+    is($rc, 0, 'fsyncbench --keep 1 exits 0');
+    my @kept = glob("$dir/fsyncbench.*/d*/f*");
+    is(scalar(@kept), $j ? $j->{ops} : -1, 'and keeps one file per operation');
 }
 
 # --- the load generator against a cluster
