@@ -1918,20 +1918,17 @@ plinth_dn_multi_item(plinth_dn_http *h, plinth_dn_req *r, uint32_t index,
     uint64_t         idx, first, last, from, to, bstart, size, n;
     size_t           hl, blen, flen;
     uint8_t         *data, *dst, *nb;
-    int              brc, whole;
+    int              brc, whole, near;
 
     size = 0;
     flen = 0;
+    near = it->offset + it->length <= PLINTH_DN_SMALL_READ - BLOCKFILE_TAIL;
 
-    if (it->offset + it->length <= PLINTH_DN_SMALL_READ - BLOCKFILE_TAIL
-        && *small == NULL)
-    {
+    if (near && *small == NULL) {
         *small = malloc(PLINTH_DN_SMALL_READ);   /* NULL: read as others */
     }
 
-    if (it->offset + it->length <= PLINTH_DN_SMALL_READ - BLOCKFILE_TAIL
-        && *small != NULL)
-    {
+    if (near && *small != NULL) {
         rc = plinth_dn_blob_open_small(h->store, it->id, &b, *small,
                                        PLINTH_DN_SMALL_READ, &flen);
     } else {

@@ -145,7 +145,8 @@ static plinth_dn_rc plinth_dn_put_link(plinth_dn_put *p, plinth_dn_blob *b);
 static plinth_dn_rc plinth_dn_put_existing(plinth_dn_put *p,
     plinth_dn_blob *b);
 static uint64_t plinth_dn_file_size(int fd);
-static int plinth_dn_blob_fd(plinth_dn_store *s, const char *id);
+static plinth_dn_rc plinth_dn_blob_fd(plinth_dn_store *s, const char *id,
+    plinth_dn_blob *b);
 static plinth_dn_rc plinth_dn_blob_meta(plinth_dn_blob *b);
 static int plinth_dn_walk_level(plinth_dn_walk_ctx *w, char *path,
     int depth, int on_path);
@@ -560,10 +561,11 @@ plinth_dn_put_abort(plinth_dn_put *p)
 plinth_dn_rc
 plinth_dn_blob_open(plinth_dn_store *s, const char *id, plinth_dn_blob *b)
 {
-    b->meta.block_xxh3 = NULL;
-    b->fd = plinth_dn_blob_fd(s, id);
-    if (b->fd < 0) {
-        return errno == ENOENT ? PLINTH_DN_NOT_FOUND : PLINTH_DN_EIO;
+    plinth_dn_rc  rc;
+
+    rc = plinth_dn_blob_fd(s, id, b);
+    if (rc != PLINTH_DN_OK) {
+        return rc;
     }
 
     return plinth_dn_blob_meta(b);
@@ -585,14 +587,14 @@ plinth_dn_rc
 plinth_dn_blob_open_small(plinth_dn_store *s, const char *id,
     plinth_dn_blob *b, uint8_t *buf, size_t cap, size_t *flen)
 {
-    ssize_t  n;
+    ssize_t       n;
+    plinth_dn_rc  rc;
 
     *flen = 0;
-    b->meta.block_xxh3 = NULL;
     b->mtime = 0;
-    b->fd = plinth_dn_blob_fd(s, id);
-    if (b->fd < 0) {
-        return errno == ENOENT ? PLINTH_DN_NOT_FOUND : PLINTH_DN_EIO;
+    rc = plinth_dn_blob_fd(s, id, b);
+    if (rc != PLINTH_DN_OK) {
+        return rc;
     }
 
     do {
@@ -612,14 +614,21 @@ plinth_dn_blob_open_small(plinth_dn_store *s, const char *id,
 }
 
 
-/* Blob id's file under objects/, opened for reading; -1 and errno. */
-static int
-plinth_dn_blob_fd(plinth_dn_store *s, const char *id)
+/* Open blob id's file under objects/ for reading into b->fd (no footer
+ * yet): PLINTH_DN_OK, PLINTH_DN_NOT_FOUND or PLINTH_DN_EIO. */
+static plinth_dn_rc
+plinth_dn_blob_fd(plinth_dn_store *s, const char *id, plinth_dn_blob *b)
 {
     char  name[3 + 3 + PLINTH_DN_ID_LEN + 1];
 
+    b->meta.block_xxh3 = NULL;
     snprintf(name, sizeof(name), PLINTH_DN_BLOB_NAME, id, id + 2, id);
-    return openat(s->objects_fd, name, O_RDONLY | O_CLOEXEC);
+    b->fd = openat(s->objects_fd, name, O_RDONLY | O_CLOEXEC);
+    if (b->fd < 0) {
+        return errno == ENOENT ? PLINTH_DN_NOT_FOUND : PLINTH_DN_EIO;
+    }
+
+    return PLINTH_DN_OK;
 }
 
 
