@@ -26,13 +26,13 @@ counts="$build/test-counts.txt"
 summarize() {
     awk -v counts="$counts" '
         function verdict(line) {
-            printf "%s %s (%d tests%s)\n", file, line, n,
+            printf "%-28s %s (%d tests%s)\n", file, line, n,
                 skipped ? ", " skipped " skipped" : ""
             printf "%s %d %d\n", file, n, skipped > counts
             fflush(); infile = 0
         }
-        /^t\/.*\.t \.\. *$/ { file = $1; n = 0; skipped = 0; infile = 1; next }
-        /^t\/.*\.t \.\. skipped:/ { printf "%s 0 0\n", $1 > counts }
+        /^t\/.*\.t \.+ *$/ { file = $1; n = 0; skipped = 0; infile = 1; next }
+        /^t\/.*\.t \.+ skipped:/ { printf "%s 0 0\n", $1 > counts }
         infile && /^(not )?ok [0-9]+/ {
             n++
             if ($0 ~ /# (skip|SKIP)/) skipped++
