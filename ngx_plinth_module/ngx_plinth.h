@@ -60,6 +60,7 @@ typedef struct {
     ngx_uint_t                    w;
     off_t                         max_object_size;
     ngx_msec_t                    straggler_timeout;
+    ngx_msec_t                    put_linger;    /* wait for all RF after W */
     ngx_int_t                     batch_window;  /* entries read at once */
     size_t                        stripe_size;   /* striped GET; 0: off */
     ngx_int_t                     stripe_window; /* stripes read at once */
@@ -323,6 +324,7 @@ struct ngx_http_plinth_ctx_s {
     ngx_uint_t                    nlate;      /* acknowledged after commit */
     unsigned                      committed:1;
     unsigned                      put_open:1; /* commit not sent yet */
+    unsigned                      lingered:1; /* plinth_put_linger is over */
     /* other versions' late replicas carried by this PUT's commit */
     void                         *late_carried;
     ngx_uint_t                    nlate_carried;

@@ -46,6 +46,9 @@ static void ngx_http_plinth_stragglers_timer(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx, ngx_msec_t timeout);
 static void ngx_http_plinth_stragglers_expire(ngx_event_t *ev);
 static void ngx_http_plinth_stragglers_cleanup(void *data);
+static void ngx_http_plinth_linger_timer(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_msec_t timeout);
+static void ngx_http_plinth_linger_expire(ngx_event_t *ev);
 static ngx_http_request_t *ngx_http_plinth_blob_subrequest(
     ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     ngx_http_plinth_sr_ctx_t *sctx, ngx_http_post_subrequest_pt handler,
@@ -279,10 +282,21 @@ ngx_http_plinth_put_sr_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 }
 
 
-/* Also runs on unrelated write events: decides at most once. */
+/*
+ * Also runs on unrelated write events: decides at most once. W
+ * acknowledgements decide the write, but while the other replicas are
+ * still writing it lingers up to plinth_put_linger for them, so that the
+ * commit records every copy made: a copy acknowledged after the commit
+ * costs PostgreSQL an update of the committed row (a late replica, see
+ * ngx_plinth_s3_object.c), about a third of what the commit itself costs.
+ * The client waits for those writes anyway before its next request on the
+ * connection (see plinth_straggler_timeout); a failed or slow replica
+ * bounds the wait at the linger, and plinth_put_linger 0 answers after W.
+ */
 static void
 ngx_http_plinth_put_wev(ngx_http_request_t *r)
 {
+    ngx_uint_t                    all;
     ngx_http_plinth_ctx_t        *ctx;
     ngx_http_plinth_main_conf_t  *pmcf;
 
@@ -295,18 +309,76 @@ ngx_http_plinth_put_wev(ngx_http_request_t *r)
         return;
     }
 
-    if (ctx->acked >= pmcf->w || ctx->failed > ctx->ntargets - pmcf->w
-        || ctx->acked + ctx->failed == ctx->ntargets)
-    {
-        ctx->state = NGX_PLINTH_PUT_DECIDED;
-        r->write_event_handler = ngx_http_request_empty_handler;
+    all = (ctx->acked + ctx->failed == ctx->ntargets);
 
-        if (ctx->acked + ctx->failed < ctx->ntargets) {
-            ngx_http_plinth_stragglers_timer(r, ctx, pmcf->straggler_timeout);
+    if (!all && ctx->failed <= ctx->ntargets - pmcf->w) {
+
+        if (ctx->acked < pmcf->w) {
+            return;
         }
 
-        ctx->fanout_done(r);
+        if (!ctx->lingered && pmcf->put_linger) {
+            if (!ctx->straggler_ev.timer_set) {
+                ngx_http_plinth_linger_timer(r, ctx, pmcf->put_linger);
+            }
+            return;
+        }
     }
+
+    ctx->state = NGX_PLINTH_PUT_DECIDED;
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    if (ctx->straggler_ev.timer_set) {
+        ngx_del_timer(&ctx->straggler_ev);      /* the linger's */
+    }
+
+    if (!all) {
+        ngx_http_plinth_stragglers_timer(r, ctx, pmcf->straggler_timeout);
+    }
+
+    ctx->fanout_done(r);
+}
+
+
+/* The linger runs on the event the stragglers' timer uses after it. */
+static void
+ngx_http_plinth_linger_timer(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_msec_t timeout)
+{
+    ngx_http_cleanup_t  *cln;
+
+    cln = ngx_http_cleanup_add(r, 0);
+    if (cln == NULL) {
+        ctx->lingered = 1;
+        ngx_http_plinth_put_wev(r);
+        return;
+    }
+
+    cln->handler = ngx_http_plinth_stragglers_cleanup;
+    cln->data = ctx;
+
+    ctx->straggler_ev.handler = ngx_http_plinth_linger_expire;
+    ctx->straggler_ev.data = r;
+    ctx->straggler_ev.log = r->connection->log;
+
+    ngx_add_timer(&ctx->straggler_ev, timeout);
+}
+
+
+static void
+ngx_http_plinth_linger_expire(ngx_event_t *ev)
+{
+    ngx_connection_t       *c;
+    ngx_http_request_t     *r;
+    ngx_http_plinth_ctx_t  *ctx;
+
+    r = ev->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_plinth_module);
+
+    ctx->lingered = 1;
+    ngx_http_plinth_put_wev(r);
+    ngx_http_run_posted_requests(c);
 }
 
 

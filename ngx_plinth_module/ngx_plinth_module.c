@@ -187,6 +187,13 @@ static ngx_command_t  ngx_http_plinth_commands[] = {
       offsetof(ngx_http_plinth_main_conf_t, straggler_timeout),
       NULL },
 
+    { ngx_string("plinth_put_linger"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, put_linger),
+      NULL },
+
     { ngx_string("plinth_batch_window"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -565,6 +572,7 @@ ngx_http_plinth_create_main_conf(ngx_conf_t *cf)
     pmcf->w = NGX_CONF_UNSET_UINT;
     pmcf->max_object_size = NGX_CONF_UNSET;
     pmcf->straggler_timeout = NGX_CONF_UNSET_MSEC;
+    pmcf->put_linger = NGX_CONF_UNSET_MSEC;
     pmcf->batch_window = NGX_CONF_UNSET;
     pmcf->stripe_size = NGX_CONF_UNSET_SIZE;
     pmcf->stripe_window = NGX_CONF_UNSET;
@@ -592,6 +600,7 @@ ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(pmcf->pg.queue_timeout, 5000);
     ngx_conf_init_msec_value(pmcf->pg.query_timeout, 10000);
     ngx_conf_init_msec_value(pmcf->straggler_timeout, 1000);
+    ngx_conf_init_msec_value(pmcf->put_linger, 10);
     ngx_conf_init_value(pmcf->batch_window, 8);
     ngx_conf_init_size_value(pmcf->batch_multi_max, 64 * 1024);
 

@@ -15,8 +15,10 @@
 
 
 /*
- * Late replicas. A replica acknowledged after the W-th (a straggler, about
- * a third of small PUTs) is recorded after the commit. Rather than one
+ * Late replicas. A replica acknowledged after the commit was sent (a
+ * straggler: before plinth_put_linger, 10 ms by default, about a third of
+ * small PUTs; now the replica of a failing or slow node) is recorded after
+ * the commit. Rather than one
  * transaction each, this worker gathers them (version, node) and they ride
  * on the next PUT commit it sends (plinth_put_commit's last two arguments,
  * sql/023), which applies them in its transaction without waiting for a

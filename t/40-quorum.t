@@ -270,3 +270,54 @@ my $took = time - $::t0;
 ok($took < 8, sprintf("three PUTs on one connection with a hung node took %.1f s", $took));
 --- teardown
 kill 'CONT', $::hung;
+
+
+
+=== TEST 16: plinth_put_linger: with every node up the commit records all three copies, without waiting out the linger
+--- setup
+$cluster->reload_nginx(http_extra => 'plinth_stripe_size 0; plinth_put_linger 2s;');
+--- request eval
+"PUT /qbk/linger0\n" . ("l" x 3000)
+--- error_code: 200
+--- check
+for my $i (1 .. 5) {
+    my $t0 = time;
+    my $r = s3_request(PUT => "/qbk/linger$i", body => "l$i" x 2000);
+    my $took = time - $t0;
+    my ($blob, $nodes) = placement('qbk', "linger$i");   # at once, no retry
+    is($r->{status}, 200, "linger$i: 200");
+    is(scalar(@$nodes), 3, "linger$i: the commit itself lists three replicas");
+    ok($took < 1.9, sprintf("linger$i: answered in %.3f s, before the 2 s linger", $took));
+}
+
+
+
+=== TEST 17: plinth_put_linger: a hung node holds a PUT's answer for the linger only, then W=2 commits
+--- setup
+$cluster->reload_nginx(http_extra => 'plinth_stripe_size 0; plinth_put_linger 2s;');
+$::hung = $cluster->pid_of('node2');
+kill 'STOP', $::hung or die "SIGSTOP: $!";
+$::t0 = time;
+--- request eval
+"PUT /qbk/linger-hung\n" . ("h" x 5000)
+--- error_code: 200
+--- timeout: 20
+--- check
+my $took = time - $::t0;
+ok($took >= 1.9, sprintf("the answer waited for the linger (%.2f s)", $took));
+ok($took < 8, sprintf("and no longer than the linger and the straggler timeout (%.2f s)", $took));
+my ($blob, $nodes) = placement('qbk', 'linger-hung');
+is(scalar(@$nodes), 2, 'two replicas recorded');
+ok(!grep({ $_ == 2 } @$nodes), 'the hung node is not in the placement');
+kill 'CONT', $::hung;
+$cluster->reload_nginx(http_extra => 'plinth_stripe_size 0; plinth_put_linger 0;');
+$::t0 = time;
+kill 'STOP', $::hung;
+my $r = s3_request(PUT => '/qbk/linger-hung0', body => 'z' x 5000);
+my $fast = time - $::t0;
+kill 'CONT', $::hung;
+is($r->{status}, 200, 'plinth_put_linger 0: 200 with the node hung');
+ok($fast < 1.9, sprintf("plinth_put_linger 0: answered after W, in %.3f s", $fast));
+--- teardown
+kill 'CONT', $::hung;
+$cluster->reload_nginx(http_extra => 'plinth_stripe_size 0;');

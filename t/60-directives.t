@@ -928,3 +928,11 @@ plinth_usage_entries 15;
 location /other/ { plinth_usage_entries 100; }
 --- nginx_t_fails
 \[emerg\].*"plinth_usage_entries" directive is not allowed here in \S+:\d+
+
+
+
+=== TEST 58: plinth_put_linger with a bad value
+--- http_config
+plinth_put_linger later;
+--- nginx_t_fails
+\[emerg\].*"plinth_put_linger" directive invalid value in \S+:\d+
