@@ -42,12 +42,11 @@ static void ngx_http_plinth_put_replace(ngx_http_request_t *r,
 static ngx_int_t ngx_http_plinth_put_sr_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
 static void ngx_http_plinth_put_wev(ngx_http_request_t *r);
-static void ngx_http_plinth_stragglers_timer(ngx_http_request_t *r,
-    ngx_http_plinth_ctx_t *ctx, ngx_msec_t timeout);
+static ngx_int_t ngx_http_plinth_put_timer(ngx_http_request_t *r,
+    ngx_http_plinth_ctx_t *ctx, ngx_event_handler_pt handler,
+    ngx_msec_t timeout);
 static void ngx_http_plinth_stragglers_expire(ngx_event_t *ev);
-static void ngx_http_plinth_stragglers_cleanup(void *data);
-static void ngx_http_plinth_linger_timer(ngx_http_request_t *r,
-    ngx_http_plinth_ctx_t *ctx, ngx_msec_t timeout);
+static void ngx_http_plinth_put_timer_cleanup(void *data);
 static void ngx_http_plinth_linger_expire(ngx_event_t *ev);
 static ngx_http_request_t *ngx_http_plinth_blob_subrequest(
     ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
@@ -318,10 +317,18 @@ ngx_http_plinth_put_wev(ngx_http_request_t *r)
         }
 
         if (!ctx->lingered && pmcf->put_linger) {
-            if (!ctx->straggler_ev.timer_set) {
-                ngx_http_plinth_linger_timer(r, ctx, pmcf->put_linger);
+            if (ctx->straggler_ev.timer_set) {
+                return;
             }
-            return;
+
+            if (ngx_http_plinth_put_timer(r, ctx,
+                                          ngx_http_plinth_linger_expire,
+                                          pmcf->put_linger)
+                == NGX_OK)
+            {
+                return;
+            }
+            /* no timer: decided now, as without the linger */
         }
     }
 
@@ -333,35 +340,12 @@ ngx_http_plinth_put_wev(ngx_http_request_t *r)
     }
 
     if (!all) {
-        ngx_http_plinth_stragglers_timer(r, ctx, pmcf->straggler_timeout);
+        (void) ngx_http_plinth_put_timer(r, ctx,
+                                         ngx_http_plinth_stragglers_expire,
+                                         pmcf->straggler_timeout);
     }
 
     ctx->fanout_done(r);
-}
-
-
-/* The linger runs on the event the stragglers' timer uses after it. */
-static void
-ngx_http_plinth_linger_timer(ngx_http_request_t *r,
-    ngx_http_plinth_ctx_t *ctx, ngx_msec_t timeout)
-{
-    ngx_http_cleanup_t  *cln;
-
-    cln = ngx_http_cleanup_add(r, 0);
-    if (cln == NULL) {
-        ctx->lingered = 1;
-        ngx_http_plinth_put_wev(r);
-        return;
-    }
-
-    cln->handler = ngx_http_plinth_stragglers_cleanup;
-    cln->data = ctx;
-
-    ctx->straggler_ev.handler = ngx_http_plinth_linger_expire;
-    ctx->straggler_ev.data = r;
-    ctx->straggler_ev.log = r->connection->log;
-
-    ngx_add_timer(&ctx->straggler_ev, timeout);
 }
 
 
@@ -383,35 +367,42 @@ ngx_http_plinth_linger_expire(ngx_event_t *ev)
 
 
 /*
- * Replica writes still running when the write is decided hold the client's
- * connection (the next request on it waits for them). They get
- * plinth_straggler_timeout to finish; then they are cancelled, and the
- * copy they were making is left for repair.
+ * One timer per write, on ctx->straggler_ev: first the linger (before the
+ * decision), then the stragglers' (after it). Replica writes still running
+ * when the write is decided hold the client's connection (the next request
+ * on it waits for them). They get plinth_straggler_timeout to finish; then
+ * they are cancelled, and the copy they were making is left for repair.
+ * The request's cleanup that removes the timer is added once, on first
+ * use (the event's data is set then). NGX_ERROR: no timer (no memory).
  */
-static void
-ngx_http_plinth_stragglers_timer(ngx_http_request_t *r,
-    ngx_http_plinth_ctx_t *ctx, ngx_msec_t timeout)
+static ngx_int_t
+ngx_http_plinth_put_timer(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
+    ngx_event_handler_pt handler, ngx_msec_t timeout)
 {
     ngx_http_cleanup_t  *cln;
 
-    cln = ngx_http_cleanup_add(r, 0);
-    if (cln == NULL) {
-        return;
+    if (ctx->straggler_ev.data == NULL) {
+        cln = ngx_http_cleanup_add(r, 0);
+        if (cln == NULL) {
+            return NGX_ERROR;
+        }
+
+        cln->handler = ngx_http_plinth_put_timer_cleanup;
+        cln->data = ctx;
+
+        ctx->straggler_ev.data = r;
+        ctx->straggler_ev.log = r->connection->log;
     }
 
-    cln->handler = ngx_http_plinth_stragglers_cleanup;
-    cln->data = ctx;
-
-    ctx->straggler_ev.handler = ngx_http_plinth_stragglers_expire;
-    ctx->straggler_ev.data = r;
-    ctx->straggler_ev.log = r->connection->log;
-
+    ctx->straggler_ev.handler = handler;
     ngx_add_timer(&ctx->straggler_ev, timeout);
+
+    return NGX_OK;
 }
 
 
 static void
-ngx_http_plinth_stragglers_cleanup(void *data)
+ngx_http_plinth_put_timer_cleanup(void *data)
 {
     ngx_http_plinth_ctx_t *ctx = data;
 
