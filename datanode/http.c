@@ -1872,7 +1872,8 @@ plinth_dn_multi_body(plinth_dn_req *r, const char *data, size_t len)
 }
 
 
-/* One frame's header at out: u32 LE length, then the MultiReadEntry. */
+/* One frame's header at out: u32 LE length, then the MultiReadEntry.
+ * With out NULL, only its length. */
 static size_t
 plinth_dn_multi_frame(uint8_t *out, uint32_t index, const char *code,
     uint64_t length, uint64_t size)
@@ -1884,6 +1885,9 @@ plinth_dn_multi_frame(uint8_t *out, uint32_t index, const char *code,
     e.code = (char *) code;
     e.length = length;
     e.size = size;
+    if (out == NULL) {
+        return 4 + protobuf_c_message_get_packed_size(&e.base);
+    }
     n = protobuf_c_message_pack(&e.base, out + 4);
     out[0] = (uint8_t) n;
     out[1] = (uint8_t) (n >> 8);
@@ -1897,40 +1901,54 @@ plinth_dn_multi_frame(uint8_t *out, uint32_t index, const char *code,
  * Item index's frame at out (its header, then bytes [offset, offset +
  * length) of its blob, every block they touch checked against its XXH3
  * first), or, when it cannot be served, a frame of its code and no data.
- * Returns the frame's length. An item whose bytes end within the first
- * PLINTH_DN_SMALL_READ bytes of its blob (a small object, the usual batch
- * entry) is read with one pread of the whole file into *small
- * (plinth_dn_blob_open_small) and copied from there; otherwise a block
- * the range covers whole is read straight into its place in the frame (no
- * copy through *blk). A failed item's bytes are left behind its error
- * frame and never sent.
+ * Returns the frame's length and adds the bytes served to *sent. An item
+ * whose bytes end within the first PLINTH_DN_SMALL_READ bytes of its blob
+ * (a small object, the usual batch entry) is read with one pread of the
+ * whole file (plinth_dn_blob_open_small). From its first byte (a whole
+ * small object), the file is read straight into the frame, where its
+ * data is checked in place: out has PLINTH_DN_SMALL_READ bytes to spare
+ * past the frames for the footer read behind it, which the next frame
+ * overwrites. Otherwise it is read into *small and the range copied from
+ * there. A larger item's blocks the range covers whole are read straight
+ * into their place in the frame (no copy through *blk). A failed item's
+ * bytes are left behind its error frame and never sent.
  */
 static size_t
 plinth_dn_multi_item(plinth_dn_http *h, plinth_dn_req *r, uint32_t index,
     const Plinth__MultiReadItem *it, uint8_t *out, uint8_t **blk,
-    size_t *blk_size, uint8_t **small)
+    size_t *blk_size, uint8_t **small, uint64_t *sent)
 {
     plinth_dn_blob   b;
     plinth_dn_rc     rc;
     const char      *code;
-    const uint8_t   *src;
+    const uint8_t   *src, *file;
     uint32_t         bs;
     uint64_t         idx, first, last, from, to, bstart, size, n;
-    size_t           hl, blen, flen;
+    size_t           hl, guess, blen, flen;
     uint8_t         *data, *dst, *nb;
-    int              brc, whole, near;
+    int              brc, whole, near, direct;
 
     size = 0;
     flen = 0;
+    guess = 0;
+    file = NULL;
     near = it->offset + it->length <= PLINTH_DN_SMALL_READ - BLOCKFILE_TAIL;
+    direct = near && it->offset == 0;
 
-    if (near && *small == NULL) {
+    if (near && !direct && *small == NULL) {
         *small = malloc(PLINTH_DN_SMALL_READ);   /* NULL: read as others */
     }
 
-    if (near && *small != NULL) {
+    if (direct) {
+        /* where the data goes if the blob is the range's length */
+        guess = plinth_dn_multi_frame(NULL, index, "", it->length,
+                                      it->length);
+        rc = plinth_dn_blob_open_small(h->store, it->id, &b, out + guess,
+                                       PLINTH_DN_SMALL_READ, &flen);
+    } else if (near && *small != NULL) {
         rc = plinth_dn_blob_open_small(h->store, it->id, &b, *small,
                                        PLINTH_DN_SMALL_READ, &flen);
+        file = *small;
     } else {
         rc = plinth_dn_blob_open(h->store, it->id, &b);
     }
@@ -1952,8 +1970,18 @@ plinth_dn_multi_item(plinth_dn_http *h, plinth_dn_req *r, uint32_t index,
         goto failed_open;
     }
 
-    hl = plinth_dn_multi_frame(out, index, "", it->length, size);
+    hl = plinth_dn_multi_frame(NULL, index, "", it->length, size);
     data = out + hl;
+
+    if (direct && flen) {
+        if (hl != guess) {
+            /* a longer blob than the range: its varint is longer */
+            memmove(data, out + guess, (size_t) size);
+        }
+        file = data;    /* offset 0: the file's bytes are the frame's */
+    }
+
+    (void) plinth_dn_multi_frame(out, index, "", it->length, size);
     bs = b.meta.t.block_size;
     first = it->offset / bs;
     last = (it->offset + it->length - 1) / bs;
@@ -1970,7 +1998,7 @@ plinth_dn_multi_item(plinth_dn_http *h, plinth_dn_req *r, uint32_t index,
         whole = (from == 0 && to == n);
 
         if (flen) {
-            brc = blockfile_block_mem(&b.meta, *small, idx, &src, &blen);
+            brc = blockfile_block_mem(&b.meta, file, idx, &src, &blen);
 
         } else {
             if (whole) {
@@ -2013,14 +2041,14 @@ plinth_dn_multi_item(plinth_dn_http *h, plinth_dn_req *r, uint32_t index,
             goto failed_open;
         }
 
-        if (flen || !whole) {
+        if (flen ? file != data : !whole) {
             memcpy(data + (bstart + from - it->offset), src + from,
                    to - from);
         }
     }
 
     plinth_dn_blob_close(&b);
-    plinth_dn_metrics_bytes_out((size_t) it->length);
+    *sent += it->length;
     return hl + (size_t) it->length;
 
 failed_open:
@@ -2047,7 +2075,7 @@ plinth_dn_multi(plinth_dn_http *h, struct MHD_Connection *c,
     Plinth__MultiReadRequest  *req;
     Plinth__MultiReadItem     *it;
     struct MHD_Response       *resp;
-    uint64_t                   total;
+    uint64_t                   total, sent;
     uint8_t                   *out, *blk, *small;
     size_t                     i, pos, blk_size, cap;
     enum MHD_Result            ret;
@@ -2093,7 +2121,10 @@ plinth_dn_multi(plinth_dn_http *h, struct MHD_Connection *c,
         total += it->length;
     }
 
-    cap = (size_t) total + req->n_items * (4 + PLINTH_DN_MULTI_HDR);
+    /* room for every frame, and behind them for a small blob's footer
+     * read straight into the frame (plinth_dn_multi_item) */
+    cap = (size_t) total + req->n_items * (4 + PLINTH_DN_MULTI_HDR)
+          + PLINTH_DN_SMALL_READ;
     out = malloc(cap);
     if (out == NULL) {
         plinth__multi_read_request__free_unpacked(req, NULL);
@@ -2104,11 +2135,15 @@ plinth_dn_multi(plinth_dn_http *h, struct MHD_Connection *c,
     blk_size = 0;
     small = NULL;
     pos = 0;
+    sent = 0;
 
     for (i = 0; i < req->n_items; i++) {
         pos += plinth_dn_multi_item(h, r, (uint32_t) i, req->items[i],
-                                    out + pos, &blk, &blk_size, &small);
+                                    out + pos, &blk, &blk_size, &small,
+                                    &sent);
     }
+
+    plinth_dn_metrics_bytes_out(sent);
 
     free(blk);
     free(small);

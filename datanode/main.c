@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -169,6 +170,7 @@ plinth_dn_run(plinth_dn_config *cf)
     plinth_dn_http      h;
     struct MHD_Daemon  *d;
     sigset_t            set;
+    struct rlimit       rl;
     char                err[1024];
     int                 rc = 1;
 
@@ -181,6 +183,14 @@ plinth_dn_run(plinth_dn_config *cf)
     {
         plinth_dn_log(PLINTH_DN_LOG_ERROR, NULL, NULL, "cannot set signals");
         return 1;
+    }
+
+    /* descriptors: a connection each, and the store keeps blob
+     * directories open (plinth_dn_dir_budget); the soft limit, often 1024,
+     * goes up to the hard one the operator set */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void) setrlimit(RLIMIT_NOFILE, &rl);
     }
 
     memset(&h, 0, sizeof(h));

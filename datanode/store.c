@@ -54,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -69,6 +70,7 @@
  * id); plinth_dn_blob_open opens it there, plinth_dn_blob_path prefixes
  * the data directory */
 #define PLINTH_DN_BLOB_NAME   "%.2s/%.2s/%s"
+#define PLINTH_DN_DIRS        65536       /* objects/ab/cd: 256 * 256 */
 
 typedef struct plinth_dn_gc_wait_s  plinth_dn_gc_wait;
 
@@ -87,6 +89,10 @@ struct plinth_dn_store_s {
     uint64_t          reserve;
     int               lock_fd;
     int               objects_fd;     /* objects/, for openat */
+    int              *dir_fd;         /* objects/ab/cd by 0xabcd: its
+                                         descriptor + 1, 0 if not open */
+    unsigned          dir_open;       /* atomic: how many are */
+    unsigned          dir_max;        /* at most this many */
     pthread_mutex_t   mutex;
     uint64_t          blob_count;     /* under mutex */
     uint64_t          blob_bytes;     /* under mutex */
@@ -144,6 +150,7 @@ static plinth_dn_rc plinth_dn_put_sync(plinth_dn_put *p, plinth_dn_blob *b);
 static plinth_dn_rc plinth_dn_put_link(plinth_dn_put *p, plinth_dn_blob *b);
 static plinth_dn_rc plinth_dn_put_existing(plinth_dn_put *p,
     plinth_dn_blob *b);
+static unsigned plinth_dn_dir_budget(void);
 static uint64_t plinth_dn_file_size(int fd);
 static plinth_dn_rc plinth_dn_blob_fd(plinth_dn_store *s, const char *id,
     plinth_dn_blob *b);
@@ -178,6 +185,8 @@ plinth_dn_store_open(const char *dir, uint32_t block_size, uint64_t capacity,
     s->reserve = reserve;
     s->lock_fd = -1;
     s->objects_fd = -1;
+    s->dir_fd = calloc(PLINTH_DN_DIRS, sizeof(int));
+    s->dir_max = plinth_dn_dir_budget();
     pthread_mutex_init(&s->mutex, NULL);
     s->group_commit = 0;
     pthread_mutex_init(&s->gc_mutex, NULL);
@@ -226,6 +235,8 @@ failed:
 void
 plinth_dn_store_close(plinth_dn_store *s)
 {
+    size_t  i;
+
     if (s == NULL) {
         return;
     }
@@ -234,6 +245,14 @@ plinth_dn_store_close(plinth_dn_store *s)
     }
     if (s->objects_fd >= 0) {
         close(s->objects_fd);
+    }
+    if (s->dir_fd) {
+        for (i = 0; i < PLINTH_DN_DIRS; i++) {
+            if (s->dir_fd[i]) {
+                close(s->dir_fd[i] - 1);
+            }
+        }
+        free(s->dir_fd);
     }
     pthread_mutex_destroy(&s->mutex);
     pthread_mutex_destroy(&s->gc_mutex);
@@ -614,16 +633,107 @@ plinth_dn_blob_open_small(plinth_dn_store *s, const char *id,
 }
 
 
+/*
+ * How many objects/ab/cd directories a store keeps open: a quarter of the
+ * descriptors the process may have (raised to its hard limit by main), at
+ * most all 65,536 of them.
+ */
+static unsigned
+plinth_dn_dir_budget(void)
+{
+    struct rlimit  rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) {
+        return 0;
+    }
+    return rl.rlim_cur / 4 < PLINTH_DN_DIRS ? (unsigned) (rl.rlim_cur / 4)
+                                            : PLINTH_DN_DIRS;
+}
+
+
+/* A hex digit's value; id is checked already (plinth_dn_id_valid). */
+static unsigned
+plinth_dn_hex4(const char *id)
+{
+    unsigned  v, i;
+    char      c;
+
+    v = 0;
+    for (i = 0; i < 4; i++) {
+        c = id[i];
+        v = v << 4 | (unsigned) (c <= '9' ? c - '0' : c - 'a' + 10);
+    }
+    return v;
+}
+
+
+/*
+ * Blob id's directory, objects/ab/cd, as a descriptor to openat the blob
+ * from: one name to look up in the kernel where the path has three (their
+ * dentry lookups and permission checks were a tenth of a batch GET's
+ * data-node time). Directories are made on a blob's first write and never
+ * removed, so one opened stays right; a store keeps up to dir_max of them
+ * open, first come. -1 when it is not kept (the caller opens by path).
+ */
+static int
+plinth_dn_dir(plinth_dn_store *s, const char *id)
+{
+    char      name[6];
+    unsigned  i;
+    int       fd, cur;
+
+    if (s->dir_fd == NULL) {
+        return -1;
+    }
+
+    i = plinth_dn_hex4(id);
+    cur = __atomic_load_n(&s->dir_fd[i], __ATOMIC_ACQUIRE);
+    if (cur) {
+        return cur - 1;
+    }
+
+    if (__atomic_load_n(&s->dir_open, __ATOMIC_RELAXED) >= s->dir_max) {
+        return -1;
+    }
+
+    memcpy(name, id, 2);
+    name[2] = '/';
+    memcpy(name + 3, id + 2, 2);
+    name[5] = '\0';
+    fd = openat(s->objects_fd, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;      /* not there yet, or no descriptor: by path */
+    }
+
+    cur = 0;
+    if (!__atomic_compare_exchange_n(&s->dir_fd[i], &cur, fd + 1, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    {
+        close(fd);      /* another thread opened it first */
+        return cur - 1;
+    }
+
+    __atomic_add_fetch(&s->dir_open, 1, __ATOMIC_RELAXED);
+    return fd;
+}
+
+
 /* Open blob id's file under objects/ for reading into b->fd (no footer
  * yet): PLINTH_DN_OK, PLINTH_DN_NOT_FOUND or PLINTH_DN_EIO. */
 static plinth_dn_rc
 plinth_dn_blob_fd(plinth_dn_store *s, const char *id, plinth_dn_blob *b)
 {
     char  name[3 + 3 + PLINTH_DN_ID_LEN + 1];
+    int   dir;
 
     b->meta.block_xxh3 = NULL;
-    snprintf(name, sizeof(name), PLINTH_DN_BLOB_NAME, id, id + 2, id);
-    b->fd = openat(s->objects_fd, name, O_RDONLY | O_CLOEXEC);
+    dir = plinth_dn_dir(s, id);
+    if (dir >= 0) {
+        b->fd = openat(dir, id, O_RDONLY | O_CLOEXEC);
+    } else {
+        snprintf(name, sizeof(name), PLINTH_DN_BLOB_NAME, id, id + 2, id);
+        b->fd = openat(s->objects_fd, name, O_RDONLY | O_CLOEXEC);
+    }
     if (b->fd < 0) {
         return errno == ENOENT ? PLINTH_DN_NOT_FOUND : PLINTH_DN_EIO;
     }

@@ -372,7 +372,12 @@ is "$(sed -n 6p "$T/mr.txt")" "5 ok 2500000 2500000 $(md5 <"$T/c")" "multi-read:
 # (and a range within the first 64 KiB of that 3 MiB blob: the node's
 # one-pread read of a small blob finds the file longer and reads it as
 # any other)
-"${MR[@]}" encode "$A:1048000:1100000" "$F:0:7000" "$B:0:5000" "$A:100:1000" >"$T/mr.mix"
+# (then ranges from a blob's first byte, which the node reads straight
+# into the answer: a prefix of a small blob, whose larger size moves the
+# data in the frame, a prefix of the large blob, too long for one pread,
+# and a whole small blob right after their frames)
+"${MR[@]}" encode "$A:1048000:1100000" "$F:0:7000" "$B:0:5000" "$A:100:1000" \
+    "$B:0:100" "$A:0:1000" "$B:0:5000" >"$T/mr.mix"
 "${CURL[@]}" -o "$T/mr.mixout" -X POST --data-binary @"$T/mr.mix" "$U/blobs/multi"
 "${MR[@]}" decode <"$T/mr.mixout" >"$T/mr.mixtxt"
 is "$(sed -n 1p "$T/mr.mixtxt")" "0 ok 1100000 3145728 $(dd if="$T/a" bs=1000 skip=1048 count=1100 status=none | md5)" \
@@ -381,6 +386,13 @@ is "$(sed -n 2p "$T/mr.mixtxt" | cut -d' ' -f1-3)" "1 corrupt 0" "multi-read: ..
 is "$(sed -n 3p "$T/mr.mixtxt")" "2 ok 5000 5000 $(md5 <"$T/small")" "multi-read: ... and the next item right after its frame"
 is "$(sed -n 4p "$T/mr.mixtxt")" "3 ok 1000 3145728 $(dd if="$T/a" bs=100 skip=1 count=10 status=none | md5)" \
    "multi-read: a range near the start of a large blob, right bytes"
+is "$(sed -n 5p "$T/mr.mixtxt")" "4 ok 100 5000 $(head -c 100 "$T/small" | md5)" \
+   "multi-read: a small blob's first 100 bytes, right bytes"
+is "$(sed -n 6p "$T/mr.mixtxt")" "5 ok 1000 3145728 $(head -c 1000 "$T/a" | md5)" \
+   "multi-read: a large blob's first 1000 bytes, right bytes"
+is "$(sed -n 7p "$T/mr.mixtxt")" "6 ok 5000 5000 $(md5 <"$T/small")" \
+   "multi-read: ... and a whole small blob after them"
+is "$(wc -l <"$T/mr.mixtxt")" 7 "multi-read: seven frames, nothing behind them"
 printf 'not a protobuf \377\377\377' >"$T/mr.bad"
 "${CURL[@]}" -D "$T/h" -o /dev/null -X POST --data-binary @"$T/mr.bad" "$U/blobs/multi"
 is "$(grep -c ' 400 ' "$T/h")/$(header X-Plinth-Error "$T/h")" 1/bad_request "multi-read: malformed body -> 400 bad_request"
@@ -509,6 +521,10 @@ ok "$([ ! -e "$(path_of "$D" "$C")" ] && echo 1)" "DELETE removed the file"
 J=$("${CURL[@]}" -H 'Accept: application/json' "$U/health")
 ok "$(echo "$J" | grep -q '"blob_count":4,' && echo 1)" "health counts 4 blobs after puts and delete"
 
+# reads open a blob relative to its directory, which stays open
+ok "$([ "$(find "/proc/$P1/fd" -mindepth 1 -lname "$D/objects/??/??" | wc -l)" -ge 3 ] && echo 1)" \
+   "the blobs read keep their objects/ab/cd directories open"
+
 # ---------------------------------------------------------------- restart
 stop_node "$P1"
 is "$STOP_RC" 0 "SIGTERM -> exit 0"
@@ -523,6 +539,41 @@ stop_node "$P1"
 is "$STOP_RC" 0 "stopped again"
 bad=$(grep -cv '^{"ts":"[0-9T:.-]*Z","level":"[a-z]*","node":7,"msg":' "$T/d1.log")
 is "$bad" 0 "every log line is a JSON object with ts, level, node, msg"
+
+# ---------------------------------------------------------------- blob dirs
+# reads open a blob relative to its objects/ab/cd directory, kept open: at
+# most a quarter of the descriptors the node may have; past that, by path
+printf '#!/bin/sh\nulimit -n 64\nexec "%s" "$@"\n' "$(readlink -f "$BIN")" >"$T/lowfd.sh"
+chmod +x "$T/lowfd.sh"
+REALBIN=$BIN
+BIN=$T/lowfd.sh
+if start_fresh d5 "$T/d5"; then
+    P5=$NODE_PID
+    U5=$NODE_URL
+    ids=()
+    for i in $(seq 1 40); do
+        id=$(printf '%04x%028d' $((i * 1531)) 0)
+        printf 'blob %s %0100d' "$id" "$i" >"$T/b5"
+        status -X PUT --data-binary @"$T/b5" "$U5/blobs/$id" >/dev/null
+        ids+=("$id")
+    done
+    good=0
+    for i in $(seq 1 40); do
+        id=${ids[$((i - 1))]}
+        [ "$("${CURL[@]}" "$U5/blobs/$id")" = "$(printf 'blob %s %0100d' "$id" "$i")" ] && good=$((good + 1))
+    done
+    is "$good" 40 "64 descriptors: 40 blobs in 40 directories each read back right"
+    is "$(find "/proc/$P5/fd" -mindepth 1 -lname "$T/d5/objects/??/??" | wc -l)" 16 \
+       "... through 16 directories kept open (a quarter of 64), the rest by path"
+    "${MR[@]}" encode $(for id in "${ids[@]}"; do echo "$id:0:10"; done) >"$T/mr5.in"
+    "${CURL[@]}" -o "$T/mr5.out" -X POST --data-binary @"$T/mr5.in" "$U5/blobs/multi"
+    is "$("${MR[@]}" decode <"$T/mr5.out" | grep -c ' ok 10 ')" 40 "... and a multi-read of all 40 serves each"
+    stop_node "$P5"
+    is "$STOP_RC" 0 "low-descriptor node stopped"
+else
+    ok 0 "low-descriptor node started"; ok 0 "-"; ok 0 "-"; ok 0 "-"
+fi
+BIN=$REALBIN
 
 # ---------------------------------------------------------------- full disk
 if mkdir -p "$T/small-fs" && mount -t tmpfs -o size=2m tmpfs "$T/small-fs" 2>/dev/null; then
