@@ -66,6 +66,12 @@
 #define NGX_PLINTH_BATCH_ROUND_BYTES  (2 * 1024 * 1024)
 /* frame overhead per item in an answer: length prefix and header */
 #define NGX_PLINTH_BATCH_FRAME_MAX    (4 + 64)
+/* the pump's output of entries from multi-reads, in runs of this many
+ * bytes at most (ngx_http_plinth_batch_pump) */
+#define NGX_PLINTH_BATCH_RUN          (256 * 1024)
+/* a multi-read's upstream buffer holds its answer's header and then the
+ * whole answer (ngx_http_plinth_batch_multi_body) */
+#define NGX_PLINTH_BATCH_HEADER_ROOM  2048
 
 
 typedef struct ngx_http_plinth_batch_s        ngx_http_plinth_batch_t;
@@ -114,10 +120,11 @@ struct ngx_http_plinth_batch_group_s {
     u_char                       *buf;        /* the answer */
     size_t                        len;
     size_t                        cap;
-    u_char                       *proxy_buf;
+    u_char                       *proxy_buf;  /* its upstream buffer */
     ngx_uint_t                    status;
     unsigned                      failed:1;
     unsigned                      done:1;
+    unsigned                      direct:1;   /* buf is in proxy_buf */
 };
 
 
@@ -174,6 +181,8 @@ static void ngx_http_plinth_batch_free(ngx_http_request_t *r,
     ngx_http_plinth_batch_t *b);
 static ngx_uint_t ngx_http_plinth_batch_small(ngx_http_plinth_batch_t *b,
     ngx_http_plinth_batch_entry_t *e);
+static ngx_int_t ngx_http_plinth_batch_run(ngx_http_request_t *r,
+    ngx_chain_t **run);
 static ngx_int_t ngx_http_plinth_batch_round(ngx_http_request_t *r,
     ngx_http_plinth_ctx_t *ctx, ngx_http_plinth_batch_t *b);
 static ngx_int_t ngx_http_plinth_batch_multi(ngx_http_request_t *r,
@@ -1065,18 +1074,32 @@ again:
 }
 
 
+/*
+ * The pump: the entries from b->next on, in order, while the window has
+ * room. The entries whose bytes are in multi-read answers go to the
+ * output in runs of up to NGX_PLINTH_BATCH_RUN bytes: one writev for
+ * many, where one an entry was a system call and a wake-up of the client
+ * per 10 KiB sample. A run goes out before anything else does (a
+ * reader's bytes follow the main request's output in order) and whenever
+ * the pump stops (ngx_http_plinth_batch_run).
+ */
 static ngx_int_t
 ngx_http_plinth_batch_pump(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     ngx_http_plinth_batch_t *b)
 {
     off_t                           pad, content;
-    ngx_chain_t                    *cl;
+    size_t                          size;
+    ngx_chain_t                    *cl, *run, **last;
     ngx_http_plinth_batch_entry_t  *e, *prev;
+
+    run = NULL;
+    last = &run;
+    size = 0;
 
     while (b->next < b->n && b->next - b->head < b->window) {
         if (b->pending) {
             /* a round of multi-reads in flight: its end wakes us */
-            return NGX_OK;
+            return ngx_http_plinth_batch_run(r, &run);
         }
 
         e = &b->entries[b->next];
@@ -1090,13 +1113,13 @@ ngx_http_plinth_batch_pump(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
                 ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                                "plinth batch: %uz bytes of multi-read "
                                "answers not sent yet, waiting", b->held);
-                return NGX_OK;
+                return ngx_http_plinth_batch_run(r, &run);
             }
             if (ngx_http_plinth_batch_round(r, ctx, b) != NGX_OK) {
                 return NGX_ERROR;
             }
             if (b->pending) {
-                return NGX_OK;
+                return ngx_http_plinth_batch_run(r, &run);
             }
         }
 
@@ -1133,10 +1156,29 @@ ngx_http_plinth_batch_pump(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
             dl->next = NULL;
             cl->next = dl;
             e->mbuf = db;
-        }
 
-        if (ngx_http_output_filter(r, cl) == NGX_ERROR) {
-            return NGX_ERROR;
+            /* onto the run, which goes out when full */
+            *last = cl;
+            last = &dl->next;
+            size += NGX_PLINTH_TAR_BLOCK + (e->end - e->start);
+
+            if (size >= NGX_PLINTH_BATCH_RUN) {
+                if (ngx_http_plinth_batch_run(r, &run) != NGX_OK) {
+                    return NGX_ERROR;
+                }
+                last = &run;
+                size = 0;
+            }
+
+        } else {
+            /* what is before it first, then its header */
+            if (ngx_http_plinth_batch_run(r, &run) != NGX_OK
+                || ngx_http_output_filter(r, cl) == NGX_ERROR)
+            {
+                return NGX_ERROR;
+            }
+            last = &run;
+            size = 0;
         }
 
         b->next++;
@@ -1165,6 +1207,23 @@ ngx_http_plinth_batch_pump(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
         if (ngx_http_plinth_batch_start(r, ctx, e) != NGX_OK) {
             return NGX_ERROR;
         }
+    }
+
+    return ngx_http_plinth_batch_run(r, &run);
+}
+
+
+/* A run of the pump's output, if any, to the client. */
+static ngx_int_t
+ngx_http_plinth_batch_run(ngx_http_request_t *r, ngx_chain_t **run)
+{
+    ngx_chain_t  *cl;
+
+    cl = *run;
+    *run = NULL;
+
+    if (cl && ngx_http_output_filter(r, cl) == NGX_ERROR) {
+        return NGX_ERROR;
     }
 
     return NGX_OK;
@@ -1314,11 +1373,14 @@ ngx_http_plinth_batch_free(ngx_http_request_t *r, ngx_http_plinth_batch_t *b)
             break;
         }
 
-        if (g->buf) {
+        if (g->buf && !g->direct) {
             ngx_pfree(r->pool, g->buf);
-            b->held -= g->cap;
-            g->buf = NULL;
         }
+        if (g->cap) {
+            b->held -= g->cap;      /* counted from its header on */
+            g->cap = 0;
+        }
+        g->buf = NULL;
         if (g->proxy_buf) {
             ngx_pfree(r->pool, g->proxy_buf);
             g->proxy_buf = NULL;
@@ -1567,6 +1629,8 @@ ngx_http_plinth_batch_multi(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     sctx->nodes[0] = g->node;
     sctx->nnodes = 1;
     sctx->multi = g;
+    sctx->bufsize = NGX_PLINTH_BATCH_HEADER_ROOM + g->bytes
+                    + g->n * NGX_PLINTH_BATCH_FRAME_MAX;
 
     ps->handler = ngx_http_plinth_batch_multi_done;
     ps->data = g;
@@ -1615,12 +1679,6 @@ ngx_http_plinth_batch_multi_header(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    g->buf = ngx_palloc(g->r->pool, (size_t) len);
-    if (g->buf == NULL) {
-        g->failed = 1;
-        return NGX_OK;
-    }
-
     g->cap = (size_t) len;
     g->b->held += g->cap;
 
@@ -1628,25 +1686,65 @@ ngx_http_plinth_batch_multi_header(ngx_http_request_t *r,
 }
 
 
-/* Its bytes go to the group's buffer, never to the client. */
+/*
+ * Its bytes stay in the group's buffer, never go to the client. The
+ * upstream buffer (sctx->bufsize) has room for the answer's header and
+ * the whole answer after it, and the answer is read into it without a
+ * copy: nginx's unbuffered proxy reads each part behind the last
+ * (u->buffer.last) and, once every part is passed on, starts over at
+ * u->buffer.start; moving that start to the end of the bytes kept makes
+ * the next part land behind them. The first bytes decide: when they are
+ * not in the upstream buffer with room behind them for the rest, the
+ * answer is copied into a buffer of its own as it comes.
+ */
 ngx_int_t
 ngx_http_plinth_batch_multi_body(ngx_http_request_t *r,
     ngx_http_plinth_sr_ctx_t *sctx, ngx_chain_t *in)
 {
     size_t                          size;
+    ngx_buf_t                      *ub;
     ngx_chain_t                    *cl;
     ngx_http_plinth_batch_group_t  *g = sctx->multi;
+
+    ub = r->upstream ? &r->upstream->buffer : NULL;
 
     for (cl = in; cl; cl = cl->next) {
         if (ngx_buf_in_memory(cl->buf)) {
             size = cl->buf->last - cl->buf->pos;
 
-            if (!g->failed && g->buf && size <= g->cap - g->len) {
+            if (!g->failed && g->buf == NULL && size) {
+                if (ub && ub->start && cl->buf->pos >= ub->start
+                    && cl->buf->pos <= ub->end
+                    && (size_t) (ub->end - cl->buf->pos) >= g->cap)
+                {
+                    g->buf = cl->buf->pos;
+                    g->proxy_buf = ub->start;
+                    g->direct = 1;
+
+                } else {
+                    g->buf = ngx_palloc(g->r->pool, g->cap);
+                    if (g->buf == NULL) {
+                        g->failed = 1;
+                    }
+                }
+            }
+
+            if (g->failed) {
+                /* dropped: the entries are read one by one */
+
+            } else if (size > g->cap - g->len) {
+                g->failed = 1;
+
+            } else if (g->direct) {
+                if (cl->buf->pos == g->buf + g->len) {
+                    g->len += size;
+                } else {
+                    g->failed = 1;      /* not where the last part ended */
+                }
+
+            } else {
                 ngx_memcpy(g->buf + g->len, cl->buf->pos, size);
                 g->len += size;
-
-            } else if (size) {
-                g->failed = 1;
             }
 
             cl->buf->pos = cl->buf->last;
@@ -1656,6 +1754,10 @@ ngx_http_plinth_batch_multi_body(ngx_http_request_t *r,
             g->failed = 1;      /* never: the answer is not buffered */
             cl->buf->file_pos = cl->buf->file_last;
         }
+    }
+
+    if (g->direct && !g->failed) {
+        ub->start = g->buf + g->len;    /* the next part goes behind */
     }
 
     return NGX_OK;
@@ -1727,7 +1829,7 @@ ngx_http_plinth_batch_multi_done(ngx_http_request_t *r, void *data,
     g->done = 1;
     g->b->pending--;
 
-    if (r->upstream && r->upstream->buffer.start) {
+    if (g->proxy_buf == NULL && r->upstream && r->upstream->buffer.start) {
         g->proxy_buf = r->upstream->buffer.start;
     }
 
