@@ -250,6 +250,8 @@ typedef struct {
     ngx_msec_t                    started;    /* GET: when it was asked */
     size_t                        bufsize;    /* GET: its upstream buffer
                                                  (0: proxy_buffer_size) */
+    u_char                       *buf;        /* ... given (bufsize bytes),
+                                                 else allocated */
     ngx_uint_t                    status;
     unsigned                      get:1;
     unsigned                      accepted:1; /* GET: 2xx of the right size */

@@ -263,7 +263,8 @@ ngx_http_plinth_upstream_init_peer(ngx_http_request_t *r,
          * only while the buffer has room); nginx allocates
          * proxy_buffer_size only when none is there yet */
         u = r->upstream;
-        u->buffer.start = ngx_palloc(r->pool, sctx->bufsize);
+        u->buffer.start = sctx->buf ? sctx->buf
+                                    : ngx_palloc(r->pool, sctx->bufsize);
         if (u->buffer.start == NULL) {
             return NGX_ERROR;
         }

@@ -618,6 +618,51 @@ is($bad, 0, 'every entry in its place, byte-identical');
 
 
 
+=== TEST 24: clients that hang up mid-batch (after a few KiB, and after two rounds' worth): the worker gives its multi-read buffers back and goes on; the next batches are byte-identical
+--- timeout: 120
+--- check
+use Socket qw(pack_sockaddr_in inet_aton PF_INET SOCK_STREAM);
+my @keys = map { "ten/" . (1 + $_ % 40) } 0 .. 599;
+my $json = main::json_str({ entries => [map { { key => $keys[$_], name => "h$_" } } 0 .. $#keys] });
+my @workers = Plinth::Cluster::children_of($cluster->pid_of('nginx'));
+my $off = $cluster->error_log_size;
+for my $round (1 .. 6) {
+    my $req = { method => 'POST', uri => '/bat?batch', body => $json, version => 'HTTP/1.1',
+                headers => [['Content-Type', 'application/json'], ['Connection', 'close']] };
+    Plinth::Test::_sign($req, $cluster);
+    my $bytes = Plinth::Test::_build_request($req, $cluster->port);
+    socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+    connect($s, pack_sockaddr_in($cluster->port, inet_aton('127.0.0.1'))) or die "connect: $!";
+    binmode $s;
+    my $w = 0;
+    while ($w < length $bytes) {
+        my $n = syswrite($s, $bytes, length($bytes) - $w, $w);
+        die "write: $!" unless defined $n;
+        $w += $n;
+    }
+    # odd rounds read a few KiB, even ones about 4 MiB (past two rounds)
+    my ($got, $want, $t0) = ('', $round % 2 ? 8192 : 4 << 20, time);
+    while (length $got < $want && time < $t0 + 30) {
+        my $n = sysread($s, $got, 65536, length $got);
+        last unless $n;
+    }
+    ok(length $got >= ($round % 2 ? 1 : 1 << 20), "round $round: part of the archive came (" . length($got) . " bytes), then the client hung up");
+    close $s;
+}
+select undef, undef, undef, 0.5;
+my @after = Plinth::Cluster::children_of($cluster->pid_of('nginx'));
+is("@after", "@workers", 'the same workers run (none crashed)');
+unlike($cluster->error_log_since($off), qr/\[(alert|emerg|crit)\]|signal \d+/, 'no alert, crash or signal in error.log');
+for my $n (1 .. 3) {
+    my $r = main::batch('bat', $json);
+    is($r->{status}, 200, "batch $n after them: 200");
+    my $t = main::untar($r->{body});
+    my $bad = grep { ($t->{entries}[$_][0] // '') ne "h$_" || $t->{entries}[$_][2] ne md5_hex($::BODY{"/bat/$keys[$_]"}) } 0 .. 599;
+    is($bad, 0, "batch $n: 600 entries in their places, byte-identical");
+}
+
+
+
 === TEST 23: plinth_batch_get_current (sql/026, 027: a batch naming no version) answers exactly as plinth_batch_get with no version ids: every key of three buckets (a delete marker among them), a missing key, a missing bucket, as the owner and as anonymous
 --- check
 my $c = $cluster;
