@@ -113,4 +113,12 @@ $j = eval { JSON::PP::decode_json((split /\n/, $out)[-1]) };
 is($j && $j->{errors}, 0, 'afterwards: 200 GETs, no error') or diag $out;
 
 $c->stop;
+# A reload that loads a new build of the module from a new path must run
+# that build's code: nginx loads modules RTLD_GLOBAL, so the module binds
+# its own functions and data inside itself (config: -Wl,-Bsymbolic).
+my ($drc, $dyn) = Plinth::Cluster::run_command(['readelf', '-d', $c->{module}], timeout => 20);
+is($drc, 0, 'readelf -d of the module');
+like($dyn, qr/\(FLAGS\)\s+.*\bSYMBOLIC\b/,
+     'the module binds its own symbols (-Bsymbolic): a reloaded build runs its own code');
+
 done_testing();
