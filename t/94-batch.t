@@ -694,3 +694,29 @@ for my $caller ("'$owner'", 'NULL') {
         "SELECT code FROM plinth_batch_get_current($caller, '{batv}', '{gone}')");
     is($gone, $caller eq 'NULL' ? 'AccessDenied' : 'NoSuchKey', "caller $caller: the delete marker's key is $gone");
 }
+
+
+
+=== TEST 25: with proxy_buffering on in the data-node location, multi-reads still serve every small entry (none read one by one), every byte right
+--- timeout: 120
+--- check
+(my $buffered = $cluster->render) =~ s/proxy_buffering off;/proxy_buffering on;/;
+like($buffered, qr/proxy_buffering on;/, 'the configuration buffers the data nodes\' answers');
+$cluster->restart_nginx(template_text => $buffered);
+main::node_requests();
+my @keys = map { "ten/" . (1 + $_ % 40) } 0 .. 399;
+my $json = main::json_str({ entries => [map { { key => $keys[$_], name => "p$_" } } 0 .. $#keys] });
+my $off = $cluster->error_log_size;
+for my $n (1 .. 2) {
+    my $r = main::batch('bat', $json);
+    is($r->{status}, 200, "batch $n: status 200");
+    my $t = main::untar($r->{body});
+    my $bad = grep { ($t->{entries}[$_][0] // '') ne "p$_" || $t->{entries}[$_][2] ne md5_hex($::BODY{"/bat/$keys[$_]"}) } 0 .. 399;
+    is($bad, 0, "batch $n: 400 entries in their places, byte-identical");
+}
+my ($multi, $get) = main::node_requests();
+cmp_ok($multi, '>=', 2, "read through multi-reads ($multi)");
+is($get, 0, 'no entry read one by one (no multi-read answer was given up)');
+unlike($cluster->error_log_since($off), qr/read one by one|\[(alert|emerg|crit)\]/, 'error.log: no multi-read given up, no alert');
+$cluster->restart_nginx;
+is(main::batch('bat', $json)->{status}, 200, 'the usual configuration again: 200');
