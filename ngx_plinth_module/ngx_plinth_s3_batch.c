@@ -126,13 +126,12 @@ struct ngx_http_plinth_batch_group_s {
     u_char                       *buf;        /* the answer */
     size_t                        len;
     size_t                        cap;
-    u_char                       *proxy_buf;  /* its upstream buffer */
+    u_char                       *proxy_buf;  /* its upstream buffer, a
+                                                 worker's (..._buf_get) */
     ngx_uint_t                    status;
     unsigned                      failed:1;
     unsigned                      done:1;
     unsigned                      direct:1;   /* buf is in proxy_buf */
-    unsigned                      kept:1;     /* proxy_buf is a worker's
-                                                 (..._batch_buf_put) */
 };
 
 
@@ -192,7 +191,7 @@ static ngx_uint_t ngx_http_plinth_batch_small(ngx_http_plinth_batch_t *b,
 static ngx_int_t ngx_http_plinth_batch_run(ngx_http_request_t *r,
     ngx_chain_t **run);
 static u_char *ngx_http_plinth_batch_buf_get(ngx_log_t *log);
-static void ngx_http_plinth_batch_group_buf_free(ngx_http_request_t *r,
+static void ngx_http_plinth_batch_group_buf_free(
     ngx_http_plinth_batch_group_t *g);
 static void ngx_http_plinth_batch_cleanup(void *data);
 static ngx_int_t ngx_http_plinth_batch_round(ngx_http_request_t *r,
@@ -1263,23 +1262,17 @@ ngx_http_plinth_batch_buf_put(u_char *buf)
 }
 
 
-/* A group's upstream buffer, once nothing reads or sends from it. */
+/* A group's upstream buffer back to the worker, once nothing reads or
+ * sends from it. */
 static void
-ngx_http_plinth_batch_group_buf_free(ngx_http_request_t *r,
-    ngx_http_plinth_batch_group_t *g)
+ngx_http_plinth_batch_group_buf_free(ngx_http_plinth_batch_group_t *g)
 {
-    if (g->proxy_buf == NULL) {
-        return;
-    }
-
-    if (g->kept) {
-        ngx_http_plinth_batch_buf_put(g->proxy_buf);
-    } else {
-        ngx_pfree(r->pool, g->proxy_buf);
-    }
-
-    g->proxy_buf = NULL;
     g->buf = NULL;
+
+    if (g->proxy_buf) {
+        ngx_http_plinth_batch_buf_put(g->proxy_buf);
+        g->proxy_buf = NULL;
+    }
 }
 
 
@@ -1296,7 +1289,7 @@ ngx_http_plinth_batch_cleanup(void *data)
     gs = b->groups->elts;
 
     for (i = 0; i < b->groups->nelts; i++) {
-        ngx_http_plinth_batch_group_buf_free(gs[i]->r, gs[i]);
+        ngx_http_plinth_batch_group_buf_free(gs[i]);
     }
 }
 
@@ -1468,8 +1461,7 @@ ngx_http_plinth_batch_free(ngx_http_request_t *r, ngx_http_plinth_batch_t *b)
             b->held -= g->cap;      /* counted from its header on */
             g->cap = 0;
         }
-        g->buf = NULL;
-        ngx_http_plinth_batch_group_buf_free(r, g);
+        ngx_http_plinth_batch_group_buf_free(g);
         b->gfreed++;
     }
 
@@ -1720,7 +1712,6 @@ ngx_http_plinth_batch_multi(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
         return NGX_ERROR;
     }
     g->proxy_buf = sctx->buf;
-    g->kept = 1;
 
     ps->handler = ngx_http_plinth_batch_multi_done;
     ps->data = g;
@@ -1808,9 +1799,6 @@ ngx_http_plinth_batch_multi_body(ngx_http_request_t *r,
                     && (size_t) (ub->end - cl->buf->pos) >= g->cap)
                 {
                     g->buf = cl->buf->pos;
-                    if (g->proxy_buf == NULL) {
-                        g->proxy_buf = ub->start;
-                    }
                     g->direct = 1;
 
                 } else {
@@ -1920,10 +1908,6 @@ ngx_http_plinth_batch_multi_done(ngx_http_request_t *r, void *data,
 
     g->done = 1;
     g->b->pending--;
-
-    if (g->proxy_buf == NULL && r->upstream && r->upstream->buffer.start) {
-        g->proxy_buf = r->upstream->buffer.start;
-    }
 
     if (!g->failed && g->status == NGX_HTTP_OK && g->buf
         && g->len == g->cap && rc != NGX_ERROR
