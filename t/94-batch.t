@@ -85,6 +85,34 @@ sub node_requests {
     return ($multi, $get);
 }
 
+# A signed batch request for bucket bat, sent on a socket of its own
+# (Connection: close) whose reading the test controls; rcvbuf sets
+# SO_RCVBUF first. Returns the socket, the request written.
+sub batch_socket {
+    my ($json, %o) = @_;
+    require Socket;
+    my $c = cluster();
+    my $req = { method => 'POST', uri => '/bat?batch', body => $json, version => 'HTTP/1.1',
+                headers => [['Content-Type', 'application/json'], ['Connection', 'close']] };
+    Plinth::Test::_sign($req, $c);
+    my $bytes = Plinth::Test::_build_request($req, $c->port);
+    socket(my $s, Socket::PF_INET(), Socket::SOCK_STREAM(), 0) or die "socket: $!";
+    if ($o{rcvbuf}) {
+        setsockopt($s, Socket::SOL_SOCKET(), Socket::SO_RCVBUF(), $o{rcvbuf})
+            or die "SO_RCVBUF: $!";
+    }
+    connect($s, Socket::pack_sockaddr_in($c->port, Socket::inet_aton('127.0.0.1')))
+        or die "connect: $!";
+    binmode $s;
+    my $off = 0;
+    while ($off < length $bytes) {
+        my $n = syswrite($s, $bytes, length($bytes) - $off, $off);
+        die "write: $!" unless defined $n;
+        $off += $n;
+    }
+    return $s;
+}
+
 run_tests();
 
 __DATA__
@@ -582,23 +610,9 @@ plinth_batch_multi_max 2m;
 === TEST 22: a slow client: 1,200 small entries (5 rounds of multi-reads) read at about 4 MB/s through a 64 KiB socket buffer; the rounds wait for the answers before them to be sent, and every byte arrives in order
 --- timeout: 120
 --- check
-use Socket qw(SOL_SOCKET SO_RCVBUF pack_sockaddr_in inet_aton PF_INET SOCK_STREAM);
 my @keys = map { "ten/" . (1 + $_ % 40) } 0 .. 1199;
 my $json = main::json_str({ entries => [map { { key => $keys[$_], name => "s$_" } } 0 .. $#keys] });
-my $req = { method => 'POST', uri => '/bat?batch', body => $json, version => 'HTTP/1.1',
-            headers => [['Content-Type', 'application/json'], ['Connection', 'close']] };
-Plinth::Test::_sign($req, $cluster);
-my $bytes = Plinth::Test::_build_request($req, $cluster->port);
-socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
-setsockopt($s, SOL_SOCKET, SO_RCVBUF, 65536) or die "SO_RCVBUF: $!";
-connect($s, pack_sockaddr_in($cluster->port, inet_aton('127.0.0.1'))) or die "connect: $!";
-binmode $s;
-my $off = 0;
-while ($off < length $bytes) {
-    my $n = syswrite($s, $bytes, length($bytes) - $off, $off);
-    die "write: $!" unless defined $n;
-    $off += $n;
-}
+my $s = main::batch_socket($json, rcvbuf => 65536);
 my ($got, $t0) = ('', time);
 while (time < $t0 + 100) {
     my $n = sysread($s, $got, 65536, length $got);
@@ -621,25 +635,12 @@ is($bad, 0, 'every entry in its place, byte-identical');
 === TEST 24: clients that hang up mid-batch (after a few KiB, and after two rounds' worth): the worker gives its multi-read buffers back and goes on; the next batches are byte-identical
 --- timeout: 120
 --- check
-use Socket qw(pack_sockaddr_in inet_aton PF_INET SOCK_STREAM);
 my @keys = map { "ten/" . (1 + $_ % 40) } 0 .. 599;
 my $json = main::json_str({ entries => [map { { key => $keys[$_], name => "h$_" } } 0 .. $#keys] });
 my @workers = Plinth::Cluster::children_of($cluster->pid_of('nginx'));
 my $off = $cluster->error_log_size;
 for my $round (1 .. 6) {
-    my $req = { method => 'POST', uri => '/bat?batch', body => $json, version => 'HTTP/1.1',
-                headers => [['Content-Type', 'application/json'], ['Connection', 'close']] };
-    Plinth::Test::_sign($req, $cluster);
-    my $bytes = Plinth::Test::_build_request($req, $cluster->port);
-    socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
-    connect($s, pack_sockaddr_in($cluster->port, inet_aton('127.0.0.1'))) or die "connect: $!";
-    binmode $s;
-    my $w = 0;
-    while ($w < length $bytes) {
-        my $n = syswrite($s, $bytes, length($bytes) - $w, $w);
-        die "write: $!" unless defined $n;
-        $w += $n;
-    }
+    my $s = main::batch_socket($json);
     # odd rounds read a few KiB, even ones about 4 MiB (past two rounds)
     my ($got, $want, $t0) = ('', $round % 2 ? 8192 : 4 << 20, time);
     while (length $got < $want && time < $t0 + 30) {
