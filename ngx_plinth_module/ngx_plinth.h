@@ -7,7 +7,9 @@
  * (ngx_plinth_upstream.c) so that every subrequest goes to the replicas
  * chosen for it, in order. Writes fan out to RF nodes and answer after W
  * (ngx_plinth_fanout.c); reads stream from one replica at a time and resume
- * at the exact byte on another when one fails mid-body.
+ * at the exact byte on another when one fails mid-body. A GET's lookup of
+ * the current version may go to PostgreSQL together with other requests'
+ * (ngx_plinth_getq.c).
  *
  * Dependencies point down: ring, cluster and XML are pure helpers; the PG
  * pool and fan-out know nothing of S3; the S3 files use both; only
@@ -69,6 +71,9 @@ typedef struct {
                                                  request; 0: off */
     ngx_msec_t                    health_refresh;  /* 0: not read */
     ngx_msec_t                    key_cache;  /* 0: keys not cached */
+    ngx_uint_t                    get_coalesce;  /* GET lookup statements
+                                                 a worker runs at once; 0:
+                                                 one per lookup, no limit */
     ngx_uint_t                    auth;       /* NGX_PLINTH_AUTH_* */
     ngx_flag_t                    api_keys;   /* X-Plinth-Api-Key */
     ngx_str_t                     region;
@@ -433,6 +438,7 @@ enum {
     NGX_PLINTH_SQL_PUT_ADD_NODE,
     NGX_PLINTH_SQL_GET,
     NGX_PLINTH_SQL_GET_CURRENT,
+    NGX_PLINTH_SQL_GET_CURRENT_N,
     NGX_PLINTH_SQL_DELETE,
     NGX_PLINTH_SQL_LIST,
     NGX_PLINTH_SQL_LIST_RANGE,
@@ -498,6 +504,9 @@ ngx_int_t ngx_http_plinth_metrics_conf(ngx_conf_t *cf);
 ngx_int_t ngx_http_plinth_metrics_log(ngx_http_request_t *r);
 ngx_int_t ngx_http_plinth_metrics_handler(ngx_http_request_t *r);
 void ngx_http_plinth_metrics_node_error(uint32_t node);
+void ngx_http_plinth_metrics_get_lookups(ngx_uint_t n);
+ngx_int_t ngx_http_plinth_get_lookup(ngx_http_request_t *r,
+    ngx_plinth_pg_handler_pt handler);
 const char *ngx_http_plinth_op_name(ngx_uint_t op);
 
 /* ngx_plinth_usage.c: egress and reads per object, batched */

@@ -68,6 +68,8 @@ typedef struct {
     ngx_atomic_t   bytes_in[NGX_PLINTH_OP_MAX];
     ngx_atomic_t   bytes_out[NGX_PLINTH_OP_MAX];
     ngx_atomic_t   node_errors[NGX_PLINTH_METRICS_NODES];
+    ngx_atomic_t   get_lookups;             /* GET/HEAD lookups sent */
+    ngx_atomic_t   get_lookup_statements;   /* ... in this many statements */
     ngx_http_plinth_worker_metrics_t  workers[NGX_PLINTH_METRICS_WORKERS];
 } ngx_http_plinth_metrics_t;
 
@@ -194,6 +196,18 @@ ngx_http_plinth_metrics_node_error(uint32_t node)
     if (ngx_http_plinth_metrics && node < NGX_PLINTH_METRICS_NODES) {
         (void) ngx_atomic_fetch_add(
                    &ngx_http_plinth_metrics->node_errors[node], 1);
+    }
+}
+
+
+/* n GET/HEAD lookups sent in one statement (ngx_plinth_getq.c) */
+void
+ngx_http_plinth_metrics_get_lookups(ngx_uint_t n)
+{
+    if (ngx_http_plinth_metrics) {
+        (void) ngx_atomic_fetch_add(&ngx_http_plinth_metrics->get_lookups, n);
+        (void) ngx_atomic_fetch_add(
+                   &ngx_http_plinth_metrics->get_lookup_statements, 1);
     }
 }
 
@@ -357,6 +371,18 @@ ngx_http_plinth_metrics_handler(ngx_http_request_t *r)
                              "{node=\"%ui\"} %uA\n", i, m->node_errors[i]);
         }
     }
+
+    p = ngx_http_plinth_metrics_head(p, end, "plinth_get_lookups_total",
+            "counter", "GET and HEAD lookups of a current version sent to "
+            "PostgreSQL (plinth_get_coalesce).");
+    p = ngx_slprintf(p, end, "plinth_get_lookups_total %uA\n",
+                     m->get_lookups);
+    p = ngx_http_plinth_metrics_head(p, end,
+            "plinth_get_lookup_statements_total", "counter",
+            "The statements those lookups went in: fewer than the lookups "
+            "when they were sent together.");
+    p = ngx_slprintf(p, end, "plinth_get_lookup_statements_total %uA\n",
+                     m->get_lookup_statements);
 
     conns = ready = busy = queued = recon = failed = wait_ms = waited = 0;
     for (i = 0; i < NGX_PLINTH_METRICS_WORKERS; i++) {

@@ -61,6 +61,10 @@ static ngx_conf_num_bounds_t  ngx_http_plinth_usage_bounds = {
     ngx_conf_check_num_bounds, 16, 1000000
 };
 
+static ngx_conf_num_bounds_t  ngx_http_plinth_coalesce_bounds = {
+    ngx_conf_check_num_bounds, 0, 64
+};
+
 static ngx_conf_num_bounds_t  ngx_http_plinth_rf_bounds = {
     ngx_conf_check_num_bounds, 1, NGX_PLINTH_MAX_RF
 };
@@ -193,6 +197,13 @@ static ngx_command_t  ngx_http_plinth_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_plinth_main_conf_t, put_linger),
       NULL },
+
+    { ngx_string("plinth_get_coalesce"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_plinth_main_conf_t, get_coalesce),
+      &ngx_http_plinth_coalesce_bounds },
 
     { ngx_string("plinth_batch_window"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -579,6 +590,7 @@ ngx_http_plinth_create_main_conf(ngx_conf_t *cf)
     pmcf->batch_multi_max = NGX_CONF_UNSET_SIZE;
     pmcf->health_refresh = NGX_CONF_UNSET_MSEC;
     pmcf->key_cache = NGX_CONF_UNSET_MSEC;
+    pmcf->get_coalesce = NGX_CONF_UNSET_UINT;
     pmcf->usage_flush = NGX_CONF_UNSET_MSEC;
     pmcf->usage_entries = NGX_CONF_UNSET_UINT;
     pmcf->auth = NGX_CONF_UNSET_UINT;
@@ -634,6 +646,7 @@ ngx_http_plinth_init_main_conf(ngx_conf_t *cf, void *conf)
     }
     ngx_conf_init_msec_value(pmcf->health_refresh, 3000);
     ngx_conf_init_msec_value(pmcf->key_cache, 5000);
+    ngx_conf_init_uint_value(pmcf->get_coalesce, 1);
     ngx_conf_init_msec_value(pmcf->usage_flush, 5000);
     ngx_conf_init_uint_value(pmcf->usage_entries, 10000);
     ngx_conf_init_uint_value(pmcf->auth, NGX_PLINTH_AUTH_SIGV4);

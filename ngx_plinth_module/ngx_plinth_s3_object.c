@@ -1116,7 +1116,16 @@ static ngx_int_t
 ngx_http_plinth_get_query(ngx_http_request_t *r, ngx_http_plinth_ctx_t *ctx,
     ngx_uint_t stmt)
 {
-    const char  *params[3];
+    const char                   *params[3];
+    ngx_http_plinth_main_conf_t  *pmcf;
+
+    if (stmt == NGX_PLINTH_SQL_GET_CURRENT) {
+        pmcf = ngx_http_get_module_main_conf(r, ngx_http_plinth_module);
+        if (pmcf->get_coalesce) {
+            /* with other requests' lookups (ngx_plinth_getq.c) */
+            return ngx_http_plinth_get_lookup(r, ngx_http_plinth_get_done);
+        }
+    }
 
     if (ngx_http_plinth_cstrs(r->pool, params, 2, &ctx->bucket, &ctx->key)
         != NGX_OK)

@@ -936,3 +936,35 @@ location /other/ { plinth_usage_entries 100; }
 plinth_put_linger later;
 --- nginx_t_fails
 \[emerg\].*"plinth_put_linger" directive invalid value in \S+:\d+
+
+
+
+=== TEST 59: plinth_get_coalesce 0: GETs are answered, no lookup goes through the worker's queue
+--- http_config
+plinth_get_coalesce 0;
+--- check
+is(s3_request(PUT => '/coalesce-off')->{status}, 200, 'bucket');
+is(s3_request(PUT => '/coalesce-off/k', body => 'abc')->{status}, 200, 'object');
+my $l0 = s3_request(GET => '/metrics')->{body} =~ /^plinth_get_lookups_total (\d+)$/m ? $1 : undef;
+my @st = racing_requests(map { [GET => '/coalesce-off/k'] } 1 .. 8);
+is_deeply(\@st, [(200) x 8], 'eight GETs at once: 200 each');
+my $r = s3_request(GET => '/coalesce-off/k');
+is($r->{body}, 'abc', 'the bytes');
+my $l1 = s3_request(GET => '/metrics')->{body} =~ /^plinth_get_lookups_total (\d+)$/m ? $1 : undef;
+ok(defined $l0 && defined $l1 && $l1 == $l0, 'plinth_get_lookups_total did not move');
+
+
+
+=== TEST 60: plinth_get_coalesce out of range or not a number
+--- http_config
+plinth_get_coalesce 65;
+--- nginx_t_fails
+\[emerg\].*value must be between 0 and 64 in \S+:\d+
+
+
+
+=== TEST 61: plinth_get_coalesce is an http directive
+--- config
+location /other/ { plinth_get_coalesce 2; }
+--- nginx_t_fails
+\[emerg\].*"plinth_get_coalesce" directive is not allowed here in \S+:\d+
