@@ -197,7 +197,8 @@ ngx_http_plinth_getq_send(ngx_log_t *log)
 
     if (g->n == 1) {
         /* alone: the one-key statement, its bucket and key */
-        ctx = ngx_http_get_module_ctx(g->entries[0]->r, ngx_http_plinth_module);
+        ctx = ngx_http_get_module_ctx(g->entries[0]->r,
+                                      ngx_http_plinth_module);
         *ngx_cpymem(p, ctx->bucket.data, ctx->bucket.len) = '\0';
         *ngx_cpymem(q, ctx->key.data, ctx->key.len) = '\0';
         stmt = NGX_PLINTH_SQL_GET_CURRENT;

@@ -20,11 +20,14 @@
  * bucket. "name" is the entry's path in the archive (default: the key).
  *
  * The metadata of all entries comes from one PostgreSQL round trip
- * (plinth_batch_get, sql/020). Then every entry is known: strict mode (the
- * default) answers the first entry that cannot be read with its S3 error
- * before any byte is sent; continueOnError puts a "<name>.error" text entry
- * ("<Code>\n<Message>\n") in its place. So the archive's exact length is
- * known before the first byte: it is sent as Content-Length.
+ * (plinth_batch_get, sql/020; plinth_batch_get_current, sql/028, when no
+ * entry names a version: without the parts, so a batch holding a
+ * multipart object takes a second one). Then every entry is known:
+ * strict mode (the default) answers the first entry that cannot be read
+ * with its S3 error before any byte is sent; continueOnError puts a
+ * "<name>.error" text entry ("<Code>\n<Message>\n") in its place. So the
+ * archive's exact length is known before the first byte: it is sent as
+ * Content-Length.
  *
  * Streaming: for each entry the main request outputs its tar header, then
  * starts a subrequest, the entry's reader, which reads the entry's bytes
@@ -144,6 +147,9 @@ struct ngx_http_plinth_batch_s {
     ngx_uint_t                    window;
     unsigned                      continue_on_error:1;
     unsigned                      trailer:1;
+    unsigned                      current:1;  /* asked without the parts */
+    const char                   *query[4];   /* the metadata statement's
+                                                 parameters */
     u_char                       *body;
     size_t                        body_len;
 
@@ -360,7 +366,14 @@ ngx_http_plinth_batch_bucket(ngx_http_request_t *r, void *data,
     params[2] = (char *) keys;
     params[3] = (char *) vids;
 
-    /* no version named: the statement without the versions branch */
+    for (i = 0; i < 4; i++) {
+        b->query[i] = params[i];
+    }
+
+    /* no version named: the statement without the versions branch, nor
+     * the parts (a multipart entry is asked again, in batch_meta) */
+    b->current = !any_vid;
+
     if (params[0] == NULL
         || ngx_http_plinth_pg(r, any_vid ? NGX_PLINTH_SQL_BATCH_GET
                                          : NGX_PLINTH_SQL_BATCH_GET_CURRENT,
@@ -605,6 +618,29 @@ ngx_http_plinth_batch_meta(ngx_http_request_t *r, void *data, PGresult *res,
     b = ctx->batch;
     rows = PQntuples(res);
     row = 0;
+
+    if (b->current) {
+        /* sql/028: no parts. A readable multipart entry (rare in a batch
+         * of samples): the whole batch is asked again with the statement
+         * that has them, as GET asks again for a multipart object */
+        for (row = 0; row < rows; row++) {
+            if (PQgetisnull(res, row, BCOL_CODE)
+                && !PQgetisnull(res, row, BCOL_PARTS))
+            {
+                b->current = 0;
+                if (ngx_http_plinth_pg(r, NGX_PLINTH_SQL_BATCH_GET, 4,
+                                       b->query, ngx_http_plinth_batch_meta)
+                    != NGX_OK)
+                {
+                    ngx_http_plinth_finalize(r,
+                                             NGX_HTTP_INTERNAL_SERVER_ERROR);
+                }
+                return;
+            }
+        }
+
+        row = 0;
+    }
 
     for (i = 0; i < b->n; i++) {
         e = &b->entries[i];
