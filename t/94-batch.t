@@ -408,7 +408,7 @@ plinth_batch_window 0;
 --- timeout: 60
 --- check
 main::put('/bat/allrot', random_bytes(300_000));
-my ($blob, $pl) = main::placement('bat', 'allrot');
+my ($blob, $pl) = main::placement_all('bat', 'allrot');
 my @nodes = @$pl;
 main::flip_byte($cluster->blob_path($_, $blob), 10) for @nodes;
 my $r = main::batch('bat', main::json_str({ entries => [

@@ -145,7 +145,7 @@ for my $round (1 .. 3) {
 --- timeout: 60
 --- check
 main::put_ok('/stp/doomed', random_bytes(12 * 1024 * 1024));
-my ($blob, $nodes) = main::placement('stp', 'doomed');
+my ($blob, $nodes) = main::placement_all('stp', 'doomed');
 flip_byte(cluster()->blob_path($_, $blob), 9 * 1024 * 1024 + 1) for @$nodes;
 my $off = cluster()->error_log_size;
 my $r = s3_request(GET => '/stp/doomed', timeout => 60);
@@ -163,7 +163,7 @@ is(s3_request(GET => '/stp/big', timeout => 60)->{status}, 200, 'the gateway ser
 --- timeout: 60
 --- check
 main::put_ok('/stp/gone', random_bytes(9 * 1024 * 1024));
-my ($blob, $nodes) = main::placement('stp', 'gone');
+my ($blob, $nodes) = main::placement_all('stp', 'gone');
 unlink cluster()->blob_path($_, $blob) for @$nodes;
 my $r = s3_request(GET => '/stp/gone', timeout => 60);
 is($r->{status}, 503, '503');

@@ -91,7 +91,7 @@ use Time::HiRes qw(sleep time);
 our @EXPORT = qw(run_tests cluster cluster_options s3_request raw_request
     aws random_bytes md5_hex done_testing note explain subtest BAIL_OUT
     sign_request presign_url sign_chunked client_credentials checksum_base64
-    racing_requests flip_byte placement part_placement);
+    racing_requests flip_byte placement placement_all part_placement);
 
 # Test::More functions Test::Base does not pass on
 *checksum_base64 = \&Plinth::SigV4::checksum_base64;
@@ -303,6 +303,23 @@ sub placement {
     my @rows = _current_blobs('versions', @_, '');
     return unless @rows;
     return ($rows[0][0], [ split /,/, $rows[0][1] ]);
+}
+
+# placement_all($bucket, $key, $copies) -> as placement, once $copies
+# (default 3) nodes are recorded: a copy acknowledged after the commit
+# (past plinth_put_linger, on a slow disk) is added a moment later, and a
+# test that damages "every" replica must see it. Dies after 10 s.
+sub placement_all {
+    my ($bucket, $key, $copies) = @_;
+    $copies //= 3;
+    my $deadline = time + 10;
+    while (1) {
+        my ($blob, $nodes) = placement($bucket, $key);
+        return ($blob, $nodes) if $nodes && @$nodes >= $copies;
+        die "placement_all: $bucket/$key has " . scalar(@{ $nodes || [] })
+            . " of $copies copies recorded after 10 s\n" if time > $deadline;
+        sleep 0.05;
+    }
 }
 
 sub part_placement {
