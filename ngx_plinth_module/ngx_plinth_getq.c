@@ -54,6 +54,8 @@ static void ngx_http_plinth_getq_flush(ngx_event_t *ev);
 static void ngx_http_plinth_getq_send(ngx_log_t *log);
 static void ngx_http_plinth_getq_done(ngx_http_request_t *unused,
     void *data, PGresult *res, ngx_int_t rc);
+static void ngx_http_plinth_getq_answer(ngx_http_plinth_getq_entry_t *e,
+    PGresult *res, ngx_int_t rc);
 static ngx_int_t ngx_http_plinth_getq_rows(PGresult *res, ngx_uint_t n,
     int *rows);
 static PGresult *ngx_http_plinth_getq_row(PGresult *res, int row);
@@ -138,7 +140,6 @@ ngx_http_plinth_getq_send(ngx_log_t *log)
     ngx_uint_t                     i, stmt;
     ngx_queue_t                   *h;
     const char                    *params[2];
-    ngx_connection_t              *c;
     ngx_http_plinth_ctx_t         *ctx;
     ngx_http_plinth_getq_entry_t  *e;
     ngx_http_plinth_getq_group_t  *g;
@@ -152,10 +153,7 @@ ngx_http_plinth_getq_send(ngx_log_t *log)
             ngx_queue_remove(h);
             ngx_http_plinth_getq_nwaiting--;
             e->queued = 0;
-            e->cln->handler = NULL;
-            c = e->r->connection;
-            e->handler(e->r, NULL, NULL, NGX_ERROR);
-            ngx_http_run_posted_requests(c);
+            ngx_http_plinth_getq_answer(e, NULL, NGX_ERROR);
         }
         return;
     }
@@ -246,8 +244,6 @@ ngx_http_plinth_getq_done(ngx_http_request_t *unused, void *data,
     int                            multi, rows[NGX_PLINTH_GETQ_MAX];
     PGresult                      *one;
     ngx_uint_t                     i;
-    ngx_connection_t              *c;
-    ngx_http_request_t            *r;
     ngx_http_plinth_getq_entry_t  *e;
 
     ngx_http_plinth_getq_inflight--;
@@ -276,29 +272,40 @@ ngx_http_plinth_getq_done(ngx_http_request_t *unused, void *data,
             continue;
         }
 
-        r = e->r;
-        c = r->connection;
-        e->cln->handler = NULL;
-        e->group = NULL;
-
         if (!multi || rc != NGX_OK || PQresultStatus(res) != PGRES_TUPLES_OK)
         {
-            e->handler(r, NULL, res, rc);
-
-        } else {
-            one = ngx_http_plinth_getq_row(res, rows[i]);
-            if (one == NULL) {
-                e->handler(r, NULL, NULL, NGX_ERROR);
-            } else {
-                e->handler(r, NULL, one, NGX_OK);
-                PQclear(one);
-            }
+            ngx_http_plinth_getq_answer(e, res, rc);
+            continue;
         }
 
-        ngx_http_run_posted_requests(c);
+        one = ngx_http_plinth_getq_row(res, rows[i]);
+        if (one == NULL) {
+            ngx_http_plinth_getq_answer(e, NULL, NGX_ERROR);
+        } else {
+            ngx_http_plinth_getq_answer(e, one, NGX_OK);
+            PQclear(one);
+        }
     }
 
     ngx_free(g);
+}
+
+
+/* e's request gets its answer, as the pool would give it (its cleanup
+ * has nothing left to do). */
+static void
+ngx_http_plinth_getq_answer(ngx_http_plinth_getq_entry_t *e, PGresult *res,
+    ngx_int_t rc)
+{
+    ngx_connection_t  *c;
+
+    c = e->r->connection;
+    e->cln->handler = NULL;
+    e->group = NULL;
+
+    e->handler(e->r, NULL, res, rc);
+
+    ngx_http_run_posted_requests(c);
 }
 
 
