@@ -39,6 +39,17 @@ PY
     return { entries => JSON::PP::decode_json($out) };
 }
 
+# how many entries of the archive $t are not, in order, "$prefix$i"
+# holding the bytes of /bat/$keys->[$i]
+sub misplaced {
+    my ($t, $prefix, $keys) = @_;
+    return scalar grep {
+        ($t->{entries}[$_][0] // '') ne "$prefix$_"
+            || ($t->{entries}[$_][2] // '')
+               ne md5_hex($::BODY{"/bat/$keys->[$_]"})
+    } 0 .. $#$keys;
+}
+
 sub batch {
     my ($bucket, $json, %o) = @_;
     return s3_request(POST => "/$bucket?batch", body => $json,
@@ -297,7 +308,7 @@ my $r = main::batch('bat', main::json_str({ entries => [map { { key => $keys[$_]
 is($r->{status}, 200, 'status 200');
 my $t = main::untar($r->{body});
 is(scalar @{ $t->{entries} // [] }, 300, '300 entries');
-my $bad = grep { $t->{entries}[$_][0] ne "n$_" || $t->{entries}[$_][2] ne md5_hex($::BODY{"/bat/$keys[$_]"}) } 0 .. 299;
+my $bad = main::misplaced($t, 'n', \@keys);
 is($bad, 0, 'every entry in its place, byte-identical');
 
 
@@ -503,7 +514,7 @@ is(length $r->{body}, $r->{headers}{'content-length'}, 'every byte of Content-Le
 my $t = main::untar($r->{body});
 ok(!$t->{error}, 'tarfile reads it') or diag $t->{error};
 is(scalar @{ $t->{entries} // [] }, 400, '400 entries');
-my $bad = grep { $t->{entries}[$_][0] ne "t$_" || $t->{entries}[$_][2] ne md5_hex($::BODY{"/bat/$keys[$_]"}) } 0 .. 399;
+my $bad = main::misplaced($t, 't', \@keys);
 is($bad, 0, 'every entry in its place, byte-identical');
 my ($multi, $get) = main::node_requests();
 cmp_ok($multi, '>=', 1, "read through multi-reads ($multi)");
@@ -627,7 +638,7 @@ is(length($body // ''), $len, 'every byte of Content-Length');
 my $t = main::untar($body // '');
 ok(!$t->{error}, 'tarfile reads it') or diag $t->{error};
 is(scalar @{ $t->{entries} // [] }, 1200, '1,200 entries');
-my $bad = grep { $t->{entries}[$_][0] ne "s$_" || $t->{entries}[$_][2] ne md5_hex($::BODY{"/bat/$keys[$_]"}) } 0 .. 1199;
+my $bad = main::misplaced($t, 's', \@keys);
 is($bad, 0, 'every entry in its place, byte-identical');
 
 
@@ -658,7 +669,7 @@ for my $n (1 .. 3) {
     my $r = main::batch('bat', $json);
     is($r->{status}, 200, "batch $n after them: 200");
     my $t = main::untar($r->{body});
-    my $bad = grep { ($t->{entries}[$_][0] // '') ne "h$_" || $t->{entries}[$_][2] ne md5_hex($::BODY{"/bat/$keys[$_]"}) } 0 .. 599;
+    my $bad = main::misplaced($t, 'h', \@keys);
     is($bad, 0, "batch $n: 600 entries in their places, byte-identical");
 }
 
@@ -719,7 +730,7 @@ for my $n (1 .. 2) {
     my $r = main::batch('bat', $json);
     is($r->{status}, 200, "batch $n: status 200");
     my $t = main::untar($r->{body});
-    my $bad = grep { ($t->{entries}[$_][0] // '') ne "p$_" || $t->{entries}[$_][2] ne md5_hex($::BODY{"/bat/$keys[$_]"}) } 0 .. 399;
+    my $bad = main::misplaced($t, 'p', \@keys);
     is($bad, 0, "batch $n: 400 entries in their places, byte-identical");
 }
 my ($multi, $get) = main::node_requests();
