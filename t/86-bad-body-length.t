@@ -259,9 +259,14 @@ for my $n (1 .. 3) {
     }
     close $s;    # at once: the fan-out is under way
 }
-# the gateway finishes or abandons each write on its own
+# the gateway finishes or abandons each write on its own: a PUT is in the
+# access log once the gateway is done with it (a PUT whose body is still
+# being handled has no version row yet, which is not "decided")
 my @states;
 wait_for(sub {
+    open my $fh, '<', $cluster->dir . '/logs/access.log' or return 0;
+    my $log = do { local $/; <$fh> };
+    return 0 if grep { $log !~ /"bucket":"blen","key":"gone$_","method":"PUT"/ } 1 .. 3;
     @states = map { join ',', versions_of($cluster, "gone$_") } 1 .. 3;
     !grep { /pending/ } @states }, 30, 'the writes to be decided');
 for my $n (1 .. 3) {
