@@ -2,7 +2,9 @@
  * plinth-fsyncbench: the disk's durable small-write ceiling, done the way
  * a data node stores a blob: T threads, each in a loop writes SIZE bytes
  * to a new temp file, fsyncs it, renames it into a final directory and
- * fsyncs that directory. Prints one JSON line: ops, ops/s, p50/p99 ms.
+ * fsyncs that directory. Prints one JSON line: ops, ops/s, p50/p99 ms,
+ * and the CPU it used (user and system, its own threads) per operation:
+ * what one durable small file costs this machine's cores.
  *
  *   plinth-fsyncbench --dir DIR [--threads 8] [--size 4096]
  *                     [--duration 10] [--ops N] [--keep 1]
@@ -24,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -193,6 +196,11 @@ int main(int argc, char **argv)
         nlat += w[i].nlat;
     }
     double el = now() - t0;
+    struct rusage ru;
+    double cpu = 0;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6
+              + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
     double *all = malloc(sizeof(double) * (nlat ? nlat : 1));
     uint64_t k = 0;
     for (int i = 0; i < nthreads; i++) {
@@ -205,8 +213,9 @@ int main(int argc, char **argv)
     double p99 = nlat ? all[(uint64_t)(0.99 * (nlat - 1) + 0.5)] : 0;
     printf("{\"threads\":%d,\"size\":%zu,\"ops\":%" PRIu64 ",\"errors\":%" PRIu64
            ",\"seconds\":%.3f,\"ops_per_s\":%.1f,\"lat_ms\":{\"p50\":%.3f,"
-           "\"p99\":%.3f}}\n", nthreads, size, ops, errs, el,
-           el > 0 ? ops / el : 0, p50, p99);
+           "\"p99\":%.3f},\"cpu_s\":%.3f,\"cpu_ms_per_op\":%.4f}\n",
+           nthreads, size, ops, errs, el, el > 0 ? ops / el : 0, p50, p99,
+           cpu, ops ? cpu * 1e3 / ops : 0);
     free(all);
     if (!keep)
         rm_tree();

@@ -53,6 +53,13 @@ sub run_json {
     is($rc, 0, 'fsyncbench exits 0');
     ok($j && $j->{ops} > 0 && $j->{errors} == 0, 'fsyncbench: ops > 0, no errors')
         or diag explain $j;
+    # its CPU (user + system): a durable file costs some, and the per-file
+    # figure is the total over the operations
+    ok($j && $j->{cpu_s} > 0 && $j->{cpu_ms_per_op} > 0
+        && abs($j->{cpu_ms_per_op} - $j->{cpu_s} * 1000 / $j->{ops})
+           <= 0.5 / $j->{ops} + 0.0001,
+        'fsyncbench: CPU per file, and the total it comes from')
+        or diag explain $j;
     opendir(my $dh, $dir) or die "$dir: $!";
     is(scalar(grep { !/^\./ } readdir $dh), 0, 'and leaves no file behind');
 
