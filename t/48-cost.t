@@ -568,3 +568,41 @@ my $log = do { local $/; open my $f, '<', $c->dir . '/logs/postgresql.log' or di
 unlike($log, qr/deadlock detected/, 'PostgreSQL found no deadlock');
 my $want = scanned('cost-race');
 is(bucket_cost('cost-race')->{stored_bytes}{hot}, $want->{hot}, "stored bytes equal a scan of the versions ($want->{hot})");
+
+
+
+=== TEST 12: a PUT's own two statements bill its version without the triggers (sql/029); the setting that skips them is off again after each, so later statements of the same transaction are billed by the triggers
+--- check
+my $c = cluster();
+put_ok('/cost-inline');
+put_ok('/cost-inline/old', 'o' x 300);
+# begin and commit as the gateway sends them, then two more writes in the
+# same transaction: an overwrite's replaced version (through
+# plinth_make_current, in the commit) and a storage-class change by hand
+my ($r) = $c->psql(
+    "CREATE FUNCTION pg_temp.t() RETURNS text LANGUAGE plpgsql AS \$f\$ "
+  . "DECLARE v bigint; s1 text; s2 text; res text; BEGIN "
+  . "SELECT version_id INTO v FROM plinth_put_begin_c('cost-inline', 'old', 1000, "
+  . "'e', NULL, NULL, (SELECT owner_id FROM buckets WHERE name = 'cost-inline'), "
+  . "'private', NULL); "
+  . "s1 := coalesce(current_setting('plinth.triggers_inline', true), ''); "
+  . "res := plinth_put_commit(v, '{1,2,3}'::integer[], false, NULL, NULL, NULL, "
+  . "'{}'::bigint[], '{}'::integer[]); "
+  . "s2 := coalesce(current_setting('plinth.triggers_inline', true), ''); "
+  . "UPDATE versions SET storage_class = 'STANDARD_IA' WHERE version_id = v; "
+  . "RETURN s1 || ':' || s2 || ':' || res; END \$f\$; SELECT pg_temp.t()");
+is($r->[0], 'off:off:current', 'the setting is off after the begin and after the commit; the version is current');
+my $got = bucket_cost('cost-inline')->{stored_bytes};
+is($got->{hot}, 0, 'hot: the replaced 300 bytes left (trigger), the new 1000 moved on (trigger)');
+is($got->{warm}, 1000, 'warm: the new version, billed by the commit and moved by the class change');
+my $want = scanned('cost-inline');
+is_deeply([@$got{qw(hot warm cold)}], [@$want{qw(hot warm cold)}], 'equal to a scan of versions');
+# a pending version bills nothing, and the begin's insert fired no trigger
+# that could have (a versioned bucket's version id is still decided)
+is(s3_request(PUT => '/cost-inline?versioning', body =>
+    '<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>')->{status},
+    200, 'versioning enabled');
+($r) = $c->psql("SELECT vid, storage_class FROM plinth_put_begin_c('cost-inline', 'p', 77, 'e', NULL, NULL, "
+    . "(SELECT owner_id FROM buckets WHERE name = 'cost-inline'), 'private', NULL)");
+like($r->[0], qr/^[0-9a-f]{32}$/, "a pending version of a versioned bucket has its version id ($r->[0])");
+is(bucket_cost('cost-inline')->{stored_bytes}{total}, 1000, 'and bills nothing while pending');
