@@ -184,7 +184,8 @@ ok($res->{body} eq substr($::big, 4194304, 2097152), 'the range is byte-identica
 === TEST 12: every replica unreadable: a clean 503 before any byte
 --- setup
 put_ok('/qbk/k6', 'g' x 3000);
-my ($blob, $nodes) = placement('qbk', 'k6');
+# every node is up: wait for the third copy's record, or it would survive
+my ($blob, $nodes) = placement_all('qbk', 'k6');
 for my $n (@$nodes) {
     unlink $cluster->blob_path($n, $blob) or die "unlink: $!";
 }

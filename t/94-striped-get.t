@@ -129,7 +129,7 @@ like($log, qr/resuming on another replica|answered 500/, 'a failed replica was l
 # one bad block in each stripe, on another replica each time: every
 # stripe starts with all its replicas (an unstriped read would have set
 # each replica aside in turn and run out)
-my ($blob, $nodes) = main::placement('stp', 'nine');
+my ($blob, $nodes) = main::placement_all('stp', 'nine');
 flip_byte(cluster()->blob_path($nodes->[0], $blob), 1 * 1024 * 1024 + 5);
 flip_byte(cluster()->blob_path($nodes->[1], $blob), 5 * 1024 * 1024 + 5);
 flip_byte(cluster()->blob_path($nodes->[2], $blob), 8 * 1024 * 1024 + 5);
