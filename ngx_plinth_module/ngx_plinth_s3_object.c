@@ -963,7 +963,7 @@ ngx_http_plinth_late_expire(ngx_event_t *ev)
 static void
 ngx_http_plinth_late_flush(void)
 {
-    u_char      *v, *nodes;
+    u_char      *v, *nodes = NULL;
     ngx_uint_t   n;
     ngx_pool_t  *pool;
     const char  *params[2];
