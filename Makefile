@@ -57,7 +57,7 @@ UNIT_TESTS := $(B)/unit/test_repaird_config \
               $(B)/unit/test_sigv4 $(B)/unit/test_chunked \
               $(B)/unit/test_crc
 
-.PHONY: all module datanode repaird proto deps unit test run stop clean bench bench-tools bench-stripe \
+.PHONY: all lint module datanode repaird proto deps unit test run stop clean bench bench-tools bench-stripe \
         fuzz fuzz-build chaos
 
 all: module datanode repaird
@@ -276,8 +276,13 @@ test: all unit bench-tools fuzz-build
 ifeq ($(SAN),1)
 	scripts/san-test.sh $(B)
 else
+	scripts/lint-clang.sh $(B)
 	scripts/prove-all.sh $(B)
 endif
+
+# the module's sources under clang's warnings (what make test SAN=1 compiles)
+lint: module
+	scripts/lint-clang.sh $(B)
 
 run: deps all
 	bin/plinth-cluster start --dir $(RUN_DIR) --port $(PORT) --repaird --gateways $(GATEWAYS)
