@@ -8,17 +8,14 @@ use lib 't/lib';
 use Plinth::Test;
 use Time::HiRes qw(sleep);
 
-# this file's bucket; the nodes sorted. gw_placement_all waits until all
-# three copies are recorded (a third acknowledged after the commit's
+# this file's bucket; the nodes sorted. With $all, once all three copies
+# are recorded (placement_all: a third acknowledged after the commit's
 # linger is recorded a moment later): for tests that damage every replica,
 # run while every node is healthy
 sub gw_placement {
-    my ($blob, $nodes) = placement('gwhealth', $_[0]);
-    return ($blob, [ sort @$nodes ]);
-}
-
-sub gw_placement_all {
-    my ($blob, $nodes) = placement_all('gwhealth', $_[0]);
+    my ($key, $all) = @_;
+    my ($blob, $nodes) = $all ? placement_all('gwhealth', $key)
+                              : placement('gwhealth', $key);
     return ($blob, [ sort @$nodes ]);
 }
 
@@ -164,7 +161,7 @@ is_deeply(\@got, ["$first:missing"], 'repair_queue: the missing replica, on the 
 === TEST 5: a read that finds every replica missing queues each one as missing
 --- check
 s3_request(PUT => '/gwhealth/gone', body => 'soon gone');
-my ($blob, $nodes) = gw_placement_all('gone');
+my ($blob, $nodes) = gw_placement('gone', 'all');
 unlink cluster()->blob_path($_, $blob) or die "unlink: $!" for @$nodes;
 my $r = s3_request(GET => '/gwhealth/gone');
 is($r->{status}, 503, 'no replica: 503');
@@ -179,7 +176,7 @@ is_deeply(\@got, \@want, 'repair_queue: every replica, missing');
 --- check
 my $body = random_bytes(300_000);
 s3_request(PUT => '/gwhealth/rot', body => $body);
-my ($blob, $nodes) = gw_placement_all('rot');
+my ($blob, $nodes) = gw_placement('rot', 'all');
 main::flip_byte(cluster()->blob_path($_, $blob), 10) for @$nodes;
 my $r = s3_request(GET => '/gwhealth/rot');
 is($r->{status}, 503, 'every replica corrupt in its first block: 503, no byte sent');
