@@ -32,6 +32,11 @@
  * without the master) at the start, the end and the highest sampled
  * (every 20 ms).
  *
+ * --lat-log FILE writes one line per measured operation as it completes:
+ * seconds since the start, latency in ms, the operation, and 1 or 0 for
+ * success; for finding where a tail comes from (is it spread out, or a
+ * stall every few seconds?).
+ *
  * Bounded: a run stops starting operations at --duration seconds or
  * --ops operations, whichever comes first; every transfer has a timeout
  * (--op-timeout); the whole run is abandoned at duration + op-timeout.
@@ -67,6 +72,7 @@ static const char *op_name[] = { "get", "put", "list", "create-bucket",
 struct opts {
     const char *endpoint, *access_key, *secret_key, *region, *bucket;
     const char *workload, *key_prefix, *label, *list_prefix;
+    const char *lat_log;   /* --lat-log: one line per measured operation */
     uint64_t size;
     int conc;
     double duration, op_timeout;
@@ -100,6 +106,7 @@ static unsigned char *pattern;
 static struct pidspec cpu_pids[MAX_PIDS], rss_pids[MAX_PIDS];
 static int n_cpu_pids, n_rss_pids;
 static double *lat;                 /* latencies of the measured phase, ms */
+static FILE *lat_log;               /* --lat-log, or NULL */
 static uint64_t n_lat;
 static double *ttfb;                /* GET, batch: time to the first byte, ms */
 static uint64_t n_ttfb;
@@ -662,6 +669,9 @@ static uint64_t run_phase(CURLM *m, struct slot *slots, enum op base,
                 }
                 if (n_lat < MAX_LAT)
                     lat[n_lat++] = lat_ms;
+                if (lat_log)        /* seconds since the start, ms, op, ok */
+                    fprintf(lat_log, "%.6f %.3f %s %d\n", now() - t0, lat_ms,
+                            op_name[s->op], ok);
                 curl_off_t first_us;
                 if (ok && (s->op == OP_GET || s->op == OP_BATCH)
                     && n_ttfb < MAX_LAT
@@ -731,7 +741,8 @@ static void usage(void)
 "         [--list-prefix P]\n"
 "         [--mix 80:15:5] [--op-timeout 120] [--label NAME]\n"
 "         [--cpu-pid NAME=PID]... [--rss-pid NAME=PID]...\n"
-"         [--rss-children NAME=PID]... [--verbose]\n");
+"         [--rss-children NAME=PID]... [--verbose]\n"
+"         [--lat-log FILE]\n");
     exit(2);
 }
 
@@ -778,6 +789,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--list-prefix")) O.list_prefix = ARG();
         else if (!strcmp(a, "--op-timeout")) O.op_timeout = atof(ARG());
         else if (!strcmp(a, "--verbose")) O.verbose = 1;
+        else if (!strcmp(a, "--lat-log")) O.lat_log = ARG();
         else if (!strcmp(a, "--cpu-pid")) add_pid(cpu_pids, &n_cpu_pids, ARG());
         else if (!strcmp(a, "--rss-pid")) add_pid(rss_pids, &n_rss_pids, ARG());
         else if (!strcmp(a, "--rss-children")) {
@@ -856,6 +868,10 @@ int main(int argc, char **argv)
     rng ^= (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);
     pattern = malloc(PATTERN_SIZE);
     lat = malloc(sizeof(double) * MAX_LAT);
+    if (O.lat_log && !(lat_log = fopen(O.lat_log, "w"))) {
+        fprintf(stderr, "plinth-loadgen: %s: %s\n", O.lat_log, strerror(errno));
+        return 2;
+    }
     ttfb = malloc(sizeof(double) * MAX_LAT);
     if (!pattern || !lat || !ttfb)
         die("out of memory");
@@ -980,6 +996,8 @@ int main(int argc, char **argv)
     curl_multi_cleanup(m);
     curl_global_cleanup();
     free(lat);
+    if (lat_log && fclose(lat_log) != 0)
+        fprintf(stderr, "plinth-loadgen: %s: %s\n", O.lat_log, strerror(errno));
     free(ttfb);
     free(pattern);
     return n_err ? 1 : 0;

@@ -114,17 +114,48 @@ ok($j->{ttfb_ms} && $j->{ttfb_ms}{p50} > 0 && $j->{ttfb_ms}{p50} <= $j->{ttfb_ms
    && $j->{ttfb_ms}{max} <= $j->{lat_ms}{max} + 0.5,
    'get: time to first byte p50 <= p99 <= max, within the latencies');
 
+# --lat-log: one line per measured operation (seconds since the start,
+# latency ms, operation, ok), the same operations the JSON counts
+my $ltmp = tempdir('/tmp/plinth-lat-XXXXXX', CLEANUP => 1);
+sub lat_lines {
+    my ($f) = @_;
+    open my $fh, '<', $f or return;
+    return map { [split ' '] } <$fh>;
+}
 ($rc, $j) = run_json([@base, '--bucket', 'smoke', '--workload', 'mixed',
     '--mix', '60:30:10', '--list-max', 20, '--size', '4K', '--keys', 50,
-    '--concurrency', 4, '--ops', 300, '--duration', 5]);
+    '--concurrency', 4, '--ops', 300, '--duration', 5,
+    '--lat-log', "$ltmp/mixed.lat"]);
 is($rc, 0, 'mixed: exits 0');
 sane('mixed', $j);
+my @ll = lat_lines("$ltmp/mixed.lat");
+is(scalar(@ll), $j ? $j->{ops} : -1, 'lat-log: one line per operation');
+is(scalar(grep { @$_ == 4 && $_->[0] =~ /^\d+\.\d+$/ && $_->[1] > 0
+                 && $_->[2] =~ /^(get|put|list)$/ && $_->[3] eq '1' } @ll),
+   scalar(@ll), 'lat-log: time, latency, operation, success on each line');
+is(scalar(grep { $ll[$_][0] < $ll[$_ - 1][0] } 1 .. $#ll), 0,
+   'lat-log: in the order the operations ended');
+my @ops_seen = sort keys %{{ map { $_->[2] => 1 } @ll }};
+is("@ops_seen", 'get list put', 'lat-log: all three operations of the mix');
+my @lsorted = sort { $a <=> $b } map { $_->[1] } @ll;
+ok($j && abs($lsorted[-1] - $j->{lat_ms}{max}) < 0.01,
+   'lat-log: its largest latency is the JSON max');
 
 # a GET of a size other than the object's is an error, not a success
 ($rc, $j) = run_json([@base, '--bucket', 'smoke', '--workload', 'get',
-    '--size', '5K', '--keys', 50, '--concurrency', 1, '--ops', 3, '--duration', 5]);
+    '--size', '5K', '--keys', 50, '--concurrency', 1, '--ops', 3, '--duration', 5,
+    '--lat-log', "$ltmp/bad.lat"]);
 is($rc, 1, 'get of the wrong size: exit 1');
 is($j && $j->{errors}, 3, 'and every operation counted as an error');
+is(join(',', map { "$_->[2]:$_->[3]" } lat_lines("$ltmp/bad.lat")),
+   'get:0,get:0,get:0', 'lat-log: failed operations are marked 0');
+
+# an unwritable --lat-log is refused before any load
+($rc, $j, my $lerr0) = run_json([@base, '--bucket', 'smoke', '--workload', 'get',
+    '--size', '4K', '--keys', 5, '--ops', 1, '--duration', 5,
+    '--lat-log', "$ltmp/no/such/dir/x.lat"]);
+is($rc, 2, 'lat-log: an unwritable file: exit 2');
+like($lerr0, qr{no/such/dir/x\.lat: No such file}, 'and says which file and why');
 
 # bulk-load 3,000 keys, then LIST them a thousand at a time
 ($rc, $j) = run_json([@base, '--bucket', 'smoke-list', '--create-bucket',
