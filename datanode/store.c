@@ -135,6 +135,7 @@ static int plinth_dn_fsync_dir(const char *dir);
 static int plinth_dn_sync_leaf(plinth_dn_store *s, const char *dir);
 static int plinth_dn_mkdir_sync(const char *dir, const char *parent);
 static int plinth_dn_clean_tmp(plinth_dn_store *s);
+static int plinth_dn_make_top_dirs(plinth_dn_store *s, const char *objects);
 static int plinth_dn_scan_cb(void *arg, const char *id, uint64_t size,
     int64_t mtime);
 static int plinth_dn_blob_path(plinth_dn_store *s, const char *id,
@@ -164,7 +165,7 @@ static char *plinth_dn_read_names(const char *path, size_t len, size_t *n);
 
 /*
  * Open (creating if needed) the data directory: lock it, make objects/
- * and tmp/, empty tmp/, count the blobs. Returns NULL with a reason in
+ * (and its 256 ab/ directories) and tmp/, empty tmp/, count the blobs. Returns NULL with a reason in
  * err on failure.
  */
 plinth_dn_store *
@@ -216,6 +217,7 @@ plinth_dn_store_open(const char *dir, uint32_t block_size, uint64_t capacity,
     if (plinth_dn_mkdir_sync("objects", dir) != 0
         || (s->objects_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0
         || plinth_dn_mkdir_sync("tmp", dir) != 0
+        || plinth_dn_make_top_dirs(s, path) != 0
         || plinth_dn_clean_tmp(s) != 0
         || plinth_dn_store_walk(s, NULL, plinth_dn_scan_cb, s) != 0)
     {
@@ -1356,6 +1358,44 @@ plinth_dn_mkdir_p(const char *dir)
         }
     }
     return 0;
+}
+
+
+/*
+ * Make objects/00 .. objects/ff, those missing, with one fsync of
+ * objects/ for all of them. A put makes its own directories when they are
+ * missing, so this only saves work: without it, the first thousand or so
+ * blobs of a new store (until all 256 exist) each made one, and a put
+ * that makes a directory waits for an fsync of objects/, which every such
+ * put shares (measured: PUT 4 KiB tails of 20 - 50 ms in a new cluster's
+ * first second or two). 256 directories cost about 1 MiB; the 65,536
+ * leaves below them (256 MiB) are still made as blobs arrive.
+ * A directory that cannot be made here (a read-only filesystem serving
+ * reads) is left to the put that needs it. Returns -1 only when objects/
+ * cannot be synced after directories were made.
+ */
+static int
+plinth_dn_make_top_dirs(plinth_dn_store *s, const char *objects)
+{
+    char  name[3];
+    int   i, made = 0, failed = 0, err = 0;
+
+    for (i = 0; i < 256; i++) {
+        snprintf(name, sizeof(name), "%02x", i);
+        if (mkdirat(s->objects_fd, name, 0750) == 0) {
+            made++;
+        } else if (errno != EEXIST) {
+            failed++;
+            err = errno;
+        }
+    }
+    if (failed > 0) {
+        plinth_dn_log(PLINTH_DN_LOG_WARN, NULL, NULL,
+                      "could not make %d of the 256 directories under \"%s\" "
+                      "(%s); puts will make them", failed, objects,
+                      strerror(err));
+    }
+    return made > 0 ? plinth_dn_fsync_dir(objects) : 0;
 }
 
 

@@ -3,7 +3,8 @@
  *
  * One store owns one data directory:
  *
- *     <data_dir>/objects/ab/cd/<32 hex id>   finished blobs (blockfile.h)
+ *     <data_dir>/objects/ab/cd/<32 hex id>   finished blobs (blockfile.h);
+ *                                            the 256 ab/ made at open
  *     <data_dir>/tmp/<id>.XXXXXX             writes in progress
  *     <data_dir>/.lock                       flock: one data node per dir
  *

@@ -247,6 +247,8 @@ U=$NODE_URL
 PORT=${U##*:}
 ok 1 "data node starts on 127.0.0.1:$PORT"
 ok "$([ "$(cat "$T/d1.pid")" = "$P1" ] && echo 1)" "pid file written"
+is "$(find "$D/objects" -mindepth 1 -maxdepth 1 -type d -name '[0-9a-f][0-9a-f]' | wc -l)" 256 \
+   "a new store starts with objects/00 .. objects/ff"
 
 # ---------------------------------------------------------------- health
 "${CURL[@]}" -D "$T/h" -o "$T/b" "$U/health"
@@ -530,8 +532,11 @@ stop_node "$P1"
 is "$STOP_RC" 0 "SIGTERM -> exit 0"
 ok "$([ ! -e "$T/d1.pid" ] && echo 1)" "pid file removed at exit"
 echo junk >"$D/tmp/$A.leftover"
+EMPTY=$(find "$D/objects" -mindepth 1 -maxdepth 1 -type d -empty | sort | head -n 1)
+ok "$([ -n "$EMPTY" ] && rmdir "$EMPTY" && echo 1)" "an empty top directory removed while stopped"
 if start_node "$T/d1.yaml" "$T/d1.log"; then ok 1 "restarted"; else ok 0 "restarted"; fi
 P1=$NODE_PID
+ok "$([ -n "$EMPTY" ] && [ -d "$EMPTY" ] && echo 1)" "start-up makes a missing top directory again"
 is "$(ls -A "$D/tmp" | wc -l)" 0 "start-up removes leftovers in tmp/"
 J=$("${CURL[@]}" -H 'Accept: application/json' "$U/health")
 ok "$(echo "$J" | grep -q '"blob_count":4,' && echo 1)" "start-up scan counts the blobs"
