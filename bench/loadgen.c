@@ -868,10 +868,8 @@ int main(int argc, char **argv)
     rng ^= (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);
     pattern = malloc(PATTERN_SIZE);
     lat = malloc(sizeof(double) * MAX_LAT);
-    if (O.lat_log && !(lat_log = fopen(O.lat_log, "w"))) {
-        fprintf(stderr, "plinth-loadgen: %s: %s\n", O.lat_log, strerror(errno));
-        return 2;
-    }
+    if (O.lat_log && !(lat_log = fopen(O.lat_log, "w")))
+        die("%s: %s", O.lat_log, strerror(errno));
     ttfb = malloc(sizeof(double) * MAX_LAT);
     if (!pattern || !lat || !ttfb)
         die("out of memory");

@@ -122,8 +122,8 @@ struct plinth_dn_put_s {
     blockfile_writer   w;
     uint8_t           *pend;          /* body bytes not yet written */
     size_t             npend;
-    int                direct;        /* O_DIRECT on fd: 0 never set, 1 set,
-                                       * 2 cleared again, -1 refused */
+    int                direct;        /* O_DIRECT on fd: 1 set, 0 not,
+                                       * -1 refused (never again) */
 };
 
 typedef struct {
@@ -171,8 +171,8 @@ static char *plinth_dn_read_names(const char *path, size_t len, size_t *n);
 
 /*
  * Open (creating if needed) the data directory: lock it, make objects/
- * (and its 256 ab/ directories) and tmp/, empty tmp/, count the blobs. Returns NULL with a reason in
- * err on failure.
+ * (and its 256 ab/ directories) and tmp/, empty tmp/, count the blobs.
+ * Returns NULL with a reason in err on failure.
  */
 plinth_dn_store *
 plinth_dn_store_open(const char *dir, uint32_t block_size, uint64_t capacity,
@@ -555,17 +555,19 @@ plinth_dn_put_direct(plinth_dn_put *p, int on)
 {
     int  fl;
 
-    if (p->direct < 0 || (on ? p->direct == 1 : p->direct != 1)) {
+    if (p->direct < 0 || p->direct == on) {
         return;
     }
     fl = fcntl(p->fd, F_GETFL);
     if (fl < 0 || fcntl(p->fd, F_SETFL,
                         on ? fl | O_DIRECT : fl & ~O_DIRECT) != 0)
     {
-        p->direct = on ? -1 : p->direct;
+        if (on) {
+            p->direct = -1;
+        }
         return;
     }
-    p->direct = on ? 1 : 2;
+    p->direct = on;
 }
 
 
